@@ -1,0 +1,34 @@
+"""Plugin-based AutoML experiment orchestrator: the public API for plugins and callers."""
+
+from orchestrator.components import (
+    Activation,
+    Architecture,
+    BuildContext,
+    DataBundle,
+    Dataset,
+    Loss,
+    Optimizer,
+    Regularizer,
+    RegularizerEffect,
+)
+from orchestrator.hookspecs import hookimpl
+from orchestrator.params import Choice, Fixed, Float, Int
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Activation",
+    "Architecture",
+    "BuildContext",
+    "Choice",
+    "DataBundle",
+    "Dataset",
+    "Fixed",
+    "Float",
+    "Int",
+    "Loss",
+    "Optimizer",
+    "Regularizer",
+    "RegularizerEffect",
+    "hookimpl",
+]

@@ -1,0 +1,5 @@
+"""`python -m orchestrator` is the `automl` command."""
+
+from orchestrator.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""Mini-batches by index over tensors already on the training device (no per-sample DataLoader)."""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import torch
+
+
+class IndexBatches:
+    """An epoch-wise iterable of `(x[idx], y[idx])` over a fresh seeded permutation each epoch."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> None:
+        self.x, self.y = x, y
+        self.batch_size = max(1, min(batch_size, len(x)))
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.randperm(len(self.x), generator=self.generator).to(self.x.device)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            yield self.x[idx], self.y[idx]
+
+
+def predict(model: torch.nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Outputs of `model` on `x` in eval mode, in chunks, without gradients."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        outputs = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+    model.train(was_training)
+    return outputs

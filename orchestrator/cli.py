@@ -1,0 +1,235 @@
+"""The `automl` command: run, validate, plugins, show, ui."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class CliError(Exception):
+    """A user error the command reports in one message, with exit code 2."""
+
+
+def _registry(plugin_dirs: Sequence[Path]) -> Any:
+    from orchestrator.plugins import PluginConflictError, load_registry
+
+    try:
+        registry = load_registry(plugin_dirs)
+    except PluginConflictError as exc:
+        raise CliError(str(exc)) from None
+    for error in registry.errors:
+        print(f"warning: {error}", file=sys.stderr)
+    return registry
+
+
+def _load(path: str, extra_dirs: Sequence[str]) -> tuple[Any, Any]:
+    """Read, validate and resolve a study file (nothing is created)."""
+    from orchestrator.studyfile import plugin_dirs_of, read_study_file, validate_study
+
+    data = read_study_file(path)
+    registry = _registry(plugin_dirs_of(path, data) + [Path(d).resolve() for d in extra_dirs])
+    return validate_study(path, data, registry), registry
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    spec, _ = _load(args.study, args.plugins_dir)
+    budget = spec.budget
+    print(f"{spec.path}: OK")
+    print(f"study      {spec.name}")
+    print(f"dataset    {spec.dataset.spec.name} {dict(spec.dataset_params)} ({spec.dataset.spec.input_kind} inputs)")
+    print(f"task       {spec.task}")
+    print(f"objective  {spec.direction} {spec.metric}")
+    print(f"budget     {budget.trials} trials, max {budget.max_epochs} epochs"
+          + (f", timeout {budget.timeout} s" if budget.timeout else ""))
+    print(f"sampler    {spec.sampler[0]} {dict(spec.sampler[1]) or ''}".rstrip())
+    print(f"pruner     {spec.pruner[0]} {dict(spec.pruner[1]) or ''}".rstrip())
+    print(f"seed       {spec.seed}")
+    print("search space:")
+    for line in spec.space.describe():
+        print(f"  {line}")
+    if spec.removed:
+        print("removed as incompatible:")
+        for line in spec.removed:
+            print(f"  {line}")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from orchestrator.runner import RunOptions, StudyRunner, resolve_storage
+    from orchestrator.storage import storage_problem
+
+    spec, registry = _load(args.study, args.plugins_dir)
+    options = RunOptions(trials=args.trials, timeout=args.timeout, storage=args.storage,
+                         tracking_uri=args.tracking_uri, tracking=not args.no_tracking, threads=args.threads)
+    problem = storage_problem(resolve_storage(spec, options))
+    if problem:
+        raise CliError(f"{spec.path}: storage: {problem}")
+    runner = StudyRunner(spec, registry, options)
+    reports = runner.run()
+    counts = {state: sum(r.state == state for r in reports) for state in ("COMPLETE", "PRUNED", "FAIL")}
+    print(f"Done: {len(reports)} trial(s): {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
+          f"{counts['FAIL']} failed. Review them with `automl show {args.study}` or `automl ui`.")
+    return EXIT_OK
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from orchestrator.plugins import describe_params
+
+    registry = _registry([Path(d).resolve() for d in args.plugins_dir])
+    rows = []
+    for entry in registry.all():
+        spec = entry.spec
+        row = {"kind": spec.kind, "name": spec.name, "plugin": entry.plugin, "description": spec.description,
+               "params": describe_params(spec.params)}
+        for attr in ("input_kinds", "tasks", "input_kind"):
+            if hasattr(spec, attr):
+                row[attr] = getattr(spec, attr)
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=list))
+        return EXIT_OK
+    kind = None
+    for row in rows:
+        if row["kind"] != kind:
+            kind = row["kind"]
+            print(f"{kind}s:")
+        print(f"  {row['name']:<18} {row['description']}  [{row['plugin']}]")
+        for pname, param in row["params"].items():
+            desc = (f"{param['low']}..{param['high']}{' log' if param.get('log') else ''}" if "low" in param
+                    else f"{param.get('choices', param.get('value'))}")
+            print(f"      {pname:<14} {desc} (default {param['default']}) {param.get('help', '')}")
+    return EXIT_OK
+
+
+def _study_name_and_storage(target: str, storage: str | None) -> tuple[str, str]:
+    from orchestrator.storage import default_storage_url
+
+    path = Path(target)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        from orchestrator.studyfile import read_study_file
+
+        data = read_study_file(path)
+        return str(data.get("name")), storage or data.get("storage") or default_storage_url()
+    return target, storage or default_storage_url()
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import optuna
+
+    from orchestrator.runner import CONFIG_ATTR, REASON_ATTR
+    from orchestrator.storage import open_storage, redact, storage_problem
+
+    name, url = _study_name_and_storage(args.study, args.storage)
+    problem = storage_problem(url)
+    if problem:
+        raise CliError(f"storage: {problem}")
+    if url.startswith("journal:") and not Path(url.removeprefix("journal:")).exists():
+        raise CliError(f"no study storage at {url}: run `automl run STUDY.yaml` first")
+    storage = open_storage(url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    if name not in names:
+        raise CliError(f"no study named {name!r} in {redact(url)}; studies there: {', '.join(names) or 'none'}")
+    study = optuna.load_study(study_name=name, storage=storage)
+    trials = study.get_trials(deepcopy=False)
+    counts = {state.name: sum(t.state == state for t in trials) for state in optuna.trial.TrialState}
+    counts = {k: v for k, v in counts.items() if v}
+    best = None
+    try:
+        bt = study.best_trial
+        best = {"number": bt.number, "value": bt.value, "params": bt.user_attrs.get(CONFIG_ATTR, bt.params)}
+    except ValueError:
+        pass
+    direction = study.direction.name.lower()
+    if args.json:
+        print(json.dumps({"study": name, "direction": direction, "trials": counts, "best": best}, indent=2))
+        return EXIT_OK
+    print(f"study {name} ({direction}) in {redact(url)}")
+    print("trials: " + (", ".join(f"{k.lower()} {v}" for k, v in counts.items()) or "none"))
+    if best:
+        print(f"best: trial {best['number']}, value {best['value']:.6g}")
+        for key, value in best["params"].items():
+            print(f"  {key}: {value}")
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL and REASON_ATTR in t.user_attrs]
+    for t in failed[-5:]:
+        print(f"failed trial {t.number}: {t.user_attrs[REASON_ATTR]}")
+    return EXIT_OK
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from orchestrator.tracking import default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri()
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
+               "--port", str(args.port)]
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    os.execv(sys.executable, command)
+    return EXIT_OK  # not reached
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="automl", description="Run AutoML studies: Optuna search, Lightning "
+                                     "training, MLflow tracking, every component a plugin.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def plugins_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--plugins-dir", action="append", default=[], metavar="DIR",
+                       help="a folder of local plugin .py files (repeatable); ./plugins/ is always searched")
+
+    run = sub.add_parser("run", help="run (or resume) a study from its file")
+    run.add_argument("study", help="study file (YAML)")
+    run.add_argument("--trials", type=int, help="trials to add in this run (default: budget.trials)")
+    run.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    run.add_argument("--storage", help="Optuna storage URL (default: journal file ./optuna.journal)")
+    run.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
+    run.add_argument("--no-tracking", action="store_true", help="do not record runs in MLflow")
+    run.add_argument("--threads", type=int, help="CPU threads for training (default: PyTorch's)")
+    plugins_dir(run)
+    run.set_defaults(func=cmd_run)
+
+    validate = sub.add_parser("validate", help="check a study file and show its resolved search space")
+    validate.add_argument("study")
+    plugins_dir(validate)
+    validate.set_defaults(func=cmd_validate)
+
+    plugins = sub.add_parser("plugins", help="list every registered component")
+    plugins.add_argument("--json", action="store_true")
+    plugins_dir(plugins)
+    plugins.set_defaults(func=cmd_plugins)
+
+    show = sub.add_parser("show", help="trial counts and the best trial of a study")
+    show.add_argument("study", help="study name or study file")
+    show.add_argument("--storage", help="Optuna storage URL (default: journal file ./optuna.journal)")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_show)
+
+    ui = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from orchestrator.runner import StudyChangedError
+    from orchestrator.studyfile import StudyFileError
+
+    try:
+        return args.func(args)
+    except (StudyFileError, StudyChangedError, CliError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: the running trial was marked FAIL and its MLflow run KILLED; "
+              "run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

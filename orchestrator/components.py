@@ -1,0 +1,153 @@
+"""Component spec objects that plugins register, and what their `build` callables receive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Mapping
+
+import torch
+from torch import nn
+
+from orchestrator.params import Param
+
+Kind = Literal["architecture", "activation", "loss", "optimizer", "regularizer", "dataset"]
+KINDS: tuple[Kind, ...] = ("architecture", "activation", "loss", "optimizer", "regularizer", "dataset")
+
+InputKind = Literal["vector", "sequence", "image"]
+INPUT_KINDS: tuple[InputKind, ...] = ("vector", "sequence", "image")
+
+Task = Literal["classification", "regression", "generative"]
+TASKS: tuple[Task, ...] = ("classification", "regression", "generative")
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    """A data set split three ways, held as tensors (moved to the training device whole).
+
+    Shapes: `vector` (N, features); `sequence` (N, length, channels); `image` (N, C, H, W).
+    Classification targets are class indices (int64); regression targets are (N, outputs) floats.
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    input_kind: InputKind
+    task: Task
+    output_size: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def to(self, device: torch.device | str) -> "DataBundle":
+        moved = {name: getattr(self, name).to(device) for name in
+                 ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+        return DataBundle(**moved, input_kind=self.input_kind, task=self.task, output_size=self.output_size)
+
+
+@dataclass(frozen=True)
+class RegularizerEffect:
+    """What one regularizer does, at the place it belongs. Every field is optional.
+
+    structure: `dropout` (a rate) and `norm` (a factory taking a feature count);
+    loss: `penalty(model) -> scalar tensor` added to the loss;
+    optimizer: `weight_decay`.
+    """
+
+    dropout: float | None = None
+    norm: Callable[[int], nn.Module] | None = None
+    penalty: Callable[[nn.Module], torch.Tensor] | None = None
+    weight_decay: float | None = None
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What the other choices decided, handed to every `build` that needs it.
+
+    An architecture calls `activation()` for each non-linearity, adds `nn.Dropout(dropout)`
+    when `dropout` > 0, and `norm(features)` after hidden layers when `norm` is set.
+    An optimizer applies `weight_decay`. Losses read `task` and `output_size`.
+    """
+
+    input_shape: tuple[int, ...]
+    input_kind: InputKind
+    output_size: int
+    task: Task
+    activation: Callable[[], nn.Module] = nn.ReLU
+    dropout: float = 0.0
+    norm: Callable[[int], nn.Module] | None = None
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    description: str
+    params: Mapping[str, Param] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"component name {self.name!r} must be a Python identifier (letters, digits, _)")
+        if not callable(getattr(self, "build", None)):
+            raise ValueError(f"{self.kind} {self.name!r} has no callable `build`")
+
+
+@dataclass(frozen=True)
+class Architecture(_Spec):
+    """A network: `build(params, ctx) -> nn.Module` mapping inputs to `ctx.output_size` outputs."""
+
+    build: Callable[[Mapping[str, Any], BuildContext], nn.Module] = None  # type: ignore[assignment]
+    input_kinds: tuple[InputKind, ...] = INPUT_KINDS
+    tasks: tuple[Task, ...] = ("classification", "regression")
+    kind = "architecture"
+
+
+@dataclass(frozen=True)
+class Activation(_Spec):
+    """A non-linearity: `build(params) -> nn.Module` (called once per layer)."""
+
+    build: Callable[[Mapping[str, Any]], nn.Module] = None  # type: ignore[assignment]
+    kind = "activation"
+
+
+@dataclass(frozen=True)
+class Loss(_Spec):
+    """A training loss: `build(params, ctx) -> callable(outputs, targets) -> scalar tensor`."""
+
+    build: Callable[[Mapping[str, Any], BuildContext], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None  # type: ignore[assignment]
+    tasks: tuple[Task, ...] = ("classification",)
+    kind = "loss"
+
+
+@dataclass(frozen=True)
+class Optimizer(_Spec):
+    """An optimizer: `build(params, parameters, ctx) -> torch.optim.Optimizer`."""
+
+    build: Callable[[Mapping[str, Any], Any, BuildContext], torch.optim.Optimizer] = None  # type: ignore[assignment]
+    kind = "optimizer"
+
+
+@dataclass(frozen=True)
+class Regularizer(_Spec):
+    """A regularizer: `build(params) -> RegularizerEffect`; a study may switch each on or off."""
+
+    build: Callable[[Mapping[str, Any]], RegularizerEffect] = None  # type: ignore[assignment]
+    tasks: tuple[Task, ...] = TASKS
+    kind = "regularizer"
+
+
+@dataclass(frozen=True)
+class Dataset(_Spec):
+    """A data set: `build(params, seed) -> DataBundle`. Its params are set in the study file, not searched."""
+
+    build: Callable[[Mapping[str, Any], int], DataBundle] = None  # type: ignore[assignment]
+    input_kind: InputKind = "vector"
+    tasks: tuple[Task, ...] = ("classification",)
+    kind = "dataset"
+
+
+ComponentSpec = Architecture | Activation | Loss | Optimizer | Regularizer | Dataset
+SPEC_TYPES: dict[str, type] = {cls.kind: cls for cls in (Architecture, Activation, Loss, Optimizer, Regularizer, Dataset)}

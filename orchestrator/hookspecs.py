@@ -1,0 +1,80 @@
+"""Every hook a plugin can implement. Implement them with `@orchestrator.hookimpl`."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+PROJECT = "automl"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+Register = Callable[[Any], None]
+
+# ---------------------------------------------------------------------------
+# Component hooks: called once when plugins are loaded. Each receives a
+# `register` callback that takes one spec object of the matching type; the host
+# checks names and duplicates. They return nothing.
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_architectures(register: Register) -> None:
+    """Register networks: call `register(orchestrator.Architecture(...))` for each."""
+
+
+@hookspec
+def register_activations(register: Register) -> None:
+    """Register non-linearities: call `register(orchestrator.Activation(...))` for each."""
+
+
+@hookspec
+def register_losses(register: Register) -> None:
+    """Register training losses: call `register(orchestrator.Loss(...))` for each."""
+
+
+@hookspec
+def register_optimizers(register: Register) -> None:
+    """Register optimizers: call `register(orchestrator.Optimizer(...))` for each."""
+
+
+@hookspec
+def register_regularizers(register: Register) -> None:
+    """Register regularizers: call `register(orchestrator.Regularizer(...))` for each."""
+
+
+@hookspec
+def register_datasets(register: Register) -> None:
+    """Register data sets: call `register(orchestrator.Dataset(...))` for each."""
+
+
+# ---------------------------------------------------------------------------
+# Lifecycle hooks: study and trial level only. Per-batch events belong to
+# Lightning's own Callback API (see `trial_callbacks`).
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def before_study(study: Any, spec: Any) -> None:
+    """Called once the Optuna study exists, before its first trial of this run."""
+
+
+@hookspec
+def before_trial(trial: Any, config: dict[str, Any]) -> None:
+    """Called after a trial's configuration is sampled, before its model is built."""
+
+
+@hookspec
+def after_trial(trial: Any, config: dict[str, Any], state: str, value: float | None, metrics: dict[str, float]) -> None:
+    """Called after a trial ended; `state` is COMPLETE, PRUNED or FAIL."""
+
+
+@hookspec
+def after_study(study: Any, spec: Any) -> None:
+    """Called once after the last trial of this run, also when the run was interrupted."""
+
+
+@hookspec
+def trial_callbacks(config: dict[str, Any]) -> list[Any]:
+    """Return extra `pytorch_lightning.Callback` objects for this trial's Trainer (or an empty list)."""

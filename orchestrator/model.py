@@ -1,0 +1,98 @@
+"""Assemble a trial's chosen components into one LightningModule."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Callable, Mapping, Sequence
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from orchestrator.components import BuildContext, DataBundle, RegularizerEffect
+from orchestrator.plugins import Registry
+from orchestrator.space import CHOSEN_KINDS, component_params
+
+
+class CandidateModule(pl.LightningModule):
+    """A network, its loss (plus regularizer penalties) and its optimizer, trained by Lightning.
+
+    The training loss is summed on the device and read once per epoch (`epoch_train_loss`),
+    so no step forces a host sync or a logger call.
+    """
+
+    def __init__(self, network: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                 make_optimizer: Callable[[Any], torch.optim.Optimizer],
+                 penalties: Sequence[Callable[[nn.Module], torch.Tensor]] = ()) -> None:
+        super().__init__()
+        self.network = network
+        self.loss_fn = loss_fn
+        self.make_optimizer = make_optimizer
+        self.penalties = list(penalties)
+        self._loss_sum = torch.zeros(())
+        self._batches = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = self.loss_fn(self.network(x), y)
+        for penalty in self.penalties:
+            loss = loss + penalty(self.network)
+        self._loss_sum += loss.detach()
+        self._batches += 1
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._batches = 0
+
+    def epoch_train_loss(self) -> float:
+        return float(self._loss_sum) / max(self._batches, 1)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.make_optimizer(self.network.parameters())
+
+
+def combine_effects(effects: Sequence[RegularizerEffect]) -> dict[str, Any]:
+    """Merge regularizer effects: the largest dropout, the last norm, summed weight decay, all penalties."""
+    dropouts = [e.dropout for e in effects if e.dropout is not None]
+    norms = [e.norm for e in effects if e.norm is not None]
+    return {
+        "dropout": max(dropouts, default=0.0),
+        "norm": norms[-1] if norms else None,
+        "weight_decay": sum(e.weight_decay or 0.0 for e in effects),
+        "penalties": [e.penalty for e in effects if e.penalty is not None],
+    }
+
+
+def build_context(config: Mapping[str, Any], registry: Registry, data: DataBundle) -> tuple[BuildContext, list]:
+    """The context every `build` receives, and the loss penalties the regularizers add."""
+    regularizers = [name.split(".", 1)[1] for name, used in config.items()
+                    if name.startswith("regularizer.") and name.count(".") == 1 and used]
+    effects = [registry.get("regularizer", name).spec.build(component_params(config, f"regularizer.{name}"))
+               for name in regularizers]
+    merged = combine_effects(effects)
+    activation = registry.get("activation", config["activation"]).spec
+    activation_params = component_params(config, f"activation.{config['activation']}")
+    ctx = BuildContext(input_shape=data.input_shape, input_kind=data.input_kind, output_size=data.output_size,
+                       task=data.task)
+    ctx = replace(ctx, activation=lambda: activation.build(activation_params), dropout=merged["dropout"],
+                  norm=merged["norm"], weight_decay=merged["weight_decay"])
+    return ctx, merged["penalties"]
+
+
+def assemble(config: Mapping[str, Any], registry: Registry, data: DataBundle) -> CandidateModule:
+    """Build the chosen architecture, loss and optimizer for one trial configuration."""
+    ctx, penalties = build_context(config, registry, data)
+    chosen = {kind: registry.get(kind, config[kind]).spec for kind in CHOSEN_KINDS}
+    params = {kind: component_params(config, f"{kind}.{config[kind]}") for kind in CHOSEN_KINDS}
+    network = chosen["architecture"].build(params["architecture"], ctx)
+    loss_fn = chosen["loss"].build(params["loss"], ctx)
+    optimizer = chosen["optimizer"]
+
+    def make_optimizer(parameters: Any) -> torch.optim.Optimizer:
+        return optimizer.build(params["optimizer"], parameters, ctx)
+
+    return CandidateModule(network, loss_fn, make_optimizer, penalties)

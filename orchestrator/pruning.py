@@ -1,0 +1,31 @@
+"""Our own Lightning pruning callback (optuna-integration's imports the other Lightning namespace)."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytorch_lightning as pl
+
+
+class OptunaPruning(pl.Callback):
+    """Reports `monitor` to the trial after each epoch and stops training when Optuna says prune.
+
+    Reads `trainer.callback_metrics[monitor]`, so it must come after the callback that computes it.
+    Stopping (rather than raising) lets the epoch's metrics be recorded before the trial ends.
+    """
+
+    def __init__(self, trial: optuna.trial.BaseTrial, monitor: str) -> None:
+        self.trial = trial
+        self.monitor = monitor
+        self.pruned_at: int | None = None
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None or not math.isfinite(float(value)):
+            return
+        epoch = trainer.current_epoch
+        self.trial.report(float(value), step=epoch)
+        if self.trial.should_prune():
+            self.pruned_at = epoch
+            trainer.should_stop = True

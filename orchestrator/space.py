@@ -1,0 +1,100 @@
+"""The resolved search space: conditional component choices expanded into flat namespaced params."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from orchestrator.params import Choice, Fixed, Param, Suggester
+
+CHOSEN_KINDS = ("architecture", "activation", "loss", "optimizer")
+
+
+@dataclass(frozen=True)
+class ComponentOptions:
+    """The names a study allows for one component kind, each with its (narrowed) params."""
+
+    kind: str
+    options: Mapping[str, Mapping[str, Param]]
+
+
+@dataclass(frozen=True)
+class RegularizerOption:
+    """One regularizer the study may use: searched on/off (`optional`) or always on."""
+
+    name: str
+    params: Mapping[str, Param]
+    optional: bool = True
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Component kinds to choose from, regularizers to switch, and shared hyperparameters.
+
+    `sample(trial)` returns a flat configuration: `architecture: mlp`,
+    `architecture.mlp.width: 128`, `regularizer.dropout: True`, `regularizer.dropout.p: 0.2`,
+    `batch_size: 100`. Only the chosen component's params are suggested (conditional space).
+    """
+
+    components: Mapping[str, ComponentOptions]
+    regularizers: tuple[RegularizerOption, ...] = ()
+    shared: Mapping[str, Param] = field(default_factory=dict)
+
+    def sample(self, trial: Suggester) -> dict[str, Any]:
+        config: dict[str, Any] = {}
+        for kind in CHOSEN_KINDS:
+            options = self.components[kind].options
+            names = list(options)
+            name = Choice(tuple(names)).suggest(trial, kind) if len(names) > 1 else names[0]
+            config[kind] = name
+            _suggest_all(trial, f"{kind}.{name}", options[name], config)
+        for reg in self.regularizers:
+            key = f"regularizer.{reg.name}"
+            used = Choice((True, False)).suggest(trial, key) if reg.optional else True
+            config[key] = used
+            if used:
+                _suggest_all(trial, key, reg.params, config)
+        _suggest_all(trial, "", self.shared, config)
+        return config
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready description, also used as the fingerprint that guards resumed studies."""
+        return {
+            **{kind: {name: {p: param.to_json() for p, param in params.items()}
+                      for name, params in self.components[kind].options.items()} for kind in CHOSEN_KINDS},
+            "regularizers": {reg.name: {"optional": reg.optional, **{p: v.to_json() for p, v in reg.params.items()}}
+                             for reg in self.regularizers},
+            **{name: param.to_json() for name, param in self.shared.items()},
+        }
+
+    def describe(self) -> list[str]:
+        """Readable lines: every kind, its choices and their parameter ranges."""
+        lines = []
+        for kind in CHOSEN_KINDS:
+            options = self.components[kind].options
+            lines.append(f"{kind}: {' | '.join(options)}")
+            for name, params in options.items():
+                for pname, param in params.items():
+                    lines.append(f"    {kind}.{name}.{pname}: {param.describe()}")
+        if self.regularizers:
+            lines.append("regularizers:")
+            for reg in self.regularizers:
+                lines.append(f"  regularizer.{reg.name}: {'on or off' if reg.optional else 'always on'}")
+                for pname, param in reg.params.items():
+                    lines.append(f"    regularizer.{reg.name}.{pname}: {param.describe()}")
+        for name, param in self.shared.items():
+            lines.append(f"{name}: {param.describe()}")
+        return lines
+
+
+def _suggest_all(trial: Suggester, prefix: str, params: Mapping[str, Param], config: dict[str, Any]) -> None:
+    for pname, param in params.items():
+        key = f"{prefix}.{pname}" if prefix else pname
+        config[key] = param.value if isinstance(param, Fixed) else param.suggest(trial, key)
+
+
+def component_params(config: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The params of one chosen component, without their namespace (`optimizer.adam.lr` -> `lr`)."""
+    start = prefix + "."
+    return {key[len(start):]: value for key, value in config.items()
+            if key.startswith(start) and "." not in key[len(start):]}

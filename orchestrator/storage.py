@@ -1,0 +1,59 @@
+"""Optuna storage from a URL: a journal file by default (no server), or an RDB URL."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import optuna
+from optuna.storages import JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+
+DEFAULT_JOURNAL = "optuna.journal"
+JOURNAL_PREFIX = "journal:"
+RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
+
+_PASSWORD = re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)")
+
+
+def redact(text: str) -> str:
+    """Hide passwords in any URL inside `text` (`user:secret@host` -> `user:***@host`)."""
+    return _PASSWORD.sub(r"\1***\3", text)
+
+
+def default_storage_url(cwd: Path | None = None) -> str:
+    """A journal file in the working directory: safe for several processes, no server needed."""
+    return f"{JOURNAL_PREFIX}{((cwd or Path.cwd()) / DEFAULT_JOURNAL).resolve()}"
+
+
+def storage_problem(url: str) -> str | None:
+    """Why `url` cannot be used as Optuna storage (checked before anything is created), or None."""
+    if url.startswith(JOURNAL_PREFIX):
+        folder = Path(url.removeprefix(JOURNAL_PREFIX)).expanduser().resolve().parent
+        return None if folder.is_dir() else f"the journal file's folder {folder} does not exist"
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    if "://" not in url or scheme not in RDB_SCHEMES:
+        return (f"unsupported storage URL {redact(url)!r}; use journal:PATH, sqlite:///PATH, "
+                "postgresql://USER@HOST/DB or mysql://...")
+    if scheme == "sqlite":
+        path = url.split(":///", 1)[-1]
+        folder = Path(path).expanduser().resolve().parent
+        return None if folder.is_dir() else f"the SQLite file's folder {folder} does not exist"
+    try:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(url)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:
+        return f"cannot connect to {redact(url)}: {redact(str(exc).splitlines()[0])}"
+    return None
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """The Optuna storage for a URL (`journal:PATH` or an RDB URL)."""
+    if url.startswith(JOURNAL_PREFIX):
+        path = Path(url.removeprefix(JOURNAL_PREFIX)).expanduser()
+        return JournalStorage(JournalFileBackend(str(path)))
+    return RDBStorage(url)

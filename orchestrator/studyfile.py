@@ -1,0 +1,426 @@
+"""Study files: load YAML, validate everything against the registry, resolve a StudySpec.
+
+Nothing here touches storage, MLflow or processes: a study that fails here leaves no trace.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from orchestrator.components import TASKS
+from orchestrator.params import Int, OverrideError, Param
+from orchestrator.plugins import Registered, Registry
+from orchestrator.samplers import PRUNERS, SAMPLERS, check_options
+from orchestrator.space import CHOSEN_KINDS, ComponentOptions, RegularizerOption, SearchSpace
+from orchestrator.tasks import default_objective, objective_choices
+
+TOP_KEYS = {"name", "description", "dataset", "task", "objective", "budget", "sampler", "pruner", "seed",
+            "search", "storage", "tracking_uri", "plugins_dir"}
+BUDGET_KEYS = {"trials", "timeout", "max_epochs"}
+OBJECTIVE_KEYS = {"metric", "direction"}
+SEARCH_KEYS = set(CHOSEN_KINDS) | {"regularizers", "batch_size"}
+SHARED_PARAMS: dict[str, Param] = {
+    "batch_size": Int(1, 8192, default=100, log=True, help="mini-batch size"),
+}
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class StudyFileError(Exception):
+    """One or more problems in a study file; each line names the file, the key path and the value."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(f"{path}: {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Budget:
+    trials: int = 10
+    timeout: float | None = None
+    max_epochs: int = 10
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study: everything a run needs, resolved against the registered components."""
+
+    name: str
+    path: Path
+    dataset: Registered
+    dataset_params: Mapping[str, Any]
+    task: str
+    metric: str
+    direction: str
+    budget: Budget
+    sampler: tuple[str, Mapping[str, Any]]
+    pruner: tuple[str, Mapping[str, Any]]
+    seed: int
+    space: SearchSpace
+    removed: tuple[str, ...] = ()
+    storage: str | None = None
+    tracking_uri: str | None = None
+    plugin_dirs: tuple[Path, ...] = ()
+    source: Mapping[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must not change when a study is resumed."""
+        return {"dataset": self.dataset.spec.name, "dataset_params": dict(self.dataset_params), "task": self.task,
+                "objective": {"metric": self.metric, "direction": self.direction}, "search": self.space.to_json()}
+
+    def resolved_yaml(self) -> str:
+        """The study as it runs: the file's keys with every default filled in."""
+        resolved = {
+            "name": self.name, "dataset": {"name": self.dataset.spec.name, **self.dataset_params}, "task": self.task,
+            "objective": {"metric": self.metric, "direction": self.direction},
+            "budget": vars(self.budget), "sampler": {"name": self.sampler[0], **self.sampler[1]},
+            "pruner": {"name": self.pruner[0], **self.pruner[1]}, "seed": self.seed,
+            "search": self.space.to_json(),
+        }
+        return yaml.safe_dump(resolved, sort_keys=False)
+
+
+class _Checker:
+    """Collects problems with their key paths instead of stopping at the first."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[str] = []
+
+    def add(self, key: str, value: Any, message: str) -> None:
+        self.problems.append(f"{key}: {message} (got {value!r})" if key else f"{message} (got {value!r})")
+
+    def unknown_keys(self, where: str, data: Mapping[str, Any], allowed: set[str]) -> None:
+        for key in data:
+            if key not in allowed:
+                self.add(_join(where, str(key)), key, f"unknown key{_nearest(str(key), allowed)}; allowed: "
+                         + ", ".join(sorted(allowed)))
+
+    def mapping(self, key: str, value: Any) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.add(key, value, "must be a mapping")
+            return {}
+        return value
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _nearest(name: str, options: Any) -> str:
+    close = difflib.get_close_matches(name, [str(o) for o in options], n=3, cutoff=0.5)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def read_study_file(path: str | Path) -> dict[str, Any]:
+    """Parse a study file with `yaml.safe_load`; errors name the file and the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise StudyFileError(str(path), ["file not found" if not path.exists() else "not a file"])
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise StudyFileError(str(path), [f"YAML syntax error: {line}{exc.problem or exc}"]) from None
+    except yaml.YAMLError as exc:
+        raise StudyFileError(str(path), [f"YAML error: {exc}"]) from None
+    if not isinstance(data, dict):
+        raise StudyFileError(str(path), [f"a study file is a mapping of keys (name, dataset, search, ...), "
+                                         f"got {type(data).__name__}"])
+    return data
+
+
+def plugin_dirs_of(path: str | Path, data: Mapping[str, Any]) -> list[Path]:
+    """The study's `plugins_dir` entries, relative to the study file."""
+    raw = data.get("plugins_dir")
+    entries = raw if isinstance(raw, list) else [raw] if isinstance(raw, str) else []
+    return [(Path(path).parent / entry).resolve() for entry in entries]
+
+
+def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry) -> StudySpec:
+    """Check every key of a parsed study file and resolve it; raise StudyFileError listing all problems."""
+    check = _Checker(str(path))
+    check.unknown_keys("", data, TOP_KEYS)
+
+    name = data.get("name")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        check.add("name", name, "required: a study name of letters, digits, '_', '.', '-'")
+
+    dataset, dataset_params = _check_dataset(check, data.get("dataset"), registry)
+    task = _check_task(check, data.get("task"), dataset)
+    metric, direction = _check_objective(check, data.get("objective"), task)
+    budget = _check_budget(check, data.get("budget"))
+    sampler = _check_strategy(check, "sampler", data.get("sampler", "tpe"), SAMPLERS)
+    pruner = _check_strategy(check, "pruner", data.get("pruner", "median"), PRUNERS)
+    seed = data.get("seed", 0)
+    if not _is_int(seed) or seed < 0:
+        check.add("seed", seed, "must be a non-negative integer")
+    for key in ("storage", "tracking_uri"):
+        if key in data and not isinstance(data[key], str):
+            check.add(key, data[key], "must be a string URL")
+    raw_dirs = data.get("plugins_dir")
+    if raw_dirs is not None and not (isinstance(raw_dirs, str) or
+                                     (isinstance(raw_dirs, list) and all(isinstance(d, str) for d in raw_dirs))):
+        check.add("plugins_dir", raw_dirs, "must be a folder path or a list of them")
+
+    space, removed = (None, [])
+    if dataset is not None and task is not None:
+        space, removed = _check_search(check, data.get("search"), registry, dataset, task)
+
+    if check.problems:
+        raise StudyFileError(str(path), check.problems)
+    assert dataset is not None and task is not None and space is not None
+    return StudySpec(
+        name=name, path=Path(path), dataset=dataset, dataset_params=dataset_params, task=task, metric=metric,
+        direction=direction, budget=budget, sampler=sampler, pruner=pruner, seed=seed, space=space,
+        removed=tuple(removed), storage=data.get("storage"), tracking_uri=data.get("tracking_uri"),
+        plugin_dirs=tuple(plugin_dirs_of(path, data)), source=dict(data))
+
+
+def _check_dataset(check: _Checker, raw: Any, registry: Registry) -> tuple[Registered | None, dict[str, Any]]:
+    options = raw if isinstance(raw, dict) else {"name": raw}
+    name = options.get("name")
+    if not isinstance(name, str):
+        check.add("dataset" if not isinstance(raw, dict) else "dataset.name", name,
+                  f"required: a data set name, one of {registry.names('dataset')}")
+        return None, {}
+    if name not in registry.components["dataset"]:
+        check.add("dataset" if not isinstance(raw, dict) else "dataset.name", name,
+                  f"unknown data set{_nearest(name, registry.names('dataset'))}; registered: "
+                  + ", ".join(registry.names("dataset")))
+        return None, {}
+    dataset = registry.get("dataset", name)
+    declared = dataset.spec.params
+    params = {pname: param.default for pname, param in declared.items()}
+    for key, value in options.items():
+        if key == "name":
+            continue
+        where = f"dataset.{key}"
+        if key not in declared:
+            check.add(where, key, f"unknown option of data set {name!r}{_nearest(key, declared)}; allowed: "
+                      + (", ".join(declared) or "none"))
+        elif not declared[key].contains(value):
+            check.add(where, value, f"must be {declared[key].describe()}")
+        else:
+            params[key] = value
+    return dataset, params
+
+
+def _check_task(check: _Checker, raw: Any, dataset: Registered | None) -> str | None:
+    if raw is not None and raw not in TASKS:
+        check.add("task", raw, f"unknown task{_nearest(str(raw), TASKS)}; allowed: {', '.join(TASKS)}")
+        return None
+    if dataset is None:
+        return raw
+    tasks = dataset.spec.tasks  # type: ignore[union-attr]
+    if raw is None:
+        return tasks[0]
+    if raw not in tasks:
+        check.add("task", raw, f"data set {dataset.spec.name!r} supports {', '.join(tasks)}")
+        return None
+    return raw
+
+
+def _check_objective(check: _Checker, raw: Any, task: str | None) -> tuple[str, str]:
+    objective = check.mapping("objective", raw)
+    check.unknown_keys("objective", objective, OBJECTIVE_KEYS)
+    if task is None:
+        return "", ""
+    allowed = objective_choices(task)
+    metric, direction = default_objective(task)
+    metric = objective.get("metric", metric)
+    if metric not in allowed:
+        check.add("objective.metric", metric, f"not a {task} metric{_nearest(str(metric), allowed)}; allowed: "
+                  + ", ".join(allowed))
+        return metric, direction
+    direction = objective.get("direction", allowed[metric])
+    if direction not in ("maximize", "minimize"):
+        check.add("objective.direction", direction, "must be maximize or minimize")
+    return metric, direction
+
+
+def _check_budget(check: _Checker, raw: Any) -> Budget:
+    budget = check.mapping("budget", raw)
+    check.unknown_keys("budget", budget, BUDGET_KEYS)
+    trials = budget.get("trials", Budget.trials)
+    max_epochs = budget.get("max_epochs", Budget.max_epochs)
+    timeout = budget.get("timeout")
+    if not _is_int(trials) or trials < 1:
+        check.add("budget.trials", trials, "must be an integer >= 1")
+    if not _is_int(max_epochs) or max_epochs < 1:
+        check.add("budget.max_epochs", max_epochs, "must be an integer >= 1")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        check.add("budget.timeout", timeout, "must be a number of seconds > 0")
+    return Budget(trials=trials, timeout=timeout, max_epochs=max_epochs)
+
+
+def _check_strategy(check: _Checker, key: str, raw: Any, known: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    options = dict(raw) if isinstance(raw, dict) else {"name": raw}
+    name = options.pop("name", None)
+    if name not in known:
+        check.add(f"{key}.name" if isinstance(raw, dict) else key, name,
+                  f"unknown {key}{_nearest(str(name), known)}; allowed: {', '.join(known)}")
+        return str(name), options
+    for problem_key, problem in check_options(known[name], options):
+        check.add(f"{key}.{problem_key}", options.get(problem_key), problem)
+    return name, options
+
+
+def _check_search(check: _Checker, raw: Any, registry: Registry, dataset: Registered,
+                  task: str) -> tuple[SearchSpace | None, list[str]]:
+    search = check.mapping("search", raw)
+    check.unknown_keys("search", search, SEARCH_KEYS)
+    input_kind = dataset.spec.input_kind  # type: ignore[union-attr]
+    removed: list[str] = []
+    components: dict[str, ComponentOptions] = {}
+    for kind in CHOSEN_KINDS:
+        options = _check_component_kind(check, kind, search.get(kind), registry, input_kind, task, removed)
+        if options is not None:
+            components[kind] = ComponentOptions(kind, options)
+    regularizers = _check_regularizers(check, search.get("regularizers"), registry, task)
+    shared = {}
+    for pname, declared in SHARED_PARAMS.items():
+        shared[pname] = _narrow(check, f"search.{pname}", declared, search[pname]) if pname in search else declared
+    if len(components) < len(CHOSEN_KINDS):
+        return None, removed
+    return SearchSpace(components, tuple(regularizers), shared), removed
+
+
+def incompatibility(kind: str, entry: Registered, input_kind: str, task: str) -> str | None:
+    """Why a component cannot be used with this data, or None when it can."""
+    spec = entry.spec
+    tasks = getattr(spec, "tasks", None)
+    if tasks is not None and task not in tasks:
+        return f"{kind} {spec.name!r} is for {'/'.join(tasks)}, this study's task is {task}"
+    kinds = getattr(spec, "input_kinds", None)
+    if kinds is not None and input_kind not in kinds:
+        return f"{kind} {spec.name!r} takes {'/'.join(kinds)} inputs, this data set gives {input_kind}"
+    return None
+
+
+def _check_component_kind(check: _Checker, kind: str, raw: Any, registry: Registry, input_kind: str, task: str,
+                          removed: list[str]) -> dict[str, dict[str, Param]] | None:
+    where = f"search.{kind}"
+    registered = registry.names(kind)
+    if raw is None or raw == "all":
+        # Not named by the study: every compatible component, the others removed with the reason.
+        named: dict[str, Any] = {}
+        for name in registered:
+            reason = incompatibility(kind, registry.get(kind, name), input_kind, task)
+            if reason:
+                removed.append(f"{where}: removed {name!r}: {reason}")
+            else:
+                named[name] = None
+        if not named:
+            check.add(where, raw, f"no registered {kind} is compatible with {input_kind} inputs and task {task}")
+            return None
+    elif isinstance(raw, str):
+        named = {raw: None}
+    elif isinstance(raw, list):
+        if not raw:
+            check.add(where, raw, f"an empty list; name at least one {kind}: {', '.join(registered)}")
+            return None
+        named = {}
+        for item in raw:
+            if not isinstance(item, str):
+                check.add(where, item, f"list items must be {kind} names")
+            named[str(item)] = None
+    elif isinstance(raw, dict):
+        if not raw:
+            check.add(where, raw, f"an empty mapping; name at least one {kind}: {', '.join(registered)}")
+            return None
+        named = raw
+    else:
+        check.add(where, raw, f"must be a {kind} name, a list of names, or a mapping of names to parameter ranges")
+        return None
+
+    options: dict[str, dict[str, Param]] = {}
+    for name, overrides in named.items():
+        key = f"{where}.{name}" if isinstance(raw, dict) else where
+        if name not in registry.components[kind]:
+            check.add(key, name, f"unknown {kind}{_nearest(name, registered)}; registered: {', '.join(registered)}")
+            continue
+        reason = incompatibility(kind, registry.get(kind, name), input_kind, task)
+        if reason:
+            compatible = [n for n in registered if not incompatibility(kind, registry.get(kind, n), input_kind, task)]
+            check.add(key, name, f"incompatible: {reason}; compatible: {', '.join(compatible) or 'none'}")
+            continue
+        options[name] = _narrow_params(check, f"{where}.{name}", registry.get(kind, name).spec.params, overrides)
+    return options if options else None
+
+
+def _check_regularizers(check: _Checker, raw: Any, registry: Registry, task: str) -> list[RegularizerOption]:
+    where = "search.regularizers"
+    if raw is None:
+        return []
+    if isinstance(raw, list):
+        named: dict[str, Any] = {str(item): None for item in raw}
+    elif isinstance(raw, dict):
+        named = raw
+    else:
+        check.add(where, raw, "must be a list of regularizer names or a mapping of names to parameter ranges")
+        return []
+    registered = registry.names("regularizer")
+    result = []
+    for name, overrides in named.items():
+        key = f"{where}.{name}"
+        if name not in registry.components["regularizer"]:
+            check.add(key, name, f"unknown regularizer{_nearest(name, registered)}; registered: "
+                      + ", ".join(registered))
+            continue
+        reason = incompatibility("regularizer", registry.get("regularizer", name), "", task)
+        if reason:
+            check.add(key, name, f"incompatible: {reason}")
+            continue
+        overrides = dict(overrides) if isinstance(overrides, dict) else overrides
+        optional = True
+        if isinstance(overrides, dict) and "optional" in overrides:
+            optional = overrides.pop("optional")
+            if not isinstance(optional, bool):
+                check.add(f"{key}.optional", optional, "must be true (searched on/off) or false (always on)")
+        params = _narrow_params(check, key, registry.get("regularizer", name).spec.params, overrides)
+        result.append(RegularizerOption(name, params, optional is not False))
+    return result
+
+
+def _narrow_params(check: _Checker, where: str, declared: Mapping[str, Param], overrides: Any) -> dict[str, Param]:
+    if overrides is None:
+        return dict(declared)
+    if not isinstance(overrides, dict):
+        check.add(where, overrides, "must be a mapping of parameter names to a value, a list or {low, high}")
+        return dict(declared)
+    params = dict(declared)
+    for pname, override in overrides.items():
+        key = f"{where}.{pname}"
+        if pname not in declared:
+            check.add(key, pname, f"unknown parameter{_nearest(str(pname), declared)}; declared: "
+                      + (", ".join(declared) or "none"))
+            continue
+        params[pname] = _narrow(check, key, declared[pname], override)
+    return params
+
+
+def _narrow(check: _Checker, key: str, declared: Param, override: Any) -> Param:
+    try:
+        return declared.narrow(override)
+    except OverrideError as exc:
+        check.add(key, override, f"{exc}; declared: {declared.describe()}")
+        return declared
+
+
+def load_study(path: str | Path, registry: Registry) -> StudySpec:
+    """Read and validate a study file in one step."""
+    return validate_study(path, read_study_file(path), registry)

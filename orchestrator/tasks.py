@@ -1,0 +1,49 @@
+"""Tasks and the metrics that judge them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric over a whole split: `compute(outputs, targets) -> scalar tensor`."""
+
+    name: str
+    direction: str  # "maximize" or "minimize"
+    compute: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return (outputs.argmax(dim=1) == targets).float().mean()
+
+
+def _rmse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return (outputs - targets.view_as(outputs)).pow(2).mean().sqrt()
+
+
+def _mae(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return (outputs - targets.view_as(outputs)).abs().mean()
+
+
+TASK_METRICS: dict[str, tuple[Metric, ...]] = {
+    "classification": (Metric("accuracy", "maximize", _accuracy),),
+    "regression": (Metric("rmse", "minimize", _rmse), Metric("mae", "minimize", _mae)),
+    "generative": (),
+}
+
+
+def objective_choices(task: str) -> dict[str, str]:
+    """Objective metric names allowed for a task, with their natural direction."""
+    choices = {f"val_{m.name}": m.direction for m in TASK_METRICS[task]}
+    choices["val_loss"] = "minimize"
+    return choices
+
+
+def default_objective(task: str) -> tuple[str, str]:
+    """The objective a study gets when its file names none."""
+    metric = TASK_METRICS[task][0]
+    return f"val_{metric.name}", metric.direction

@@ -1,0 +1,161 @@
+"""MLflow tracking: experiment per study, parent run per study, child run per trial.
+
+Every MLflow call runs in order on one background thread, so a trial never waits for a
+tracking write (a synchronous SQLite write costs ~20 ms). Epoch metrics are buffered and
+written with `log_batch` at most every `flush_seconds` and at the trial's end.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from orchestrator.storage import redact
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+PARENT_RUN_ATTR = "mlflow_parent_run_id"
+MAX_PARAMS_PER_BATCH = 100
+MAX_PARAM_LENGTH = 6000
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "INTERRUPTED": "KILLED"}
+
+
+def default_tracking_uri(cwd: Path | None = None) -> str:
+    """`sqlite:///mlflow.db` in the working directory, as an absolute path."""
+    return f"sqlite:///{((cwd or Path.cwd()) / 'mlflow.db').resolve()}"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _param_value(value: Any) -> str:
+    return str(value)[:MAX_PARAM_LENGTH]
+
+
+class TrialRun:
+    """A trial's child run: buffered epoch metrics, flushed by time and at the end."""
+
+    def __init__(self, tracker: "Tracker", run_id: Future, flush_seconds: float) -> None:
+        self.tracker = tracker
+        self.run_id = run_id
+        self.flush_seconds = flush_seconds
+        self.pending: list[Metric] = []
+        self.last_flush = time.monotonic()
+
+    def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        now = _now_ms()
+        self.pending.extend(Metric(k, float(v), now, epoch) for k, v in metrics.items())
+        if time.monotonic() - self.last_flush >= self.flush_seconds:
+            self.flush()
+
+    def flush(self, tags: Mapping[str, str] | None = None, metrics: Mapping[str, float] | None = None) -> None:
+        batch, self.pending = self.pending, []
+        now = _now_ms()
+        batch += [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
+        run_tags = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        self.last_flush = time.monotonic()
+        if batch or run_tags:
+            self.tracker.submit(lambda c: c.log_batch(self.run_id.result(), metrics=batch, tags=run_tags))
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.tracker.submit(lambda c: c.log_text(self.run_id.result(), text, artifact_file))
+
+    def end(self, state: str, metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
+        """Write what is left and close the run with the MLflow status for `state`."""
+        self.flush(tags={"state": state, **tags}, metrics=metrics)
+        status = RUN_STATUS[state]
+        self.tracker.submit(lambda c: c.set_terminated(self.run_id.result(), status=status))
+
+
+class Tracker:
+    """Writes a study's runs to MLflow in the background, in order; `close()` waits for all writes."""
+
+    def __init__(self, tracking_uri: str | None = None, flush_seconds: float = 10.0) -> None:
+        self.tracking_uri = tracking_uri or default_tracking_uri()
+        self.flush_seconds = flush_seconds
+        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-writer")
+        self.errors: list[str] = []
+        self.parent_run_id: str | None = None
+        self.experiment_id: str | None = None
+
+    def submit(self, call: Callable[[MlflowClient], Any]) -> Future:
+        def guarded() -> Any:
+            try:
+                return call(self.client)
+            except Exception as exc:  # tracking must never stop the study
+                message = f"MLflow write failed: {type(exc).__name__}: {redact(str(exc))}"
+                if not self.errors:
+                    print(f"warning: {message}", file=sys.stderr)
+                self.errors.append(message)
+                raise
+
+        return self.executor.submit(guarded)
+
+    # -- study ---------------------------------------------------------------------------------
+
+    def open_study(self, study_name: str, parent_run_id: str | None, tags: Mapping[str, str],
+                   study_yaml: str) -> str:
+        """Get or create the experiment and the parent run (reopened when resuming); return its id."""
+        experiment = self.client.get_experiment_by_name(study_name)
+        if experiment is None:
+            artifact_location = None
+            if self.tracking_uri.startswith("sqlite:///"):
+                db = Path(self.tracking_uri.removeprefix("sqlite:///"))
+                artifact_location = (db.parent / "mlartifacts").resolve().as_uri()
+            self.experiment_id = self.client.create_experiment(study_name, artifact_location=artifact_location)
+        else:
+            if experiment.lifecycle_stage == "deleted":
+                self.client.restore_experiment(experiment.experiment_id)
+            self.experiment_id = experiment.experiment_id
+        if parent_run_id is not None and self._run_exists(parent_run_id):
+            self.client.update_run(parent_run_id, status="RUNNING")
+            self.parent_run_id = parent_run_id
+        else:
+            run = self.client.create_run(self.experiment_id, run_name=study_name,
+                                         tags={"automl.role": "study", **tags})
+            self.parent_run_id = run.info.run_id
+        self.client.log_text(self.parent_run_id, study_yaml, "study.yaml")
+        return self.parent_run_id
+
+    def _run_exists(self, run_id: str) -> bool:
+        try:
+            self.client.get_run(run_id)
+            return True
+        except Exception:
+            return False
+
+    def update_study(self, metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
+        parent = self.parent_run_id
+        batch = [Metric(k, float(v), _now_ms(), 0) for k, v in metrics.items()]
+        self.submit(lambda c: c.log_batch(parent, metrics=batch, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
+
+    def close_study(self, status: str) -> None:
+        """Close the parent run with `status` (FINISHED, FAILED or KILLED) and wait for every write."""
+        parent = self.parent_run_id
+        if parent is not None:
+            self.submit(lambda c: c.set_terminated(parent, status=status))
+        self.executor.shutdown(wait=True)
+
+    # -- trials --------------------------------------------------------------------------------
+
+    def start_trial(self, number: int, config: Mapping[str, Any], tags: Mapping[str, str]) -> TrialRun:
+        """Open a child run with every parameter of the configuration (written in the background)."""
+        params = [Param(k, _param_value(v)) for k, v in config.items()]
+        experiment_id, parent = self.experiment_id, self.parent_run_id
+
+        def create(c: MlflowClient) -> str:
+            run = c.create_run(experiment_id, run_name=f"trial-{number}",
+                               tags={"mlflow.parentRunId": parent, "automl.role": "trial",
+                                     "optuna.trial_number": str(number), **tags})
+            for start in range(0, len(params), MAX_PARAMS_PER_BATCH):
+                c.log_batch(run.info.run_id, params=params[start:start + MAX_PARAMS_PER_BATCH])
+            return run.info.run_id
+
+        return TrialRun(self, self.submit(create), self.flush_seconds)

@@ -1,0 +1,112 @@
+"""Train one configuration with Lightning: minimal Trainer, index batches, per-epoch metrics."""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import optuna
+import pytorch_lightning as pl
+import torch
+
+from orchestrator.batches import IndexBatches, predict
+from orchestrator.components import DataBundle
+from orchestrator.model import CandidateModule, assemble
+from orchestrator.plugins import Registry
+from orchestrator.pruning import OptunaPruning
+from orchestrator.tasks import TASK_METRICS
+
+EpochListener = Callable[[int, dict[str, float]], None]
+
+
+def quiet_libraries() -> None:
+    """Silence per-Trainer banners, Optuna's per-trial log lines and MLflow's set-up chatter."""
+    for name in ("pytorch_lightning", "lightning_fabric", "mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING if name == "mlflow" else logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"pytorch_lightning\..*")
+    warnings.filterwarnings("ignore", module=r"lightning_fabric\..*")
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def training_device() -> str:
+    """`cuda` when a GPU is visible, else `cpu`."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def split_metrics(module: CandidateModule, data: DataBundle, split: str) -> dict[str, float]:
+    """Loss and task metrics of the current model on `val` or `test`."""
+    x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+    outputs = predict(module.network, x)
+    metrics = {f"{split}_loss": float(module.loss_fn(outputs, y))}
+    for metric in TASK_METRICS[data.task]:
+        metrics[f"{split}_{metric.name}"] = float(metric.compute(outputs, y))
+    return metrics
+
+
+class EpochEvaluator(pl.Callback):
+    """After each training epoch: train loss, validation loss and metrics into `callback_metrics`.
+
+    Stops training when the training loss is no longer finite (divergence).
+    """
+
+    def __init__(self, data: DataBundle, listeners: Sequence[EpochListener] = ()) -> None:
+        self.data = data
+        self.listeners = list(listeners)
+        self.history: list[dict[str, float]] = []
+        self.diverged_at: int | None = None
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        assert isinstance(pl_module, CandidateModule)
+        metrics = {"train_loss": pl_module.epoch_train_loss(), **split_metrics(pl_module, self.data, "val")}
+        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
+        self.history.append(metrics)
+        if not math.isfinite(metrics["train_loss"]):
+            self.diverged_at = trainer.current_epoch
+            trainer.should_stop = True
+        for listener in self.listeners:
+            listener(trainer.current_epoch, metrics)
+
+
+@dataclass
+class TrainingResult:
+    """What one training run produced: per-epoch history, final test metrics, how it stopped."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    pruned_at: int | None = None
+    diverged_at: int | None = None
+    model: CandidateModule | None = None
+
+    @property
+    def epochs(self) -> int:
+        return len(self.history)
+
+    def last(self, metric: str) -> float | None:
+        return self.history[-1].get(metric) if self.history else None
+
+
+def train(config: Mapping[str, Any], registry: Registry, data: DataBundle, *, max_epochs: int, seed: int,
+          trial: optuna.trial.BaseTrial | None = None, monitor: str = "val_loss",
+          listeners: Sequence[EpochListener] = (), callbacks: Sequence[pl.Callback] = ()) -> TrainingResult:
+    """Build the configuration's model and train it; `data` must already be on the training device."""
+    torch.manual_seed(seed)
+    module = assemble(config, registry, data)
+    evaluator = EpochEvaluator(data, listeners)
+    pruning = OptunaPruning(trial, monitor) if trial is not None else None
+    trainer = pl.Trainer(
+        max_epochs=max_epochs, accelerator="gpu" if data.x_train.is_cuda else "cpu", devices=1,
+        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=1_000_000,
+        callbacks=[evaluator, *([pruning] if pruning else []), *callbacks],
+    )
+    batches = IndexBatches(data.x_train, data.y_train, int(config.get("batch_size", 100)), seed)
+    trainer.fit(module, train_dataloaders=batches)
+    result = TrainingResult(history=evaluator.history, pruned_at=pruning.pruned_at if pruning else None,
+                            diverged_at=evaluator.diverged_at, model=module)
+    if result.diverged_at is None:
+        result.test_metrics = split_metrics(module, data, "test")
+    return result

@@ -1,0 +1,31 @@
+"""Built-in optimizers."""
+
+import torch
+
+from orchestrator import Choice, Float, Optimizer, hookimpl
+
+
+def build_sgd(params, parameters, ctx):
+    """Mini-batch SGD with (optionally Nesterov) momentum."""
+    return torch.optim.SGD(parameters, lr=params["lr"], momentum=params["momentum"],
+                           nesterov=params["nesterov"] and params["momentum"] > 0, weight_decay=ctx.weight_decay)
+
+
+def build_adam(params, parameters, ctx):
+    """Adam with the chosen betas."""
+    return torch.optim.Adam(parameters, lr=params["lr"], betas=(params["beta1"], params["beta2"]),
+                            weight_decay=ctx.weight_decay)
+
+
+@hookimpl
+def register_optimizers(register):
+    register(Optimizer("sgd", "Stochastic gradient descent on mini-batches, with momentum.", params={
+        "lr": Float(1e-4, 1.0, default=0.05, log=True, help="learning rate"),
+        "momentum": Float(0.0, 0.99, default=0.9, help="momentum factor"),
+        "nesterov": Choice((True, False), default=True, help="Nesterov momentum"),
+    }, build=build_sgd))
+    register(Optimizer("adam", "Adam: adaptive moment estimation.", params={
+        "lr": Float(1e-5, 1e-1, default=1e-3, log=True, help="learning rate"),
+        "beta1": Float(0.5, 0.99, default=0.9, help="first-moment decay"),
+        "beta2": Float(0.9, 0.9999, default=0.999, help="second-moment decay"),
+    }, build=build_adam))
