@@ -6,8 +6,6 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, Union
 
-import optuna
-
 
 class OverrideError(ValueError):
     """A study file's override does not fit the declared hyperparameter."""
@@ -25,6 +23,16 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def is_finite_number(value: Any) -> bool:
+    """True for an int or float (not a bool) that is neither NaN nor infinite."""
+    return _is_number(value) and math.isfinite(value)
+
+
+def _member(value: Any, choices: tuple[Any, ...]) -> bool:
+    """`value in choices`, except that True/False never match 1/0."""
+    return any(value == c and isinstance(value, bool) == isinstance(c, bool) for c in choices)
+
+
 @dataclass(frozen=True)
 class _Range:
     low: float
@@ -35,6 +43,11 @@ class _Range:
     help: str = ""
 
     def __post_init__(self) -> None:
+        for key in ("low", "high", "default"):
+            if not is_finite_number(getattr(self, key)):
+                raise OverrideError(f"{key} must be a finite number, got {getattr(self, key)!r}")
+        if self.step is not None and not (is_finite_number(self.step) and self.step > 0):
+            raise OverrideError(f"step must be a number > 0, got {self.step!r}")
         if self.low > self.high:
             raise OverrideError(f"low {self.low!r} is greater than high {self.high!r}")
         if self.log and self.low <= 0:
@@ -52,7 +65,7 @@ class _Range:
                 "step": self.step, "default": self.default, "help": self.help}
 
     def contains(self, value: Any) -> bool:
-        return _is_number(value) and self.low <= value <= self.high
+        return is_finite_number(value) and self.low <= value <= self.high
 
     def narrow(self, override: Any) -> "Param":
         """Return this parameter restricted by a study-file override.
@@ -150,7 +163,7 @@ class Choice:
         return trial.suggest_categorical(name, list(self.choices))
 
     def contains(self, value: Any) -> bool:
-        return value in self.choices
+        return _member(value, self.choices)
 
     def describe(self) -> str:
         return f"one of {list(self.choices)} (default {self.default!r})"
@@ -162,7 +175,7 @@ class Choice:
         values = override if isinstance(override, list) else [override]
         if isinstance(override, dict) or not values:
             raise OverrideError(f"give one of {list(self.choices)} or a non-empty list of them")
-        bad = [v for v in values if v not in self.choices]
+        bad = [v for v in values if not _member(v, self.choices)]
         if bad:
             raise OverrideError(f"{bad[0]!r} is not one of {list(self.choices)}")
         if isinstance(override, list):
@@ -201,20 +214,3 @@ class Fixed:
 
 
 Param = Union[Float, Int, Choice, Fixed]
-
-
-def is_finite_number(value: Any) -> bool:
-    """True for an int or float that is neither NaN nor infinite."""
-    return _is_number(value) and math.isfinite(value)
-
-
-def distribution_of(param: Param) -> optuna.distributions.BaseDistribution | None:
-    """The Optuna distribution a parameter is suggested from (None when it is fixed)."""
-    if isinstance(param, Float):
-        return optuna.distributions.FloatDistribution(param.low, param.high, log=param.log, step=param.step)
-    if isinstance(param, Int):
-        return optuna.distributions.IntDistribution(int(param.low), int(param.high), log=param.log,
-                                                    step=int(param.step or 1))
-    if isinstance(param, Choice):
-        return optuna.distributions.CategoricalDistribution(list(param.choices))
-    return None

@@ -50,7 +50,15 @@ def check_options(strategy: Strategy, options: Mapping[str, Any]) -> Iterator[tu
         yield key, f"unknown option of {strategy.cls.__name__}; allowed: {', '.join(allowed) or 'none'}"
     if unknown or not options:
         return
-    try:
-        strategy.build(options, seed=0)
-    except (TypeError, ValueError) as exc:
-        yield next(iter(options)), f"rejected by {strategy.cls.__name__}: {exc}"
+    rejected = False
+    for key, value in options.items():  # one at a time, so the problem names its own key
+        try:
+            strategy.build({key: value}, seed=0)
+        except (TypeError, ValueError) as exc:
+            rejected = True
+            yield key, f"rejected by {strategy.cls.__name__}: {exc}"
+    if not rejected:
+        try:
+            strategy.build(options, seed=0)
+        except (TypeError, ValueError) as exc:
+            yield ", ".join(options), f"rejected together by {strategy.cls.__name__}: {exc}"

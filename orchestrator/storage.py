@@ -13,7 +13,7 @@ DEFAULT_JOURNAL = "optuna.journal"
 JOURNAL_PREFIX = "journal:"
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
 
-_PASSWORD = re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)")
+_PASSWORD = re.compile(r"(://[^:/@\s]+:)([^\s/]*)(@)")
 
 
 def redact(text: str) -> str:

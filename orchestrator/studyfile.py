@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import yaml
 
 from orchestrator.components import TASKS
-from orchestrator.params import Int, OverrideError, Param
+from orchestrator.params import Int, OverrideError, Param, is_finite_number
 from orchestrator.plugins import Registered, Registry
 from orchestrator.samplers import PRUNERS, SAMPLERS, check_options
 from orchestrator.space import CHOSEN_KINDS, ComponentOptions, RegularizerOption, SearchSpace
@@ -242,7 +242,7 @@ def _check_objective(check: _Checker, raw: Any, task: str | None) -> tuple[str, 
     allowed = objective_choices(task)
     metric, direction = default_objective(task)
     metric = objective.get("metric", metric)
-    if metric not in allowed:
+    if not isinstance(metric, str) or metric not in allowed:
         check.add("objective.metric", metric, f"not a {task} metric{_nearest(str(metric), allowed)}; allowed: "
                   + ", ".join(allowed))
         return metric, direction
@@ -262,7 +262,7 @@ def _check_budget(check: _Checker, raw: Any) -> Budget:
         check.add("budget.trials", trials, "must be an integer >= 1")
     if not _is_int(max_epochs) or max_epochs < 1:
         check.add("budget.max_epochs", max_epochs, "must be an integer >= 1")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+    if timeout is not None and not (is_finite_number(timeout) and timeout > 0):
         check.add("budget.timeout", timeout, "must be a number of seconds > 0")
     return Budget(trials=trials, timeout=timeout, max_epochs=max_epochs)
 
@@ -270,7 +270,7 @@ def _check_budget(check: _Checker, raw: Any) -> Budget:
 def _check_strategy(check: _Checker, key: str, raw: Any, known: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     options = dict(raw) if isinstance(raw, dict) else {"name": raw}
     name = options.pop("name", None)
-    if name not in known:
+    if not isinstance(name, str) or name not in known:
         check.add(f"{key}.name" if isinstance(raw, dict) else key, name,
                   f"unknown {key}{_nearest(str(name), known)}; allowed: {', '.join(known)}")
         return str(name), options

@@ -1,0 +1,67 @@
+"""Shared fixtures: a throwaway working directory, study files in it, and the CLI run in-process."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from orchestrator.cli import main
+
+# A tiny, fast study: 3 trials of a small MLP on digits, 2 epochs each.
+TINY_STUDY = """
+name: tiny
+dataset: digits
+objective: {metric: val_accuracy, direction: maximize}
+budget: {trials: 3, max_epochs: 2}
+seed: 0
+search:
+  architecture:
+    mlp: {depth: 1, width: [16, 32]}
+  activation: [relu, sigmoid]
+  loss: cross_entropy
+  optimizer:
+    adam: {lr: {low: 0.001, high: 0.01, log: true}}
+  batch_size: 64
+"""
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory, made current for the test (where mlflow.db etc. would land)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def write_study(workdir: Path) -> Callable[..., Path]:
+    """Write a study file (dedented YAML) into the working directory and return its path."""
+
+    def write(text: str = TINY_STUDY, name: str = "study.yaml") -> Path:
+        path = workdir / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run `automl ARGS...` in this process and capture its exit code and output."""
+
+    def run(*args: str) -> CliResult:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
