@@ -13,6 +13,8 @@ from orchestrator.components import BuildContext, DataBundle, RegularizerEffect
 from orchestrator.plugins import Registry
 from orchestrator.space import CHOSEN_KINDS, component_params
 
+_PLAIN_TYPES = (str, int, float, bool, type(None))
+
 
 class CandidateModule(pl.LightningModule):
     """A network, its loss (plus regularizer penalties) and its optimizer, trained by Lightning.
@@ -31,6 +33,17 @@ class CandidateModule(pl.LightningModule):
         self.penalties = list(penalties)
         self._loss_sum = torch.zeros(())
         self._batches = 0
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets plain attributes (e.g. `_current_fx_name`) around every hook, dozens of
+        # times per step; nn.Module.__setattr__'s Parameter/Module checks made that ~10% of a small
+        # model's training time. Plain values not registered as parameter/buffer/module end up
+        # in object.__setattr__ either way.
+        if type(value) in _PLAIN_TYPES and not any(name in self.__dict__.get(registry, ())
+                                                   for registry in ("_parameters", "_buffers", "_modules")):
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)

@@ -1,0 +1,152 @@
+"""Overhead benchmark (shared/BENCHMARKS.md): `automl` against a bare PyTorch loop, same run.
+
+The workload: MNIST-1D (3600 train / 400 validation by a fixed permutation, seed 0), MLP
+40->w->w->10 with ReLU, Adam, batch 100, 15 epochs, 10 fixed (width, lr) configurations
+enqueued, no pruning, MLflow tracking on, trial i seeded with i, one CPU thread.
+Wall time counts from after imports and data generation to the end of the last trial.
+
+    .venv/bin/python bench/overhead.py [--rounds 2] [--epochs 15]
+
+Prints one summary line per figure, e.g. `overhead_ratio mnist1d-mlp 1.21 (...)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from orchestrator.cli import main as automl
+from orchestrator.plugins import load_registry
+from orchestrator.runner import open_study
+from orchestrator.studyfile import load_study
+from orchestrator.training import quiet_libraries
+
+CONFIGS = [(64, 1e-3), (128, 1e-3), (256, 1e-3), (512, 1e-3), (100, 2e-3),
+           (64, 3e-3), (128, 3e-3), (256, 5e-3), (512, 5e-3), (100, 1e-2)]
+BATCH = 100
+
+STUDY = """
+name: overhead
+dataset: {{name: mnist1d, val_fraction: 0.1}}
+objective: {{metric: val_accuracy, direction: maximize}}
+budget: {{trials: {trials}, max_epochs: {epochs}}}
+sampler: random
+pruner: none
+seed: 0
+search:
+  architecture:
+    mlp: {{depth: 2, width: {{low: 16, high: 1024}}}}
+  activation: relu
+  loss: cross_entropy
+  optimizer:
+    adam: {{lr: {{low: 0.0001, high: 0.1, log: true}}, beta1: 0.9, beta2: 0.999}}
+  batch_size: {batch}
+"""
+
+
+def bare_loop(data, epochs: int) -> list[float]:
+    """The limit: a plain PyTorch loop over tensors with index batching, validation every epoch."""
+    x_train, y_train = data.x_train.flatten(1), data.y_train
+    x_val, y_val = data.x_val.flatten(1), data.y_val
+    x_test, y_test = data.x_test.flatten(1), data.y_test
+    accuracies = []
+    for i, (width, lr) in enumerate(CONFIGS):
+        torch.manual_seed(i)
+        model = nn.Sequential(nn.Linear(40, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
+                              nn.Linear(width, 10))
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        loss_fn = nn.CrossEntropyLoss()
+        generator = torch.Generator().manual_seed(i)
+        for _ in range(epochs):
+            model.train()
+            order = torch.randperm(len(x_train), generator=generator)
+            for start in range(0, len(order), BATCH):
+                idx = order[start:start + BATCH]
+                loss = loss_fn(model(x_train[idx]), y_train[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            model.eval()
+            with torch.no_grad():
+                val_acc = (model(x_val).argmax(1) == y_val).float().mean().item()
+        with torch.no_grad():
+            (model(x_test).argmax(1) == y_test).float().mean().item()
+        accuracies.append(val_acc)
+    return accuracies
+
+
+def orchestrated(workdir: Path, epochs: int) -> float:
+    """The same 10 configurations enqueued and run by `automl run` in this process; returns seconds."""
+    study_file = workdir / "overhead.yaml"
+    study_file.write_text(textwrap.dedent(STUDY.format(trials=len(CONFIGS), epochs=epochs, batch=BATCH)))
+    previous = Path.cwd()
+    os.chdir(workdir)
+    start = time.perf_counter()
+    spec = load_study(study_file, load_registry())
+    study = open_study(spec, f"journal:{workdir / 'optuna.journal'}")
+    for width, lr in CONFIGS:
+        study.enqueue_trial({"architecture.mlp.width": width, "optimizer.adam.lr": lr})
+    with open(os.devnull, "w") as devnull:
+        stdout, sys.stdout = sys.stdout, devnull
+        try:
+            code = automl(["run", str(study_file), "--threads", "1"])
+        finally:
+            sys.stdout = stdout
+    elapsed = time.perf_counter() - start
+    os.chdir(previous)
+    assert code == 0, f"automl run exited {code}"
+    return elapsed
+
+
+def prepare_tracking_store(workdir: Path) -> float:
+    """Create mlflow.db's schema once (a one-time cost per folder, reported apart); returns seconds."""
+    from mlflow.tracking import MlflowClient
+
+    start = time.perf_counter()
+    MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}").search_experiments()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of each side (median)")
+    parser.add_argument("--epochs", type=int, default=15)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    quiet_libraries()
+    registry = load_registry()
+    data = registry.get("dataset", "mnist1d").spec.build({"val_fraction": 0.1, "train_samples": 3800}, 0)
+    bare_loop(data, 1)  # warm up kernels and allocator once, for both sides
+
+    bare_times, orch_times, schema_times = [], [], []
+    for round_ in range(args.rounds):
+        start = time.perf_counter()
+        accuracies = bare_loop(data, args.epochs)
+        bare_times.append(time.perf_counter() - start)
+        with tempfile.TemporaryDirectory(prefix="automl-bench-") as tmp:
+            schema_times.append(prepare_tracking_store(Path(tmp)))
+            orch_times.append(orchestrated(Path(tmp), args.epochs))
+        print(f"round {round_}: bare {bare_times[-1]:.2f} s, automl {orch_times[-1]:.2f} s "
+              f"(bare best val_accuracy {max(accuracies):.3f})", flush=True)
+
+    bare, orch = statistics.median(bare_times), statistics.median(orch_times)
+    n = len(CONFIGS)
+    print(f"overhead_ratio mnist1d-mlp {orch / bare:.2f} (orchestrator {orch:.1f} s / bare loop {bare:.1f} s, "
+          f"{n} trials, {args.epochs} epochs, median of {args.rounds} rounds)")
+    print(f"trial_fixed_cost_ms mnist1d-mlp {(orch - bare) / n * 1000:.0f} "
+          f"(bare trial {bare / n:.2f} s, automl trial {orch / n:.2f} s)")
+    print(f"tracking_schema_setup_s {statistics.median(schema_times):.2f} "
+          "(one-time creation of mlflow.db's tables in a new folder, not in the ratio)")
+
+
+if __name__ == "__main__":
+    main()
