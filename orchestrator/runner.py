@@ -184,15 +184,18 @@ class StudyRunner:
 
     def _run_trial(self, study: optuna.Study, data: DataBundle, tracker: Tracker | None) -> TrialReport:
         trial = study.ask()
-        config = self.spec.space.sample(trial)
-        trial.set_user_attr(CONFIG_ATTR, config)
         self.progress.trial_started(trial.number)
-        self.registry.hook.before_trial(trial=trial, config=config)
-        run = tracker.start_trial(trial.number, config, _plugin_tags(config, self.registry)) if tracker else None
-        listeners = [self.progress.epoch] + ([run.log_epoch] if run else [])
-        callbacks = [cb for extra in self.registry.hook.trial_callbacks(config=config) for cb in extra]
+        config: dict[str, Any] = {}
+        run: TrialRun | None = None
         state, value, reason, metrics, epochs = "FAIL", None, None, {}, 0
-        try:
+        try:  # from here on, whatever fails ends this trial (and only this trial)
+            config = self.spec.space.sample(trial)
+            trial.set_user_attr(CONFIG_ATTR, config)
+            if tracker:
+                run = tracker.start_trial(trial.number, config, _plugin_tags(config, self.registry))
+            self.registry.hook.before_trial(trial=trial, config=config)
+            listeners = [self.progress.epoch] + ([run.log_epoch] if run else [])
+            callbacks = [cb for extra in self.registry.hook.trial_callbacks(config=config) for cb in extra]
             result = train(config, self.registry, data, max_epochs=self.spec.budget.max_epochs,
                            seed=self.spec.seed + trial.number, trial=trial, monitor=self.spec.metric,
                            listeners=listeners, callbacks=callbacks)
@@ -211,12 +214,14 @@ class StudyRunner:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             trial.set_user_attr(REASON_ATTR, "interrupted")
             study.tell(trial, state=TrialState.FAIL)
+            run = run or (tracker.start_trial(trial.number, config, {}) if tracker else None)
             if run:
                 run.end("INTERRUPTED", {}, {"reason": "interrupted"})
             self.progress.trial_done(trial.number, config, epochs, None, "FAIL", best_of(study), "interrupted")
             raise KeyboardInterrupt from exc
         except Exception as exc:
             reason = f"{type(exc).__name__}: {redact(str(exc))}"
+            run = run or (tracker.start_trial(trial.number, config, {}) if tracker else None)
             if run:
                 run.log_text(traceback.format_exc(), "traceback.txt")
         if reason:

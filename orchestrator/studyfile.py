@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -67,7 +67,6 @@ class StudySpec:
     storage: str | None = None
     tracking_uri: str | None = None
     plugin_dirs: tuple[Path, ...] = ()
-    source: Mapping[str, Any] = field(default_factory=dict)
 
     def fingerprint(self) -> dict[str, Any]:
         """What must not change when a study is resumed."""
@@ -187,7 +186,7 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
         name=name, path=Path(path), dataset=dataset, dataset_params=dataset_params, task=task, metric=metric,
         direction=direction, budget=budget, sampler=sampler, pruner=pruner, seed=seed, space=space,
         removed=tuple(removed), storage=data.get("storage"), tracking_uri=data.get("tracking_uri"),
-        plugin_dirs=tuple(plugin_dirs_of(path, data)), source=dict(data))
+        plugin_dirs=tuple(plugin_dirs_of(path, data)))
 
 
 def _check_dataset(check: _Checker, raw: Any, registry: Registry) -> tuple[Registered | None, dict[str, Any]]:

@@ -284,3 +284,20 @@ def test_python_dash_m_orchestrator_is_the_automl_command():
     assert proc.returncode == 0
     for command in ("run", "validate", "plugins", "show", "ui"):
         assert command in proc.stdout
+
+
+def test_a_hook_that_raises_fails_only_its_trial(write_study, workdir, cli):
+    (workdir / "plugins").mkdir()
+    (workdir / "plugins" / "moody.py").write_text(
+        "from orchestrator import hookimpl\n\n"
+        "@hookimpl\n"
+        "def before_trial(trial, config):\n"
+        "    if trial.number == 0:\n"
+        "        raise ValueError('hook refused trial 0')\n")
+    assert cli("run", write_study(TINY_STUDY.replace("trials: 3", "trials: 2"))).code == 0
+    study = load_optuna(workdir)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert study.trials[0].user_attrs["reason"] == "ValueError: hook refused trial 0"
+    _, parents, children = mlflow_runs(workdir)
+    statuses = {int(c.data.tags["optuna.trial_number"]): c.info.status for c in children}
+    assert statuses == {0: "FAILED", 1: "FINISHED"} and parents[0].info.status == "FINISHED"
