@@ -407,13 +407,13 @@ def test_study_file_that_is_not_a_mapping(write_study, cli, workdir, text, kind)
 
 @pytest.mark.parametrize(("url", "expected"), [
     ("postgresql://postgres@127.0.0.1:1/nope", "storage: cannot connect to postgresql://postgres@127.0.0.1:1/nope: "),
-    ("postgresql+psycopg2://postgres@127.0.0.1:1/nope", "Connection refused"),
+    ("postgresql+psycopg://postgres@127.0.0.1:1/nope", "Connection refused"),
     ("journal:{workdir}/no/such/folder/optuna.journal",
      "storage: the journal file's folder {workdir}/no/such/folder does not exist"),
     ("sqlite:///{workdir}/no/such/folder/optuna.db",
      "storage: the SQLite file's folder {workdir}/no/such/folder does not exist"),
     ("redis://127.0.0.1:1/0", "storage: unsupported storage URL 'redis://127.0.0.1:1/0'; use journal:PATH"),
-], ids=["postgresql", "postgresql-psycopg2", "journal-folder", "sqlite-folder", "unsupported"])
+], ids=["postgresql", "postgresql-psycopg", "journal-folder", "sqlite-folder", "unsupported"])
 @pytest.mark.parametrize("where", ["option", "study-file"])
 def test_unusable_storage_fails_before_anything_is_created(write_study, cli, workdir, url, expected, where):
     url, expected = url.format(workdir=workdir), expected.format(workdir=workdir)
@@ -425,7 +425,7 @@ def test_unusable_storage_fails_before_anything_is_created(write_study, cli, wor
 
 
 @pytest.mark.parametrize("url", ["postgresql://user:s3cret@127.0.0.1:1/db",
-                                 "postgresql+psycopg2://user:s3cret@127.0.0.1:1/db",
+                                 "postgresql+psycopg://user:s3cret@127.0.0.1:1/db",
                                  "redis://user:s3cret@127.0.0.1:1/0"])
 @pytest.mark.parametrize("where", ["option", "study-file"])
 def test_storage_password_is_never_printed(write_study, cli, workdir, url, where):
