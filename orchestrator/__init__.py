@@ -10,9 +10,10 @@ from orchestrator.components import (
     Optimizer,
     Regularizer,
     RegularizerEffect,
+    Schedule,
 )
 from orchestrator.hookspecs import hookimpl
-from orchestrator.params import Choice, Fixed, Float, Int
+from orchestrator.params import Choice, Fixed, Float, Int, Text
 
 __version__ = "0.1.0"
 
@@ -30,5 +31,7 @@ __all__ = [
     "Optimizer",
     "Regularizer",
     "RegularizerEffect",
+    "Schedule",
+    "Text",
     "hookimpl",
 ]

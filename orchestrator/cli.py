@@ -42,7 +42,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     budget = spec.budget
     print(f"{spec.path}: OK")
     print(f"study      {spec.name}")
-    print(f"dataset    {spec.dataset.spec.name} {dict(spec.dataset_params)} ({spec.dataset.spec.input_kind} inputs)")
+    print(f"dataset    {spec.dataset.spec.name} {dict(spec.dataset_params)} ({spec.input_kind} inputs)")
     print(f"task       {spec.task}")
     print(f"objective  {spec.direction} {spec.metric}")
     print(f"budget     {budget.trials} trials, max {budget.max_epochs} epochs"
@@ -217,12 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from orchestrator.runner import StudyChangedError
+    from orchestrator.runner import DatasetError, StudyChangedError
     from orchestrator.studyfile import StudyFileError
 
     try:
         return args.func(args)
-    except (StudyFileError, StudyChangedError, CliError) as exc:
+    except (StudyFileError, StudyChangedError, DatasetError, CliError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

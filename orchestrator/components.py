@@ -10,8 +10,12 @@ from torch import nn
 
 from orchestrator.params import Param
 
-Kind = Literal["architecture", "activation", "loss", "optimizer", "regularizer", "dataset"]
-KINDS: tuple[Kind, ...] = ("architecture", "activation", "loss", "optimizer", "regularizer", "dataset")
+Kind = Literal["architecture", "activation", "loss", "optimizer", "schedule", "regularizer", "dataset"]
+KINDS: tuple[Kind, ...] = ("architecture", "activation", "loss", "optimizer", "schedule", "regularizer", "dataset")
+
+# Where a normalisation layer sits: (N, F) features, (N, C, L) 1-D conv maps, (N, C, H, W) 2-D
+# conv maps, or (N, L, F) sequences (RNN / Transformer hidden states).
+Layout = Literal["vector", "conv1d", "conv2d", "sequence"]
 
 InputKind = Literal["vector", "sequence", "image"]
 INPUT_KINDS: tuple[InputKind, ...] = ("vector", "sequence", "image")
@@ -37,6 +41,7 @@ class DataBundle:
     input_kind: InputKind
     task: Task
     output_size: int
+    target_scale: float = 1.0  # regression targets were divided by this; metrics are reported times it
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -45,22 +50,27 @@ class DataBundle:
     def to(self, device: torch.device | str) -> "DataBundle":
         moved = {name: getattr(self, name).to(device) for name in
                  ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
-        return DataBundle(**moved, input_kind=self.input_kind, task=self.task, output_size=self.output_size)
+        return DataBundle(**moved, input_kind=self.input_kind, task=self.task, output_size=self.output_size,
+                          target_scale=self.target_scale)
 
 
 @dataclass(frozen=True)
 class RegularizerEffect:
     """What one regularizer does, at the place it belongs. Every field is optional.
 
-    structure: `dropout` (a rate) and `norm` (a factory taking a feature count);
+    structure: `dropout` (a rate) and `norm(features, layout)` (a normalisation layer factory);
     loss: `penalty(model) -> scalar tensor` added to the loss;
-    optimizer: `weight_decay`.
+    optimizer: `weight_decay`;
+    training: `grad_clip` (max gradient norm) and `early_stopping_patience` (epochs without
+    improvement of the objective before training stops).
     """
 
     dropout: float | None = None
-    norm: Callable[[int], nn.Module] | None = None
+    norm: Callable[[int, Layout], nn.Module] | None = None
     penalty: Callable[[nn.Module], torch.Tensor] | None = None
     weight_decay: float | None = None
+    grad_clip: float | None = None
+    early_stopping_patience: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,8 +78,10 @@ class BuildContext:
     """What the other choices decided, handed to every `build` that needs it.
 
     An architecture calls `activation()` for each non-linearity, adds `nn.Dropout(dropout)`
-    when `dropout` > 0, and `norm(features)` after hidden layers when `norm` is set.
-    An optimizer applies `weight_decay`. Losses read `task` and `output_size`.
+    when `dropout` > 0, and `norm(features, layout)` after hidden layers when `norm` is set
+    (`layout` says the tensor's shape there: vector, conv1d, conv2d or sequence).
+    An optimizer applies `weight_decay`; a schedule reads `max_epochs` and `steps_per_epoch`.
+    Losses read `task` and `output_size`.
     """
 
     input_shape: tuple[int, ...]
@@ -78,8 +90,10 @@ class BuildContext:
     task: Task
     activation: Callable[[], nn.Module] = nn.ReLU
     dropout: float = 0.0
-    norm: Callable[[int], nn.Module] | None = None
+    norm: Callable[[int, Layout], nn.Module] | None = None
     weight_decay: float = 0.0
+    max_epochs: int = 1
+    steps_per_epoch: int = 1
 
 
 @dataclass(frozen=True)
@@ -131,6 +145,18 @@ class Optimizer(_Spec):
 
 
 @dataclass(frozen=True)
+class Schedule(_Spec):
+    """A learning-rate schedule: `build(params, optimizer, ctx) -> torch.optim.lr_scheduler.LRScheduler`.
+
+    `interval` says when it steps: after every optimizer `step` or every `epoch`.
+    """
+
+    build: Callable[[Mapping[str, Any], torch.optim.Optimizer, BuildContext], Any] = None  # type: ignore[assignment]
+    interval: Literal["step", "epoch"] = "step"
+    kind = "schedule"
+
+
+@dataclass(frozen=True)
 class Regularizer(_Spec):
     """A regularizer: `build(params) -> RegularizerEffect`; a study may switch each on or off."""
 
@@ -141,13 +167,20 @@ class Regularizer(_Spec):
 
 @dataclass(frozen=True)
 class Dataset(_Spec):
-    """A data set: `build(params, seed) -> DataBundle`. Its params are set in the study file, not searched."""
+    """A data set: `build(params, seed) -> DataBundle`. Its params are set in the study file, not searched.
+
+    A data set whose task or input kind depends on the user's data (a CSV file, arrays) gives
+    `probe(params) -> (task, input_kind)`: it reads just enough to tell, before anything is
+    created, and raises ValueError (or OSError) with a readable message when the data is unusable.
+    """
 
     build: Callable[[Mapping[str, Any], int], DataBundle] = None  # type: ignore[assignment]
     input_kind: InputKind = "vector"
     tasks: tuple[Task, ...] = ("classification",)
+    probe: Callable[[Mapping[str, Any]], tuple[Task, InputKind]] | None = None
     kind = "dataset"
 
 
-ComponentSpec = Architecture | Activation | Loss | Optimizer | Regularizer | Dataset
-SPEC_TYPES: dict[str, type] = {cls.kind: cls for cls in (Architecture, Activation, Loss, Optimizer, Regularizer, Dataset)}
+ComponentSpec = Architecture | Activation | Loss | Optimizer | Schedule | Regularizer | Dataset
+SPEC_TYPES: dict[str, type] = {cls.kind: cls for cls in (Architecture, Activation, Loss, Optimizer, Schedule, Regularizer,
+                                                         Dataset)}

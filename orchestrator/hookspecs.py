@@ -40,6 +40,11 @@ def register_optimizers(register: Register) -> None:
 
 
 @hookspec
+def register_schedules(register: Register) -> None:
+    """Register learning-rate schedules: call `register(orchestrator.Schedule(...))` for each."""
+
+
+@hookspec
 def register_regularizers(register: Register) -> None:
     """Register regularizers: call `register(orchestrator.Regularizer(...))` for each."""
 

@@ -25,11 +25,13 @@ class CandidateModule(pl.LightningModule):
 
     def __init__(self, network: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                  make_optimizer: Callable[[Any], torch.optim.Optimizer],
-                 penalties: Sequence[Callable[[nn.Module], torch.Tensor]] = ()) -> None:
+                 penalties: Sequence[Callable[[nn.Module], torch.Tensor]] = (),
+                 make_schedule: Callable[[torch.optim.Optimizer], tuple[Any, str]] | None = None) -> None:
         super().__init__()
         self.network = network
         self.loss_fn = loss_fn
         self.make_optimizer = make_optimizer
+        self.make_schedule = make_schedule
         self.penalties = list(penalties)
         self._loss_sum = torch.zeros(())
         self._batches = 0
@@ -63,48 +65,68 @@ class CandidateModule(pl.LightningModule):
     def epoch_train_loss(self) -> float:
         return float(self._loss_sum) / max(self._batches, 1)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.make_optimizer(self.network.parameters())
+    def configure_optimizers(self) -> Any:
+        optimizer = self.make_optimizer(self.network.parameters())
+        scheduler, interval = self.make_schedule(optimizer) if self.make_schedule else (None, "step")
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
 
 def combine_effects(effects: Sequence[RegularizerEffect]) -> dict[str, Any]:
-    """Merge regularizer effects: the largest dropout, the last norm, summed weight decay, all penalties."""
+    """Merge regularizer effects: the largest dropout, the last norm, summed weight decay, all
+    penalties, the tightest gradient clip and the shortest early-stopping patience."""
     dropouts = [e.dropout for e in effects if e.dropout is not None]
     norms = [e.norm for e in effects if e.norm is not None]
+    clips = [e.grad_clip for e in effects if e.grad_clip is not None]
+    patiences = [e.early_stopping_patience for e in effects if e.early_stopping_patience is not None]
     return {
         "dropout": max(dropouts, default=0.0),
         "norm": norms[-1] if norms else None,
         "weight_decay": sum(e.weight_decay or 0.0 for e in effects),
         "penalties": [e.penalty for e in effects if e.penalty is not None],
+        "grad_clip": min(clips) if clips else None,
+        "early_stopping_patience": min(patiences) if patiences else None,
     }
 
 
-def build_context(config: Mapping[str, Any], registry: Registry, data: DataBundle) -> tuple[BuildContext, list]:
+def regularizer_effects(config: Mapping[str, Any], registry: Registry) -> dict[str, Any]:
+    """The merged effects of the regularizers a configuration switched on."""
+    names = [key.split(".", 1)[1] for key, used in config.items()
+             if key.startswith("regularizer.") and key.count(".") == 1 and used]
+    return combine_effects([registry.get("regularizer", name).spec.build(
+        component_params(config, f"regularizer.{name}")) for name in names])
+
+
+def build_context(config: Mapping[str, Any], registry: Registry, data: DataBundle, max_epochs: int = 1,
+                  steps_per_epoch: int = 1) -> tuple[BuildContext, list]:
     """The context every `build` receives, and the loss penalties the regularizers add."""
-    regularizers = [name.split(".", 1)[1] for name, used in config.items()
-                    if name.startswith("regularizer.") and name.count(".") == 1 and used]
-    effects = [registry.get("regularizer", name).spec.build(component_params(config, f"regularizer.{name}"))
-               for name in regularizers]
-    merged = combine_effects(effects)
+    merged = regularizer_effects(config, registry)
     activation = registry.get("activation", config["activation"]).spec
     activation_params = component_params(config, f"activation.{config['activation']}")
     ctx = BuildContext(input_shape=data.input_shape, input_kind=data.input_kind, output_size=data.output_size,
-                       task=data.task)
+                       task=data.task, max_epochs=max_epochs, steps_per_epoch=steps_per_epoch)
     ctx = replace(ctx, activation=lambda: activation.build(activation_params), dropout=merged["dropout"],
                   norm=merged["norm"], weight_decay=merged["weight_decay"])
     return ctx, merged["penalties"]
 
 
-def assemble(config: Mapping[str, Any], registry: Registry, data: DataBundle) -> CandidateModule:
-    """Build the chosen architecture, loss and optimizer for one trial configuration."""
-    ctx, penalties = build_context(config, registry, data)
+def assemble(config: Mapping[str, Any], registry: Registry, data: DataBundle, max_epochs: int = 1,
+             steps_per_epoch: int = 1) -> CandidateModule:
+    """Build the chosen architecture, loss, optimizer and schedule for one trial configuration."""
+    ctx, penalties = build_context(config, registry, data, max_epochs, steps_per_epoch)
     chosen = {kind: registry.get(kind, config[kind]).spec for kind in CHOSEN_KINDS}
     params = {kind: component_params(config, f"{kind}.{config[kind]}") for kind in CHOSEN_KINDS}
     network = chosen["architecture"].build(params["architecture"], ctx)
     loss_fn = chosen["loss"].build(params["loss"], ctx)
     optimizer = chosen["optimizer"]
 
+    schedule = chosen["schedule"]
+
     def make_optimizer(parameters: Any) -> torch.optim.Optimizer:
         return optimizer.build(params["optimizer"], parameters, ctx)
 
-    return CandidateModule(network, loss_fn, make_optimizer, penalties)
+    def make_schedule(opt: torch.optim.Optimizer) -> tuple[Any, str]:
+        return schedule.build(params["schedule"], opt, ctx), schedule.interval
+
+    return CandidateModule(network, loss_fn, make_optimizer, penalties, make_schedule)

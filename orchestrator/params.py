@@ -213,4 +213,34 @@ class Fixed:
         return self
 
 
-Param = Union[Float, Int, Choice, Fixed]
+@dataclass(frozen=True)
+class Text:
+    """A free-text setting (a path, a column name): set in the study file, never searched.
+
+    With `is_path`, a relative value is resolved against the study file's folder.
+    """
+
+    default: str = ""
+    help: str = ""
+    is_path: bool = False
+    kind = "text"
+
+    def suggest(self, trial: Suggester, name: str) -> str:
+        return self.default
+
+    def contains(self, value: Any) -> bool:
+        return isinstance(value, str)
+
+    def describe(self) -> str:
+        return f"{'a file path' if self.is_path else 'text'} (default {self.default!r})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.kind, "default": self.default, "help": self.help, "is_path": self.is_path}
+
+    def narrow(self, override: Any) -> "Param":
+        if not isinstance(override, str):
+            raise OverrideError(f"must be a string, got {override!r}")
+        return Fixed(override, help=self.help)
+
+
+Param = Union[Float, Int, Choice, Fixed, Text]

@@ -28,6 +28,7 @@ REGISTER_HOOKS = {
     "activation": "register_activations",
     "loss": "register_losses",
     "optimizer": "register_optimizers",
+    "schedule": "register_schedules",
     "regularizer": "register_regularizers",
     "dataset": "register_datasets",
 }

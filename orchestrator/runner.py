@@ -29,6 +29,10 @@ CONFIG_ATTR = "config"
 REASON_ATTR = "reason"
 
 
+class DatasetError(Exception):
+    """The study's data set could not be built (its message says why)."""
+
+
 class StudyChangedError(Exception):
     """The study file changed what a stored study optimises; resuming would mix two studies."""
 
@@ -139,8 +143,13 @@ class StudyRunner:
         self.reports: list[TrialReport] = []
 
     def load_data(self) -> DataBundle:
+        """Build the data set (before any storage or run exists) and move it to the training device."""
         dataset = self.spec.dataset.spec
-        return dataset.build(dict(self.spec.dataset_params), self.spec.seed).to(training_device())  # type: ignore[union-attr]
+        try:
+            data = dataset.build(dict(self.spec.dataset_params), self.spec.seed)  # type: ignore[union-attr]
+        except (ValueError, OSError, KeyError) as exc:
+            raise DatasetError(f"{self.spec.path}: dataset {dataset.name!r}: {type(exc).__name__}: {exc}") from exc
+        return data.to(training_device())
 
     def run(self) -> list[TrialReport]:
         """Run this invocation's trials; a failing trial never stops the study. Ctrl-C re-raises."""
@@ -198,7 +207,7 @@ class StudyRunner:
             callbacks = [cb for extra in self.registry.hook.trial_callbacks(config=config) for cb in extra]
             result = train(config, self.registry, data, max_epochs=self.spec.budget.max_epochs,
                            seed=self.spec.seed + trial.number, trial=trial, monitor=self.spec.metric,
-                           listeners=listeners, callbacks=callbacks)
+                           direction=self.spec.direction, listeners=listeners, callbacks=callbacks)
             epochs, metrics = result.epochs, result.test_metrics
             value = result.last(self.spec.metric)
             if result.diverged_at is not None:

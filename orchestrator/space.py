@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from orchestrator.params import Choice, Fixed, Param, Suggester
 
-CHOSEN_KINDS = ("architecture", "activation", "loss", "optimizer")
+CHOSEN_KINDS = ("architecture", "activation", "loss", "optimizer", "schedule")
 
 
 @dataclass(frozen=True)

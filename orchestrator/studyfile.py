@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import yaml
 
 from orchestrator.components import TASKS
-from orchestrator.params import Int, OverrideError, Param, is_finite_number
+from orchestrator.params import Int, OverrideError, Param, Text, is_finite_number
 from orchestrator.plugins import Registered, Registry
 from orchestrator.samplers import PRUNERS, SAMPLERS, check_options
 from orchestrator.space import CHOSEN_KINDS, ComponentOptions, RegularizerOption, SearchSpace
@@ -28,6 +28,8 @@ SEARCH_KEYS = set(CHOSEN_KINDS) | {"regularizers", "batch_size"}
 SHARED_PARAMS: dict[str, Param] = {
     "batch_size": Int(1, 8192, default=100, log=True, help="mini-batch size"),
 }
+# Kinds that a study leaving them out does not search over (`all` still does).
+DEFAULT_WHEN_OMITTED = {"schedule": "constant"}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -56,6 +58,7 @@ class StudySpec:
     dataset: Registered
     dataset_params: Mapping[str, Any]
     task: str
+    input_kind: str
     metric: str
     direction: str
     budget: Budget
@@ -158,8 +161,8 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         check.add("name", name, "required: a study name of letters, digits, '_', '.', '-'")
 
-    dataset, dataset_params = _check_dataset(check, data.get("dataset"), registry)
-    task = _check_task(check, data.get("task"), dataset)
+    dataset, dataset_params = _check_dataset(check, data.get("dataset"), registry, Path(path))
+    task, input_kind = _check_task(check, data.get("task"), dataset, dataset_params)
     metric, direction = _check_objective(check, data.get("objective"), task)
     budget = _check_budget(check, data.get("budget"))
     sampler = _check_strategy(check, "sampler", data.get("sampler", "tpe"), SAMPLERS)
@@ -177,19 +180,21 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
 
     space, removed = (None, [])
     if dataset is not None and task is not None:
-        space, removed = _check_search(check, data.get("search"), registry, dataset, task)
+        space, removed = _check_search(check, data.get("search"), registry, input_kind, task)
 
     if check.problems:
         raise StudyFileError(str(path), check.problems)
     assert dataset is not None and task is not None and space is not None
     return StudySpec(
-        name=name, path=Path(path), dataset=dataset, dataset_params=dataset_params, task=task, metric=metric,
+        name=name, path=Path(path), dataset=dataset, dataset_params=dataset_params, task=task,
+        input_kind=input_kind, metric=metric,
         direction=direction, budget=budget, sampler=sampler, pruner=pruner, seed=seed, space=space,
         removed=tuple(removed), storage=data.get("storage"), tracking_uri=data.get("tracking_uri"),
         plugin_dirs=tuple(plugin_dirs_of(path, data)))
 
 
-def _check_dataset(check: _Checker, raw: Any, registry: Registry) -> tuple[Registered | None, dict[str, Any]]:
+def _check_dataset(check: _Checker, raw: Any, registry: Registry,
+                   study_path: Path) -> tuple[Registered | None, dict[str, Any]]:
     options = raw if isinstance(raw, dict) else {"name": raw}
     name = options.get("name")
     if not isinstance(name, str):
@@ -213,24 +218,38 @@ def _check_dataset(check: _Checker, raw: Any, registry: Registry) -> tuple[Regis
                       + (", ".join(declared) or "none"))
         elif not declared[key].contains(value):
             check.add(where, value, f"must be {declared[key].describe()}")
+        elif isinstance(declared[key], Text) and declared[key].is_path and value:
+            params[key] = str((study_path.parent / Path(value).expanduser()).resolve())
         else:
             params[key] = value
     return dataset, params
 
 
-def _check_task(check: _Checker, raw: Any, dataset: Registered | None) -> str | None:
+def _check_task(check: _Checker, raw: Any, dataset: Registered | None,
+                params: Mapping[str, Any]) -> tuple[str | None, str]:
+    """The study's task (given, or the data set's) and the data's input kind."""
     if raw is not None and raw not in TASKS:
         check.add("task", raw, f"unknown task{_nearest(str(raw), TASKS)}; allowed: {', '.join(TASKS)}")
-        return None
+        return None, ""
     if dataset is None:
-        return raw
-    tasks = dataset.spec.tasks  # type: ignore[union-attr]
+        return raw, ""
+    spec = dataset.spec
+    tasks, input_kind = spec.tasks, spec.input_kind  # type: ignore[union-attr]
+    if spec.probe is not None:  # type: ignore[union-attr]
+        try:
+            probed_task, input_kind = spec.probe(params)  # type: ignore[union-attr]
+        except (ValueError, OSError) as exc:
+            check.add("dataset", dict(params), f"data set {spec.name!r} cannot use this data: {exc}")
+            return None, ""
+        tasks = (probed_task,) + tuple(t for t in tasks if t != probed_task)
+        if raw is not None and raw != probed_task and raw in tasks:
+            return raw, input_kind  # the study's explicit task wins where the data set allows it
     if raw is None:
-        return tasks[0]
+        return tasks[0], input_kind
     if raw not in tasks:
-        check.add("task", raw, f"data set {dataset.spec.name!r} supports {', '.join(tasks)}")
-        return None
-    return raw
+        check.add("task", raw, f"data set {spec.name!r} supports {', '.join(tasks)}")
+        return None, ""
+    return raw, input_kind
 
 
 def _check_objective(check: _Checker, raw: Any, task: str | None) -> tuple[str, str]:
@@ -278,11 +297,10 @@ def _check_strategy(check: _Checker, key: str, raw: Any, known: Mapping[str, Any
     return name, options
 
 
-def _check_search(check: _Checker, raw: Any, registry: Registry, dataset: Registered,
+def _check_search(check: _Checker, raw: Any, registry: Registry, input_kind: str,
                   task: str) -> tuple[SearchSpace | None, list[str]]:
     search = check.mapping("search", raw)
     check.unknown_keys("search", search, SEARCH_KEYS)
-    input_kind = dataset.spec.input_kind  # type: ignore[union-attr]
     removed: list[str] = []
     components: dict[str, ComponentOptions] = {}
     for kind in CHOSEN_KINDS:
@@ -314,6 +332,8 @@ def _check_component_kind(check: _Checker, kind: str, raw: Any, registry: Regist
                           removed: list[str]) -> dict[str, dict[str, Param]] | None:
     where = f"search.{kind}"
     registered = registry.names(kind)
+    if raw is None and kind in DEFAULT_WHEN_OMITTED and DEFAULT_WHEN_OMITTED[kind] in registered:
+        raw = DEFAULT_WHEN_OMITTED[kind]
     if raw is None or raw == "all":
         # Not named by the study: every compatible component, the others removed with the reason.
         named: dict[str, Any] = {}

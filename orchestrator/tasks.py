@@ -15,6 +15,7 @@ class Metric:
     name: str
     direction: str  # "maximize" or "minimize"
     compute: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    in_target_units: bool = False  # multiplied by the data's target_scale (regression errors)
 
 
 def _accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -31,7 +32,7 @@ def _mae(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 TASK_METRICS: dict[str, tuple[Metric, ...]] = {
     "classification": (Metric("accuracy", "maximize", _accuracy),),
-    "regression": (Metric("rmse", "minimize", _rmse), Metric("mae", "minimize", _mae)),
+    "regression": (Metric("rmse", "minimize", _rmse, True), Metric("mae", "minimize", _mae, True)),
     "generative": (),
 }
 

@@ -11,10 +11,11 @@ from typing import Any, Callable, Mapping, Sequence
 import optuna
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import EarlyStopping
 
 from orchestrator.batches import IndexBatches, predict
 from orchestrator.components import DataBundle
-from orchestrator.model import CandidateModule, assemble
+from orchestrator.model import CandidateModule, assemble, regularizer_effects
 from orchestrator.plugins import Registry
 from orchestrator.pruning import OptunaPruning
 from orchestrator.tasks import TASK_METRICS
@@ -43,7 +44,8 @@ def split_metrics(module: CandidateModule, data: DataBundle, split: str) -> dict
     outputs = predict(module.network, x)
     metrics = {f"{split}_loss": float(module.loss_fn(outputs, y))}
     for metric in TASK_METRICS[data.task]:
-        metrics[f"{split}_{metric.name}"] = float(metric.compute(outputs, y))
+        scale = data.target_scale if metric.in_target_units else 1.0
+        metrics[f"{split}_{metric.name}"] = float(metric.compute(outputs, y)) * scale
     return metrics
 
 
@@ -90,20 +92,28 @@ class TrainingResult:
 
 
 def train(config: Mapping[str, Any], registry: Registry, data: DataBundle, *, max_epochs: int, seed: int,
-          trial: optuna.trial.BaseTrial | None = None, monitor: str = "val_loss",
+          trial: optuna.trial.BaseTrial | None = None, monitor: str = "val_loss", direction: str = "minimize",
           listeners: Sequence[EpochListener] = (), callbacks: Sequence[pl.Callback] = ()) -> TrainingResult:
-    """Build the configuration's model and train it; `data` must already be on the training device."""
+    """Build the configuration's model and train it; `data` must already be on the training device.
+
+    `monitor`/`direction` (the objective) drive pruning and the early-stopping regularizer.
+    """
     torch.manual_seed(seed)
-    module = assemble(config, registry, data)
+    batches = IndexBatches(data.x_train, data.y_train, int(config.get("batch_size", 100)), seed)
+    module = assemble(config, registry, data, max_epochs=max_epochs, steps_per_epoch=len(batches))
+    effects = regularizer_effects(config, registry)
     evaluator = EpochEvaluator(data, listeners)
     pruning = OptunaPruning(trial, monitor) if trial is not None else None
+    own: list[pl.Callback] = [evaluator, *([pruning] if pruning else [])]
+    if effects["early_stopping_patience"] is not None:
+        own.append(EarlyStopping(monitor=monitor, mode="max" if direction == "maximize" else "min",
+                                 patience=effects["early_stopping_patience"], check_on_train_epoch_end=True))
     trainer = pl.Trainer(
         max_epochs=max_epochs, accelerator="gpu" if data.x_train.is_cuda else "cpu", devices=1,
         logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=1_000_000,
-        callbacks=[evaluator, *([pruning] if pruning else []), *callbacks],
+        gradient_clip_val=effects["grad_clip"], callbacks=[*own, *callbacks],
     )
-    batches = IndexBatches(data.x_train, data.y_train, int(config.get("batch_size", 100)), seed)
     trainer.fit(module, train_dataloaders=batches)
     result = TrainingResult(history=evaluator.history, pruned_at=pruning.pruned_at if pruning else None,
                             diverged_at=evaluator.diverged_at, model=module)

@@ -15,7 +15,7 @@ def build_mlp(params, ctx: BuildContext) -> nn.Module:
     for _ in range(params["depth"]):
         layers.append(nn.Linear(in_features, params["width"]))
         if ctx.norm is not None:
-            layers.append(ctx.norm(params["width"]))
+            layers.append(ctx.norm(params["width"], "vector"))
         layers.append(ctx.activation())
         if ctx.dropout > 0:
             layers.append(nn.Dropout(ctx.dropout))
