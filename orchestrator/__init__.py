@@ -2,6 +2,7 @@
 
 from orchestrator.components import (
     Activation,
+    AdversarialLoss,
     Architecture,
     BuildContext,
     DataBundle,
@@ -19,6 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Activation",
+    "AdversarialLoss",
     "Architecture",
     "BuildContext",
     "Choice",

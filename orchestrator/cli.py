@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from orchestrator.plugins import describe_params
+    from orchestrator.plugins import REGISTER_HOOKS, describe_params
 
     registry = _registry([Path(d).resolve() for d in args.plugins_dir])
     rows = []
@@ -95,15 +95,13 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2, default=list))
         return EXIT_OK
     kind = None
-    for row in rows:
+    for entry, row in zip(registry.all(), rows):
         if row["kind"] != kind:
             kind = row["kind"]
-            print(f"{kind}s:")
+            print(f"{REGISTER_HOOKS[kind].removeprefix('register_')}:")
         print(f"  {row['name']:<18} {row['description']}  [{row['plugin']}]")
-        for pname, param in row["params"].items():
-            desc = (f"{param['low']}..{param['high']}{' log' if param.get('log') else ''}" if "low" in param
-                    else f"{param.get('choices', param.get('value'))}")
-            print(f"      {pname:<14} {desc} (default {param['default']}) {param.get('help', '')}")
+        for pname, param in entry.spec.params.items():
+            print(f"      {pname:<14} {param.describe()} {param.help}".rstrip())
     return EXIT_OK
 
 

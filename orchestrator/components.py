@@ -74,6 +74,17 @@ class RegularizerEffect:
 
 
 @dataclass(frozen=True)
+class AdversarialLoss:
+    """What a loss for the generative task builds: one objective per network.
+
+    `discriminator(real_logits, fake_logits)` and `generator(fake_logits)` return scalar tensors.
+    """
+
+    discriminator: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    generator: Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
 class BuildContext:
     """What the other choices decided, handed to every `build` that needs it.
 
@@ -111,7 +122,11 @@ class _Spec:
 
 @dataclass(frozen=True)
 class Architecture(_Spec):
-    """A network: `build(params, ctx) -> nn.Module` mapping inputs to `ctx.output_size` outputs."""
+    """A network: `build(params, ctx) -> nn.Module` mapping inputs to `ctx.output_size` outputs.
+
+    For the generative task it returns a module with `generator` (latent -> a sample shaped like
+    `ctx.input_shape`), `discriminator` (sample -> one logit) and `latent_dim`.
+    """
 
     build: Callable[[Mapping[str, Any], BuildContext], nn.Module] = None  # type: ignore[assignment]
     input_kinds: tuple[InputKind, ...] = INPUT_KINDS
@@ -129,7 +144,8 @@ class Activation(_Spec):
 
 @dataclass(frozen=True)
 class Loss(_Spec):
-    """A training loss: `build(params, ctx) -> callable(outputs, targets) -> scalar tensor`."""
+    """A training loss: `build(params, ctx) -> callable(outputs, targets) -> scalar tensor`,
+    or an `AdversarialLoss` for the generative task."""
 
     build: Callable[[Mapping[str, Any], BuildContext], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None  # type: ignore[assignment]
     tasks: tuple[Task, ...] = ("classification",)

@@ -9,7 +9,9 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from orchestrator.batches import predict
 from orchestrator.components import BuildContext, DataBundle, RegularizerEffect
+from orchestrator.gan import GANModule
 from orchestrator.plugins import Registry
 from orchestrator.space import CHOSEN_KINDS, component_params
 
@@ -65,6 +67,13 @@ class CandidateModule(pl.LightningModule):
     def epoch_train_loss(self) -> float:
         return float(self._loss_sum) / max(self._batches, 1)
 
+    def evaluation_pair(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's outputs on `x` (eval mode, no gradients) and the targets they are judged against."""
+        return predict(self.network, x), y
+
+    def evaluation_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> float | None:
+        return float(self.loss_fn(outputs, targets))
+
     def configure_optimizers(self) -> Any:
         optimizer = self.make_optimizer(self.network.parameters())
         scheduler, interval = self.make_schedule(optimizer) if self.make_schedule else (None, "step")
@@ -112,7 +121,7 @@ def build_context(config: Mapping[str, Any], registry: Registry, data: DataBundl
 
 
 def assemble(config: Mapping[str, Any], registry: Registry, data: DataBundle, max_epochs: int = 1,
-             steps_per_epoch: int = 1) -> CandidateModule:
+             steps_per_epoch: int = 1, seed: int = 0) -> pl.LightningModule:
     """Build the chosen architecture, loss, optimizer and schedule for one trial configuration."""
     ctx, penalties = build_context(config, registry, data, max_epochs, steps_per_epoch)
     chosen = {kind: registry.get(kind, config[kind]).spec for kind in CHOSEN_KINDS}
@@ -129,4 +138,7 @@ def assemble(config: Mapping[str, Any], registry: Registry, data: DataBundle, ma
     def make_schedule(opt: torch.optim.Optimizer) -> tuple[Any, str]:
         return schedule.build(params["schedule"], opt, ctx), schedule.interval
 
+    if data.task == "generative":
+        grad_clip = regularizer_effects(config, registry)["grad_clip"]
+        return GANModule(network, loss_fn, make_optimizer, penalties, grad_clip=grad_clip, eval_seed=seed)
     return CandidateModule(network, loss_fn, make_optimizer, penalties, make_schedule)

@@ -209,7 +209,7 @@ class StudyRunner:
                            seed=self.spec.seed + trial.number, trial=trial, monitor=self.spec.metric,
                            direction=self.spec.direction, listeners=listeners, callbacks=callbacks)
             epochs, metrics = result.epochs, result.test_metrics
-            value = result.last(self.spec.metric)
+            value = result.final(self.spec.metric)
             if result.diverged_at is not None:
                 reason = f"training loss is not finite at epoch {result.diverged_at}"
             elif result.pruned_at is not None:

@@ -243,6 +243,8 @@ def _check_task(check: _Checker, raw: Any, dataset: Registered | None,
             return None, ""
         tasks = (probed_task,) + tuple(t for t in tasks if t != probed_task)
         if raw is not None and raw != probed_task and raw in tasks:
+            if "task" in spec.params:  # type: ignore[union-attr]
+                params["task"] = raw  # type: ignore[index]  # so that `build` makes the data for it
             return raw, input_kind  # the study's explicit task wins where the data set allows it
     if raw is None:
         return tasks[0], input_kind

@@ -33,14 +33,21 @@ def _mae(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 TASK_METRICS: dict[str, tuple[Metric, ...]] = {
     "classification": (Metric("accuracy", "maximize", _accuracy),),
     "regression": (Metric("rmse", "minimize", _rmse, True), Metric("mae", "minimize", _mae, True)),
-    "generative": (),
+    "generative": (Metric("mmd", "minimize", lambda samples, real: _mmd(samples, real)),),
 }
+
+
+def _mmd(samples: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    from orchestrator.gan import mmd
+
+    return mmd(samples, real)
 
 
 def objective_choices(task: str) -> dict[str, str]:
     """Objective metric names allowed for a task, with their natural direction."""
     choices = {f"val_{m.name}": m.direction for m in TASK_METRICS[task]}
-    choices["val_loss"] = "minimize"
+    if task != "generative":  # a GAN has no single validation loss
+        choices["val_loss"] = "minimize"
     return choices
 
 

@@ -13,9 +13,9 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping
 
-from orchestrator.batches import IndexBatches, predict
+from orchestrator.batches import IndexBatches
 from orchestrator.components import DataBundle
-from orchestrator.model import CandidateModule, assemble, regularizer_effects
+from orchestrator.model import assemble, regularizer_effects
 from orchestrator.plugins import Registry
 from orchestrator.pruning import OptunaPruning
 from orchestrator.tasks import TASK_METRICS
@@ -38,14 +38,15 @@ def training_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def split_metrics(module: CandidateModule, data: DataBundle, split: str) -> dict[str, float]:
-    """Loss and task metrics of the current model on `val` or `test`."""
+def split_metrics(module: Any, data: DataBundle, split: str) -> dict[str, float]:
+    """Loss (where the task has one) and task metrics of the current model on `val` or `test`."""
     x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
-    outputs = predict(module.network, x)
-    metrics = {f"{split}_loss": float(module.loss_fn(outputs, y))}
+    outputs, targets = module.evaluation_pair(x, y)
+    loss = module.evaluation_loss(outputs, targets)
+    metrics = {f"{split}_loss": loss} if loss is not None else {}
     for metric in TASK_METRICS[data.task]:
         scale = data.target_scale if metric.in_target_units else 1.0
-        metrics[f"{split}_{metric.name}"] = float(metric.compute(outputs, y)) * scale
+        metrics[f"{split}_{metric.name}"] = float(metric.compute(outputs, targets)) * scale
     return metrics
 
 
@@ -62,7 +63,6 @@ class EpochEvaluator(pl.Callback):
         self.diverged_at: int | None = None
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        assert isinstance(pl_module, CandidateModule)
         metrics = {"train_loss": pl_module.epoch_train_loss(), **split_metrics(pl_module, self.data, "val")}
         trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
         self.history.append(metrics)
@@ -73,6 +73,30 @@ class EpochEvaluator(pl.Callback):
             listener(trainer.current_epoch, metrics)
 
 
+class KeepBest(pl.Callback):
+    """Remembers the network's weights at the best epoch of `monitor` and restores them when training
+    ends, so that a run stopped early is judged (and tested) at its best epoch, not its last."""
+
+    def __init__(self, monitor: str, direction: str) -> None:
+        self.monitor = monitor
+        self.sign = 1.0 if direction == "maximize" else -1.0
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None or not math.isfinite(float(value)):
+            return
+        if self.best is None or self.sign * float(value) > self.sign * self.best:
+            self.best, self.best_epoch = float(value), trainer.current_epoch
+            self.state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.state is not None:
+            pl_module.load_state_dict(self.state)
+
+
 @dataclass
 class TrainingResult:
     """What one training run produced: per-epoch history, final test metrics, how it stopped."""
@@ -81,7 +105,8 @@ class TrainingResult:
     test_metrics: dict[str, float] = field(default_factory=dict)
     pruned_at: int | None = None
     diverged_at: int | None = None
-    model: CandidateModule | None = None
+    best_epoch: int | None = None  # set when the best epoch's weights were restored (early stopping)
+    model: pl.LightningModule | None = None
 
     @property
     def epochs(self) -> int:
@@ -89,6 +114,12 @@ class TrainingResult:
 
     def last(self, metric: str) -> float | None:
         return self.history[-1].get(metric) if self.history else None
+
+    def final(self, metric: str) -> float | None:
+        """The metric of the model training ended with: the restored best epoch's, else the last."""
+        if self.best_epoch is not None and self.best_epoch < len(self.history):
+            return self.history[self.best_epoch].get(metric)
+        return self.last(metric)
 
 
 def train(config: Mapping[str, Any], registry: Registry, data: DataBundle, *, max_epochs: int, seed: int,
@@ -100,23 +131,28 @@ def train(config: Mapping[str, Any], registry: Registry, data: DataBundle, *, ma
     """
     torch.manual_seed(seed)
     batches = IndexBatches(data.x_train, data.y_train, int(config.get("batch_size", 100)), seed)
-    module = assemble(config, registry, data, max_epochs=max_epochs, steps_per_epoch=len(batches))
+    module = assemble(config, registry, data, max_epochs=max_epochs, steps_per_epoch=len(batches), seed=seed)
     effects = regularizer_effects(config, registry)
     evaluator = EpochEvaluator(data, listeners)
     pruning = OptunaPruning(trial, monitor) if trial is not None else None
     own: list[pl.Callback] = [evaluator, *([pruning] if pruning else [])]
+    keep_best = None
     if effects["early_stopping_patience"] is not None:
-        own.append(EarlyStopping(monitor=monitor, mode="max" if direction == "maximize" else "min",
-                                 patience=effects["early_stopping_patience"], check_on_train_epoch_end=True))
+        keep_best = KeepBest(monitor, direction)
+        own += [keep_best, EarlyStopping(monitor=monitor, mode="max" if direction == "maximize" else "min",
+                                         patience=effects["early_stopping_patience"], check_on_train_epoch_end=True)]
     trainer = pl.Trainer(
         max_epochs=max_epochs, accelerator="gpu" if data.x_train.is_cuda else "cpu", devices=1,
         logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=1_000_000,
-        gradient_clip_val=effects["grad_clip"], callbacks=[*own, *callbacks],
+        # A manually optimized module (the GAN) clips its own gradients.
+        gradient_clip_val=effects["grad_clip"] if module.automatic_optimization else None,
+        callbacks=[*own, *callbacks],
     )
     trainer.fit(module, train_dataloaders=batches)
     result = TrainingResult(history=evaluator.history, pruned_at=pruning.pruned_at if pruning else None,
-                            diverged_at=evaluator.diverged_at, model=module)
+                            diverged_at=evaluator.diverged_at, model=module,
+                            best_epoch=keep_best.best_epoch if keep_best and evaluator.diverged_at is None else None)
     if result.diverged_at is None:
         result.test_metrics = split_metrics(module, data, "test")
     return result

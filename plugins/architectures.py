@@ -1,8 +1,11 @@
 """Built-in architectures."""
 
+import math
+
+import torch
 from torch import nn
 
-from orchestrator import Architecture, BuildContext, Int, hookimpl
+from orchestrator import Architecture, BuildContext, Choice, Float, Int, hookimpl
 
 
 def build_mlp(params, ctx: BuildContext) -> nn.Module:
@@ -24,6 +27,131 @@ def build_mlp(params, ctx: BuildContext) -> nn.Module:
     return nn.Sequential(*layers)
 
 
+class SequenceToChannels(nn.Module):
+    """(N, L, C) sequences to (N, C, L) maps for 1-D convolutions."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(1, 2)
+
+
+class GlobalAveragePool(nn.Module):
+    """(N, C, *positions) to (N, C): the mean over all positions."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2).mean(-1)
+
+
+CONV = {1: nn.Conv1d, 2: nn.Conv2d}
+POOL = {("max", 1): nn.MaxPool1d, ("max", 2): nn.MaxPool2d, ("avg", 1): nn.AvgPool1d, ("avg", 2): nn.AvgPool2d}
+
+
+def build_cnn(params, ctx: BuildContext) -> nn.Module:
+    """`depth` conv blocks (conv, norm, activation, dropout; a stride-2 pool between blocks while
+    the maps allow it), global average pooling, Linear head; 1-D over sequences, 2-D over images."""
+    if ctx.input_kind == "sequence":
+        length, channels = ctx.input_shape
+        dims, size, layers = 1, [length], [SequenceToChannels()]
+    else:
+        channels, *size = ctx.input_shape
+        dims, layers = 2, []
+    kernel = params["kernel_size"]
+    for i in range(params["depth"]):
+        width = max(1, round(params["channels"] * params["growth"] ** i))
+        layers.append(CONV[dims](channels, width, kernel, padding=kernel // 2))
+        if ctx.norm is not None:
+            layers.append(ctx.norm(width, f"conv{dims}d"))
+        layers.append(ctx.activation())
+        if ctx.dropout > 0:
+            layers.append(nn.Dropout(ctx.dropout))
+        if params["pooling"] != "none" and i < params["depth"] - 1 and min(size) >= 2:
+            layers.append(POOL[params["pooling"], dims](2))
+            size = [s // 2 for s in size]
+        channels = width
+    layers += [GlobalAveragePool(), nn.Linear(channels, ctx.output_size)]
+    return nn.Sequential(*layers)
+
+
+class RecurrentNet(nn.Module):
+    """A recurrent layer stack over (N, L, F) sequences, read out at the end or averaged over time."""
+
+    def __init__(self, recurrent: nn.RNNBase, readout: str, head: nn.Module) -> None:
+        super().__init__()
+        self.recurrent, self.readout, self.head = recurrent, readout, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs, _ = self.recurrent(x)
+        if self.readout == "mean":
+            return self.head(outputs.mean(1))
+        hidden = self.recurrent.hidden_size  # each direction's final state: forward at the end, backward at the start
+        last = torch.cat([outputs[:, -1, :hidden], outputs[:, 0, hidden:]], dim=1)
+        return self.head(last)
+
+
+def recurrent_builder(rnn_class: type[nn.RNNBase]):
+    """A build function for one torch recurrent class (nn.RNN, nn.LSTM or nn.GRU)."""
+
+    def build(params, ctx: BuildContext) -> nn.Module:
+        """The recurrent stack, then the chosen norm and dropout on its readout, then a Linear head."""
+        recurrent = rnn_class(ctx.input_shape[-1], params["hidden_size"], num_layers=params["layers"],
+                              batch_first=True, bidirectional=params["bidirectional"],
+                              dropout=ctx.dropout if params["layers"] > 1 else 0.0)
+        features = params["hidden_size"] * (2 if params["bidirectional"] else 1)
+        head: list[nn.Module] = []
+        if ctx.norm is not None:
+            head.append(ctx.norm(features, "vector"))
+        if ctx.dropout > 0:
+            head.append(nn.Dropout(ctx.dropout))
+        head.append(nn.Linear(features, ctx.output_size))
+        return RecurrentNet(recurrent, params["readout"], nn.Sequential(*head))
+
+    return build
+
+
+def sinusoidal_positions(tokens: int, d_model: int) -> torch.Tensor:
+    """Vaswani et al.'s fixed (tokens, d_model) encoding: sin on even features, cos on odd ones."""
+    position = torch.arange(tokens, dtype=torch.float32)[:, None]
+    frequency = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    table = torch.zeros(tokens, d_model + d_model % 2)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency)
+    return table[:, :d_model]
+
+
+class TransformerNet(nn.Module):
+    """Tokens projected to d_model, plus positions, through an encoder, mean-pooled, Linear head."""
+
+    def __init__(self, tokens: int, features: int, d_model: int, positional: str, encoder: nn.Module,
+                 head: nn.Module) -> None:
+        super().__init__()
+        self.embed = nn.Linear(features, d_model)
+        if positional == "learned":
+            self.positions = nn.Parameter(0.02 * torch.randn(tokens, d_model))
+        else:
+            self.register_buffer("positions", sinusoidal_positions(tokens, d_model))
+        self.encoder, self.head = encoder, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 4:  # an image (N, C, H, W): each row is a token of C * W features
+            x = x.permute(0, 2, 1, 3).flatten(2)
+        return self.head(self.encoder(self.embed(x) + self.positions).mean(1))
+
+
+def build_transformer(params, ctx: BuildContext) -> nn.Module:
+    """A pre-norm Transformer encoder of `layers` layers over the sequence's steps (an image's rows)."""
+    if ctx.input_kind == "image":
+        channels, tokens, width = ctx.input_shape
+        features = channels * width
+    else:
+        tokens, features = ctx.input_shape
+    d_model = params["heads"] * params["head_dim"]
+    layer = nn.TransformerEncoderLayer(d_model, params["heads"], params["ff_width"], dropout=ctx.dropout,
+                                       activation=ctx.activation(), batch_first=True, norm_first=True)
+    final_norm = ctx.norm(d_model, "sequence") if ctx.norm is not None else None
+    encoder = nn.TransformerEncoder(layer, params["layers"], norm=final_norm, enable_nested_tensor=False)
+    return TransformerNet(tokens, features, d_model, params["positional"], encoder,
+                          nn.Linear(d_model, ctx.output_size))
+
+
 @hookimpl
 def register_architectures(register):
     register(Architecture(
@@ -34,5 +162,49 @@ def register_architectures(register):
         },
         build=build_mlp,
         input_kinds=("vector", "sequence", "image"),
+        tasks=("classification", "regression"),
+    ))
+    register(Architecture(
+        "cnn", "Convolutional network: 1-D over sequences, 2-D over images; global average pooling, Linear head.",
+        params={
+            "channels": Int(8, 256, default=32, log=True, help="channels of the first conv layer"),
+            "growth": Float(1.0, 2.0, default=1.5, help="channel multiplier from one conv layer to the next"),
+            "kernel_size": Choice((3, 5, 7), default=5, help="kernel width (odd: 'same' padding)"),
+            "depth": Int(1, 5, default=3, help="number of conv layers"),
+            "pooling": Choice(("max", "avg", "none"), default="max",
+                              help="stride-2 pool between conv layers while the maps allow it"),
+        },
+        build=build_cnn,
+        input_kinds=("sequence", "image"),
+        tasks=("classification", "regression"),
+    ))
+    recurrent_params = {
+        "hidden_size": Int(16, 512, default=128, log=True, help="hidden units per direction"),
+        "layers": Int(1, 3, default=1, help="stacked recurrent layers (dropout between them)"),
+        "bidirectional": Choice((False, True), default=False, help="also read the sequence backwards"),
+        "readout": Choice(("last", "mean"), default="last", help="final state, or the mean over time steps"),
+    }
+    for name, rnn_class, description in (
+            ("rnn", nn.RNN, "Elman recurrent network (tanh)"),
+            ("lstm", nn.LSTM, "Long short-term memory network"),
+            ("gru", nn.GRU, "Gated recurrent unit network")):
+        register(Architecture(
+            name, f"{description} over sequences, its readout to a Linear head.",
+            params=recurrent_params,
+            build=recurrent_builder(rnn_class),
+            input_kinds=("sequence",),
+            tasks=("classification", "regression"),
+        ))
+    register(Architecture(
+        "transformer", "Transformer encoder over sequence steps (image rows), mean-pooled, Linear head.",
+        params={
+            "heads": Choice((1, 2, 4, 8), default=4, help="attention heads (d_model = heads x head_dim)"),
+            "head_dim": Int(8, 64, default=16, log=True, help="features per attention head"),
+            "layers": Int(1, 6, default=2, help="encoder layers"),
+            "ff_width": Int(32, 1024, default=128, log=True, help="units of each feed-forward block"),
+            "positional": Choice(("learned", "sinusoidal"), default="learned", help="position encoding"),
+        },
+        build=build_transformer,
+        input_kinds=("sequence", "image"),
         tasks=("classification", "regression"),
     ))

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+import optuna
 import pytest
+import pytorch_lightning as pl
 import torch
 from optuna.trial import FixedTrial
 from torch import nn
@@ -39,10 +41,11 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
 
 
 def sample_config(registry: Registry, *, architecture: str = "mlp", activation: str = "relu",
-                  loss: str = "cross_entropy", optimizer: str = "adam", regularizers: tuple[str, ...] = (),
-                  values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                  loss: str = "cross_entropy", optimizer: str = "adam", schedule: str = "constant",
+                  regularizers: tuple[str, ...] = (), values: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A flat configuration from `SearchSpace.sample`: declared defaults unless `values` says otherwise."""
-    chosen = {"architecture": architecture, "activation": activation, "loss": loss, "optimizer": optimizer}
+    chosen = {"architecture": architecture, "activation": activation, "loss": loss, "optimizer": optimizer,
+              "schedule": schedule}
     components = {kind: ComponentOptions(kind, {name: dict(registry.get(kind, name).spec.params)})
                   for kind, name in chosen.items()}
     regs = tuple(RegularizerOption(name, dict(registry.get("regularizer", name).spec.params))
@@ -116,6 +119,7 @@ def test_study_file_space_samples_only_the_chosen_components_params(registry, tm
         "architecture": "mlp", "architecture.mlp.depth": 3, "architecture.mlp.width": 24,
         "activation": "sigmoid", "loss": "label_smoothing", "loss.label_smoothing.smoothing": 0.2,
         "optimizer": "sgd", "optimizer.sgd.lr": 0.1, "optimizer.sgd.momentum": 0.5, "optimizer.sgd.nesterov": False,
+        "schedule": "constant",  # the study names no schedule
         "regularizer.dropout": True, "regularizer.dropout.p": 0.4, "regularizer.l2": False, "batch_size": 32,
     }
 
@@ -128,6 +132,72 @@ def test_study_file_space_samples_only_the_chosen_components_params(registry, tm
     optimizer = module.configure_optimizers()
     assert isinstance(optimizer, torch.optim.SGD)
     assert optimizer.param_groups[0]["lr"] == 0.1 and optimizer.param_groups[0]["momentum"] == 0.5
+
+
+SCHEDULE_STUDY = """
+name: schedules
+dataset: digits
+search:
+  architecture: {mlp: {depth: 1, width: [16, 32]}}
+  activation: [relu, sigmoid]
+  loss: cross_entropy
+  optimizer: [sgd, adam]
+  batch_size: 64
+"""
+
+
+@pytest.mark.parametrize("schedule", [None, "all"], ids=["omitted", "all"])
+def test_schedule_is_constant_unless_the_study_searches_it(registry, tmp_path, schedule):
+    path = tmp_path / "study.yaml"
+    path.write_text(textwrap.dedent(SCHEDULE_STUDY) + (f"  schedule: {schedule}\n" if schedule else ""))
+    spec = load_study(path, registry)
+    names = ["constant"] if schedule is None else registry.names("schedule")
+    if schedule == "all":
+        assert {"constant", "cosine", "step", "one_cycle"} <= set(names)
+    assert list(spec.space.components["schedule"].options) == names
+
+    # Trials as the study runner asks for them: the sampler is offered exactly these schedules.
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    configs = []
+    for _ in range(30):
+        trial = study.ask()
+        config = spec.space.sample(trial)
+        configs.append(config)
+        if schedule is None:
+            assert "schedule" not in trial.distributions  # fixed, not searched
+        else:
+            assert trial.distributions["schedule"].choices == tuple(names)
+        study.tell(trial, 0.0)
+    if schedule is None:
+        assert all(config["schedule"] == "constant" for config in configs)
+        assert not any(key.startswith("schedule.") for config in configs for key in config)
+
+    # Each schedule, when chosen, brings exactly its own declared parameters.
+    for name in names:
+        declared = registry.get("schedule", name).spec.params
+        config = spec.space.sample(FixedTrial({
+            "architecture.mlp.width": 16, "activation": "relu", "optimizer": "adam", "schedule": name,
+            **{f"optimizer.adam.{p}": v.default for p, v in registry.get("optimizer", "adam").spec.params.items()},
+            **{f"schedule.{name}.{p}": v.default for p, v in declared.items()}}))
+        assert config["schedule"] == name
+        assert {key for key in config if key.startswith("schedule.")} == {f"schedule.{name}.{p}" for p in declared}
+
+
+def test_every_schedule_builds_a_scheduler_stepping_at_its_interval(registry):
+    data = tiny_data()
+    names = registry.names("schedule")
+    assert {"constant", "cosine", "step", "one_cycle"} <= set(names)
+    for name in names:
+        spec = registry.get("schedule", name).spec
+        config = sample_config(registry, schedule=name)
+        assert config["schedule"] == name
+        setup = assemble(config, registry, data, max_epochs=3, steps_per_epoch=4).configure_optimizers()
+        if name == "constant":  # the optimizer's own learning rate: no scheduler at all
+            assert isinstance(setup, torch.optim.Adam)
+            continue
+        assert isinstance(setup["optimizer"], torch.optim.Adam), name
+        assert setup["lr_scheduler"]["interval"] == spec.interval, name
+        assert isinstance(setup["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.LRScheduler), name
 
 
 # ---------------------------------------------------------------------------
@@ -222,6 +292,62 @@ def test_l2_regularizer_adds_a_penalty_that_grows_with_the_weights(registry):
 
     off = sample_config(registry, regularizers=("l2",), values={"regularizer.l2": False})
     assert assemble(off, registry, data).penalties == []
+
+
+@pytest.mark.parametrize("optimizer, extra_decay", [("sgd", 0.0), ("adam", 0.0), ("adamw", 0.01), ("rmsprop", 0.0)])
+def test_l2_decay_form_sets_weight_decay_and_adds_no_penalty(registry, optimizer, extra_decay):
+    data = tiny_data()
+    torch.manual_seed(0)
+    values = {"regularizer.l2.weight": 1e-3, "regularizer.l2.form": "decay"}
+    if optimizer == "adamw":
+        values["optimizer.adamw.weight_decay"] = extra_decay  # AdamW's own decay adds to the regularizer's
+    config = sample_config(registry, optimizer=optimizer, regularizers=("l2",), values=values)
+    assert config["regularizer.l2.form"] == "decay"
+    module = assemble(config, registry, data)
+    assert module.penalties == []
+    loss = module.training_step((data.x_train, data.y_train), 0)
+    assert torch.equal(loss, module.loss_fn(module(data.x_train), data.y_train))  # nothing added to the loss
+    group = module.configure_optimizers().param_groups[0]
+    assert group["weight_decay"] == pytest.approx(1e-3 + extra_decay)
+
+    penalty = sample_config(registry, optimizer=optimizer, regularizers=("l2",),
+                            values={**values, "regularizer.l2.form": "penalty"})
+    module = assemble(penalty, registry, data)
+    assert len(module.penalties) == 1
+    assert module.configure_optimizers().param_groups[0]["weight_decay"] == pytest.approx(extra_decay)
+
+
+def test_l2_decay_shrinks_the_weights_in_the_optimizer_step(registry):
+    data = tiny_data()
+    values = {"optimizer.sgd.lr": 0.5, "optimizer.sgd.momentum": 0.0, "optimizer.sgd.nesterov": False}
+    steps = {}
+    for form in ("decay", None):
+        torch.manual_seed(0)
+        regs = ("l2",) if form else ()
+        extra = {"regularizer.l2.weight": 0.1, "regularizer.l2.form": form} if form else {}
+        module = assemble(sample_config(registry, optimizer="sgd", regularizers=regs, values={**values, **extra}),
+                          registry, data)
+        optimizer = module.configure_optimizers()
+        before = [p.detach().clone() for p in module.network.parameters()]
+        forward_backward(module, data)
+        grads = [p.grad.detach().clone() for p in module.network.parameters()]
+        optimizer.step()
+        steps[form] = before, grads, [p.detach().clone() for p in module.network.parameters()]
+    (before, grads, after), (plain_before, plain_grads, plain_after) = steps["decay"], steps[None]
+    for b, g, a, pb, pg in zip(before, grads, after, plain_before, plain_grads):
+        assert torch.equal(b, pb) and torch.allclose(g, pg)  # same start, same gradient: no penalty term
+        assert torch.allclose(a, b - 0.5 * (g + 0.1 * b), atol=1e-6)  # SGD with weight decay 0.1
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError,
+                   reason="batchnorm: a last mini-batch of one row fails training ('Expected more than 1 value per "
+                          "channel when training'); IndexBatches keeps a final partial batch, whatever its size")
+def test_batchnorm_trains_whatever_the_batch_size(registry):
+    data = tiny_data(n=25)  # 25 training rows in batches of 8: the last batch holds a single row
+    config = sample_config(registry, regularizers=("batchnorm",), values={"batch_size": 8})
+    assert any(isinstance(m, nn.BatchNorm1d) for m in assemble(config, registry, data).network.modules())
+    result = train(config, registry, data, max_epochs=1, seed=0)
+    assert result.epochs == 1 and math.isfinite(result.history[0]["train_loss"])
 
 
 # ---------------------------------------------------------------------------
@@ -450,3 +576,95 @@ def test_training_is_reproducible_for_a_seed(registry, digits, trained):
     assert [e["val_loss"] for e in second.history] == losses
     assert second.test_metrics == first.test_metrics
     assert [e["val_loss"] for e in other.history] != losses
+
+
+def epochs_until_patience_runs_out(values: list[float], patience: int, maximize: bool) -> int | None:
+    """How many epochs run before `patience` epochs in a row bring no strict improvement, or None."""
+    best, waited = None, 0
+    for epoch, value in enumerate(values):
+        if best is None or (value > best if maximize else value < best):
+            best, waited = value, 0
+        else:
+            waited += 1
+            if waited >= patience:
+                return epoch + 1
+    return None
+
+
+def test_early_stopping_ends_training_when_the_objective_stops_improving(registry, digits, tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text(textwrap.dedent("""
+        name: stopping
+        dataset: digits
+        objective: {metric: val_accuracy, direction: maximize}
+        budget: {trials: 1, max_epochs: 30}
+        search:
+          architecture: {mlp: {depth: 1, width: 32}}
+          activation: relu
+          loss: cross_entropy
+          optimizer: {sgd: {lr: 0.0001, momentum: 0.0, nesterov: false}}
+          regularizers: {early_stopping: {optional: false, patience: 2}}
+          batch_size: 64
+    """))
+    spec = load_study(path, registry)
+    config = spec.space.sample(FixedTrial({}))  # nothing left to search: always on, patience 2
+    assert config["regularizer.early_stopping"] is True and config["regularizer.early_stopping.patience"] == 2
+    # A learning rate this small barely moves the network: validation accuracy stops improving at once.
+    result = train(config, registry, digits, max_epochs=spec.budget.max_epochs, seed=0, monitor=spec.metric,
+                   direction=spec.direction)
+    accuracy = [epoch["val_accuracy"] for epoch in result.history]
+    stop = epochs_until_patience_runs_out(accuracy, 2, maximize=True)
+    assert stop is not None and stop < spec.budget.max_epochs, accuracy
+    assert result.epochs == stop, accuracy  # stopped exactly when the patience ran out
+    assert result.pruned_at is None and result.diverged_at is None and "test_accuracy" in result.test_metrics
+
+    # The same configuration without it runs every epoch.
+    without = {key: value for key, value in config.items() if not key.startswith("regularizer.early_stopping")}
+    assert train(without, registry, digits, max_epochs=stop + 2, seed=0, monitor=spec.metric,
+                 direction=spec.direction).epochs == stop + 2
+
+
+class StepRecorder(pl.Callback):
+    """Each optimizer step's parameters before, gradients (before any clipping) and parameters after."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.before = [p.detach().clone() for p in pl_module.network.parameters()]
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.grads = [p.grad.detach().clone() for p in pl_module.network.parameters()]
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.steps.append((self.before, self.grads, [p.detach().clone() for p in pl_module.network.parameters()]))
+
+
+def total_norm(tensors: list[torch.Tensor]) -> float:
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors])))
+
+
+@pytest.mark.parametrize("max_norm", [None, 0.01], ids=["off", "on"])
+def test_grad_clip_limits_the_gradient_norm_of_every_step(registry, max_norm):
+    data = tiny_data(n=24)
+    # Plain SGD with lr 1: each step moves the parameters by exactly the (clipped) gradient.
+    values = {"optimizer.sgd.lr": 1.0, "optimizer.sgd.momentum": 0.0, "optimizer.sgd.nesterov": False,
+              "batch_size": 8}
+    if max_norm is not None:
+        values["regularizer.grad_clip.max_norm"] = max_norm
+    config = sample_config(registry, optimizer="sgd", regularizers=("grad_clip",) if max_norm else (),
+                           values=values)
+    recorder = StepRecorder()
+    train(config, registry, data, max_epochs=2, seed=0, callbacks=[recorder])
+    assert len(recorder.steps) == 6
+    for before, grads, after in recorder.steps:
+        moved = [b - a for b, a in zip(before, after)]
+        norm = total_norm(grads)
+        assert norm > 0.1  # far above the clipping threshold tested: the clip has work to do
+        if max_norm is None:
+            for m, g in zip(moved, grads):
+                assert torch.allclose(m, g, atol=1e-6)
+        else:
+            assert total_norm(moved) == pytest.approx(max_norm, rel=1e-4)
+            for m, g in zip(moved, grads):  # scaled down as a whole: same direction
+                assert torch.allclose(m, g * (max_norm / norm), atol=1e-6)

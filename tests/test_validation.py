@@ -7,11 +7,17 @@ Every error case checks, for both commands where it applies:
     to the working directory), because everything is validated before any storage or MLflow run exists.
 
 No test here trains: an autouse guard makes `StudyRunner` fail the test if a run ever gets past validation.
+
+The component library keeps growing, so wherever a message lists registered or compatible component
+names the expected list comes from the registry, and every misspelt name is checked to have exactly one
+near registered name (see `assert_suggests`).
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -20,6 +26,7 @@ import pytest
 import yaml
 
 import orchestrator.runner
+from orchestrator.plugins import DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV, Registry, load_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ("mlflow.db", "optuna.journal", "mlartifacts", "mlruns")
@@ -63,6 +70,42 @@ def study_text(changes: dict[str, Any] | None = None, drop: Iterable[str] = ()) 
 
 def listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
+    """What `automl` sees from an empty working directory (like `workdir`): the built-ins."""
+    saved_cwd, saved_env = Path.cwd(), {k: os.environ.pop(k) for k in (DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV)
+                                        if k in os.environ}
+    os.chdir(tmp_path_factory.mktemp("empty"))
+    try:
+        registry = load_registry()
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.update(saved_env)
+    assert not registry.errors
+    return registry
+
+
+def registered(registry: Registry, kind: str) -> str:
+    """The registered names of a kind as messages list them: sorted, comma-separated."""
+    return ", ".join(registry.names(kind))
+
+
+def compatible(registry: Registry, kind: str, task: str, input_kind: str) -> str:
+    """The registered names of a kind usable for `task` on `input_kind` inputs, as messages list them."""
+    names = [name for name in registry.names(kind)
+             if task in getattr(registry.get(kind, name).spec, "tasks", (task,))
+             and input_kind in getattr(registry.get(kind, name).spec, "input_kinds", (input_kind,))]
+    return ", ".join(names)
+
+
+def assert_suggests(registry: Registry, kind: str, typo: str, suggestion: str | None) -> None:
+    """Guard on the test's own example: `typo` must be close to exactly `suggestion` among the registered
+    names (or to none), so that the expected 'did you mean' stays unambiguous as components are added."""
+    close = difflib.get_close_matches(typo, registry.names(kind), n=3, cutoff=0.5)
+    assert close == ([suggestion] if suggestion else []), \
+        f"pick another example: {typo!r} is now close to the registered {kind}s {close}"
 
 
 @pytest.fixture(autouse=True)
@@ -135,22 +178,26 @@ def test_unknown_top_level_key_without_a_near_name_has_no_suggestion(write_study
 # ------------------------------------------------------------------------------------------- components
 
 
-@pytest.mark.parametrize(("changes", "expected"), [
-    ({"search.optimizer": {"adamm": {"lr": 0.01}}},
-     "search.optimizer.adamm: unknown optimizer (did you mean 'adam'?); registered: adam, sgd (got 'adamm')"),
-    ({"search.optimizer": ["adamm", "sgd"]},
-     "search.optimizer: unknown optimizer (did you mean 'adam'?); registered: adam, sgd (got 'adamm')"),
-    ({"search.activation": "rellu"},
-     "search.activation: unknown activation (did you mean 'relu'?); registered: relu, sigmoid (got 'rellu')"),
-    ({"search.regularizers": ["dropuot"]},
-     "search.regularizers.dropuot: unknown regularizer (did you mean 'dropout'?); registered: dropout, l2 "
-     "(got 'dropuot')"),
-    ({"search.architecture": "cnn"},
-     "search.architecture: unknown architecture; registered: mlp (got 'cnn')"),
-], ids=["optimizer-mapping", "optimizer-list", "activation", "regularizer", "architecture-no-suggestion"])
-def test_unknown_component_name_suggests_the_nearest(write_study, cli, workdir, changes, expected):
+@pytest.mark.parametrize(("changes", "kind", "typo", "suggestion", "key"), [
+    ({"search.optimizer": {"rmsprp": {"lr": 0.01}}}, "optimizer", "rmsprp", "rmsprop", "search.optimizer.rmsprp"),
+    ({"search.optimizer": ["sgd", "rmsporp"]}, "optimizer", "rmsporp", "rmsprop", "search.optimizer"),
+    ({"search.activation": "sigmiod"}, "activation", "sigmiod", "sigmoid", "search.activation"),
+    ({"search.schedule": "cosin"}, "schedule", "cosin", "cosine", "search.schedule"),
+    ({"search.regularizers": ["droput"]}, "regularizer", "droput", "dropout", "search.regularizers.droput"),
+    ({"search.regularizers": {"dropout": {}, "droput": {"p": 0.1}}}, "regularizer", "droput", "dropout",
+     "search.regularizers.droput"),
+    ({"search.architecture": "xgboost"}, "architecture", "xgboost", None, "search.architecture"),
+], ids=["optimizer-mapping", "optimizer-list", "activation", "schedule", "regularizer-list", "regularizer-mapping",
+        "architecture-no-suggestion"])
+def test_unknown_component_name_suggests_the_nearest(write_study, cli, workdir, registry, changes, kind, typo,
+                                                     suggestion, key):
+    assert_suggests(registry, kind, typo, suggestion)
     path = write_study(study_text(changes))
-    assert_rejected(cli, workdir, path, [f"{path}: {expected}"])
+    hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
+    results = assert_rejected(cli, workdir, path, [
+        f"{path}: {key}: unknown {kind}{hint}; registered: {registered(registry, kind)} (got {typo!r})\n"])
+    if suggestion is None:
+        assert "did you mean" not in results["validate"].err
 
 
 @pytest.mark.parametrize(("changes", "expected"), [
@@ -258,15 +305,18 @@ def test_override_outside_the_declared_range(write_study, cli, workdir, changes,
 
 @pytest.mark.parametrize(("changes", "expected"), [
     ({"search.activation": []},
-     "search.activation: an empty list; name at least one activation: relu, sigmoid (got [])"),
+     "search.activation: an empty list; name at least one activation: {activation} (got [])"),
     ({"search.optimizer": {}},
-     "search.optimizer: an empty mapping; name at least one optimizer: adam, sgd (got {})"),
+     "search.optimizer: an empty mapping; name at least one optimizer: {optimizer} (got {{}})"),
+    ({"search.schedule": []},
+     "search.schedule: an empty list; name at least one schedule: {schedule} (got [])"),
     ({"search.architecture.mlp.width": []},
      "search.architecture.mlp.width: an empty list of values; give at least one; declared: 16..1024"),
-], ids=["component-list", "component-mapping", "parameter-list"])
-def test_empty_choice(write_study, cli, workdir, changes, expected):
+], ids=["component-list", "component-mapping", "schedule-list", "parameter-list"])
+def test_empty_choice(write_study, cli, workdir, registry, changes, expected):
     path = write_study(study_text(changes))
-    assert_rejected(cli, workdir, path, [f"{path}: {expected}"])
+    names = {kind: registered(registry, kind) for kind in ("activation", "optimizer", "schedule")}
+    assert_rejected(cli, workdir, path, [f"{path}: {expected.format(**names)}"])
 
 
 # ------------------------------------------------------------------------------------ data set and task
@@ -277,11 +327,13 @@ def test_empty_choice(write_study, cli, workdir, changes, expected):
     (["cross_entropy", "mse"], "search.loss"),
     ({"mse": {}}, "search.loss.mse"),
 ], ids=["name", "list", "mapping"])
-def test_incompatible_choice_names_the_compatible_ones(write_study, cli, workdir, loss, key):
+def test_incompatible_choice_names_the_compatible_ones(write_study, cli, workdir, registry, loss, key):
     path = write_study(study_text({"dataset": "mnist1d", "search.loss": loss}))
+    losses = compatible(registry, "loss", "classification", "sequence")
+    assert {"cross_entropy", "label_smoothing"} <= set(losses.split(", ")) and "mse" not in losses.split(", ")
     assert_rejected(cli, workdir, path, [
         f"{path}: {key}: incompatible: loss 'mse' is for regression, this study's task is classification; "
-        "compatible: cross_entropy, label_smoothing (got 'mse')",
+        f"compatible: {losses} (got 'mse')\n",
     ])
 
 
@@ -296,16 +348,26 @@ def test_bad_task(write_study, cli, workdir, changes, expected):
     assert_rejected(cli, workdir, path, [f"{path}: {expected}"])
 
 
-@pytest.mark.parametrize(("dataset", "expected"), [
-    ("mnist", "dataset: unknown data set (did you mean 'mnist1d'?); registered: digits, mnist1d (got 'mnist')"),
-    ({"name": "digts"},
-     "dataset.name: unknown data set (did you mean 'digits'?); registered: digits, mnist1d (got 'digts')"),
-    ({"name": "cifar10"}, "dataset.name: unknown data set; registered: digits, mnist1d (got 'cifar10')"),
-    ({"test_fraction": 0.2}, "dataset.name: required: a data set name, one of ['digits', 'mnist1d'] (got None)"),
-], ids=["name", "mapping", "no-suggestion", "missing-name"])
-def test_unknown_dataset(write_study, cli, workdir, dataset, expected):
+@pytest.mark.parametrize(("dataset", "typo", "suggestion", "key"), [
+    ("mnist_1d", "mnist_1d", "mnist1d", "dataset"),
+    ({"name": "digitz"}, "digitz", "digits", "dataset.name"),
+    ({"name": "imagenet1k"}, "imagenet1k", None, "dataset.name"),
+], ids=["name", "mapping", "no-suggestion"])
+def test_unknown_dataset(write_study, cli, workdir, registry, dataset, typo, suggestion, key):
+    assert_suggests(registry, "dataset", typo, suggestion)
     path = write_study(study_text({"dataset": dataset}))
-    assert_rejected(cli, workdir, path, [f"{path}: {expected}"])
+    hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
+    results = assert_rejected(cli, workdir, path, [
+        f"{path}: {key}: unknown data set{hint}; registered: {registered(registry, 'dataset')} (got {typo!r})\n"])
+    if suggestion is None:
+        assert "did you mean" not in results["validate"].err
+
+
+def test_dataset_name_is_required(write_study, cli, workdir, registry):
+    path = write_study(study_text({"dataset": {"test_fraction": 0.2}}))
+    assert {"digits", "mnist1d"} <= set(registry.names("dataset"))
+    assert_rejected(cli, workdir, path, [
+        f"{path}: dataset.name: required: a data set name, one of {registry.names('dataset')} (got None)\n"])
 
 
 @pytest.mark.parametrize(("dataset", "expected"), [
@@ -449,25 +511,29 @@ def test_unreachable_postgresql_is_reported_as_unreachable(write_study, cli, wor
 # ------------------------------------------------------------------------------------ several at once
 
 
-def test_several_problems_are_all_reported_in_one_run(write_study, cli, workdir):
+def test_several_problems_are_all_reported_in_one_run(write_study, cli, workdir, registry):
+    assert_suggests(registry, "optimizer", "rmsprp", "rmsprop")
     path = write_study(study_text({
         "budgets": {"trials": 3},
         "dataset": {"name": "mnist1d", "train_samples": 10},
         "budget.trials": "ten",
         "sampler": "cmaes",
-        "search.optimizer": {"adamm": {}, "adam": {"lr": {"low": 0.01, "high": 0.001}}},
+        "search.optimizer": {"rmsprp": {}, "adam": {"lr": {"low": 0.01, "high": 0.001}}},
         "search.activation": [],
         "search.loss": "mse",
+        "search.schedule": {"step": {"gamma": 2.0}},
     }))
     expected = [
         "budgets: unknown key (did you mean 'budget'?)",
         "dataset.train_samples: must be 50..3800 (default 3800) (got 10)",
         "budget.trials: must be an integer >= 1 (got 'ten')",
         "sampler: unknown sampler; allowed: tpe, random (got 'cmaes')",
-        "search.activation: an empty list; name at least one activation: relu, sigmoid (got [])",
+        f"search.activation: an empty list; name at least one activation: {registered(registry, 'activation')} "
+        "(got [])",
         "search.loss: incompatible: loss 'mse' is for regression",
-        "search.optimizer.adamm: unknown optimizer (did you mean 'adam'?)",
+        "search.optimizer.rmsprp: unknown optimizer (did you mean 'rmsprop'?)",
         "search.optimizer.adam.lr: low 0.01 is greater than high 0.001",
+        "search.schedule.step.gamma: value 2.0 is not a number in the declared range 0.05..0.9",
     ]
     results = assert_rejected(cli, workdir, path, [f"{path}: {e}" for e in expected], problems=len(expected))
     lines = results["validate"].err.removeprefix("error: ").splitlines()
@@ -496,6 +562,9 @@ def test_validate_quickstart_shows_the_whole_search_space(cli, workdir):
         names = search[kind] if isinstance(search[kind], list) else \
             [search[kind]] if isinstance(search[kind], str) else list(search[kind])
         assert f"  {kind}: {' | '.join(names)}\n" in out
+    # the file names no schedule: a constant learning rate, not a search over the schedules
+    assert "schedule" not in search
+    assert "  schedule: constant\n" in out and "    schedule." not in out
     # every declared parameter of every chosen component, namespaced (including ones the file leaves alone)
     for key in ("architecture.mlp.depth", "architecture.mlp.width", "optimizer.adam.lr", "optimizer.adam.beta1",
                 "optimizer.adam.beta2", "optimizer.sgd.lr", "optimizer.sgd.momentum", "optimizer.sgd.nesterov",
@@ -503,7 +572,8 @@ def test_validate_quickstart_shows_the_whole_search_space(cli, workdir):
         assert f"    {key}: " in out, key
     for name in search.get("regularizers", {}):
         assert f"  regularizer.{name}: on or off" in out
-    assert "    regularizer.dropout.p: " in out and "    regularizer.l2.weight: 1e-07..0.01, log" in out
+    assert "    regularizer.dropout.p: " in out and "    regularizer.l2.weight: 1e-07..0.1, log" in out
+    assert "    regularizer.l2.form: one of ['penalty', 'decay'] (default 'penalty')\n" in out
     # the file's narrowed ranges, not the declared ones
     lr = search["optimizer"]["adam"]["lr"]
     assert f"    optimizer.adam.lr: {lr['low']}..{lr['high']}, log (default " in out
@@ -516,17 +586,49 @@ def test_validate_quickstart_shows_the_whole_search_space(cli, workdir):
 
 
 @pytest.mark.parametrize("loss", [None, "all"], ids=["omitted", "all"])
-def test_validate_shows_incompatible_components_removed(write_study, cli, workdir, loss):
+def test_validate_shows_incompatible_components_removed(write_study, cli, workdir, registry, loss):
     text = study_text(drop=["search.loss"]) if loss is None else study_text({"search.loss": loss})
     path = write_study(text)
     result = cli("validate", path)
     assert result.code == 0, result.err
     out = result.out
-    assert "  loss: cross_entropy | label_smoothing\n" in out
-    assert "    loss.label_smoothing.smoothing: 0.0..0.3 (default 0.1)" in out
-    assert "mse" not in out.split("removed as incompatible:")[0]
-    assert ("removed as incompatible:\n"
-            "  search.loss: removed 'mse': loss 'mse' is for regression, this study's task is classification\n") in out
+    usable = compatible(registry, "loss", "classification", "image").split(", ")
+    unusable = [name for name in registry.names("loss") if name not in usable]
+    assert {"cross_entropy", "label_smoothing"} <= set(usable) and "mse" in unusable
+    space, removed = out.split("removed as incompatible:\n")
+    assert f"  loss: {' | '.join(usable)}\n" in space
+    assert "    loss.label_smoothing.smoothing: 0.0..0.3 (default 0.1)" in space
+    assert not any(f"loss.{name}." in space for name in unusable)
+    lines = [f"  search.loss: removed {name!r}: loss {name!r} is for "
+             f"{'/'.join(registry.get('loss', name).spec.tasks)}, this study's task is classification"
+             for name in unusable]
+    assert removed.splitlines() == lines
+    assert "  search.loss: removed 'mse': loss 'mse' is for regression, this study's task is classification" \
+        in lines
+    assert listing(workdir) == ["study.yaml"]
+
+
+@pytest.mark.parametrize("schedule", [None, "all", "cosine", ["constant", "step"]],
+                         ids=["omitted", "all", "one", "list"])
+def test_validate_shows_the_searched_schedules(write_study, cli, workdir, registry, schedule):
+    """A study that names no schedule keeps a constant learning rate; `all` searches every registered one."""
+    assert "schedule" not in BASE["search"]
+    path = write_study(study_text() if schedule is None else study_text({"search.schedule": schedule}))
+    result = cli("validate", path)
+    assert result.code == 0, result.err
+    if schedule is None:
+        expected = ["constant"]
+    elif schedule == "all":
+        expected = registry.names("schedule")
+    else:
+        expected = schedule if isinstance(schedule, list) else [schedule]
+    assert f"  schedule: {' | '.join(expected)}\n" in result.out
+    described = {line.split(".")[1] for line in result.out.splitlines() if line.startswith("      schedule.")}
+    assert described == {name for name in expected if registry.get("schedule", name).spec.params}
+    if schedule == "all":
+        assert {"constant", "cosine", "step", "one_cycle"} <= set(expected)
+        assert "    schedule.cosine.min_factor: 0.0..0.5 (default 0.0)" in result.out
+    assert "removed as incompatible" not in result.out
     assert listing(workdir) == ["study.yaml"]
 
 
