@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Iterator
 
 import torch
@@ -16,13 +15,21 @@ class IndexBatches:
         self.batch_size = max(1, min(batch_size, len(x)))
         self.generator = torch.Generator().manual_seed(seed)
 
+    def _starts(self) -> list[int]:
+        # A lone trailing sample joins the previous batch: batch norm cannot train on one row.
+        starts = list(range(0, len(self.x), self.batch_size))
+        if len(starts) > 1 and len(self.x) - starts[-1] == 1:
+            starts.pop()
+        return starts
+
     def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
+        return len(self._starts())
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = torch.randperm(len(self.x), generator=self.generator).to(self.x.device)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
+        starts = self._starts()
+        for start, end in zip(starts, starts[1:] + [len(order)]):
+            idx = order[start:end]
             yield self.x[idx], self.y[idx]
 
 

@@ -82,9 +82,9 @@ class RecurrentNet(nn.Module):
         outputs, _ = self.recurrent(x)
         if self.readout == "mean":
             return self.head(outputs.mean(1))
-        hidden = self.recurrent.hidden_size  # each direction's final state: forward at the end, backward at the start
-        last = torch.cat([outputs[:, -1, :hidden], outputs[:, 0, hidden:]], dim=1)
-        return self.head(last)
+        # Each direction's final state: the forward one at the last step, the backward one at the first.
+        hidden = self.recurrent.hidden_size
+        return self.head(torch.cat([outputs[:, -1, :hidden], outputs[:, 0, hidden:]], dim=1))
 
 
 def recurrent_builder(rnn_class: type[nn.RNNBase]):
@@ -120,10 +120,12 @@ def sinusoidal_positions(tokens: int, d_model: int) -> torch.Tensor:
 class TransformerNet(nn.Module):
     """Tokens projected to d_model, plus positions, through an encoder, mean-pooled, Linear head."""
 
-    def __init__(self, tokens: int, features: int, d_model: int, positional: str, encoder: nn.Module,
-                 head: nn.Module) -> None:
+    def __init__(self, tokens: int, features: int, patch: int, d_model: int, positional: str,
+                 encoder: nn.Module, head: nn.Module) -> None:
         super().__init__()
-        self.embed = nn.Linear(features, d_model)
+        self.patch = patch
+        tokens = -(-tokens // patch)
+        self.embed = nn.Linear(features * patch, d_model)
         if positional == "learned":
             self.positions = nn.Parameter(0.02 * torch.randn(tokens, d_model))
         else:
@@ -133,6 +135,8 @@ class TransformerNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim == 4:  # an image (N, C, H, W): each row is a token of C * W features
             x = x.permute(0, 2, 1, 3).flatten(2)
+        x = nn.functional.pad(x, (0, 0, 0, -x.shape[1] % self.patch))  # zeros to a whole number of patches
+        x = x.reshape(x.shape[0], -1, self.patch * x.shape[2])
         return self.head(self.encoder(self.embed(x) + self.positions).mean(1))
 
 
@@ -148,7 +152,7 @@ def build_transformer(params, ctx: BuildContext) -> nn.Module:
                                        activation=ctx.activation(), batch_first=True, norm_first=True)
     final_norm = ctx.norm(d_model, "sequence") if ctx.norm is not None else None
     encoder = nn.TransformerEncoder(layer, params["layers"], norm=final_norm, enable_nested_tensor=False)
-    return TransformerNet(tokens, features, d_model, params["positional"], encoder,
+    return TransformerNet(tokens, features, params["patch"], d_model, params["positional"], encoder,
                           nn.Linear(d_model, ctx.output_size))
 
 
@@ -200,6 +204,7 @@ def register_architectures(register):
         params={
             "heads": Choice((1, 2, 4, 8), default=4, help="attention heads (d_model = heads x head_dim)"),
             "head_dim": Int(8, 64, default=16, log=True, help="features per attention head"),
+            "patch": Int(1, 8, default=4, help="consecutive steps (image rows) per token"),
             "layers": Int(1, 6, default=2, help="encoder layers"),
             "ff_width": Int(32, 1024, default=128, log=True, help="units of each feed-forward block"),
             "positional": Choice(("learned", "sinusoidal"), default="learned", help="position encoding"),

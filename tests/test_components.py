@@ -339,9 +339,6 @@ def test_l2_decay_shrinks_the_weights_in_the_optimizer_step(registry):
         assert torch.allclose(a, b - 0.5 * (g + 0.1 * b), atol=1e-6)  # SGD with weight decay 0.1
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="batchnorm: a last mini-batch of one row fails training ('Expected more than 1 value per "
-                          "channel when training'); IndexBatches keeps a final partial batch, whatever its size")
 def test_batchnorm_trains_whatever_the_batch_size(registry):
     data = tiny_data(n=25)  # 25 training rows in batches of 8: the last batch holds a single row
     config = sample_config(registry, regularizers=("batchnorm",), values={"batch_size": 8})
@@ -591,6 +588,16 @@ def epochs_until_patience_runs_out(values: list[float], patience: int, maximize:
     return None
 
 
+class EpochWeights(pl.Callback):
+    """The network's weights at the end of every training epoch."""
+
+    def __init__(self) -> None:
+        self.states: list[dict[str, torch.Tensor]] = []
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.states.append({k: v.detach().clone() for k, v in pl_module.state_dict().items()})
+
+
 def test_early_stopping_ends_training_when_the_objective_stops_improving(registry, digits, tmp_path):
     path = tmp_path / "study.yaml"
     path.write_text(textwrap.dedent("""
@@ -610,18 +617,28 @@ def test_early_stopping_ends_training_when_the_objective_stops_improving(registr
     config = spec.space.sample(FixedTrial({}))  # nothing left to search: always on, patience 2
     assert config["regularizer.early_stopping"] is True and config["regularizer.early_stopping.patience"] == 2
     # A learning rate this small barely moves the network: validation accuracy stops improving at once.
+    weights = EpochWeights()
     result = train(config, registry, digits, max_epochs=spec.budget.max_epochs, seed=0, monitor=spec.metric,
-                   direction=spec.direction)
+                   direction=spec.direction, callbacks=[weights])
     accuracy = [epoch["val_accuracy"] for epoch in result.history]
     stop = epochs_until_patience_runs_out(accuracy, 2, maximize=True)
     assert stop is not None and stop < spec.budget.max_epochs, accuracy
     assert result.epochs == stop, accuracy  # stopped exactly when the patience ran out
     assert result.pruned_at is None and result.diverged_at is None and "test_accuracy" in result.test_metrics
+    # The model it ends with (and is tested with) is the best epoch's: the first with the best accuracy.
+    assert result.best_epoch == accuracy.index(max(accuracy))
+    assert result.final("val_accuracy") == max(accuracy)
+    assert len(weights.states) == stop
+    final = result.model.state_dict()
+    assert all(torch.equal(final[k], v) for k, v in weights.states[result.best_epoch].items())
+    assert not all(torch.equal(final[k], v) for k, v in weights.states[-1].items())
 
-    # The same configuration without it runs every epoch.
+    # The same configuration without it runs every epoch and ends with the last epoch's weights.
     without = {key: value for key, value in config.items() if not key.startswith("regularizer.early_stopping")}
-    assert train(without, registry, digits, max_epochs=stop + 2, seed=0, monitor=spec.metric,
-                 direction=spec.direction).epochs == stop + 2
+    plain = train(without, registry, digits, max_epochs=stop + 2, seed=0, monitor=spec.metric,
+                  direction=spec.direction)
+    assert plain.epochs == stop + 2 and plain.best_epoch is None
+    assert plain.final("val_accuracy") == plain.history[-1]["val_accuracy"]
 
 
 class StepRecorder(pl.Callback):

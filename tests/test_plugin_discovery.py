@@ -239,7 +239,6 @@ def test_plugins_json_lists_every_builtin_with_origin_and_ranges(workdir, cli, b
         assert f"\n  {name} " in text.out, (kind, name)
 
 
-@pytest.mark.xfail(strict=True, reason="`automl plugins` heads the losses 'losss:' (kind + 's')")
 def test_plugins_text_heads_each_kind_with_its_plural(workdir, cli):
     text = cli("plugins")
     assert text.code == 0, text.err
