@@ -41,6 +41,7 @@ class GlobalAveragePool(nn.Module):
         return x.flatten(2).mean(-1)
 
 
+MAX_CHANNELS = 512  # where `growth` stops: 5 layers of 256 x 2 ** i channels would hold ~400M weights
 CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 POOL = {("max", 1): nn.MaxPool1d, ("max", 2): nn.MaxPool2d, ("avg", 1): nn.AvgPool1d, ("avg", 2): nn.AvgPool2d}
 
@@ -56,7 +57,7 @@ def build_cnn(params, ctx: BuildContext) -> nn.Module:
         dims, layers = 2, []
     kernel = params["kernel_size"]
     for i in range(params["depth"]):
-        width = max(1, round(params["channels"] * params["growth"] ** i))
+        width = min(round(params["channels"] * params["growth"] ** i), MAX_CHANNELS)
         layers.append(CONV[dims](channels, width, kernel, padding=kernel // 2))
         if ctx.norm is not None:
             layers.append(ctx.norm(width, f"conv{dims}d"))
@@ -172,7 +173,7 @@ def register_architectures(register):
         "cnn", "Convolutional network: 1-D over sequences, 2-D over images; global average pooling, Linear head.",
         params={
             "channels": Int(8, 256, default=32, log=True, help="channels of the first conv layer"),
-            "growth": Float(1.0, 2.0, default=1.5, help="channel multiplier from one conv layer to the next"),
+            "growth": Float(1.0, 2.0, default=1.5, help="channel multiplier per conv layer (widths capped at 512)"),
             "kernel_size": Choice((3, 5, 7), default=5, help="kernel width (odd: 'same' padding)"),
             "depth": Int(1, 5, default=3, help="number of conv layers"),
             "pooling": Choice(("max", "avg", "none"), default="max",
@@ -194,7 +195,7 @@ def register_architectures(register):
             ("gru", nn.GRU, "Gated recurrent unit network")):
         register(Architecture(
             name, f"{description} over sequences, its readout to a Linear head.",
-            params=recurrent_params,
+            params=dict(recurrent_params),
             build=recurrent_builder(rnn_class),
             input_kinds=("sequence",),
             tasks=("classification", "regression"),
