@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_readme import code_block
 import torch
 from torch import nn
 
@@ -165,39 +166,9 @@ class TestThirdPartyArchitecture(ArchitectureConformance):
         return TINY
 
 
-SWISH_PLUGIN = """
-from torch import nn
-
-from orchestrator import Activation, Float, hookimpl
-
-
-class Swish(nn.Module):
-    def __init__(self, beta: float) -> None:
-        super().__init__()
-        self.beta = beta
-
-    def forward(self, x):
-        return x * (self.beta * x).sigmoid()
-
-
-@hookimpl
-def register_activations(register):
-    register(Activation("swish", "x * sigmoid(beta * x).",
-                        params={"beta": Float(0.5, 2.0, default=1.0)},
-                        build=lambda params: Swish(params["beta"])))
-"""
-
-SWISH_TEST = """# tests/test_swish.py
-import pytest
-
-from orchestrator.testing import ActivationConformance
-
-
-class TestSwish(ActivationConformance):
-    @pytest.fixture
-    def component(self):
-        return "swish"  # a registered name (or the Activation spec itself)
-"""
+# The README's own examples: the plugin file and the test that uses the kit on it.
+SWISH_PLUGIN = code_block("python", "# plugins/swish.py")
+SWISH_TEST = code_block("python", "# tests/test_swish.py")
 
 
 def test_a_local_plugin_tested_by_name(pytester):
