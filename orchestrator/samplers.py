@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
@@ -26,6 +27,9 @@ class Strategy:
         kwargs = {**self.defaults, **options}
         return self.cls(seed=seed, **kwargs) if self.seeded else self.cls(**kwargs)
 
+
+# `group=True` is marked experimental, but it is what TPE needs for conditional spaces.
+warnings.filterwarnings("ignore", message=r"Argument ``group`` is an experimental feature")
 
 SAMPLERS: dict[str, Strategy] = {
     # `group=True` lets multivariate TPE model the conditional space (each component's own params).
