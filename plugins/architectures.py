@@ -92,14 +92,16 @@ def recurrent_builder(rnn_class: type[nn.RNNBase]):
     """A build function for one torch recurrent class (nn.RNN, nn.LSTM or nn.GRU)."""
 
     def build(params, ctx: BuildContext) -> nn.Module:
-        """The recurrent stack, then the chosen norm and dropout on its readout, then a Linear head."""
+        """The recurrent stack (its gates keep their own non-linearities), then a readout head: a
+        hidden Linear layer with the chosen norm, activation and dropout, and a Linear output."""
         recurrent = rnn_class(ctx.input_shape[-1], params["hidden_size"], num_layers=params["layers"],
                               batch_first=True, bidirectional=params["bidirectional"],
                               dropout=ctx.dropout if params["layers"] > 1 else 0.0)
         features = params["hidden_size"] * (2 if params["bidirectional"] else 1)
-        head: list[nn.Module] = []
+        head: list[nn.Module] = [nn.Linear(features, features)]
         if ctx.norm is not None:
             head.append(ctx.norm(features, "vector"))
+        head.append(ctx.activation())
         if ctx.dropout > 0:
             head.append(nn.Dropout(ctx.dropout))
         head.append(nn.Linear(features, ctx.output_size))

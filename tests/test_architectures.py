@@ -281,7 +281,8 @@ def test_recurrent_readout_last_is_each_directions_final_state_and_mean_averages
 
     last, mean = seeded("last"), seeded("mean")
     (recurrent,) = modules(last, nn.RNNBase)
-    head = modules(last, nn.Linear)[-1]
+    head = last.head  # the readout head: hidden Linear, activation, output Linear
+    assert [type(m) for m in head] == [nn.Linear, nn.ReLU, nn.Linear]
     x = inputs("sequence")
     with torch.no_grad():
         outputs, state = recurrent(x)

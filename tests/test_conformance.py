@@ -51,12 +51,7 @@ REGISTRY = _builtin_registry()
 
 # Checks that built-ins are known to fail, as (kind, name, check): run anyway and expected to fail
 # (strict: once the component is fixed, its entry must go). Keep this empty where possible.
-KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
-    ("architecture", name, "test_uses_the_context_activation"):
-        "the recurrent stack keeps torch's built-in tanh/sigmoid gates and never calls ctx.activation(), "
-        "so the searched `activation` choice has no effect on this network"
-    for name in ("rnn", "lstm", "gru")
-}
+KNOWN_FAILURES: dict[tuple[str, str, str], str] = {}
 
 
 def test_builtins_load_without_errors():
