@@ -107,10 +107,10 @@ def regularizer_effects(config: Mapping[str, Any], registry: Registry) -> dict[s
         component_params(config, f"regularizer.{name}")) for name in names])
 
 
-def build_context(config: Mapping[str, Any], registry: Registry, data: DataBundle, max_epochs: int = 1,
-                  steps_per_epoch: int = 1) -> tuple[BuildContext, list]:
-    """The context every `build` receives, and the loss penalties the regularizers add."""
-    merged = regularizer_effects(config, registry)
+def build_context(config: Mapping[str, Any], registry: Registry, data: DataBundle, merged: Mapping[str, Any],
+                  max_epochs: int = 1, steps_per_epoch: int = 1) -> tuple[BuildContext, list]:
+    """The context every `build` receives, and the loss penalties the regularizers add (`merged`
+    is `regularizer_effects(config, registry)`)."""
     activation = registry.get("activation", config["activation"]).spec
     activation_params = component_params(config, f"activation.{config['activation']}")
     ctx = BuildContext(input_shape=data.input_shape, input_kind=data.input_kind, output_size=data.output_size,
@@ -121,9 +121,10 @@ def build_context(config: Mapping[str, Any], registry: Registry, data: DataBundl
 
 
 def assemble(config: Mapping[str, Any], registry: Registry, data: DataBundle, max_epochs: int = 1,
-             steps_per_epoch: int = 1, seed: int = 0) -> pl.LightningModule:
+             steps_per_epoch: int = 1, seed: int = 0, effects: Mapping[str, Any] | None = None) -> pl.LightningModule:
     """Build the chosen architecture, loss, optimizer and schedule for one trial configuration."""
-    ctx, penalties = build_context(config, registry, data, max_epochs, steps_per_epoch)
+    effects = effects if effects is not None else regularizer_effects(config, registry)
+    ctx, penalties = build_context(config, registry, data, effects, max_epochs, steps_per_epoch)
     chosen = {kind: registry.get(kind, config[kind]).spec for kind in CHOSEN_KINDS}
     params = {kind: component_params(config, f"{kind}.{config[kind]}") for kind in CHOSEN_KINDS}
     network = chosen["architecture"].build(params["architecture"], ctx)
@@ -139,6 +140,5 @@ def assemble(config: Mapping[str, Any], registry: Registry, data: DataBundle, ma
         return schedule.build(params["schedule"], opt, ctx), schedule.interval
 
     if data.task == "generative":
-        grad_clip = regularizer_effects(config, registry)["grad_clip"]
-        return GANModule(network, loss_fn, make_optimizer, penalties, grad_clip=grad_clip, eval_seed=seed)
+        return GANModule(network, loss_fn, make_optimizer, penalties, grad_clip=effects["grad_clip"], eval_seed=seed)
     return CandidateModule(network, loss_fn, make_optimizer, penalties, make_schedule)

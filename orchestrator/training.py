@@ -131,8 +131,9 @@ def train(config: Mapping[str, Any], registry: Registry, data: DataBundle, *, ma
     """
     torch.manual_seed(seed)
     batches = IndexBatches(data.x_train, data.y_train, int(config.get("batch_size", 100)), seed)
-    module = assemble(config, registry, data, max_epochs=max_epochs, steps_per_epoch=len(batches), seed=seed)
     effects = regularizer_effects(config, registry)
+    module = assemble(config, registry, data, max_epochs=max_epochs, steps_per_epoch=len(batches), seed=seed,
+                      effects=effects)
     evaluator = EpochEvaluator(data, listeners)
     pruning = OptunaPruning(trial, monitor) if trial is not None else None
     own: list[pl.Callback] = [evaluator, *([pruning] if pruning else [])]
