@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Callable
 import pytest
 
 from orchestrator.cli import main
+from orchestrator.plugins import DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV, Registry, load_registry
 
 # A tiny, fast study: 3 trials of a small MLP on digits, 2 epochs each.
 TINY_STUDY = """
@@ -65,3 +67,18 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def builtin_registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
+    """The built-ins on their own: loaded from an empty directory with the plugin env vars cleared."""
+    saved_cwd, saved_env = Path.cwd(), {k: os.environ.pop(k) for k in (DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV)
+                                        if k in os.environ}
+    os.chdir(tmp_path_factory.mktemp("empty"))
+    try:
+        registry = load_registry()
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.update(saved_env)
+    assert not registry.errors, registry.errors
+    return registry

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import warnings
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +15,7 @@ from torch import nn
 from orchestrator import BuildContext
 from orchestrator.components import DataBundle
 from orchestrator.params import Choice
-from orchestrator.plugins import DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV, Registry, load_registry
+from orchestrator.plugins import Registry
 from orchestrator.studyfile import incompatibility
 from orchestrator.training import quiet_libraries, train
 
@@ -47,18 +45,9 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
-    """The built-ins only: loaded from an empty directory with the plugin env vars cleared."""
-    saved_cwd, saved_env = Path.cwd(), {k: os.environ.pop(k) for k in (DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV)
-                                        if k in os.environ}
-    os.chdir(tmp_path_factory.mktemp("empty"))
-    try:
-        registry = load_registry()
-    finally:
-        os.chdir(saved_cwd)
-        os.environ.update(saved_env)
-    assert not [e for e in registry.errors if "architectures" in e.plugin]
-    return registry
+def registry(builtin_registry: Registry) -> Registry:
+    """The built-ins on their own (conftest's shared registry)."""
+    return builtin_registry
 
 
 def defaults(registry: Registry, name: str) -> dict[str, Any]:

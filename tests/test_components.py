@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import math
-import os
 import textwrap
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -19,25 +17,16 @@ from torch import nn
 
 from orchestrator.components import DataBundle
 from orchestrator.model import assemble
-from orchestrator.plugins import DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV, Registry, load_registry
+from orchestrator.plugins import Registry
 from orchestrator.space import ComponentOptions, RegularizerOption, SearchSpace
 from orchestrator.studyfile import SHARED_PARAMS, load_study
 from orchestrator.training import quiet_libraries, train, training_device
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
-    """The built-ins only: loaded from an empty directory with the plugin env vars cleared."""
-    saved_cwd, saved_env = Path.cwd(), {k: os.environ.pop(k) for k in (DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV)
-                                        if k in os.environ}
-    os.chdir(tmp_path_factory.mktemp("empty"))
-    try:
-        registry = load_registry()
-    finally:
-        os.chdir(saved_cwd)
-        os.environ.update(saved_env)
-    assert not registry.errors
-    return registry
+def registry(builtin_registry: Registry) -> Registry:
+    """The built-ins on their own (conftest's shared registry)."""
+    return builtin_registry
 
 
 def sample_config(registry: Registry, *, architecture: str = "mlp", activation: str = "relu",
@@ -333,7 +322,7 @@ def test_l2_decay_shrinks_the_weights_in_the_optimizer_step(registry):
         grads = [p.grad.detach().clone() for p in module.network.parameters()]
         optimizer.step()
         steps[form] = before, grads, [p.detach().clone() for p in module.network.parameters()]
-    (before, grads, after), (plain_before, plain_grads, plain_after) = steps["decay"], steps[None]
+    (before, grads, after), (plain_before, plain_grads, _) = steps["decay"], steps[None]
     for b, g, a, pb, pg in zip(before, grads, after, plain_before, plain_grads):
         assert torch.equal(b, pb) and torch.allclose(g, pg)  # same start, same gradient: no penalty term
         assert torch.allclose(a, b - 0.5 * (g + 0.1 * b), atol=1e-6)  # SGD with weight decay 0.1

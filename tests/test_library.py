@@ -4,7 +4,6 @@ each checked against a hand computation or the raw data, and the user-data error
 from __future__ import annotations
 
 import math
-import os
 import textwrap
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,7 +21,7 @@ from torch.nn import functional as F
 
 from orchestrator.components import DataBundle
 from orchestrator.model import assemble
-from orchestrator.plugins import DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV, Registry, load_registry
+from orchestrator.plugins import Registry
 from orchestrator.space import ComponentOptions, SearchSpace
 from orchestrator.studyfile import SHARED_PARAMS, StudyFileError, load_study
 from orchestrator.tasks import TASK_METRICS
@@ -31,18 +30,9 @@ LIBRARY_MODULES = ("activations", "losses", "datasets")
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
-    """The built-ins only: loaded from an empty directory with the plugin env vars cleared."""
-    saved_cwd, saved_env = Path.cwd(), {k: os.environ.pop(k) for k in (DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV)
-                                        if k in os.environ}
-    os.chdir(tmp_path_factory.mktemp("empty"))
-    try:
-        registry = load_registry()
-    finally:
-        os.chdir(saved_cwd)
-        os.environ.update(saved_env)
-    assert not [e for e in registry.errors if any(m in str(e) for m in LIBRARY_MODULES)], registry.errors
-    return registry
+def registry(builtin_registry: Registry) -> Registry:
+    """The built-ins on their own (conftest's shared registry)."""
+    return builtin_registry
 
 
 def sample_config(registry: Registry, *, activation: str = "relu", loss: str = "cross_entropy",

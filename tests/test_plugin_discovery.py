@@ -119,19 +119,6 @@ def _no_plugin_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(LOAD_ONLY_ENV, raising=False)
 
 
-@pytest.fixture(scope="module")
-def builtin_registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
-    """The built-ins on their own: loaded from an empty directory with the plugin env vars cleared."""
-    saved_cwd, saved_env = Path.cwd(), {k: os.environ.pop(k) for k in (DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV)
-                                        if k in os.environ}
-    os.chdir(tmp_path_factory.mktemp("empty"))
-    try:
-        registry = load_registry()
-    finally:
-        os.chdir(saved_cwd)
-        os.environ.update(saved_env)
-    assert not registry.errors
-    return registry
 
 
 @pytest.fixture(scope="module")

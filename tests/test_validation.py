@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -26,7 +25,7 @@ import pytest
 import yaml
 
 import orchestrator.runner
-from orchestrator.plugins import DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV, Registry, load_registry
+from orchestrator.plugins import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ("mlflow.db", "optuna.journal", "mlartifacts", "mlruns")
@@ -73,18 +72,9 @@ def listing(folder: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
-    """What `automl` sees from an empty working directory (like `workdir`): the built-ins."""
-    saved_cwd, saved_env = Path.cwd(), {k: os.environ.pop(k) for k in (DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV)
-                                        if k in os.environ}
-    os.chdir(tmp_path_factory.mktemp("empty"))
-    try:
-        registry = load_registry()
-    finally:
-        os.chdir(saved_cwd)
-        os.environ.update(saved_env)
-    assert not registry.errors
-    return registry
+def registry(builtin_registry: Registry) -> Registry:
+    """The built-ins on their own (conftest's shared registry)."""
+    return builtin_registry
 
 
 def registered(registry: Registry, kind: str) -> str:
