@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from orchestrator.components import AdversarialLoss
+from orchestrator.epoch_loss import EpochLoss
 
 BANDWIDTHS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
@@ -49,8 +50,7 @@ class GANModule(pl.LightningModule):
         self.grad_clip = grad_clip
         self.eval_seed = eval_seed
         self.automatic_optimization = False
-        self._g_sum = torch.zeros(())
-        self._batches = 0
+        self.epoch_loss = EpochLoss()  # the generator's
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z = torch.randn(n, self.network.latent_dim, generator=generator).to(self.device)
@@ -67,8 +67,7 @@ class GANModule(pl.LightningModule):
         g_loss = self.loss_fn.generator(disc(fake))
         g_loss = g_loss + sum((p(gen) for p in self.penalties), torch.zeros((), device=self.device))
         self._step(opt_g, g_loss)
-        self._g_sum += g_loss.detach()
-        self._batches += 1
+        self.epoch_loss.add(g_loss)
         return g_loss
 
     def _step(self, optimizer: Any, loss: torch.Tensor) -> None:
@@ -79,12 +78,11 @@ class GANModule(pl.LightningModule):
         optimizer.step()
 
     def on_train_epoch_start(self) -> None:
-        self._g_sum = torch.zeros((), device=self.device)
-        self._batches = 0
+        self.epoch_loss.reset(self.device)
 
     def epoch_train_loss(self) -> float:
         """The epoch's mean generator loss."""
-        return float(self._g_sum) / max(self._batches, 1)
+        return self.epoch_loss.mean()
 
     def evaluation_pair(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Generated samples (from a fixed latent draw) against the real samples `x`."""

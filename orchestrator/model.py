@@ -11,6 +11,7 @@ from torch import nn
 
 from orchestrator.batches import predict
 from orchestrator.components import BuildContext, DataBundle, RegularizerEffect
+from orchestrator.epoch_loss import EpochLoss
 from orchestrator.gan import GANModule
 from orchestrator.plugins import Registry
 from orchestrator.space import CHOSEN_KINDS, component_params
@@ -21,8 +22,8 @@ _PLAIN_TYPES = (str, int, float, bool, type(None))
 class CandidateModule(pl.LightningModule):
     """A network, its loss (plus regularizer penalties) and its optimizer, trained by Lightning.
 
-    The training loss is summed on the device and read once per epoch (`epoch_train_loss`),
-    so no step forces a host sync or a logger call.
+    The training loss is summed on the device (`EpochLoss`) and read once per epoch
+    (`epoch_train_loss`), so no step forces a host sync or a logger call.
     """
 
     def __init__(self, network: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -35,8 +36,7 @@ class CandidateModule(pl.LightningModule):
         self.make_optimizer = make_optimizer
         self.make_schedule = make_schedule
         self.penalties = list(penalties)
-        self._loss_sum = torch.zeros(())
-        self._batches = 0
+        self.epoch_loss = EpochLoss()
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets plain attributes (e.g. `_current_fx_name`) around every hook, ~46 times
@@ -56,16 +56,14 @@ class CandidateModule(pl.LightningModule):
         loss = self.loss_fn(self.network(x), y)
         for penalty in self.penalties:
             loss = loss + penalty(self.network)
-        self._loss_sum += loss.detach()
-        self._batches += 1
+        self.epoch_loss.add(loss)
         return loss
 
     def on_train_epoch_start(self) -> None:
-        self._loss_sum = torch.zeros((), device=self.device)
-        self._batches = 0
+        self.epoch_loss.reset(self.device)
 
     def epoch_train_loss(self) -> float:
-        return float(self._loss_sum) / max(self._batches, 1)
+        return self.epoch_loss.mean()
 
     def evaluation_pair(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The network's outputs on `x` (eval mode, no gradients) and the targets they are judged against."""
