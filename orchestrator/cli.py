@@ -60,21 +60,100 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from orchestrator.runner import RunOptions, StudyRunner, resolve_storage
+def _storage_option(args: argparse.Namespace) -> str | None:
+    """--storage, else the AUTOML_STORAGE environment variable (keeps a password off the process list)."""
+    from orchestrator.supervisor import STORAGE_ENV
+
+    return args.storage or os.environ.get(STORAGE_ENV) or None
+
+
+def _tracking_option(args: argparse.Namespace) -> str | None:
+    from orchestrator.supervisor import TRACKING_ENV
+
+    return args.tracking_uri or os.environ.get(TRACKING_ENV) or None
+
+
+def _check_storage(spec: Any, url: str) -> None:
     from orchestrator.storage import storage_problem
 
-    spec, registry = _load(args.study, args.plugins_dir)
-    options = RunOptions(trials=args.trials, timeout=args.timeout, storage=args.storage,
-                         tracking_uri=args.tracking_uri, tracking=not args.no_tracking, threads=args.threads)
-    problem = storage_problem(resolve_storage(spec, options))
+    problem = storage_problem(url)
     if problem:
         raise CliError(f"{spec.path}: storage: {problem}")
-    runner = StudyRunner(spec, registry, options)
-    reports = runner.run()
-    counts = {state: sum(r.state == state for r in reports) for state in ("COMPLETE", "PRUNED", "FAIL")}
-    print(f"Done: {len(reports)} trial(s): {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
-          f"{counts['FAIL']} failed. Review them with `automl show {args.study}` or `automl ui`.")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from orchestrator.devices import DeviceError
+    from orchestrator.runner import RunOptions, resolve_storage, resolve_tracking
+    from orchestrator.supervisor import Stopped, Supervisor, WorkersFailedError
+
+    spec, registry = _load(args.study, args.plugins_dir)
+    devices = args.devices
+    if devices not in (None, "auto", "cpu"):
+        try:
+            devices = tuple(int(d) for d in devices.split(","))
+        except ValueError:
+            raise CliError(f"--devices {devices!r}: use auto, cpu or GPU indices such as 0,2") from None
+    options = RunOptions(trials=args.trials, timeout=args.timeout, storage=_storage_option(args),
+                         tracking_uri=_tracking_option(args), tracking=not args.no_tracking, threads=args.threads,
+                         workers=args.workers, devices=devices, trials_per_device=args.trials_per_device)
+    storage_url = resolve_storage(spec, options)
+    _check_storage(spec, storage_url)
+    try:
+        supervisor = Supervisor(spec, registry, options, storage_url,
+                                resolve_tracking(spec, options) if options.tracking else None,
+                                [Path(d).resolve() for d in args.plugins_dir])
+    except DeviceError as exc:
+        raise CliError(f"{spec.path}: {exc}") from None
+    try:
+        counts = supervisor.run()
+    except Stopped as exc:
+        print(f"interrupted by {signal_name(exc.signum)}: running trials were marked FAIL (they are retried first) and "
+              "their MLflow runs KILLED; run the same command again to resume", file=sys.stderr)
+        return 128 + exc.signum
+    except WorkersFailedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"Done: {counts['COMPLETE'] + counts['PRUNED'] + counts['FAIL']} trial(s) in the study: "
+          f"{counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed. "
+          f"Review them with `automl show {args.study}` or `automl ui`.")
+    return EXIT_OK
+
+
+def signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import socket
+
+    from orchestrator.runner import RunOptions, resolve_storage, resolve_tracking
+    from orchestrator.supervisor import DEADLINE_ENV
+    from orchestrator.worker import Worker, WorkerOptions, recycle
+
+    spec, registry = _load(args.study, args.plugins_dir)
+    options = RunOptions(storage=_storage_option(args), tracking_uri=_tracking_option(args),
+                         tracking=not args.no_tracking)
+    storage_url = resolve_storage(spec, options)
+    if not args.supervised:
+        _check_storage(spec, storage_url)
+    deadline = os.environ.get(DEADLINE_ENV) if args.supervised else None
+    if args.timeout:
+        import time
+
+        deadline = str(time.time() + args.timeout)
+    worker = Worker(spec, registry, WorkerOptions(
+        storage_url=storage_url, tracking_uri=resolve_tracking(spec, options) if options.tracking else None,
+        trials=args.trials or spec.budget.trials, worker_id=args.worker_id or f"{socket.gethostname()}:{os.getpid()}",
+        deadline=float(deadline) if deadline else None, threads=args.threads,
+        memory_mb=args.memory_mb or spec.execution.worker_memory_mb, supervised=args.supervised,
+        slot=args.slot or "", seed_offset=args.seed_offset if args.seed_offset is not None else os.getpid()))
+    outcome = worker.run()
+    if outcome == "recycle":
+        recycle()
+    if outcome == "deadline":
+        print(f"worker {args.slot or worker.options.worker_id}: timeout reached; no new trials started")
     return EXIT_OK
 
 
@@ -181,14 +260,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run (or resume) a study from its file")
     run.add_argument("study", help="study file (YAML)")
-    run.add_argument("--trials", type=int, help="trials to add in this run (default: budget.trials)")
+    run.add_argument("--trials", type=int, help="the study's budget of trials (default: budget.trials); a rerun "
+                     "resumes and runs only what is missing")
     run.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
     run.add_argument("--storage", help="Optuna storage URL (default: journal file ./optuna.journal)")
     run.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
     run.add_argument("--no-tracking", action="store_true", help="do not record runs in MLflow")
-    run.add_argument("--threads", type=int, help="CPU threads for training (default: PyTorch's)")
+    run.add_argument("--threads", type=int, help="CPU threads per worker (default: the cores shared out)")
+    run.add_argument("--workers", type=int, help="CPU worker processes (default: study key workers, else 1)")
+    run.add_argument("--devices", help="auto (default: every visible GPU, else CPU), cpu, or GPU indices: 0,2")
+    run.add_argument("--trials-per-device", type=int, help="workers sharing each GPU (default 1)")
     plugins_dir(run)
     run.set_defaults(func=cmd_run)
+
+    worker = sub.add_parser("worker", help="join a running study as one worker (any machine)")
+    worker.add_argument("study", help="study file (YAML), the same file the study was started with")
+    worker.add_argument("--storage", help="Optuna storage URL (or env AUTOML_STORAGE, which keeps a password "
+                        "off the process list)")
+    worker.add_argument("--tracking-uri", help="MLflow tracking URI (or env AUTOML_TRACKING_URI)")
+    worker.add_argument("--no-tracking", action="store_true", help="do not record runs in MLflow")
+    worker.add_argument("--trials", type=int, help="the study's budget of trials (default: budget.trials)")
+    worker.add_argument("--timeout", type=float, help="seconds after which this worker starts no new trial")
+    worker.add_argument("--threads", type=int, help="CPU threads for training (default: PyTorch's)")
+    worker.add_argument("--memory-mb", type=int, help="restart this worker between trials above this resident "
+                        "memory (default: study key worker_memory_mb, else no limit)")
+    worker.add_argument("--seed-offset", type=int, help="added to the study's seed for this worker's sampler "
+                        "(default: the process id, so that workers propose different trials)")
+    worker.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
+    worker.add_argument("--worker-id", help=argparse.SUPPRESS)
+    worker.add_argument("--slot", help=argparse.SUPPRESS)
+    plugins_dir(worker)
+    worker.set_defaults(func=cmd_worker)
 
     validate = sub.add_parser("validate", help="check a study file and show its resolved search space")
     validate.add_argument("study")

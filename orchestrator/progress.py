@@ -15,17 +15,22 @@ def _fmt(value: float | None) -> str:
 class Progress:
     """Prints a header, a row per trial (number, choices, epochs, value, state, best so far)."""
 
-    def __init__(self, metric: str, max_epochs: int, out: TextIO | None = None) -> None:
+    def __init__(self, metric: str, max_epochs: int, out: TextIO | None = None, tag: str = "") -> None:
         self.metric = metric
         self.max_epochs = max_epochs
         self.out = out or sys.stdout
         self.live = self.out.isatty()
+        self.tag = f"  [{tag}]" if tag else ""
         self.current: int | None = None
 
-    def header(self, study: str, trials: int, storage: str, tracking: str | None) -> None:
-        print(f"Study {study}: {trials} trial(s) to run", file=self.out)
+    def header(self, study: str, trials: int, storage: str, tracking: str | None, workers: str | None = None,
+               finished: int = 0) -> None:
+        resumed = f" ({finished} finished already)" if finished else ""
+        print(f"Study {study}: budget of {trials} trial(s){resumed}", file=self.out)
         print(f"  storage  {storage}", file=self.out)
         print(f"  tracking {tracking or 'off'}", file=self.out)
+        if workers:
+            print(f"  workers  {workers}", file=self.out)
         print(f"{'trial':>5}  {'choices':<40} {'epochs':>6}  {self.metric:>12}  {'state':<8}  best", file=self.out,
               flush=True)
 
@@ -43,10 +48,10 @@ class Progress:
         choices = " ".join(str(config.get(kind, "")) for kind in CHOSEN_KINDS)
         best_text = f"{best[1]:.4f} (#{best[0]})" if best else "-"
         clear = "\r\033[K" if self.live else ""
-        print(f"{clear}{number:>5}  {choices:<40.40} {epochs:>6}  {_fmt(value):>12}  {state:<8}  {best_text}",
-              file=self.out, flush=True)
-        if reason and state == "FAIL":
+        print(f"{clear}{number:>5}  {choices:<40.40} {epochs:>6}  {_fmt(value):>12}  {state:<8}  {best_text}"
+              f"{self.tag}", file=self.out, flush=True)
+        if reason and (state == "FAIL" or reason.startswith("out of memory")):
             print(f"{'':>7}reason: {reason}", file=self.out, flush=True)
 
     def message(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        print(f"{text}{self.tag}", file=self.out, flush=True)

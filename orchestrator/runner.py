@@ -1,32 +1,34 @@
-"""Run a study: open (or resume) the Optuna study and its MLflow parent run, then ask/train/tell."""
+"""One study's trials: open (or resume) the Optuna study and its MLflow parent run, run a claimed trial."""
 
 from __future__ import annotations
 
 import json
 import math
 import signal
-import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Mapping, TextIO
+from typing import Any, Mapping
 
 import optuna
 import torch
 from optuna.trial import TrialState
 
 from orchestrator.components import DataBundle
+from orchestrator.coordination import CONFIG_ATTR, REASON_ATTR, study_lock
 from orchestrator.plugins import Registry
 from orchestrator.progress import Progress
+from orchestrator.recovery import enqueue_retry, stale_trial_callback
 from orchestrator.samplers import PRUNERS, SAMPLERS
 from orchestrator.space import CHOSEN_KINDS
 from orchestrator.storage import default_storage_url, open_storage, redact
 from orchestrator.studyfile import StudySpec
 from orchestrator.tracking import PARENT_RUN_ATTR, Tracker, TrialRun, default_tracking_uri
-from orchestrator.training import quiet_libraries, train, training_device
+from orchestrator.training import train, training_device
 
 FINGERPRINT_ATTR = "fingerprint"
-CONFIG_ATTR = "config"
-REASON_ATTR = "reason"
+OUT_OF_MEMORY_ATTR = "out_of_memory"
+__all__ = ["CONFIG_ATTR", "REASON_ATTR", "DatasetError", "StudyChangedError", "RunOptions", "TrialRunner",
+           "open_study", "open_tracked_study", "load_data", "resolve_storage", "resolve_tracking"]
 
 
 class DatasetError(Exception):
@@ -47,6 +49,9 @@ class RunOptions:
     tracking_uri: str | None = None
     tracking: bool = True
     threads: int | None = None
+    workers: int | None = None
+    devices: str | tuple[int, ...] | None = None
+    trials_per_device: int | None = None
 
 
 @dataclass(frozen=True)
@@ -81,10 +86,18 @@ def fingerprint_diff(stored: Mapping[str, Any], current: Mapping[str, Any]) -> l
             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
 
-def open_study(spec: StudySpec, storage_url: str) -> optuna.Study:
-    """Create the Optuna study, or load it and refuse if its objective or space changed."""
-    storage = open_storage(storage_url)
-    sampler = SAMPLERS[spec.sampler[0]].build(spec.sampler[1], seed=spec.seed)
+def open_study(spec: StudySpec, storage_url: str, heartbeat: bool = False,
+               tracking_uri: str | None = None, seed_offset: int = 0) -> optuna.Study:
+    """Create the Optuna study, or load it and refuse if its objective or space changed.
+
+    Workers sharing a study pass distinct `seed_offset`s: samplers seeded alike would propose alike.
+
+    With `heartbeat`, a server-backed storage records heartbeats: a trial whose worker stopped beating is
+    failed by the next worker that asks, its MLflow run (on `tracking_uri`) is closed, and it is retried once.
+    """
+    on_stale = stale_trial_callback(tracking_uri, lambda study: study.user_attrs.get(PARENT_RUN_ATTR))
+    storage = open_storage(storage_url, spec.execution.heartbeat_seconds if heartbeat else None, on_stale)
+    sampler = SAMPLERS[spec.sampler[0]].build(spec.sampler[1], seed=spec.seed + seed_offset)
     pruner = PRUNERS[spec.pruner[0]].build(spec.pruner[1])
     fingerprint = json.loads(json.dumps(spec.fingerprint()))
     try:
@@ -93,10 +106,13 @@ def open_study(spec: StudySpec, storage_url: str) -> optuna.Study:
     except KeyError:
         exists = False
     if not exists:
-        study = optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner,
-                                    direction=spec.direction)
-        study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
-        return study
+        try:
+            study = optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner,
+                                        direction=spec.direction)
+            study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
+            return study
+        except optuna.exceptions.DuplicatedStudyError:  # another worker created it a moment ago
+            pass
     study = optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner)
     stored = study.user_attrs.get(FINGERPRINT_ATTR, {})
     diff = fingerprint_diff(stored, fingerprint)
@@ -106,6 +122,35 @@ def open_study(spec: StudySpec, storage_url: str) -> optuna.Study:
             "resuming would mix two studies. Differences (stored -> study file):\n" + "\n".join(diff)
             + "\nGive the study a new name, or restore the original settings.")
     return study
+
+
+def open_tracked_study(spec: StudySpec, storage_url: str, tracking_uri: str | None, heartbeat: bool = False,
+                       seed_offset: int = 0) -> tuple[optuna.Study, str | None]:
+    """Open the study and (with tracking) its MLflow experiment and parent run, under the study lock, so
+    that concurrent workers create each exactly once. Returns the study and the parent run id."""
+    with study_lock(storage_url, spec.name):
+        study = open_study(spec, storage_url, heartbeat, tracking_uri, seed_offset)
+        if not tracking_uri:
+            return study, None
+        tracker = Tracker(tracking_uri)
+        parent = tracker.open_study(spec.name, study.user_attrs.get(PARENT_RUN_ATTR),
+                                    {"automl.dataset": spec.dataset.spec.name, "automl.task": spec.task,
+                                     "automl.metric": spec.metric, "automl.direction": spec.direction},
+                                    spec.resolved_yaml())
+        tracker.close()
+        if study.user_attrs.get(PARENT_RUN_ATTR) != parent:
+            study.set_user_attr(PARENT_RUN_ATTR, parent)
+        return study, parent
+
+
+def load_data(spec: StudySpec) -> DataBundle:
+    """Build the study's data set and move it to the training device."""
+    dataset = spec.dataset.spec
+    try:
+        data = dataset.build(dict(spec.dataset_params), spec.seed)  # type: ignore[union-attr]
+    except (ValueError, OSError, KeyError) as exc:
+        raise DatasetError(f"{spec.path}: dataset {dataset.name!r}: {type(exc).__name__}: {exc}") from exc
+    return data.to(training_device())
 
 
 def best_of(study: optuna.Study) -> tuple[int, float] | None:
@@ -130,69 +175,33 @@ def _plugin_tags(config: Mapping[str, Any], registry: Registry) -> dict[str, str
     return tags
 
 
-class StudyRunner:
-    """Runs the trials of one study in this process and records them in Optuna and MLflow."""
 
-    def __init__(self, spec: StudySpec, registry: Registry, options: RunOptions, out: TextIO | None = None) -> None:
+def _is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+def _earlier_out_of_memory(study: optuna.Study, trial: optuna.Trial) -> int | None:
+    """The number of an earlier trial with exactly these parameters that ran out of memory, if any."""
+    params = trial.params
+    for earlier in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
+        if earlier.user_attrs.get(OUT_OF_MEMORY_ATTR) and earlier.params == params:
+            return earlier.number
+    return None
+
+
+class TrialRunner:
+    """Runs claimed trials of one study in this process and records them in Optuna and MLflow."""
+
+    def __init__(self, spec: StudySpec, registry: Registry, progress: Progress) -> None:
         self.spec = spec
         self.registry = registry
-        self.options = options
-        self.storage_url = resolve_storage(spec, options)
-        self.tracking_uri = resolve_tracking(spec, options) if options.tracking else None
-        self.progress = Progress(spec.metric, spec.budget.max_epochs, out)
-        self.reports: list[TrialReport] = []
+        self.progress = progress
 
-    def load_data(self) -> DataBundle:
-        """Build the data set (before any storage or run exists) and move it to the training device."""
-        dataset = self.spec.dataset.spec
-        try:
-            data = dataset.build(dict(self.spec.dataset_params), self.spec.seed)  # type: ignore[union-attr]
-        except (ValueError, OSError, KeyError) as exc:
-            raise DatasetError(f"{self.spec.path}: dataset {dataset.name!r}: {type(exc).__name__}: {exc}") from exc
-        return data.to(training_device())
-
-    def run(self) -> list[TrialReport]:
-        """Run this invocation's trials; a failing trial never stops the study. Ctrl-C re-raises."""
-        quiet_libraries()
-        if self.options.threads:
-            torch.set_num_threads(self.options.threads)
-        data = self.load_data()
-        study = open_study(self.spec, self.storage_url)
-        tracker = Tracker(self.tracking_uri) if self.tracking_uri else None
-        if tracker:
-            parent = tracker.open_study(self.spec.name, study.user_attrs.get(PARENT_RUN_ATTR),
-                                        {"automl.dataset": self.spec.dataset.spec.name, "automl.task": self.spec.task,
-                                         "automl.metric": self.spec.metric, "automl.direction": self.spec.direction},
-                                        self.spec.resolved_yaml())
-            study.set_user_attr(PARENT_RUN_ATTR, parent)
-        trials = self.options.trials or self.spec.budget.trials
-        timeout = self.options.timeout or self.spec.budget.timeout
-        self.progress.header(self.spec.name, trials, redact(self.storage_url),
-                             redact(self.tracking_uri) if self.tracking_uri else None)
-        self.registry.hook.before_study(study=study, spec=self.spec)
-        deadline = time.monotonic() + timeout if timeout else math.inf
-        status = "FAILED"
-        try:
-            for _ in range(trials):
-                if time.monotonic() >= deadline:
-                    self.progress.message(f"timeout of {timeout} s reached: no new trials started")
-                    break
-                self.reports.append(self._run_trial(study, data, tracker))
-                if tracker:
-                    self._update_summary(study, tracker)
-            status = "FINISHED"
-        except KeyboardInterrupt:
-            status = "KILLED"
-            raise
-        finally:
-            if tracker:
-                self._update_summary(study, tracker)
-                tracker.close_study(status)
-            self.registry.hook.after_study(study=study, spec=self.spec)
-        return self.reports
-
-    def _run_trial(self, study: optuna.Study, data: DataBundle, tracker: Tracker | None) -> TrialReport:
-        trial = study.ask()
+    def run_trial(self, study: optuna.Study, trial: optuna.Trial, data: DataBundle,
+                  tracker: Tracker | None) -> TrialReport:
+        """Sample, train and tell one trial; whatever fails ends this trial only. Ctrl-C re-raises
+        KeyboardInterrupt after marking the trial FAIL (retried on the next run) and its run KILLED."""
         self.progress.trial_started(trial.number)
         config: dict[str, Any] = {}
         run: TrialRun | None = None
@@ -202,6 +211,9 @@ class StudyRunner:
             trial.set_user_attr(CONFIG_ATTR, config)
             if tracker:
                 run = tracker.start_trial(trial.number, config, _plugin_tags(config, self.registry))
+            earlier = _earlier_out_of_memory(study, trial)
+            if earlier is not None:
+                raise MemoryError(f"the same configuration ran out of memory in trial {earlier}; not trained again")
             self.registry.hook.before_trial(trial=trial, config=config)
             listeners = [self.progress.epoch] + ([run.log_epoch] if run else [])
             callbacks = [cb for extra in self.registry.hook.trial_callbacks(config=config) for cb in extra]
@@ -221,17 +233,17 @@ class StudyRunner:
         except (KeyboardInterrupt, SystemExit) as exc:
             # Lightning turns Ctrl-C into SystemExit and ignores SIGINT afterwards: undo both.
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            trial.set_user_attr(REASON_ATTR, "interrupted")
-            study.tell(trial, state=TrialState.FAIL)
-            run = run or (tracker.start_trial(trial.number, config, {}) if tracker else None)
-            if run:
-                run.end("INTERRUPTED", {}, {"reason": "interrupted"})
-            self.progress.trial_done(trial.number, config, epochs, None, "FAIL", best_of(study), "interrupted")
+            self._interrupted(study, trial, config, run, tracker, epochs)
             raise KeyboardInterrupt from exc
         except Exception as exc:
             reason = f"{type(exc).__name__}: {redact(str(exc))}"
             run = run or (tracker.start_trial(trial.number, config, {}) if tracker else None)
-            if run:
+            if _is_out_of_memory(exc):
+                # reported to the sampler as PRUNED (a bad region), and never trained again
+                state, reason = "PRUNED", f"out of memory: {reason}"
+                trial.set_user_attr(OUT_OF_MEMORY_ATTR, True)
+                _release_memory()
+            elif run:
                 run.log_text(traceback.format_exc(), "traceback.txt")
         if reason:
             trial.set_user_attr(REASON_ATTR, reason)
@@ -246,16 +258,38 @@ class StudyRunner:
         self.progress.trial_done(trial.number, config, epochs, value, state, best_of(study), reason)
         return TrialReport(trial.number, state, value, reason)
 
-    def _update_summary(self, study: optuna.Study, tracker: Tracker) -> None:
-        trials = study.get_trials(deepcopy=False)
-        counts = {state.name: sum(t.state == state for t in trials)
-                  for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
-        metrics: dict[str, float] = {f"trials_{k.lower()}": v for k, v in counts.items()}
-        tags: dict[str, str] = {}
-        best = best_of(study)
-        if best:
-            metrics["best_value"] = best[1]
-            tags["best_trial"] = str(best[0])
-            for key, value in study.best_trial.user_attrs.get(CONFIG_ATTR, {}).items():
-                tags[f"best.{key}"] = str(value)
-        tracker.update_study(metrics, tags)
+    def _interrupted(self, study: optuna.Study, trial: optuna.Trial, config: dict[str, Any],
+                     run: TrialRun | None, tracker: Tracker | None, epochs: int) -> None:
+        """An interrupted trial is FAIL with reason `interrupted`, its run KILLED, and it is retried later."""
+        trial.set_user_attr(REASON_ATTR, "interrupted")
+        study.tell(trial, state=TrialState.FAIL)
+        frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+        enqueue_retry(study, frozen, "interrupted")
+        run = run or (tracker.start_trial(trial.number, config, {}) if tracker else None)
+        if run:
+            run.end("INTERRUPTED", {}, {"reason": "interrupted"})
+        self.progress.trial_done(trial.number, config, epochs, None, "FAIL", best_of(study), "interrupted")
+
+
+def _release_memory() -> None:
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def update_summary(study: optuna.Study, tracker: Tracker) -> None:
+    """Trial counts and the best trial so far on the parent run."""
+    trials = study.get_trials(deepcopy=False)
+    counts = {state.name: sum(t.state == state for t in trials)
+              for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    metrics: dict[str, float] = {f"trials_{k.lower()}": v for k, v in counts.items()}
+    tags: dict[str, str] = {}
+    best = best_of(study)
+    if best:
+        metrics["best_value"] = best[1]
+        tags["best_trial"] = str(best[0])
+        for key, value in study.best_trial.user_attrs.get(CONFIG_ATTR, {}).items():
+            tags[f"best.{key}"] = str(value)
+    tracker.update_study(metrics, tags)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Callable
 
 import optuna
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial
 
 DEFAULT_JOURNAL = "optuna.journal"
 JOURNAL_PREFIX = "journal:"
@@ -51,9 +53,17 @@ def storage_problem(url: str) -> str | None:
     return None
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """The Optuna storage for a URL (`journal:PATH` or an RDB URL)."""
+def open_storage(url: str, heartbeat_seconds: int | None = None,
+                 on_stale: Callable[[optuna.Study, FrozenTrial], None] | None = None) -> optuna.storages.BaseStorage:
+    """The Optuna storage for a URL (`journal:PATH` or an RDB URL).
+
+    On a server-backed RDB storage, `heartbeat_seconds` turns on heartbeats: a trial whose worker has not
+    beaten for two intervals is failed by the next worker that asks, which then calls `on_stale`.
+    """
     if url.startswith(JOURNAL_PREFIX):
         path = Path(url.removeprefix(JOURNAL_PREFIX)).expanduser()
         return JournalStorage(JournalFileBackend(str(path)))
+    if heartbeat_seconds and not url.startswith("sqlite"):
+        return RDBStorage(url, heartbeat_interval=heartbeat_seconds, grace_period=2 * heartbeat_seconds,
+                          heartbeat_stale_trial_callback=on_stale)
     return RDBStorage(url)

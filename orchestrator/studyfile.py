@@ -21,7 +21,8 @@ from orchestrator.space import CHOSEN_KINDS, ComponentOptions, RegularizerOption
 from orchestrator.tasks import default_objective, objective_choices
 
 TOP_KEYS = {"name", "description", "dataset", "task", "objective", "budget", "sampler", "pruner", "seed",
-            "search", "storage", "tracking_uri", "plugins_dir"}
+            "search", "storage", "tracking_uri", "plugins_dir", "workers", "devices", "trials_per_device",
+            "worker_memory_mb", "heartbeat_seconds"}
 BUDGET_KEYS = {"trials", "timeout", "max_epochs"}
 OBJECTIVE_KEYS = {"metric", "direction"}
 SEARCH_KEYS = set(CHOSEN_KINDS) | {"regularizers", "batch_size"}
@@ -50,6 +51,17 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class Execution:
+    """Where trials run: CPU worker count, devices, trials per GPU, memory limit, RDB heartbeat."""
+
+    workers: int | None = None
+    devices: str | tuple[int, ...] = "auto"
+    trials_per_device: int = 1
+    worker_memory_mb: int | None = None
+    heartbeat_seconds: int = 30
+
+
+@dataclass(frozen=True)
 class StudySpec:
     """A validated study: everything a run needs, resolved against the registered components."""
 
@@ -70,6 +82,7 @@ class StudySpec:
     storage: str | None = None
     tracking_uri: str | None = None
     plugin_dirs: tuple[Path, ...] = ()
+    execution: Execution = Execution()
 
     def fingerprint(self) -> dict[str, Any]:
         """What must not change when a study is resumed."""
@@ -178,6 +191,8 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
                                      (isinstance(raw_dirs, list) and all(isinstance(d, str) for d in raw_dirs))):
         check.add("plugins_dir", raw_dirs, "must be a folder path or a list of them")
 
+    execution = _check_execution(check, data)
+
     space, removed = (None, [])
     if dataset is not None and task is not None:
         space, removed = _check_search(check, data.get("search"), registry, input_kind, task)
@@ -190,7 +205,30 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
         input_kind=input_kind, metric=metric,
         direction=direction, budget=budget, sampler=sampler, pruner=pruner, seed=seed, space=space,
         removed=tuple(removed), storage=data.get("storage"), tracking_uri=data.get("tracking_uri"),
-        plugin_dirs=tuple(plugin_dirs_of(path, data)))
+        plugin_dirs=tuple(plugin_dirs_of(path, data)), execution=execution)
+
+
+def _check_execution(check: _Checker, data: Mapping[str, Any]) -> Execution:
+    def positive(key: str, minimum: int = 1) -> Any:
+        value = data.get(key)
+        if value is not None and (not _is_int(value) or value < minimum):
+            check.add(key, value, f"must be an integer >= {minimum}")
+            return None
+        return value
+
+    devices = data.get("devices", "auto")
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        devices = [devices]
+    if isinstance(devices, list) and devices and all(_is_int(d) and d >= 0 for d in devices) \
+            and len(set(devices)) == len(devices):
+        devices = tuple(devices)
+    elif devices not in ("auto", "cpu"):
+        check.add("devices", devices, "must be auto, cpu, or a list of distinct GPU indices such as [0, 2]")
+        devices = "auto"
+    return Execution(workers=positive("workers"), devices=devices,
+                     trials_per_device=positive("trials_per_device") or 1,
+                     worker_memory_mb=positive("worker_memory_mb"),
+                     heartbeat_seconds=positive("heartbeat_seconds") or 30)
 
 
 def _check_dataset(check: _Checker, raw: Any, registry: Registry,

@@ -124,6 +124,12 @@ class Tracker:
         self.client.log_text(self.parent_run_id, study_yaml, "study.yaml")
         return self.parent_run_id
 
+    def attach(self, parent_run_id: str) -> "Tracker":
+        """Write trials under an existing parent run (a worker: the supervisor opened the study)."""
+        self.parent_run_id = parent_run_id
+        self.experiment_id = self.client.get_run(parent_run_id).info.experiment_id
+        return self
+
     def _run_exists(self, run_id: str) -> bool:
         try:
             self.client.get_run(run_id)
@@ -141,21 +147,28 @@ class Tracker:
         parent = self.parent_run_id
         if parent is not None:
             self.submit(lambda c: c.set_terminated(parent, status=status))
+        self.close()
+
+    def close(self) -> None:
+        """Wait for every write submitted so far; the parent run stays as it is."""
         self.executor.shutdown(wait=True)
 
     # -- trials --------------------------------------------------------------------------------
 
     def start_trial(self, number: int, config: Mapping[str, Any], tags: Mapping[str, str]) -> TrialRun:
         """Open a child run with every parameter of the configuration (written in the background)."""
-        params = [Param(k, _param_value(v)) for k, v in config.items()]
         experiment_id, parent = self.experiment_id, self.parent_run_id
-
-        def create(c: MlflowClient) -> str:
-            run = c.create_run(experiment_id, run_name=f"trial-{number}",
-                               tags={"mlflow.parentRunId": parent, "automl.role": "trial",
-                                     "optuna.trial_number": str(number), **tags})
-            for start in range(0, len(params), MAX_PARAMS_PER_BATCH):
-                c.log_batch(run.info.run_id, params=params[start:start + MAX_PARAMS_PER_BATCH])
-            return run.info.run_id
-
+        create = lambda c: create_trial_run(c, experiment_id, parent, number, config, tags)  # noqa: E731
         return TrialRun(self, self.submit(create), self.flush_seconds)
+
+
+def create_trial_run(client: MlflowClient, experiment_id: str | None, parent_run_id: str | None, number: int,
+                     config: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+    """Create trial `number`'s child run under the parent run, with every parameter; returns its id."""
+    run = client.create_run(experiment_id, run_name=f"trial-{number}",
+                            tags={"mlflow.parentRunId": parent_run_id, "automl.role": "trial",
+                                  "optuna.trial_number": str(number), **tags})
+    params = [Param(k, _param_value(v)) for k, v in config.items()]
+    for start in range(0, len(params), MAX_PARAMS_PER_BATCH):
+        client.log_batch(run.info.run_id, params=params[start:start + MAX_PARAMS_PER_BATCH])
+    return run.info.run_id

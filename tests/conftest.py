@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import optuna
 import pytest
+from mlflow.tracking import MlflowClient
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 
 from orchestrator.cli import main
 from orchestrator.plugins import DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV, Registry, load_registry
@@ -29,6 +34,26 @@ search:
     adam: {lr: {low: 0.001, high: 0.01, log: true}}
   batch_size: 64
 """
+
+
+AUTOML = str(Path(sys.executable).with_name("automl"))  # the installed console script
+
+
+def load_optuna(workdir: Path, name: str = "tiny") -> optuna.Study:
+    """The study as Optuna's own client reads it from the default journal file."""
+    storage = JournalStorage(JournalFileBackend(str(workdir / "optuna.journal")))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def mlflow_runs(workdir: Path, name: str = "tiny", uri: str | None = None) -> tuple[MlflowClient, list, list]:
+    """The study's MLflow client, parent runs and child (trial) runs, from the default store or `uri`."""
+    client = MlflowClient(uri or f"sqlite:///{workdir / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(name)
+    assert experiment is not None, "the study has no MLflow experiment"
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("automl.role") == "study"]
+    children = [r for r in runs if r.data.tags.get("automl.role") == "trial"]
+    return client, parents, children
 
 
 @dataclass

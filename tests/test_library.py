@@ -583,7 +583,7 @@ def test_csv_study_validates_and_runs_end_to_end(workdir, cli):
 
     result = cli("run", study, "--no-tracking")
     assert result.code == 0, result.err
-    assert "Done: 2 trial(s): 2 complete, 0 pruned, 0 failed." in result.out
+    assert "Done: 2 trial(s) in the study: 2 complete, 0 pruned, 0 failed." in result.out
     assert not (workdir / "mlflow.db").exists()
     storage = JournalStorage(JournalFileBackend(str(workdir / "optuna.journal")))
     trials = optuna.load_study(study_name="own-table", storage=storage).get_trials()

@@ -9,34 +9,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
-import optuna
 import pytest
-from mlflow.tracking import MlflowClient
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from conftest import TINY_STUDY
-
-AUTOML = str(Path(sys.executable).with_name("automl"))
-
-
-def load_optuna(workdir: Path, name: str = "tiny") -> optuna.Study:
-    storage = JournalStorage(JournalFileBackend(str(workdir / "optuna.journal")))
-    return optuna.load_study(study_name=name, storage=storage)
-
-
-def mlflow_runs(workdir: Path, name: str = "tiny") -> tuple[MlflowClient, list, list]:
-    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name(name)
-    assert experiment is not None, "the study has no MLflow experiment"
-    runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    parents = [r for r in runs if r.data.tags.get("automl.role") == "study"]
-    children = [r for r in runs if r.data.tags.get("automl.role") == "trial"]
-    return client, parents, children
-
+from conftest import AUTOML, TINY_STUDY, load_optuna, mlflow_runs
 
 def test_run_records_every_trial_in_optuna_and_mlflow(write_study, workdir):
     study_file = write_study()
@@ -97,7 +74,11 @@ def test_resume_adds_trials_to_the_same_study_and_parent_run(write_study, workdi
     study_file = write_study()
     assert cli("run", study_file, "--trials", "2").code == 0
     _, parents_before, _ = mlflow_runs(workdir)
-    assert cli("run", study_file, "--trials", "1").code == 0
+    rerun = cli("run", study_file, "--trials", "3")  # the budget is the study's total: one more trial
+    assert rerun.code == 0 and "(2 finished already)" in rerun.out
+    assert len(load_optuna(workdir).trials) == 3
+    again = cli("run", study_file, "--trials", "3")  # budget met: nothing more runs
+    assert again.code == 0 and "Done: 3 trial(s) in the study" in again.out
     assert len(load_optuna(workdir).trials) == 3
     _, parents, children = mlflow_runs(workdir)
     assert [p.info.run_id for p in parents] == [parents_before[0].info.run_id]
@@ -209,7 +190,8 @@ search:
 """
 
 
-def test_ctrl_c_leaves_nothing_running_and_the_rerun_resumes(write_study, workdir):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stop_signal_leaves_nothing_running_and_the_rerun_resumes(write_study, workdir, signum):
     study_file = write_study(SLOW_STUDY)
     proc = subprocess.Popen([AUTOML, "run", study_file.name, "--threads", "1"], cwd=workdir,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -217,18 +199,22 @@ def test_ctrl_c_leaves_nothing_running_and_the_rerun_resumes(write_study, workdi
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # wait until a trial is training
             time.sleep(0.5)
-            if (workdir / "optuna.journal").exists() and len(load_optuna(workdir, "slow").trials) >= 1:
+            if (workdir / "optuna.journal").exists() and load_optuna(workdir, "slow").trials:
                 break
         time.sleep(2)
-        proc.send_signal(signal.SIGINT)
+        stopped_at = time.monotonic()
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 130, err
-    assert "interrupted" in err
+    assert time.monotonic() - stopped_at < 15, "the workers did not stop within seconds"
+    assert proc.returncode == 128 + signum, err
+    assert f"interrupted by {signal.Signals(signum).name}" in err
     study = load_optuna(workdir, "slow")
-    assert [t.state for t in study.trials] == [TrialState.FAIL]
+    # the interrupted trial is FAIL with its reason, and the same parameters wait to be retried first
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.WAITING]
     assert study.trials[0].user_attrs["reason"] == "interrupted"
+    assert study.trials[1].user_attrs["retry_of"] == 0
     _, parents, children = mlflow_runs(workdir, "slow")
     assert [p.info.status for p in parents] == ["KILLED"]
     assert [c.info.status for c in children] == ["KILLED"]
@@ -240,6 +226,7 @@ def test_ctrl_c_leaves_nothing_running_and_the_rerun_resumes(write_study, workdi
     assert rerun.returncode == 0, rerun.stderr
     study = load_optuna(workdir, "slow")
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert study.trials[1].params == study.trials[0].params
     _, parents_after, children = mlflow_runs(workdir, "slow")
     assert [p.info.run_id for p in parents_after] == [parents[0].info.run_id]
     assert parents_after[0].info.status == "FINISHED"

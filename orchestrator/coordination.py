@@ -1,0 +1,116 @@
+"""Sharing one study between worker processes: a study-wide lock, the budget count, and claiming trials.
+
+Workers coordinate only through the Optuna storage (no queue or RPC of our own). Counting the budget
+and asking for a trial happen under one lock, so N workers finish exactly the requested number of trials:
+a file lock beside a journal or SQLite file, a PostgreSQL advisory lock on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Literal
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from orchestrator.storage import JOURNAL_PREFIX
+
+# Optuna user attributes a trial carries.
+CONFIG_ATTR = "config"  # the flat configuration
+REASON_ATTR = "reason"  # why it failed or was pruned
+WORKER_ATTR = "worker"  # the process running it: id, host, pid, start
+RETRY_OF_ATTR = "retry_of"  # on a retry: the number of the trial it repeats
+RETRY_REASON_ATTR = "retry_reason"  # on a retry: why the original did not finish
+DONE: Literal["done"] = "done"
+WAIT: Literal["wait"] = "wait"
+
+
+@contextlib.contextmanager
+def study_lock(storage_url: str, study_name: str) -> Iterator[None]:
+    """Hold a lock shared by every worker of this study on this storage (a no-op where none exists)."""
+    if storage_url.startswith(JOURNAL_PREFIX) or storage_url.startswith("sqlite:"):
+        path = storage_url.removeprefix(JOURNAL_PREFIX) if storage_url.startswith(JOURNAL_PREFIX) \
+            else storage_url.split(":///", 1)[-1]
+        lock_path = Path(path).expanduser().resolve().with_name(Path(path).name + ".automl-lock")
+        with open(lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    elif storage_url.startswith("postgresql"):
+        with _postgres_lock(storage_url, study_name):
+            yield
+    else:
+        yield
+
+
+_ENGINES: dict[str, object] = {}
+
+
+@contextlib.contextmanager
+def _postgres_lock(storage_url: str, study_name: str) -> Iterator[None]:
+    import sqlalchemy
+
+    engine = _ENGINES.get(storage_url)
+    if engine is None:
+        engine = _ENGINES[storage_url] = sqlalchemy.create_engine(storage_url, pool_size=1, pool_pre_ping=True)
+    key = int.from_bytes(hashlib.sha1(f"automl:{study_name}".encode()).digest()[:8], "big", signed=True)
+    with engine.connect() as connection:  # type: ignore[attr-defined]
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        try:
+            yield
+        finally:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            connection.commit()
+
+
+@dataclass(frozen=True)
+class BudgetCount:
+    """Where a study stands against its budget of `target` finished trials."""
+
+    target: int
+    finished: int
+    running: int
+    waiting: int
+
+    @property
+    def done(self) -> bool:
+        return self.finished >= self.target
+
+    @property
+    def open_slots(self) -> int:
+        """Trials that may still be started beyond those running or waiting."""
+        return self.target - self.finished - self.running - self.waiting
+
+
+def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
+    """Numbers of the trials that have a retry (they do not count towards the budget)."""
+    return {t.user_attrs[RETRY_OF_ATTR] for t in trials if RETRY_OF_ATTR in t.user_attrs}
+
+
+def count_budget(study: optuna.Study, target: int) -> BudgetCount:
+    """Finished = COMPLETE + PRUNED + FAIL that will not be retried; RUNNING and WAITING are on their way."""
+    trials = study.get_trials(deepcopy=False)
+    retried = retried_numbers(trials)
+    finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                   or (t.state == TrialState.FAIL and t.number not in retried) for t in trials)
+    return BudgetCount(target, finished, sum(t.state == TrialState.RUNNING for t in trials),
+                       sum(t.state == TrialState.WAITING for t in trials))
+
+
+def claim_trial(study: optuna.Study, target: int) -> optuna.Trial | Literal["done", "wait"]:
+    """Ask for the next trial if the budget allows (call under `study_lock`).
+
+    A waiting trial (a retry or an enqueued configuration) is always taken first. `WAIT` means the budget
+    is taken up by trials other workers are running: one of them may still fail and be retried.
+    """
+    optuna.storages.fail_stale_trials(study)
+    count = count_budget(study, target)
+    if count.waiting or count.open_slots > 0:
+        return study.ask()
+    return DONE if count.done else WAIT

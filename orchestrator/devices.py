@@ -1,0 +1,65 @@
+"""Device slots: which worker processes a study gets, and what each one may use (a GPU or CPU threads)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+DEVICE_CHOICES = ("auto", "cpu")
+
+
+class DeviceError(Exception):
+    """The requested devices do not exist on this machine, or the settings contradict each other."""
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One worker process: a name for progress lines, the GPU it is pinned to (None: CPU), its CPU threads."""
+
+    name: str
+    gpu: int | None
+    threads: int
+
+    def environment(self) -> dict[str, str]:
+        """Variables a worker for this slot starts with (set before torch is imported)."""
+        threads = str(self.threads)
+        return {"CUDA_VISIBLE_DEVICES": "" if self.gpu is None else str(self.gpu),
+                "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+
+
+def visible_gpu_count() -> int:
+    """GPUs this process can see (0 without CUDA); imports torch."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def plan_slots(devices: str | Sequence[int], workers: int | None, trials_per_device: int, threads: int | None,
+               gpu_count: int, cpu_count: int | None = None) -> list[Slot]:
+    """The worker slots for `devices` (auto, cpu or GPU indices) on a machine with `gpu_count` GPUs.
+
+    GPUs: `trials_per_device` workers pinned to each GPU. CPU: `workers` processes (default 1) sharing
+    the cores, each with its share of threads unless `threads` says otherwise.
+    """
+    cpu_count = cpu_count or os.cpu_count() or 1
+    if devices == "auto":
+        gpus: list[int] = list(range(gpu_count))
+    elif devices == "cpu":
+        gpus = []
+    else:
+        gpus = list(devices)
+        missing = [g for g in gpus if g >= gpu_count]
+        if missing:
+            raise DeviceError(f"devices: GPU {', '.join(map(str, missing))} requested, but this machine has "
+                              f"{gpu_count} visible GPU(s)" + (f" (0..{gpu_count - 1})" if gpu_count else ""))
+    if gpus:
+        if workers is not None and workers != len(gpus) * trials_per_device:
+            raise DeviceError(f"--workers {workers} contradicts {len(gpus)} GPU(s) x trials_per_device "
+                              f"{trials_per_device}; on GPUs set trials_per_device, or use devices: cpu")
+        per_gpu_threads = threads or max(1, cpu_count // (len(gpus) * trials_per_device))
+        return [Slot(f"gpu{gpu}" + (f".{k}" if trials_per_device > 1 else ""), gpu, per_gpu_threads)
+                for gpu in gpus for k in range(trials_per_device)]
+    count = workers or 1
+    per_worker = threads or max(1, cpu_count // count)
+    return [Slot(f"cpu{i}", None, per_worker) for i in range(count)]

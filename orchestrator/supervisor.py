@@ -1,0 +1,239 @@
+"""`automl run`: a supervisor that starts one long-lived worker process per device slot and keeps them going.
+
+The supervisor opens the study and its MLflow parent run once, starts the workers (secrets travel in the
+environment, never on the command line), relays their output, replaces a worker that dies (its trial is
+marked FAIL, its MLflow run closed, the trial retried once), and stops them all on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import optuna
+from optuna.trial import TrialState
+
+from orchestrator.coordination import WORKER_ATTR, count_budget, study_lock
+from orchestrator.devices import Slot, plan_slots, visible_gpu_count
+from orchestrator.plugins import Registry
+from orchestrator.progress import Progress
+from orchestrator.recovery import recover_trials
+from orchestrator.runner import RunOptions, load_data, open_tracked_study, update_summary
+from orchestrator.storage import redact
+from orchestrator.studyfile import StudySpec
+from orchestrator.tracking import Tracker
+from orchestrator.training import quiet_libraries
+
+STORAGE_ENV = "AUTOML_STORAGE"
+TRACKING_ENV = "AUTOML_TRACKING_URI"
+DEADLINE_ENV = "AUTOML_DEADLINE"
+EXIT_USAGE, EXIT_RECYCLE = 2, 75
+STOP_GRACE_SECONDS = 30.0
+MAX_STARTUP_CRASHES = 3
+
+
+class WorkersFailedError(Exception):
+    """Workers keep dying before they finish a trial: the study cannot make progress."""
+
+
+class Stopped(KeyboardInterrupt):
+    """The supervisor was stopped by SIGINT or SIGTERM (`signum` says which)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass
+class WorkerProcess:
+    slot: Slot
+    worker_id: str
+    process: subprocess.Popen
+    relays: list[threading.Thread] = field(default_factory=list)
+
+
+def default_memory_mb(workers: int) -> int:
+    """80% of this machine's memory, shared between the workers."""
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return int(0.8 * total / max(1, workers))
+
+
+def _relay(stream: Any, sink: TextIO) -> None:
+    for line in stream:
+        sink.write(line)
+        sink.flush()
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+class Supervisor:
+    """Runs a study on worker processes, one per slot, until its budget is met."""
+
+    def __init__(self, spec: StudySpec, registry: Registry, options: RunOptions, storage_url: str,
+                 tracking_uri: str | None, plugin_dirs: list[Path], out: TextIO | None = None,
+                 err: TextIO | None = None) -> None:
+        self.spec = spec
+        self.registry = registry
+        self.options = options
+        self.storage_url = storage_url
+        self.tracking_uri = tracking_uri
+        self.plugin_dirs = plugin_dirs
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.progress = Progress(spec.metric, spec.budget.max_epochs, self.out)
+        self.trials = options.trials or spec.budget.trials
+        execution = spec.execution
+        self.slots = plan_slots(options.devices or execution.devices, options.workers or execution.workers,
+                                options.trials_per_device or execution.trials_per_device, options.threads,
+                                visible_gpu_count())
+        self.memory_mb = execution.worker_memory_mb or default_memory_mb(len(self.slots))
+        self.workers: list[WorkerProcess] = []
+        self.started = 0
+        self.startup_crashes = 0
+        self.deadline: float | None = None
+        self.seed_base = 0  # trials already in the study: a resumed run must not replay its seeded proposals
+
+    # -- the whole run ---------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, int]:
+        """Run the study to its budget; returns the study's trial counts. Raises Stopped on SIGINT/SIGTERM."""
+        quiet_libraries()
+        load_data(self.spec)  # a data set that cannot be built stops us before anything is created
+        study, parent = open_tracked_study(self.spec, self.storage_url, self.tracking_uri)
+        with study_lock(self.storage_url, self.spec.name):
+            for number in recover_trials(study, self.tracking_uri, parent):
+                self.progress.message(f"trial {number} was left RUNNING by a worker that no longer exists: "
+                                      "marked FAIL and retried")
+        timeout = self.options.timeout or self.spec.budget.timeout
+        self.deadline = time.time() + timeout if timeout else None
+        counts = count_budget(study, self.trials)
+        self.seed_base = len(study.get_trials(deepcopy=False))
+        self.progress.header(self.spec.name, self.trials, redact(self.storage_url),
+                             redact(self.tracking_uri) if self.tracking_uri else None,
+                             f"{len(self.slots)} ({', '.join(s.name for s in self.slots)}; "
+                             f"{self.slots[0].threads} CPU thread(s) each)", counts.finished)
+        self.registry.hook.before_study(study=study, spec=self.spec)
+        status = "FAILED"
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:
+            signal.signal(sig, self._on_signal)
+        try:
+            for slot in self.slots:
+                self._start(slot)
+            self._watch(study, parent)
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            self._stop_all(study, parent)
+            raise
+        except BaseException:
+            self._stop_all(study, parent)
+            raise
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if self.tracking_uri and parent:
+                tracker = Tracker(self.tracking_uri).attach(parent)
+                update_summary(study, tracker)
+                tracker.close_study(status)
+            self.registry.hook.after_study(study=study, spec=self.spec)
+        trials = study.get_trials(deepcopy=False)
+        return {state.name: sum(t.state == state for t in trials) for state in TrialState}
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        raise Stopped(signum)
+
+    # -- workers ---------------------------------------------------------------------------------------
+
+    def _start(self, slot: Slot) -> None:
+        self.started += 1
+        worker_id = f"{slot.name}#{self.started}@{os.getpid()}"
+        command = [sys.executable, "-m", "orchestrator", "worker", str(self.spec.path), "--supervised",
+                   "--worker-id", worker_id, "--slot", slot.name, "--trials", str(self.trials),
+                   "--threads", str(slot.threads), "--memory-mb", str(self.memory_mb),
+                   "--seed-offset", str(self.seed_base + self.started - 1)]
+        for folder in self.plugin_dirs:
+            command += ["--plugins-dir", str(folder)]
+        env = {**os.environ, **slot.environment(), STORAGE_ENV: self.storage_url}
+        env.pop(TRACKING_ENV, None)
+        env.pop(DEADLINE_ENV, None)
+        if self.tracking_uri:
+            env[TRACKING_ENV] = self.tracking_uri
+        else:
+            command.append("--no-tracking")
+        if self.deadline is not None:
+            env[DEADLINE_ENV] = repr(self.deadline)
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   bufsize=1)
+        worker = WorkerProcess(slot, worker_id, process)
+        for stream, sink in ((process.stdout, self.out), (process.stderr, self.err)):
+            relay = threading.Thread(target=_relay, args=(stream, sink), daemon=True, name=f"relay-{slot.name}")
+            relay.start()
+            worker.relays.append(relay)
+        self.workers.append(worker)
+
+    def _finish(self, worker: WorkerProcess) -> None:
+        for relay in worker.relays:
+            relay.join(timeout=5)
+        self.workers.remove(worker)
+
+    def _watch(self, study: optuna.Study, parent: str | None) -> None:
+        """Wait for the workers; replace one that dies, until every worker has finished."""
+        while self.workers:
+            time.sleep(0.2)
+            for worker in list(self.workers):
+                code = worker.process.poll()
+                if code is None:
+                    continue
+                self._finish(worker)
+                if code == 0:
+                    continue
+                if code == EXIT_USAGE:
+                    raise WorkersFailedError(f"worker {worker.slot.name} stopped with a study error (above)")
+                self._replace(study, parent, worker, code)
+
+    def _replace(self, study: optuna.Study, parent: str | None, worker: WorkerProcess, code: int) -> None:
+        with study_lock(self.storage_url, self.spec.name):
+            recovered = recover_trials(study, self.tracking_uri, parent, worker.worker_id)
+        ran_trials = any((t.user_attrs.get(WORKER_ATTR) or {}).get("id") == worker.worker_id
+                         for t in study.get_trials(deepcopy=False))
+        lost = f"; trial {', '.join(map(str, recovered))} marked FAIL and retried once" if recovered else ""
+        self.progress.message(f"worker {worker.slot.name} (pid {worker.process.pid}) died: "
+                              f"{_describe_exit(code)}{lost}; starting a replacement")
+        self.startup_crashes = 0 if ran_trials else self.startup_crashes + 1
+        if self.startup_crashes >= MAX_STARTUP_CRASHES:
+            raise WorkersFailedError(f"{self.startup_crashes} workers in a row died before running a trial "
+                                     "(see their errors above)")
+        self._start(worker.slot)
+
+    def _stop_all(self, study: optuna.Study, parent: str | None) -> None:
+        """Interrupt every worker (each marks its trial FAIL and its run KILLED), then kill stragglers."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        for worker in self.workers:
+            if worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGINT)
+        until = time.monotonic() + STOP_GRACE_SECONDS
+        for worker in list(self.workers):
+            try:
+                worker.process.wait(timeout=max(0.1, until - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
+            self._finish(worker)
+            with study_lock(self.storage_url, self.spec.name):
+                recover_trials(study, self.tracking_uri, parent, worker.worker_id)

@@ -1,0 +1,188 @@
+"""A long-lived worker: claims trials of a shared study from the Optuna storage and runs them, many per process.
+
+Started by `automl run`'s supervisor (one per device slot) or by hand with `automl worker` on any machine.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import optuna
+import torch
+
+from orchestrator.coordination import DONE, WAIT, WORKER_ATTR, claim_trial, count_budget, study_lock
+from orchestrator.plugins import Registry
+from orchestrator.progress import Progress
+from orchestrator.recovery import recover_trials, worker_identity
+from orchestrator.runner import TrialRunner, load_data, open_study, open_tracked_study, update_summary
+from orchestrator.storage import redact
+from orchestrator.studyfile import StudySpec
+from orchestrator.tracking import PARENT_RUN_ATTR, Tracker
+from orchestrator.training import quiet_libraries
+
+EXIT_DONE, EXIT_INTERRUPTED = 0, 130
+WAIT_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """Everything a worker needs besides the study: where to record, how much to run, its limits."""
+
+    storage_url: str
+    tracking_uri: str | None
+    trials: int
+    worker_id: str
+    deadline: float | None = None  # wall-clock time after which no trial starts
+    threads: int | None = None
+    memory_mb: int | None = None  # recycle the process between trials above this resident size
+    supervised: bool = False  # the supervisor opened the study and owns the parent run
+    slot: str = ""
+    seed_offset: int = 0  # distinct per worker, so that seeded samplers do not propose alike
+
+
+def resident_mb() -> float:
+    """This process's resident memory in MiB."""
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def die_with_parent() -> None:
+    """Ask Linux to send SIGTERM when the supervisor dies, so no orphan keeps training."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+class Heartbeat:
+    """Records a running trial's heartbeat on RDB storage from a background thread."""
+
+    def __init__(self, study: optuna.Study, trial: optuna.Trial, seconds: int) -> None:
+        self.storage = study._storage
+        self.trial_id = trial._trial_id
+        self.stop = threading.Event()
+        self.storage.record_heartbeat(self.trial_id)  # type: ignore[attr-defined]
+        self.thread = threading.Thread(target=self._beat, args=(seconds,), daemon=True, name="optuna-heartbeat")
+        self.thread.start()
+
+    def _beat(self, seconds: int) -> None:
+        while not self.stop.wait(seconds):
+            try:
+                self.storage.record_heartbeat(self.trial_id)  # type: ignore[attr-defined]
+            except Exception:  # a missed beat is retried at the next interval
+                pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
+def heartbeat_enabled(study: optuna.Study) -> bool:
+    storage = study._storage
+    return isinstance(storage, optuna.storages.RDBStorage) and storage.get_heartbeat_interval() is not None
+
+
+class Worker:
+    """Claims and runs trials until the study's budget is met, the deadline passes, or it is interrupted."""
+
+    def __init__(self, spec: StudySpec, registry: Registry, options: WorkerOptions, out: TextIO | None = None) -> None:
+        self.spec = spec
+        self.registry = registry
+        self.options = options
+        self.progress = Progress(spec.metric, spec.budget.max_epochs, out, tag=options.slot)
+        self.runner = TrialRunner(spec, registry, self.progress)
+        self.identity = worker_identity(options.worker_id)
+        self.trials_run = 0
+
+    def run(self) -> str:
+        """Run trials; returns `done`, `deadline` or `recycle` (memory limit). Ctrl-C raises KeyboardInterrupt."""
+        options = self.options
+        if options.supervised:
+            die_with_parent()
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        quiet_libraries()
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        data = load_data(self.spec)
+        if options.supervised:
+            study = open_study(self.spec, options.storage_url, heartbeat=True, tracking_uri=options.tracking_uri,
+                               seed_offset=options.seed_offset)
+            parent = study.user_attrs.get(PARENT_RUN_ATTR) if options.tracking_uri else None
+        else:
+            study, parent = open_tracked_study(self.spec, options.storage_url, options.tracking_uri, heartbeat=True,
+                                               seed_offset=options.seed_offset)
+            self.progress.header(self.spec.name, options.trials, redact(options.storage_url),
+                                 redact(options.tracking_uri) if options.tracking_uri else None)
+        tracker = Tracker(options.tracking_uri).attach(parent) if options.tracking_uri and parent else None
+        if not options.supervised:
+            self.registry.hook.before_study(study=study, spec=self.spec)
+        try:
+            return self._loop(study, data, tracker, parent)
+        finally:
+            if tracker:
+                tracker.close()
+            if not options.supervised:
+                self.registry.hook.after_study(study=study, spec=self.spec)
+
+    def _loop(self, study: optuna.Study, data: Any, tracker: Tracker | None, parent: str | None) -> str:
+        options = self.options
+        waiting_said = False
+        while True:
+            if options.deadline is not None and time.time() >= options.deadline:
+                return "deadline"
+            heartbeat = None
+            with study_lock(options.storage_url, self.spec.name):
+                claim = claim_trial(study, options.trials)
+                if claim is WAIT:
+                    for number in recover_trials(study, options.tracking_uri, parent):
+                        self.progress.message(f"trial {number}: its worker died; marked FAIL, retried once")
+                elif claim is not DONE:
+                    claim.set_user_attr(WORKER_ATTR, self.identity)
+                    heartbeat = (Heartbeat(study, claim, self.spec.execution.heartbeat_seconds)
+                                 if heartbeat_enabled(study) else None)
+            if claim is DONE:
+                return "done"
+            if claim is WAIT:
+                if not waiting_said:
+                    self.progress.message("budget taken up by running trials; waiting in case one must be retried")
+                    waiting_said = True
+                time.sleep(WAIT_SECONDS)
+                continue
+            waiting_said = False
+            try:
+                self.runner.run_trial(study, claim, data, tracker)
+            finally:
+                if heartbeat:
+                    heartbeat.close()
+            self.trials_run += 1
+            if tracker:
+                update_summary(study, tracker)
+            if options.memory_mb and resident_mb() > options.memory_mb:
+                self.progress.message(f"worker {options.slot or options.worker_id}: resident memory "
+                                      f"{resident_mb():.0f} MiB > limit {options.memory_mb} MiB; recycling the process")
+                return "recycle"
+
+    def study_done(self) -> bool:
+        """Whether the study has reached its budget (checked by an unsupervised worker as it leaves)."""
+        study = open_study(self.spec, self.options.storage_url)
+        return count_budget(study, self.options.trials).done
+
+
+def recycle() -> None:
+    """Replace this process with a fresh worker started with the same command line (same pid)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "orchestrator", *sys.argv[1:]])
+
