@@ -84,7 +84,7 @@ def _check_storage(spec: Any, url: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from orchestrator.devices import DeviceError
     from orchestrator.runner import RunOptions, resolve_storage, resolve_tracking
-    from orchestrator.supervisor import Stopped, Supervisor, WorkersFailedError
+    from orchestrator.supervisor import Stopped, Supervisor, WorkersFailedError, plan_for
 
     spec, registry = _load(args.study, args.plugins_dir)
     devices = args.devices
@@ -96,14 +96,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(trials=args.trials, timeout=args.timeout, storage=_storage_option(args),
                          tracking_uri=_tracking_option(args), tracking=not args.no_tracking, threads=args.threads,
                          workers=args.workers, devices=devices, trials_per_device=args.trials_per_device)
-    storage_url = resolve_storage(spec, options)
-    _check_storage(spec, storage_url)
     try:
-        supervisor = Supervisor(spec, registry, options, storage_url,
-                                resolve_tracking(spec, options) if options.tracking else None,
-                                [Path(d).resolve() for d in args.plugins_dir])
+        slots = plan_for(spec, options)
     except DeviceError as exc:
         raise CliError(f"{spec.path}: {exc}") from None
+    storage_url = resolve_storage(spec, options)
+    _check_storage(spec, storage_url)
+    supervisor = Supervisor(spec, registry, options, storage_url,
+                            resolve_tracking(spec, options) if options.tracking else None,
+                            [Path(d).resolve() for d in args.plugins_dir], slots)
     try:
         counts = supervisor.run()
     except Stopped as exc:

@@ -59,6 +59,13 @@ class WorkerProcess:
     relays: list[threading.Thread] = field(default_factory=list)
 
 
+def plan_for(spec: StudySpec, options: RunOptions) -> list[Slot]:
+    """The worker slots for a study: command-line options first, then the study file's keys."""
+    execution = spec.execution
+    return plan_slots(options.devices or execution.devices, options.workers or execution.workers,
+                      options.trials_per_device or execution.trials_per_device, options.threads, visible_gpu_count())
+
+
 def default_memory_mb(workers: int) -> int:
     """80% of this machine's memory, shared between the workers."""
     total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -84,8 +91,8 @@ class Supervisor:
     """Runs a study on worker processes, one per slot, until its budget is met."""
 
     def __init__(self, spec: StudySpec, registry: Registry, options: RunOptions, storage_url: str,
-                 tracking_uri: str | None, plugin_dirs: list[Path], out: TextIO | None = None,
-                 err: TextIO | None = None) -> None:
+                 tracking_uri: str | None, plugin_dirs: list[Path], slots: list[Slot],
+                 out: TextIO | None = None, err: TextIO | None = None) -> None:
         self.spec = spec
         self.registry = registry
         self.options = options
@@ -96,11 +103,8 @@ class Supervisor:
         self.err = err or sys.stderr
         self.progress = Progress(spec.metric, spec.budget.max_epochs, self.out)
         self.trials = options.trials or spec.budget.trials
-        execution = spec.execution
-        self.slots = plan_slots(options.devices or execution.devices, options.workers or execution.workers,
-                                options.trials_per_device or execution.trials_per_device, options.threads,
-                                visible_gpu_count())
-        self.memory_mb = execution.worker_memory_mb or default_memory_mb(len(self.slots))
+        self.slots = slots
+        self.memory_mb = spec.execution.worker_memory_mb or default_memory_mb(len(slots))
         self.workers: list[WorkerProcess] = []
         self.started = 0
         self.startup_crashes = 0

@@ -30,6 +30,8 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", module=r"pytorch_lightning\..*")
     warnings.filterwarnings("ignore", module=r"lightning_fabric\..*")
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # our workers record heartbeats themselves (ask/tell, not Study.optimize)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 

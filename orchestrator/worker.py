@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import optuna
 import torch
 
-from orchestrator.coordination import DONE, WAIT, WORKER_ATTR, claim_trial, count_budget, study_lock
+from orchestrator.coordination import DONE, WAIT, WORKER_ATTR, claim_trial, study_lock
 from orchestrator.plugins import Registry
 from orchestrator.progress import Progress
 from orchestrator.recovery import recover_trials, worker_identity
@@ -90,8 +90,9 @@ class Heartbeat:
 
 
 def heartbeat_enabled(study: optuna.Study) -> bool:
-    storage = study._storage
-    return isinstance(storage, optuna.storages.RDBStorage) and storage.get_heartbeat_interval() is not None
+    """Whether the study's storage records heartbeats (RDB storage opened with an interval)."""
+    interval = getattr(study._storage, "get_heartbeat_interval", None)  # Optuna wraps RDBStorage in a cache
+    return interval is not None and interval() is not None
 
 
 class Worker:
@@ -128,10 +129,14 @@ class Worker:
         tracker = Tracker(options.tracking_uri).attach(parent) if options.tracking_uri and parent else None
         if not options.supervised:
             self.registry.hook.before_study(study=study, spec=self.spec)
+        outcome = "interrupted"
         try:
-            return self._loop(study, data, tracker, parent)
+            outcome = self._loop(study, data, tracker, parent)
+            return outcome
         finally:
-            if tracker:
+            if tracker and not options.supervised and outcome == "done":
+                tracker.close_study("FINISHED")  # the last worker out closes the parent run
+            elif tracker:
                 tracker.close()
             if not options.supervised:
                 self.registry.hook.after_study(study=study, spec=self.spec)
@@ -146,8 +151,9 @@ class Worker:
             with study_lock(options.storage_url, self.spec.name):
                 claim = claim_trial(study, options.trials)
                 if claim is WAIT:
-                    for number in recover_trials(study, options.tracking_uri, parent):
-                        self.progress.message(f"trial {number}: its worker died; marked FAIL, retried once")
+                    if not heartbeat_enabled(study):  # with heartbeats, claim_trial failed stale trials already
+                        for number in recover_trials(study, options.tracking_uri, parent):
+                            self.progress.message(f"trial {number}: its worker died; marked FAIL, retried once")
                 elif claim is not DONE:
                     claim.set_user_attr(WORKER_ATTR, self.identity)
                     heartbeat = (Heartbeat(study, claim, self.spec.execution.heartbeat_seconds)
@@ -173,11 +179,6 @@ class Worker:
                 self.progress.message(f"worker {options.slot or options.worker_id}: resident memory "
                                       f"{resident_mb():.0f} MiB > limit {options.memory_mb} MiB; recycling the process")
                 return "recycle"
-
-    def study_done(self) -> bool:
-        """Whether the study has reached its budget (checked by an unsupervised worker as it leaves)."""
-        study = open_study(self.spec, self.options.storage_url)
-        return count_budget(study, self.options.trials).done
 
 
 def recycle() -> None:

@@ -24,13 +24,13 @@ from typing import Any, Callable, Iterable
 import pytest
 import yaml
 
-import orchestrator.runner
+import orchestrator.supervisor
 from orchestrator.plugins import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ("mlflow.db", "optuna.journal", "mlartifacts", "mlruns")
-TOP_ALLOWED = ("budget, dataset, description, name, objective, plugins_dir, pruner, sampler, search, seed, "
-               "storage, task, tracking_uri")
+TOP_ALLOWED = ("budget, dataset, description, devices, heartbeat_seconds, name, objective, plugins_dir, pruner, "
+               "sampler, search, seed, storage, task, tracking_uri, trials_per_device, worker_memory_mb, workers")
 
 # A valid, tiny study; every error case changes one thing in it (see `study_text`).
 BASE: dict[str, Any] = {
@@ -106,7 +106,7 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             raise AssertionError("`automl run` got past validation and would have started the study")
 
-    monkeypatch.setattr(orchestrator.runner, "StudyRunner", Refuse)
+    monkeypatch.setattr(orchestrator.supervisor, "Supervisor", Refuse)
 
 
 def assert_rejected(cli: Callable[..., Any], workdir: Path, path: Path, expected: Iterable[str], *,
@@ -652,3 +652,28 @@ def test_rejected_pruner_option_is_reported_under_its_own_key(write_study, cli, 
 def test_nonsense_numbers_are_rejected(write_study, cli, workdir, changes, key):
     path = write_study(study_text(changes))
     assert_rejected(cli, workdir, path, [f"{path}: {key}: "], commands=["validate"])
+
+
+@pytest.mark.parametrize(("changes", "key", "message"), [
+    ({"workers": 0}, "workers", "must be an integer >= 1"),
+    ({"workers": "two"}, "workers", "must be an integer >= 1"),
+    ({"trials_per_device": 0}, "trials_per_device", "must be an integer >= 1"),
+    ({"worker_memory_mb": -5}, "worker_memory_mb", "must be an integer >= 1"),
+    ({"heartbeat_seconds": 0.5}, "heartbeat_seconds", "must be an integer >= 1"),
+    ({"devices": "gpu"}, "devices", "must be auto, cpu, or a list of distinct GPU indices"),
+    ({"devices": [0, 0]}, "devices", "must be auto, cpu, or a list of distinct GPU indices"),
+    ({"devices": [-1]}, "devices", "must be auto, cpu, or a list of distinct GPU indices"),
+], ids=["workers-zero", "workers-text", "per-device-zero", "memory-negative", "heartbeat-fraction",
+        "devices-word", "devices-repeated", "devices-negative"])
+def test_bad_execution_settings_are_rejected(write_study, cli, workdir, changes, key, message):
+    path = write_study(study_text(changes))
+    assert_rejected(cli, workdir, path, [f"{path}: {key}: {message}"])
+
+
+def test_gpus_that_do_not_exist_are_refused_before_anything_is_created(write_study, cli, workdir):
+    path = write_study(study_text({"devices": [0, 2]}))
+    before = listing(workdir)
+    result = cli("run", path)
+    assert result.code == 2
+    assert result.err == (f"error: {path}: devices: GPU 0, 2 requested, but this machine has 0 visible GPU(s)\n")
+    assert listing(workdir) == before
