@@ -43,12 +43,17 @@ def plan_slots(devices: str | Sequence[int], workers: int | None, trials_per_dev
     the cores, each with its share of threads unless `threads` says otherwise.
     """
     cpu_count = cpu_count or os.cpu_count() or 1
+    for name, value in (("workers", workers), ("trials_per_device", trials_per_device), ("threads", threads)):
+        if value is not None and value < 1:
+            raise DeviceError(f"{name} must be at least 1 (got {value})")
     if devices == "auto":
         gpus: list[int] = list(range(gpu_count))
     elif devices == "cpu":
         gpus = []
     else:
         gpus = list(devices)
+        if any(g < 0 for g in gpus) or len(set(gpus)) != len(gpus):
+            raise DeviceError(f"devices: {gpus} must be distinct GPU indices >= 0")
         missing = [g for g in gpus if g >= gpu_count]
         if missing:
             raise DeviceError(f"devices: GPU {', '.join(map(str, missing))} requested, but this machine has "

@@ -30,6 +30,7 @@ from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
 from orchestrator.tracking import Tracker
 from orchestrator.training import quiet_libraries
+from orchestrator.worker import SPAWNED_AT_ENV
 
 STORAGE_ENV = "AUTOML_STORAGE"
 TRACKING_ENV = "AUTOML_TRACKING_URI"
@@ -181,6 +182,7 @@ class Supervisor:
             command.append("--no-tracking")
         if self.deadline is not None:
             env[DEADLINE_ENV] = repr(self.deadline)
+        env[SPAWNED_AT_ENV] = repr(time.time())
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    bufsize=1)
         worker = WorkerProcess(slot, worker_id, process)

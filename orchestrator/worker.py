@@ -29,6 +29,17 @@ from orchestrator.training import quiet_libraries
 
 EXIT_DONE, EXIT_INTERRUPTED = 0, 130
 WAIT_SECONDS = 1.0
+SPAWNED_AT_ENV = "AUTOML_SPAWNED_AT"  # wall-clock time the worker process was started (or recycled)
+
+
+def seconds_since_start() -> float:
+    """Seconds since this worker process was started: its imports, data and study set-up so far."""
+    spawned = os.environ.get(SPAWNED_AT_ENV)
+    if spawned:
+        return time.time() - float(spawned)
+    with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
+        start_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        return float(uptime.read().split()[0]) - start_ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,8 @@ class Worker:
         tracker = Tracker(options.tracking_uri).attach(parent) if options.tracking_uri and parent else None
         if not options.supervised:
             self.registry.hook.before_study(study=study, spec=self.spec)
+        self.progress.message(f"worker {options.slot or options.worker_id} ready after {seconds_since_start():.1f} s "
+                              "(imports, data, study)")
         outcome = "interrupted"
         try:
             outcome = self._loop(study, data, tracker, parent)
@@ -185,5 +198,6 @@ def recycle() -> None:
     """Replace this process with a fresh worker started with the same command line (same pid)."""
     sys.stdout.flush()
     sys.stderr.flush()
+    os.environ[SPAWNED_AT_ENV] = repr(time.time())
     os.execv(sys.executable, [sys.executable, "-m", "orchestrator", *sys.argv[1:]])
 
