@@ -90,21 +90,22 @@ def open_study(spec: StudySpec, storage_url: str, heartbeat: bool = False,
                tracking_uri: str | None = None, seed_offset: int = 0) -> optuna.Study:
     """Create the Optuna study, or load it and refuse if its objective or space changed.
 
-    Workers sharing a study pass distinct `seed_offset`s: samplers seeded alike would propose alike.
+    Workers sharing a study pass distinct `seed_offset`s: samplers seeded alike would propose alike. A
+    resumed study's sampler is also offset by its trial count, so that it does not replay its proposals.
 
     With `heartbeat`, a server-backed storage records heartbeats: a trial whose worker stopped beating is
     failed by the next worker that asks, its MLflow run (on `tracking_uri`) is closed, and it is retried once.
     """
     on_stale = stale_trial_callback(tracking_uri, lambda study: study.user_attrs.get(PARENT_RUN_ATTR))
     storage = open_storage(storage_url, spec.execution.heartbeat_seconds if heartbeat else None, on_stale)
-    sampler = SAMPLERS[spec.sampler[0]].build(spec.sampler[1], seed=spec.seed + seed_offset)
-    pruner = PRUNERS[spec.pruner[0]].build(spec.pruner[1])
-    fingerprint = json.loads(json.dumps(spec.fingerprint()))
     try:
-        storage.get_study_id_from_name(spec.name)
+        existing = len(storage.get_all_trials(storage.get_study_id_from_name(spec.name), deepcopy=False))
         exists = True
     except KeyError:
-        exists = False
+        existing, exists = 0, False
+    sampler = SAMPLERS[spec.sampler[0]].build(spec.sampler[1], seed=spec.seed + seed_offset + existing)
+    pruner = PRUNERS[spec.pruner[0]].build(spec.pruner[1])
+    fingerprint = json.loads(json.dumps(spec.fingerprint()))
     if not exists:
         try:
             study = optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner,

@@ -30,7 +30,7 @@ from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
 from orchestrator.tracking import Tracker
 from orchestrator.training import quiet_libraries
-from orchestrator.worker import SPAWNED_AT_ENV
+from orchestrator.worker import GO, RELEASED_ENV, SPAWNED_AT_ENV
 
 STORAGE_ENV = "AUTOML_STORAGE"
 TRACKING_ENV = "AUTOML_TRACKING_URI"
@@ -110,35 +110,42 @@ class Supervisor:
         self.started = 0
         self.startup_crashes = 0
         self.deadline: float | None = None
-        self.seed_base = 0  # trials already in the study: a resumed run must not replay its seeded proposals
+        self.released = False  # workers may claim trials (the study and its parent run are set up)
 
     # -- the whole run ---------------------------------------------------------------------------------
 
     def run(self) -> dict[str, int]:
-        """Run the study to its budget; returns the study's trial counts. Raises Stopped on SIGINT/SIGTERM."""
+        """Run the study to its budget; returns the study's trial counts. Raises Stopped on SIGINT/SIGTERM.
+
+        The workers are started first, so that their imports (~5 s) overlap the checks and set-up here;
+        they build their data, open the study, then wait for the go-ahead before claiming trials.
+        """
         quiet_libraries()
-        load_data(self.spec)  # a data set that cannot be built stops us before anything is created
-        study, parent = open_tracked_study(self.spec, self.storage_url, self.tracking_uri)
-        with study_lock(self.storage_url, self.spec.name):
-            for number in recover_trials(study, self.tracking_uri, parent):
-                self.progress.message(f"trial {number} was left RUNNING by a worker that no longer exists: "
-                                      "marked FAIL and retried")
         timeout = self.options.timeout or self.spec.budget.timeout
         self.deadline = time.time() + timeout if timeout else None
-        counts = count_budget(study, self.trials)
-        self.seed_base = len(study.get_trials(deepcopy=False))
-        self.progress.header(self.spec.name, self.trials, redact(self.storage_url),
-                             redact(self.tracking_uri) if self.tracking_uri else None,
-                             f"{len(self.slots)} ({', '.join(s.name for s in self.slots)}; "
-                             f"{self.slots[0].threads} CPU thread(s) each)", counts.finished)
-        self.registry.hook.before_study(study=study, spec=self.spec)
-        status = "FAILED"
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         for sig in previous:
             signal.signal(sig, self._on_signal)
+        study: optuna.Study | None = None
+        parent: str | None = None
+        status = "FAILED"
         try:
             for slot in self.slots:
                 self._start(slot)
+            load_data(self.spec)  # a data set that cannot be built stops us before anything is created
+            study, parent = open_tracked_study(self.spec, self.storage_url, self.tracking_uri)
+            with study_lock(self.storage_url, self.spec.name):
+                for number in recover_trials(study, self.tracking_uri, parent):
+                    self.progress.message(f"trial {number} was left RUNNING by a worker that no longer exists: "
+                                          "marked FAIL and retried")
+            self.progress.header(self.spec.name, self.trials, redact(self.storage_url),
+                                 redact(self.tracking_uri) if self.tracking_uri else None,
+                                 f"{len(self.slots)} ({', '.join(s.name for s in self.slots)}; "
+                                 f"{self.slots[0].threads} CPU thread(s) each)", count_budget(study, self.trials).finished)
+            self.registry.hook.before_study(study=study, spec=self.spec)
+            self.released = True
+            for worker in self.workers:
+                self._release(worker)
             self._watch(study, parent)
             status = "FINISHED"
         except KeyboardInterrupt:
@@ -151,11 +158,12 @@ class Supervisor:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            if self.tracking_uri and parent:
-                tracker = Tracker(self.tracking_uri).attach(parent)
-                update_summary(study, tracker)
-                tracker.close_study(status)
-            self.registry.hook.after_study(study=study, spec=self.spec)
+            if study is not None:
+                if self.tracking_uri and parent:
+                    tracker = Tracker(self.tracking_uri).attach(parent)
+                    update_summary(study, tracker)
+                    tracker.close_study(status)
+                self.registry.hook.after_study(study=study, spec=self.spec)
         trials = study.get_trials(deepcopy=False)
         return {state.name: sum(t.state == state for t in trials) for state in TrialState}
 
@@ -170,12 +178,12 @@ class Supervisor:
         command = [sys.executable, "-m", "orchestrator", "worker", str(self.spec.path), "--supervised",
                    "--worker-id", worker_id, "--slot", slot.name, "--trials", str(self.trials),
                    "--threads", str(slot.threads), "--memory-mb", str(self.memory_mb),
-                   "--seed-offset", str(self.seed_base + self.started - 1)]
+                   "--seed-offset", str(self.started - 1)]
         for folder in self.plugin_dirs:
             command += ["--plugins-dir", str(folder)]
         env = {**os.environ, **slot.environment(), STORAGE_ENV: self.storage_url}
-        env.pop(TRACKING_ENV, None)
-        env.pop(DEADLINE_ENV, None)
+        for name in (TRACKING_ENV, DEADLINE_ENV, RELEASED_ENV):
+            env.pop(name, None)
         if self.tracking_uri:
             env[TRACKING_ENV] = self.tracking_uri
         else:
@@ -183,14 +191,24 @@ class Supervisor:
         if self.deadline is not None:
             env[DEADLINE_ENV] = repr(self.deadline)
         env[SPAWNED_AT_ENV] = repr(time.time())
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   bufsize=1)
+        process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, bufsize=1)
         worker = WorkerProcess(slot, worker_id, process)
         for stream, sink in ((process.stdout, self.out), (process.stderr, self.err)):
             relay = threading.Thread(target=_relay, args=(stream, sink), daemon=True, name=f"relay-{slot.name}")
             relay.start()
             worker.relays.append(relay)
         self.workers.append(worker)
+        if self.released:
+            self._release(worker)
+
+    def _release(self, worker: WorkerProcess) -> None:
+        """Tell a worker it may claim trials (it waits for this line on its standard input)."""
+        try:
+            worker.process.stdin.write(f"{GO}\n")  # type: ignore[union-attr]
+            worker.process.stdin.flush()  # type: ignore[union-attr]
+        except OSError:  # it died already: the watch loop replaces it
+            pass
 
     def _finish(self, worker: WorkerProcess) -> None:
         for relay in worker.relays:
@@ -226,13 +244,13 @@ class Supervisor:
                                      "(see their errors above)")
         self._start(worker.slot)
 
-    def _stop_all(self, study: optuna.Study, parent: str | None) -> None:
+    def _stop_all(self, study: optuna.Study | None, parent: str | None) -> None:
         """Interrupt every worker (each marks its trial FAIL and its run KILLED), then kill stragglers."""
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
         for worker in self.workers:
-            if worker.process.poll() is None:
-                worker.process.send_signal(signal.SIGINT)
+            if worker.process.poll() is None:  # before the go-ahead a worker holds no trial: no need to wait
+                worker.process.send_signal(signal.SIGINT if self.released else signal.SIGKILL)
         until = time.monotonic() + STOP_GRACE_SECONDS
         for worker in list(self.workers):
             try:
@@ -241,5 +259,6 @@ class Supervisor:
                 worker.process.kill()
                 worker.process.wait()
             self._finish(worker)
-            with study_lock(self.storage_url, self.spec.name):
-                recover_trials(study, self.tracking_uri, parent, worker.worker_id)
+            if study is not None:
+                with study_lock(self.storage_url, self.spec.name):
+                    recover_trials(study, self.tracking_uri, parent, worker.worker_id)

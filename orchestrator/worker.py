@@ -21,14 +21,16 @@ from orchestrator.coordination import DONE, WAIT, WORKER_ATTR, claim_trial, stud
 from orchestrator.plugins import Registry
 from orchestrator.progress import Progress
 from orchestrator.recovery import recover_trials, worker_identity
-from orchestrator.runner import TrialRunner, load_data, open_study, open_tracked_study, update_summary
+from orchestrator.runner import TrialRunner, load_data, open_tracked_study, update_summary
 from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
-from orchestrator.tracking import PARENT_RUN_ATTR, Tracker
+from orchestrator.tracking import Tracker
 from orchestrator.training import quiet_libraries
 
 EXIT_DONE, EXIT_INTERRUPTED = 0, 130
 WAIT_SECONDS = 1.0
+GO = "go"  # the supervisor's go-ahead on a supervised worker's standard input
+RELEASED_ENV = "AUTOML_RELEASED"  # set once the go-ahead came: a recycled worker does not wait again
 SPAWNED_AT_ENV = "AUTOML_SPAWNED_AT"  # wall-clock time the worker process was started (or recycled)
 
 
@@ -128,13 +130,9 @@ class Worker:
         if options.threads:
             torch.set_num_threads(options.threads)
         data = load_data(self.spec)
-        if options.supervised:
-            study = open_study(self.spec, options.storage_url, heartbeat=True, tracking_uri=options.tracking_uri,
-                               seed_offset=options.seed_offset)
-            parent = study.user_attrs.get(PARENT_RUN_ATTR) if options.tracking_uri else None
-        else:
-            study, parent = open_tracked_study(self.spec, options.storage_url, options.tracking_uri, heartbeat=True,
-                                               seed_offset=options.seed_offset)
+        study, parent = open_tracked_study(self.spec, options.storage_url, options.tracking_uri, heartbeat=True,
+                                           seed_offset=options.seed_offset)
+        if not options.supervised:
             self.progress.header(self.spec.name, options.trials, redact(options.storage_url),
                                  redact(options.tracking_uri) if options.tracking_uri else None)
         tracker = Tracker(options.tracking_uri).attach(parent) if options.tracking_uri and parent else None
@@ -142,6 +140,10 @@ class Worker:
             self.registry.hook.before_study(study=study, spec=self.spec)
         self.progress.message(f"worker {options.slot or options.worker_id} ready after {seconds_since_start():.1f} s "
                               "(imports, data, study)")
+        if options.supervised and not os.environ.get(RELEASED_ENV):
+            if sys.stdin.readline().strip() != GO:
+                return "done"  # the supervisor is gone, or stopped before the study began
+            os.environ[RELEASED_ENV] = "1"
         outcome = "interrupted"
         try:
             outcome = self._loop(study, data, tracker, parent)
