@@ -9,7 +9,7 @@ out the time until the workers reported ready.
 With a visible GPU it also runs the packing benchmark: `trials_per_device` K = 1, 2, 4, 8 on one GPU
 and reports trials/hour against K = 1 (target >= 3x at K = 8).
 
-    .venv/bin/python bench/parallel.py [--workers 2] [--trials 20] [--epochs 15] [--rounds 2]
+    .venv/bin/python bench/parallel.py [--workers 2] [--trials 60] [--epochs 15] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def gpu_benchmark(trials: int, epochs: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=60, help="enqueued trials (a one-minute study on 1 worker)")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--gpu-trials", type=int, default=64)
