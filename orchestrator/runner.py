@@ -27,6 +27,7 @@ from orchestrator.training import train, training_device
 
 FINGERPRINT_ATTR = "fingerprint"
 OUT_OF_MEMORY_ATTR = "out_of_memory"
+TEST_METRICS_ATTR = "test_metrics"  # the held-out test split's metrics, for review (never the objective)
 __all__ = ["CONFIG_ATTR", "REASON_ATTR", "DatasetError", "StudyChangedError", "RunOptions", "TrialRunner",
            "open_study", "open_tracked_study", "load_data", "resolve_storage", "resolve_tracking"]
 
@@ -222,6 +223,7 @@ class TrialRunner:
                            seed=self.spec.seed + trial.number, trial=trial, monitor=self.spec.metric,
                            direction=self.spec.direction, listeners=listeners, callbacks=callbacks)
             epochs, metrics = result.epochs, result.test_metrics
+            trial.set_user_attr(TEST_METRICS_ATTR, metrics)
             value = result.final(self.spec.metric)
             if result.diverged_at is not None:
                 reason = f"training loss is not finite at epoch {result.diverged_at}"
