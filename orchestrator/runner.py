@@ -26,6 +26,7 @@ from orchestrator.tracking import PARENT_RUN_ATTR, Tracker, TrialRun, default_tr
 from orchestrator.training import train, training_device
 
 FINGERPRINT_ATTR = "fingerprint"
+STRATEGY_ATTR = "strategy"  # the sampler and pruner the latest run used
 OUT_OF_MEMORY_ATTR = "out_of_memory"
 TEST_METRICS_ATTR = "test_metrics"  # the held-out test split's metrics, for review (never the objective)
 __all__ = ["CONFIG_ATTR", "REASON_ATTR", "DatasetError", "StudyChangedError", "RunOptions", "TrialRunner",
@@ -104,7 +105,8 @@ def open_study(spec: StudySpec, storage_url: str, heartbeat: bool = False,
         exists = True
     except KeyError:
         existing, exists = 0, False
-    sampler = SAMPLERS[spec.sampler[0]].build(spec.sampler[1], seed=spec.seed + seed_offset + existing)
+    sampler = SAMPLERS[spec.sampler[0]].build(spec.sampler[1], seed=spec.seed + seed_offset + existing,
+                                              space=spec.space)
     pruner = PRUNERS[spec.pruner[0]].build(spec.pruner[1])
     fingerprint = json.loads(json.dumps(spec.fingerprint()))
     if not exists:
@@ -112,7 +114,7 @@ def open_study(spec: StudySpec, storage_url: str, heartbeat: bool = False,
             study = optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner,
                                         direction=spec.direction)
             study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
-            return study
+            return _record_strategy(study, spec)
         except optuna.exceptions.DuplicatedStudyError:  # another worker created it a moment ago
             pass
     study = optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner)
@@ -123,6 +125,14 @@ def open_study(spec: StudySpec, storage_url: str, heartbeat: bool = False,
             f"study {spec.name!r} in {redact(storage_url)} was created with a different objective or search space; "
             "resuming would mix two studies. Differences (stored -> study file):\n" + "\n".join(diff)
             + "\nGive the study a new name, or restore the original settings.")
+    return _record_strategy(study, spec)
+
+
+def _record_strategy(study: optuna.Study, spec: StudySpec) -> optuna.Study:
+    """Keep the sampler and pruner in use in the study's user attributes (Optuna does not store them)."""
+    strategy = {"sampler": spec.sampler[0], "pruner": spec.pruner[0]}
+    if study.user_attrs.get(STRATEGY_ATTR) != strategy:
+        study.set_user_attr(STRATEGY_ATTR, strategy)
     return study
 
 

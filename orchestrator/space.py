@@ -57,6 +57,26 @@ class SearchSpace:
         _suggest_all(trial, "", self.shared, config)
         return config
 
+    def params(self) -> dict[str, Param]:
+        """Every parameter a trial may suggest, by its flat name (component choices and switches included)."""
+        found: dict[str, Param] = {}
+        for kind in CHOSEN_KINDS:
+            options = self.components[kind].options
+            if len(options) > 1:
+                found[kind] = Choice(tuple(options))
+            for name, params in options.items():
+                found.update({f"{kind}.{name}.{p}": v for p, v in params.items()})
+        for reg in self.regularizers:
+            if reg.optional:
+                found[f"regularizer.{reg.name}"] = Choice((True, False))
+            found.update({f"regularizer.{reg.name}.{p}": v for p, v in reg.params.items()})
+        found.update(self.shared)
+        return {key: param for key, param in found.items() if not isinstance(param, Fixed)}
+
+    def grid(self, points: int) -> dict[str, list[Any]]:
+        """A grid over the whole space for Optuna's GridSampler: every choice, `points` values per range."""
+        return {key: _grid_values(param, points) for key, param in self.params().items()}
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready description, also used as the fingerprint that guards resumed studies."""
         return {
@@ -85,6 +105,23 @@ class SearchSpace:
         for name, param in self.shared.items():
             lines.append(f"{name}: {param.describe()}")
         return lines
+
+
+def _grid_values(param: Param, points: int) -> list[Any]:
+    if isinstance(param, Choice):
+        return list(param.choices)
+    low, high = float(param.low), float(param.high)  # type: ignore[attr-defined]
+    if param.log:  # type: ignore[attr-defined]
+        values = [low * (high / low) ** (i / (points - 1)) for i in range(points)]
+    else:
+        values = [low + (high - low) * i / (points - 1) for i in range(points)]
+    if param.kind == "int":  # type: ignore[attr-defined]
+        step = int(param.step or 1)  # type: ignore[attr-defined]
+        return sorted({int(low) + round((v - low) / step) * step for v in values})
+    if param.step:  # type: ignore[attr-defined]
+        step = float(param.step)  # type: ignore[attr-defined]
+        return sorted({round(low + round((v - low) / step) * step, 12) for v in values})
+    return values
 
 
 def _suggest_all(trial: Suggester, prefix: str, params: Mapping[str, Param], config: dict[str, Any]) -> None:

@@ -393,8 +393,8 @@ def test_bad_objective(write_study, cli, workdir, objective, expected):
 
 
 @pytest.mark.parametrize(("sampler", "expected"), [
-    ("cmaes", ["sampler: unknown sampler; allowed: tpe, random (got 'cmaes')"]),
-    ({"name": "rnadom"}, ["sampler.name: unknown sampler (did you mean 'random'?); allowed: tpe, random "
+    ("bayes", ["sampler: unknown sampler; allowed: tpe, random, grid, qmc, gp, cmaes, nsga2, nsga3 (got 'bayes')"]),
+    ({"name": "rnadom"}, ["sampler.name: unknown sampler (did you mean 'random'?); allowed: tpe, random, grid, qmc, gp, cmaes, nsga2, nsga3 "
                           "(got 'rnadom')"]),
     ({"name": "tpe", "n_startup": 3},
      ["sampler.n_startup: unknown option of TPESampler; allowed: ", "n_startup_trials", "multivariate"]),
@@ -406,8 +406,8 @@ def test_unknown_sampler_or_sampler_option(write_study, cli, workdir, sampler, e
 
 
 @pytest.mark.parametrize(("pruner", "expected"), [
-    ("hyperband", ["pruner: unknown pruner; allowed: median, percentile, none (got 'hyperband')"]),
-    ("medain", ["pruner: unknown pruner (did you mean 'median'?); allowed: median, percentile, none "
+    ("asha", ["pruner: unknown pruner; allowed: median, percentile, successive_halving, hyperband, wilcoxon, none (got 'asha')"]),
+    ("medain", ["pruner: unknown pruner (did you mean 'median'?); allowed: median, percentile, successive_halving, hyperband, wilcoxon, none "
                 "(got 'medain')"]),
     ({"name": "median", "warmup_steps": 2},
      ["pruner.warmup_steps: unknown option of MedianPruner; allowed: ", "n_warmup_steps"]),
@@ -507,7 +507,7 @@ def test_several_problems_are_all_reported_in_one_run(write_study, cli, workdir,
         "budgets": {"trials": 3},
         "dataset": {"name": "mnist1d", "train_samples": 10},
         "budget.trials": "ten",
-        "sampler": "cmaes",
+        "sampler": "bayes",
         "search.optimizer": {"rmsprp": {}, "adam": {"lr": {"low": 0.01, "high": 0.001}}},
         "search.activation": [],
         "search.loss": "mse",
@@ -517,7 +517,7 @@ def test_several_problems_are_all_reported_in_one_run(write_study, cli, workdir,
         "budgets: unknown key (did you mean 'budget'?)",
         "dataset.train_samples: must be 50..3800 (default 3800) (got 10)",
         "budget.trials: must be an integer >= 1 (got 'ten')",
-        "sampler: unknown sampler; allowed: tpe, random (got 'cmaes')",
+        "sampler: unknown sampler; allowed: tpe, random, grid, qmc, gp, cmaes, nsga2, nsga3 (got 'bayes')",
         f"search.activation: an empty list; name at least one activation: {registered(registry, 'activation')} "
         "(got [])",
         "search.loss: incompatible: loss 'mse' is for regression",
