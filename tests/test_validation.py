@@ -393,7 +393,7 @@ def test_bad_objective(write_study, cli, workdir, objective, expected):
 
 
 @pytest.mark.parametrize(("sampler", "expected"), [
-    ("bayes", ["sampler: unknown sampler; allowed: tpe, random, grid, qmc, gp, cmaes, nsga2, nsga3 (got 'bayes')"]),
+    ("hillclimb", ["sampler: unknown sampler; allowed: tpe, random, grid, qmc, gp, cmaes, nsga2, nsga3 (got 'hillclimb')"]),
     ({"name": "rnadom"}, ["sampler.name: unknown sampler (did you mean 'random'?); allowed: tpe, random, grid, qmc, gp, cmaes, nsga2, nsga3 "
                           "(got 'rnadom')"]),
     ({"name": "tpe", "n_startup": 3},
@@ -507,7 +507,7 @@ def test_several_problems_are_all_reported_in_one_run(write_study, cli, workdir,
         "budgets": {"trials": 3},
         "dataset": {"name": "mnist1d", "train_samples": 10},
         "budget.trials": "ten",
-        "sampler": "bayes",
+        "sampler": "hillclimb",
         "search.optimizer": {"rmsprp": {}, "adam": {"lr": {"low": 0.01, "high": 0.001}}},
         "search.activation": [],
         "search.loss": "mse",
@@ -517,7 +517,7 @@ def test_several_problems_are_all_reported_in_one_run(write_study, cli, workdir,
         "budgets: unknown key (did you mean 'budget'?)",
         "dataset.train_samples: must be 50..3800 (default 3800) (got 10)",
         "budget.trials: must be an integer >= 1 (got 'ten')",
-        "sampler: unknown sampler; allowed: tpe, random, grid, qmc, gp, cmaes, nsga2, nsga3 (got 'bayes')",
+        "sampler: unknown sampler; allowed: tpe, random, grid, qmc, gp, cmaes, nsga2, nsga3 (got 'hillclimb')",
         f"search.activation: an empty list; name at least one activation: {registered(registry, 'activation')} "
         "(got [])",
         "search.loss: incompatible: loss 'mse' is for regression",
