@@ -95,7 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise CliError(f"--devices {devices!r}: use auto, cpu or GPU indices such as 0,2") from None
     options = RunOptions(trials=args.trials, timeout=args.timeout, storage=_storage_option(args),
                          tracking_uri=_tracking_option(args), tracking=not args.no_tracking, threads=args.threads,
-                         workers=args.workers, devices=devices, trials_per_device=args.trials_per_device)
+                         workers=args.workers, devices=devices, trials_per_device=args.trials_per_device,
+                         register=args.register)
     try:
         slots = plan_for(spec, options)
     except DeviceError as exc:
@@ -275,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, help="CPU worker processes (default: study key workers, else 1)")
     run.add_argument("--devices", help="auto (default: every visible GPU, else CPU), cpu, or GPU indices: 0,2")
     run.add_argument("--trials-per-device", type=int, help="workers sharing each GPU (default 1)")
+    run.add_argument("--register", metavar="NAME", help="register the best model in MLflow's model registry "
+                     "under NAME, with the alias 'best'")
     plugins_dir(run)
     run.set_defaults(func=cmd_run)
 

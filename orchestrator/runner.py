@@ -13,6 +13,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
+from orchestrator.best_model import WEIGHTS_FILE, improves, weights_file
 from orchestrator.components import DataBundle
 from orchestrator.coordination import CONFIG_ATTR, REASON_ATTR, study_lock
 from orchestrator.plugins import Registry
@@ -54,6 +55,7 @@ class RunOptions:
     workers: int | None = None
     devices: str | tuple[int, ...] | None = None
     trials_per_device: int | None = None
+    register: str | None = None  # register the best model under this name (alias `best`)
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,7 @@ class TrialRunner:
         config: dict[str, Any] = {}
         run: TrialRun | None = None
         state, value, reason, metrics, epochs = "FAIL", None, None, {}, 0
+        result = None
         try:  # from here on, whatever fails ends this trial (and only this trial)
             config = self.spec.space.sample(trial)
             trial.set_user_attr(CONFIG_ATTR, config)
@@ -260,6 +263,9 @@ class TrialRunner:
                 run.log_text(traceback.format_exc(), "traceback.txt")
         if reason:
             trial.set_user_attr(REASON_ATTR, reason)
+        if run and state == "COMPLETE" and result is not None and data.task != "generative" \
+                and improves(study, value):
+            run.log_file(weights_file(result.model.network), WEIGHTS_FILE)  # a candidate for the best model
         if state == "COMPLETE":
             study.tell(trial, value)
         else:

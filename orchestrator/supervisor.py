@@ -20,6 +20,7 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import TrialState
 
+from orchestrator.best_model import log_best_model
 from orchestrator.coordination import WORKER_ATTR, count_budget, study_lock
 from orchestrator.devices import Slot, plan_slots, visible_gpu_count
 from orchestrator.plugins import Registry
@@ -132,7 +133,7 @@ class Supervisor:
         try:
             for slot in self.slots:
                 self._start(slot)
-            load_data(self.spec)  # a data set that cannot be built stops us before anything is created
+            data = load_data(self.spec)  # a data set that cannot be built stops us before anything is created
             study, parent = open_tracked_study(self.spec, self.storage_url, self.tracking_uri)
             with study_lock(self.storage_url, self.spec.name):
                 for number in recover_trials(study, self.tracking_uri, parent):
@@ -148,6 +149,8 @@ class Supervisor:
                 self._release(worker)
             self._watch(study, parent)
             status = "FINISHED"
+            if self.tracking_uri and parent:
+                self._log_best_model(study, data, parent)
         except KeyboardInterrupt:
             status = "KILLED"
             self._stop_all(study, parent)
@@ -166,6 +169,17 @@ class Supervisor:
                 self.registry.hook.after_study(study=study, spec=self.spec)
         trials = study.get_trials(deepcopy=False)
         return {state.name: sum(t.state == state for t in trials) for state in TrialState}
+
+    def _log_best_model(self, study: optuna.Study, data: Any, parent: str) -> None:
+        try:
+            uri = log_best_model(study, self.registry, data.to("cpu"), self.tracking_uri, parent, self.options.register)
+        except Exception as exc:  # the study's results stand without it
+            self.progress.message(f"warning: the best model could not be logged: {type(exc).__name__}: "
+                                  f"{redact(str(exc))}")
+            return
+        if uri:
+            registered = f", registered as {self.options.register!r} with alias 'best'" if self.options.register else ""
+            self.progress.message(f"best model (trial {study.best_trial.number}) logged as {uri}{registered}")
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         raise Stopped(signum)

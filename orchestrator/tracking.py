@@ -8,6 +8,7 @@ written with `log_batch` at most every `flush_seconds` and at the trial's end.
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -65,6 +66,20 @@ class TrialRun:
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self.tracker.submit(lambda c: c.log_text(self.run_id.result(), text, artifact_file))
+
+    def log_file(self, path: Path, artifact_file: str) -> None:
+        """Upload a local file as `artifact_file` (in the background), then delete the local file."""
+
+        def upload(c: MlflowClient) -> None:
+            try:
+                with tempfile.TemporaryDirectory() as folder:
+                    named = Path(folder) / artifact_file
+                    path.replace(named)
+                    c.log_artifact(self.run_id.result(), str(named))
+            finally:
+                path.unlink(missing_ok=True)
+
+        self.tracker.submit(upload)
 
     def end(self, state: str, metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
         """Write what is left and close the run with the MLflow status for `state`."""

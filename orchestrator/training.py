@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -25,6 +26,7 @@ EpochListener = Callable[[int, dict[str, float]], None]
 
 def quiet_libraries() -> None:
     """Silence per-Trainer banners, Optuna's per-trial log lines and MLflow's set-up chatter."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name in ("pytorch_lightning", "lightning_fabric", "mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING if name == "mlflow" else logging.ERROR)
     warnings.filterwarnings("ignore", module=r"pytorch_lightning\..*")

@@ -1,0 +1,91 @@
+"""The best model: each trial that beats the study's best so far keeps its weights on its MLflow run; at the
+end the supervisor rebuilds the best trial's network, logs it with `mlflow.pytorch` on the parent run
+(signature and input example included) and, if asked, registers it with the alias `best`."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from torch import nn
+
+from orchestrator.components import DataBundle
+from orchestrator.coordination import CONFIG_ATTR
+from orchestrator.model import assemble
+from orchestrator.plugins import Registry
+
+WEIGHTS_FILE = "network_state.pt"
+MODEL_NAME = "best_model"
+BEST_ALIAS = "best"
+
+
+def improves(study: optuna.Study, value: float) -> bool:
+    """Whether `value` beats every complete trial so far (so its weights are worth keeping)."""
+    try:
+        best = study.best_value
+    except ValueError:
+        return True
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return value > best if maximize else value < best
+
+
+def weights_file(network: nn.Module) -> Path:
+    """The network's state dict in a temporary file (the caller uploads and removes it)."""
+    handle = tempfile.NamedTemporaryFile(prefix="automl-", suffix=".pt", delete=False)
+    handle.close()
+    torch.save({k: v.detach().cpu() for k, v in network.state_dict().items()}, handle.name)
+    return Path(handle.name)
+
+
+def rebuild_network(config: dict[str, Any], registry: Registry, data: DataBundle, weights: Path) -> nn.Module:
+    """The trial's network with its trained weights, loaded with `weights_only=True`, in eval mode on CPU."""
+    module = assemble(config, registry, data)
+    module.network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return module.network.cpu().eval()
+
+
+def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tracking_uri: str, parent_run_id: str,
+                   register: str | None = None) -> str | None:
+    """Log the best trial's network on the parent run; returns the model URI, or None when there is no best
+    trial with kept weights. With `register`, the model is registered under that name with alias `best`."""
+    import mlflow
+    from mlflow.models import infer_signature
+    from mlflow.tracking import MlflowClient
+
+    from orchestrator import __version__
+
+    if data.task == "generative":
+        return None  # a GAN's generator takes noise, not the data's inputs: nothing to predict with
+    try:
+        best = study.best_trial
+    except ValueError:
+        return None
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`optuna.trial_number` = '{best.number}' and "
+                                                             f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    with tempfile.TemporaryDirectory(prefix="automl-best-") as folder:
+        for run in runs:
+            if WEIGHTS_FILE in [a.path for a in client.list_artifacts(run.info.run_id)]:
+                weights = Path(client.download_artifacts(run.info.run_id, WEIGHTS_FILE, folder))
+                break
+        else:
+            return None
+        network = rebuild_network(dict(best.user_attrs[CONFIG_ATTR]), registry, data, weights)
+    example = data.x_val[:5].detach().cpu()
+    with torch.no_grad():
+        prediction = network(example)
+    signature = infer_signature(example.numpy(), prediction.numpy())
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run(run_id=parent_run_id):
+        info = mlflow.pytorch.log_model(
+            network, name=MODEL_NAME, signature=signature, input_example=example.numpy(),
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"automl-orchestrator=={__version__}"])
+        mlflow.set_tags({"best_model.trial": str(best.number), "best_model.uri": info.model_uri})
+    if register:
+        version = mlflow.register_model(info.model_uri, register)
+        client.set_registered_model_alias(register, BEST_ALIAS, version.version)
+    return info.model_uri
