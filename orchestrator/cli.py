@@ -202,6 +202,28 @@ def _study_name_and_storage(target: str, storage: str | None) -> tuple[str, str]
     return target, storage or default_storage_url()
 
 
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from orchestrator.rerun import RerunError, rerun_trial
+    from orchestrator.runner import RunOptions, resolve_storage
+
+    spec, registry = _load(args.study, args.plugins_dir)
+    storage_url = resolve_storage(spec, RunOptions(storage=_storage_option(args)))
+    _check_storage(spec, storage_url)
+    try:
+        rerun = rerun_trial(spec, registry, storage_url, args.trial)
+    except RerunError as exc:
+        raise CliError(f"{spec.path}: {exc}") from None
+    value = "-" if rerun.value is None else f"{rerun.value:.6g}"
+    logged = "none" if rerun.logged is None else f"{rerun.logged:.6g}"
+    print(f"trial {rerun.number} retrained ({rerun.epochs} epochs): {spec.metric} {value} (logged: {logged}, "
+          f"{rerun.state})")
+    if rerun.state == "PRUNED":
+        print("  the trial was pruned; the re-run trains its whole budget, so the values differ")
+    for key, metric in sorted(rerun.test_metrics.items()):
+        print(f"  {key}: {metric:.6g}")
+    return EXIT_OK
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     import optuna
 
@@ -315,6 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--storage", help="Optuna storage URL (default: journal file ./optuna.journal)")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_show)
+
+    rerun = sub.add_parser("rerun", help="retrain one trial's configuration from its logged parameters")
+    rerun.add_argument("study", help="study file (YAML)")
+    rerun.add_argument("trial", type=int, help="the trial number")
+    rerun.add_argument("--storage", help="Optuna storage URL (or env AUTOML_STORAGE)")
+    plugins_dir(rerun)
+    rerun.set_defaults(func=cmd_rerun)
 
     ui = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)

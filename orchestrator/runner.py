@@ -28,6 +28,7 @@ from orchestrator.training import train, training_device
 
 FINGERPRINT_ATTR = "fingerprint"
 STRATEGY_ATTR = "strategy"  # the sampler and pruner the latest run used
+ENQUEUED_ATTR = "enqueued"  # on the study: configurations from the study file already enqueued; on a trial: True
 OUT_OF_MEMORY_ATTR = "out_of_memory"
 TEST_METRICS_ATTR = "test_metrics"  # the held-out test split's metrics, for review (never the objective)
 __all__ = ["CONFIG_ATTR", "REASON_ATTR", "DatasetError", "StudyChangedError", "RunOptions", "TrialRunner",
@@ -138,12 +139,25 @@ def _record_strategy(study: optuna.Study, spec: StudySpec) -> optuna.Study:
     return study
 
 
+def enqueue_known(study: optuna.Study, spec: StudySpec) -> int:
+    """Enqueue the study file's `enqueue` configurations not enqueued before (call under the study lock);
+    returns how many were added. They run first, and count towards the budget."""
+    done = study.user_attrs.get(ENQUEUED_ATTR, [])
+    fresh = [dict(entry) for entry in spec.enqueue if dict(entry) not in done]
+    for entry in fresh:
+        study.enqueue_trial(entry, user_attrs={ENQUEUED_ATTR: True})
+    if fresh:
+        study.set_user_attr(ENQUEUED_ATTR, done + fresh)
+    return len(fresh)
+
+
 def open_tracked_study(spec: StudySpec, storage_url: str, tracking_uri: str | None, heartbeat: bool = False,
                        seed_offset: int = 0) -> tuple[optuna.Study, str | None]:
     """Open the study and (with tracking) its MLflow experiment and parent run, under the study lock, so
     that concurrent workers create each exactly once. Returns the study and the parent run id."""
     with study_lock(storage_url, spec.name):
         study = open_study(spec, storage_url, heartbeat, tracking_uri, seed_offset)
+        enqueue_known(study, spec)
         if not tracking_uri:
             return study, None
         tracker = Tracker(tracking_uri)

@@ -22,7 +22,7 @@ from orchestrator.tasks import default_objective, objective_choices
 
 TOP_KEYS = {"name", "description", "dataset", "task", "objective", "budget", "sampler", "pruner", "seed",
             "search", "storage", "tracking_uri", "plugins_dir", "workers", "devices", "trials_per_device",
-            "worker_memory_mb", "heartbeat_seconds"}
+            "worker_memory_mb", "heartbeat_seconds", "enqueue"}
 BUDGET_KEYS = {"trials", "timeout", "max_epochs"}
 OBJECTIVE_KEYS = {"metric", "direction"}
 SEARCH_KEYS = set(CHOSEN_KINDS) | {"regularizers", "batch_size"}
@@ -83,6 +83,7 @@ class StudySpec:
     tracking_uri: str | None = None
     plugin_dirs: tuple[Path, ...] = ()
     execution: Execution = Execution()
+    enqueue: tuple[Mapping[str, Any], ...] = ()  # known configurations (flat params) to try first
 
     def fingerprint(self) -> dict[str, Any]:
         """What must not change when a study is resumed."""
@@ -197,6 +198,8 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
     if dataset is not None and task is not None:
         space, removed = _check_search(check, data.get("search"), registry, input_kind, task)
 
+    enqueue = _check_enqueue(check, data.get("enqueue"), space) if space is not None else ()
+
     if check.problems:
         raise StudyFileError(str(path), check.problems)
     assert dataset is not None and task is not None and space is not None
@@ -205,7 +208,25 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
         input_kind=input_kind, metric=metric,
         direction=direction, budget=budget, sampler=sampler, pruner=pruner, seed=seed, space=space,
         removed=tuple(removed), storage=data.get("storage"), tracking_uri=data.get("tracking_uri"),
-        plugin_dirs=tuple(plugin_dirs_of(path, data)), execution=execution)
+        plugin_dirs=tuple(plugin_dirs_of(path, data)), execution=execution, enqueue=enqueue)
+
+
+def _check_enqueue(check: _Checker, raw: Any, space: SearchSpace) -> tuple[Mapping[str, Any], ...]:
+    """Configurations to try first: lists of flat parameter names (as logged) with values in the space."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(entry, dict) for entry in raw):
+        check.add("enqueue", raw, "must be a list of mappings of parameter names to values")
+        return ()
+    known = space.params()
+    for index, entry in enumerate(raw):
+        for key, value in entry.items():
+            where = f"enqueue[{index}].{key}"
+            if key not in known:
+                check.add(where, value, f"not a searched parameter{_nearest(str(key), known)}")
+            elif not known[key].contains(value):
+                check.add(where, value, f"outside the search space: {known[key].describe()}")
+    return tuple(raw)
 
 
 def _check_execution(check: _Checker, data: Mapping[str, Any]) -> Execution:

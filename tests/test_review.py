@@ -8,7 +8,6 @@ import mlflow
 import mlflow.pytorch
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
 
 from conftest import AUTOML, TINY_STUDY, load_optuna, mlflow_runs
 from orchestrator.runner import load_data
@@ -42,3 +41,40 @@ def test_the_best_model_is_logged_registered_and_predicts_like_its_trial(write_s
         assert accuracy == pytest.approx(best.user_attrs["test_metrics"]["test_accuracy"], abs=1e-6)
     version = client.get_model_version_by_alias("tiny-net", "best")
     assert str(version.version) == "1" and "best" in version.aliases
+
+
+def test_enqueued_configurations_run_first_and_a_rerun_reproduces_a_trial(write_study, workdir, cli):
+    known = ("enqueue:\n"
+             "  - {architecture.mlp.width: 32, activation: relu, optimizer.adam.lr: 0.005}\n"
+             "  - {architecture.mlp.width: 16, activation: sigmoid}\n")
+    write_study(TINY_STUDY + known)
+    assert cli("run", "study.yaml", "--no-tracking").code == 0
+    trials = load_optuna(workdir).trials
+    assert len(trials) == 3
+    assert trials[0].params["architecture.mlp.width"] == 32 and trials[0].params["activation"] == "relu"
+    assert trials[0].params["optimizer.adam.lr"] == pytest.approx(0.005)
+    assert trials[1].params["architecture.mlp.width"] == 16 and trials[1].params["activation"] == "sigmoid"
+    assert trials[0].user_attrs["enqueued"] and "enqueued" not in trials[2].user_attrs
+    # resuming with a bigger budget does not enqueue them again
+    assert cli("run", "study.yaml", "--no-tracking", "--trials", "4").code == 0
+    assert len(load_optuna(workdir).trials) == 4
+    assert sum("enqueued" in t.user_attrs for t in load_optuna(workdir).trials) == 2
+
+    result = cli("rerun", "study.yaml", "1")
+    assert result.code == 0, result.err
+    logged = load_optuna(workdir).trials[1].value
+    assert f"trial 1 retrained (2 epochs): val_accuracy {logged:.6g} (logged: {logged:.6g}, COMPLETE)" in result.out
+    missing = cli("rerun", "study.yaml", "9")
+    assert missing.code == 2 and "has no trial 9; its trials are numbered 0..3" in missing.err
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("{architecture.mlp.widht: 32}", "enqueue[0].architecture.mlp.widht: not a searched parameter (did you mean "
+                                     "'architecture.mlp.width'?)"),
+    ("{architecture.mlp.width: 64}", "enqueue[0].architecture.mlp.width: outside the search space: one of [16, 32]"),
+    ("{optimizer.adam.lr: 1.0}", "enqueue[0].optimizer.adam.lr: outside the search space: 0.001..0.01"),
+])
+def test_an_enqueued_configuration_outside_the_space_is_a_study_file_error(write_study, cli, entry, message):
+    path = write_study(TINY_STUDY + f"enqueue:\n  - {entry}\n")
+    result = cli("validate", path)
+    assert result.code == 2 and f"{path}: {message}" in result.err, result.err

@@ -1,0 +1,46 @@
+"""`automl rerun`: retrain one trial's exact configuration from its logged parameters and compare."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import optuna
+
+from orchestrator.coordination import CONFIG_ATTR
+from orchestrator.plugins import Registry
+from orchestrator.runner import load_data
+from orchestrator.storage import open_storage
+from orchestrator.studyfile import StudySpec
+from orchestrator.training import quiet_libraries, train
+
+
+class RerunError(Exception):
+    """The trial cannot be re-run (no such study or trial); the message says why."""
+
+
+@dataclass
+class Rerun:
+    number: int
+    state: str
+    logged: float | None
+    value: float | None
+    epochs: int
+    test_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def rerun_trial(spec: StudySpec, registry: Registry, storage_url: str, number: int) -> Rerun:
+    """Train trial `number` again with its configuration and seed (no pruning) and return both values."""
+    quiet_libraries()
+    try:
+        study = optuna.load_study(study_name=spec.name, storage=open_storage(storage_url))
+    except KeyError:
+        raise RerunError(f"no study named {spec.name!r} in this storage: run `automl run` first") from None
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in trials:
+        raise RerunError(f"study {spec.name!r} has no trial {number}; its trials are numbered 0..{len(trials) - 1}")
+    trial = trials[number]
+    config = trial.user_attrs.get(CONFIG_ATTR) or spec.space.sample(optuna.trial.FixedTrial(trial.params))
+    result = train(config, registry, load_data(spec), max_epochs=spec.budget.max_epochs, seed=spec.seed + number,
+                   monitor=spec.metric, direction=spec.direction)
+    return Rerun(number, trial.state.name, trial.value, result.final(spec.metric), result.epochs,
+                 result.test_metrics)
