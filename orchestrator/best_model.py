@@ -22,14 +22,29 @@ MODEL_NAME = "best_model"
 BEST_ALIAS = "best"
 
 
+def leading_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best complete trial by the (first) objective; for several objectives, among the feasible Pareto
+    front. None when no trial is complete."""
+    if len(study.directions) == 1:
+        try:
+            return study.best_trial
+        except ValueError:
+            return None
+    front = study.best_trials
+    if not front:
+        return None
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    return (max if maximize else min)(front, key=lambda t: t.values[0])
+
+
 def improves(study: optuna.Study, value: float) -> bool:
-    """Whether `value` beats every complete trial so far (so its weights are worth keeping)."""
-    try:
-        best = study.best_value
-    except ValueError:
+    """Whether `value` of the (first) objective beats every complete trial so far (its weights are worth
+    keeping: the best model is among the trials that improved on the best when they finished)."""
+    done = [t.values[0] for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    if not done:
         return True
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    return value > best if maximize else value < best
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    return value > max(done) if maximize else value < min(done)
 
 
 def weights_file(network: nn.Module) -> Path:
@@ -59,9 +74,8 @@ def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tr
 
     if data.task == "generative":
         return None  # a GAN's generator takes noise, not the data's inputs: nothing to predict with
-    try:
-        best = study.best_trial
-    except ValueError:
+    best = leading_trial(study)
+    if best is None:
         return None
     client = MlflowClient(tracking_uri)
     experiment_id = client.get_run(parent_run_id).info.experiment_id

@@ -227,7 +227,9 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     import optuna
 
-    from orchestrator.runner import CONFIG_ATTR, REASON_ATTR
+    from orchestrator.best_model import leading_trial
+    from orchestrator.runner import CONFIG_ATTR, FINGERPRINT_ATTR, REASON_ATTR
+    from orchestrator.space import CHOSEN_KINDS
     from orchestrator.storage import open_storage, redact, storage_problem
 
     name, url = _study_name_and_storage(args.study, args.storage)
@@ -245,19 +247,36 @@ def cmd_show(args: argparse.Namespace) -> int:
     counts = {state.name: sum(t.state == state for t in trials) for state in optuna.trial.TrialState}
     counts = {k: v for k, v in counts.items() if v}
     best = None
-    try:
-        bt = study.best_trial
-        best = {"number": bt.number, "value": bt.value, "params": bt.user_attrs.get(CONFIG_ATTR, bt.params)}
-    except ValueError:
-        pass
-    direction = study.direction.name.lower()
+    leader = leading_trial(study)
+    if leader is not None:
+        best = {"number": leader.number, "value": leader.values[0],
+                "params": leader.user_attrs.get(CONFIG_ATTR, leader.params)}
+    objective = study.user_attrs.get(FINGERPRINT_ATTR, {}).get("objective", {})
+    objectives = objective if isinstance(objective, list) else [objective]
+    metrics = [o.get("metric", f"value {i}") for i, o in enumerate(objectives)] if objective else \
+        [f"value {i}" for i in range(len(study.directions))]
+    direction = ", ".join(d.name.lower() for d in study.directions)
+    front = []
+    if len(study.directions) > 1:
+        front = [{"number": t.number, "values": dict(zip(metrics, t.values)),
+                  "config": t.user_attrs.get(CONFIG_ATTR, t.params)}
+                 for t in sorted(study.best_trials, key=lambda t: t.values[0])]
     if args.json:
-        print(json.dumps({"study": name, "direction": direction, "trials": counts, "best": best}, indent=2))
+        print(json.dumps({"study": name, "direction": direction, "objectives": metrics, "trials": counts,
+                          "best": best, **({"pareto_front": front} if len(study.directions) > 1 else {})}, indent=2))
         return EXIT_OK
     print(f"study {name} ({direction}) in {redact(url)}")
     print("trials: " + (", ".join(f"{k.lower()} {v}" for k, v in counts.items()) or "none"))
+    if front:
+        print(f"Pareto front ({len(front)} trial(s), feasible only):")
+        print(f"  {'trial':>5}  " + "  ".join(f"{m:>12}" for m in metrics) + "  choices")
+        for entry in front:
+            choices = " ".join(str(entry["config"].get(kind, "")) for kind in CHOSEN_KINDS)
+            print(f"  {entry['number']:>5}  " + "  ".join(f"{v:>12.6g}" for v in entry["values"].values())
+                  + f"  {choices}")
     if best:
-        print(f"best: trial {best['number']}, value {best['value']:.6g}")
+        label = f"best by {metrics[0]}" if front else "best"
+        print(f"{label}: trial {best['number']}, value {best['value']:.6g}")
         for key, value in best["params"].items():
             print(f"  {key}: {value}")
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL and REASON_ATTR in t.user_attrs]

@@ -13,7 +13,8 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from orchestrator.best_model import WEIGHTS_FILE, improves, weights_file
+from orchestrator.best_model import WEIGHTS_FILE, improves, leading_trial, weights_file
+from orchestrator.model_metrics import latency_ms, parameter_count
 from orchestrator.components import DataBundle
 from orchestrator.coordination import CONFIG_ATTR, REASON_ATTR, study_lock
 from orchestrator.plugins import Registry
@@ -115,7 +116,7 @@ def open_study(spec: StudySpec, storage_url: str, heartbeat: bool = False,
     if not exists:
         try:
             study = optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner,
-                                        direction=spec.direction)
+                                        directions=spec.directions)
             study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
             return _record_strategy(study, spec)
         except optuna.exceptions.DuplicatedStudyError:  # another worker created it a moment ago
@@ -182,12 +183,9 @@ def load_data(spec: StudySpec) -> DataBundle:
 
 
 def best_of(study: optuna.Study) -> tuple[int, float] | None:
-    """(number, value) of the best complete trial so far, or None."""
-    try:
-        best = study.best_trial
-    except ValueError:
-        return None
-    return best.number, float(best.value)
+    """(number, value of the first objective) of the best complete trial so far, or None."""
+    best = leading_trial(study)
+    return None if best is None else (best.number, float(best.values[0]))
 
 
 def _plugin_tags(config: Mapping[str, Any], registry: Registry) -> dict[str, str]:
@@ -234,6 +232,7 @@ class TrialRunner:
         config: dict[str, Any] = {}
         run: TrialRun | None = None
         state, value, reason, metrics, epochs = "FAIL", None, None, {}, 0
+        values: list[float | None] = []
         result = None
         try:  # from here on, whatever fails ends this trial (and only this trial)
             config = self.spec.space.sample(trial)
@@ -246,18 +245,28 @@ class TrialRunner:
             self.registry.hook.before_trial(trial=trial, config=config)
             listeners = [self.progress.epoch] + ([run.log_epoch] if run else [])
             callbacks = [cb for extra in self.registry.hook.trial_callbacks(config=config) for cb in extra]
+            # Optuna prunes (and takes intermediate values) only for a single objective
             result = train(config, self.registry, data, max_epochs=self.spec.budget.max_epochs,
-                           seed=self.spec.seed + trial.number, trial=trial, monitor=self.spec.metric,
-                           direction=self.spec.direction, listeners=listeners, callbacks=callbacks)
+                           seed=self.spec.seed + trial.number, trial=None if self.spec.multi_objective else trial,
+                           monitor=self.spec.metric, direction=self.spec.direction, listeners=listeners,
+                           callbacks=callbacks)
             epochs, metrics = result.epochs, result.test_metrics
             trial.set_user_attr(TEST_METRICS_ATTR, metrics)
-            value = result.final(self.spec.metric)
+            measured = self._model_metrics(result, data)
+            metrics = {**metrics, **measured}
+            values = [measured[m] if m in measured else result.final(m) for m, _ in self.spec.objectives
+                      or [(self.spec.metric, self.spec.direction)]]
+            value = values[0]
+            for name, bound in self.spec.constraints.items():  # feasible when <= 0
+                trial.set_constraint(f"max_{name}", measured[name] - bound)
             if result.diverged_at is not None:
                 reason = f"training loss is not finite at epoch {result.diverged_at}"
             elif result.pruned_at is not None:
                 state, reason = "PRUNED", f"pruned by the {self.spec.pruner[0]} pruner after epoch {result.pruned_at}"
-            elif value is None or not math.isfinite(value):
-                reason = f"objective {self.spec.metric} is {value}"
+            elif any(v is None or not math.isfinite(v) for v in values):
+                bad = [(m, v) for (m, _), v in zip(self.spec.objectives or [(self.spec.metric, "")], values)
+                       if v is None or not math.isfinite(v)]
+                reason = f"objective {bad[0][0]} is {bad[0][1]}"
             else:
                 state = "COMPLETE"
         except (KeyboardInterrupt, SystemExit) as exc:
@@ -281,15 +290,26 @@ class TrialRunner:
                 and improves(study, value):
             run.log_file(weights_file(result.model.network), WEIGHTS_FILE)  # a candidate for the best model
         if state == "COMPLETE":
-            study.tell(trial, value)
+            study.tell(trial, values if self.spec.multi_objective else value)
         else:
             study.tell(trial, state=TrialState.PRUNED if state == "PRUNED" else TrialState.FAIL)
         if run:
             final = {**metrics, **({"objective": value} if state == "COMPLETE" and value is not None else {})}
+            if state == "COMPLETE" and self.spec.multi_objective:
+                final.update({f"objective_{i}": v for i, v in enumerate(values)})
             run.end(state, final, {"reason": reason} if reason else {})
         self.registry.hook.after_trial(trial=trial, config=config, state=state, value=value, metrics=metrics)
         self.progress.trial_done(trial.number, config, epochs, value, state, best_of(study), reason)
         return TrialReport(trial.number, state, value, reason)
+
+    def _model_metrics(self, result: Any, data: DataBundle) -> dict[str, float]:
+        """The network's parameter count, and its latency when an objective or a constraint needs it."""
+        network = result.model.network
+        measured = {"params": float(parameter_count(network))}
+        wanted = {m for m, _ in self.spec.objectives} | set(self.spec.constraints)
+        if "latency_ms" in wanted and data.task != "generative":
+            measured["latency_ms"] = latency_ms(network, data.x_val)
+        return measured
 
     def _interrupted(self, study: optuna.Study, trial: optuna.Trial, config: dict[str, Any],
                      run: TrialRun | None, tracker: Tracker | None, epochs: int) -> None:
@@ -319,10 +339,12 @@ def update_summary(study: optuna.Study, tracker: Tracker) -> None:
               for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     metrics: dict[str, float] = {f"trials_{k.lower()}": v for k, v in counts.items()}
     tags: dict[str, str] = {}
-    best = best_of(study)
+    best = leading_trial(study)
     if best:
-        metrics["best_value"] = best[1]
-        tags["best_trial"] = str(best[0])
-        for key, value in study.best_trial.user_attrs.get(CONFIG_ATTR, {}).items():
+        metrics["best_value"] = best.values[0]
+        tags["best_trial"] = str(best.number)
+        for key, value in best.user_attrs.get(CONFIG_ATTR, {}).items():
             tags[f"best.{key}"] = str(value)
+    if len(study.directions) > 1:
+        metrics["pareto_front_size"] = len(study.best_trials)
     tracker.update_study(metrics, tags)

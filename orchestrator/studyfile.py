@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -18,11 +18,12 @@ from orchestrator.params import Int, OverrideError, Param, Text, is_finite_numbe
 from orchestrator.plugins import Registered, Registry
 from orchestrator.samplers import PRUNERS, SAMPLERS, check_options
 from orchestrator.space import CHOSEN_KINDS, ComponentOptions, RegularizerOption, SearchSpace
-from orchestrator.tasks import default_objective, objective_choices
+from orchestrator.tasks import MODEL_METRICS, default_objective, objective_choices
 
 TOP_KEYS = {"name", "description", "dataset", "task", "objective", "budget", "sampler", "pruner", "seed",
             "search", "storage", "tracking_uri", "plugins_dir", "workers", "devices", "trials_per_device",
-            "worker_memory_mb", "heartbeat_seconds", "enqueue"}
+            "worker_memory_mb", "heartbeat_seconds", "enqueue", "constraints"}
+CONSTRAINT_KEYS = {"max_params": "params", "max_latency_ms": "latency_ms"}  # bound -> model metric
 BUDGET_KEYS = {"trials", "timeout", "max_epochs"}
 OBJECTIVE_KEYS = {"metric", "direction"}
 SEARCH_KEYS = set(CHOSEN_KINDS) | {"regularizers", "batch_size"}
@@ -84,17 +85,32 @@ class StudySpec:
     plugin_dirs: tuple[Path, ...] = ()
     execution: Execution = Execution()
     enqueue: tuple[Mapping[str, Any], ...] = ()  # known configurations (flat params) to try first
+    objectives: tuple[tuple[str, str], ...] = ()  # (metric, direction) each; the first is `metric`/`direction`
+    constraints: Mapping[str, float] = field(default_factory=dict)  # model metric -> upper bound
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def directions(self) -> list[str]:
+        return [direction for _, direction in self.objectives] or [self.direction]
 
     def fingerprint(self) -> dict[str, Any]:
         """What must not change when a study is resumed."""
+        objective: Any = {"metric": self.metric, "direction": self.direction}
+        if self.multi_objective:
+            objective = [{"metric": m, "direction": d} for m, d in self.objectives]
         return {"dataset": self.dataset.spec.name, "dataset_params": dict(self.dataset_params), "task": self.task,
-                "objective": {"metric": self.metric, "direction": self.direction}, "search": self.space.to_json()}
+                "objective": objective, "search": self.space.to_json()}
 
     def resolved_yaml(self) -> str:
         """The study as it runs: the file's keys with every default filled in."""
         resolved = {
             "name": self.name, "dataset": {"name": self.dataset.spec.name, **self.dataset_params}, "task": self.task,
-            "objective": {"metric": self.metric, "direction": self.direction},
+            "objective": ([{"metric": m, "direction": d} for m, d in self.objectives] if self.multi_objective
+                          else {"metric": self.metric, "direction": self.direction}),
+            **({"constraints": {f"max_{k}": v for k, v in self.constraints.items()}} if self.constraints else {}),
             "budget": vars(self.budget), "sampler": {"name": self.sampler[0], **self.sampler[1]},
             "pruner": {"name": self.pruner[0], **self.pruner[1]}, "seed": self.seed,
             "search": self.space.to_json(),
@@ -177,10 +193,20 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
 
     dataset, dataset_params = _check_dataset(check, data.get("dataset"), registry, Path(path))
     task, input_kind = _check_task(check, data.get("task"), dataset, dataset_params)
-    metric, direction = _check_objective(check, data.get("objective"), task)
+    objectives = _check_objectives(check, data.get("objective"), task)
+    metric, direction = objectives[0]
     budget = _check_budget(check, data.get("budget"))
     sampler = _check_strategy(check, "sampler", data.get("sampler", "tpe"), SAMPLERS)
-    pruner = _check_strategy(check, "pruner", data.get("pruner", "median"), PRUNERS)
+    pruner = _check_strategy(check, "pruner", data.get("pruner", "median" if len(objectives) == 1 else "none"),
+                             PRUNERS)
+    if len(objectives) > 1:
+        if pruner[0] != "none":
+            check.add("pruner", data.get("pruner"), "a multi-objective study cannot prune (Optuna judges one "
+                      "objective per step); use pruner: none or leave it out")
+        if sampler[0] in SAMPLERS and SAMPLERS[sampler[0]].single_objective:
+            check.add("sampler", data.get("sampler"), f"{sampler[0]} optimises a single objective; for several "
+                      "use tpe, random, grid, qmc, gp, nsga2 or nsga3")
+    constraints = _check_constraints(check, data.get("constraints"))
     seed = data.get("seed", 0)
     if not _is_int(seed) or seed < 0:
         check.add("seed", seed, "must be a non-negative integer")
@@ -208,7 +234,34 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
         input_kind=input_kind, metric=metric,
         direction=direction, budget=budget, sampler=sampler, pruner=pruner, seed=seed, space=space,
         removed=tuple(removed), storage=data.get("storage"), tracking_uri=data.get("tracking_uri"),
-        plugin_dirs=tuple(plugin_dirs_of(path, data)), execution=execution, enqueue=enqueue)
+        plugin_dirs=tuple(plugin_dirs_of(path, data)), execution=execution, enqueue=enqueue,
+        objectives=tuple(objectives), constraints=constraints)
+
+
+def _check_objectives(check: _Checker, raw: Any, task: str | None) -> list[tuple[str, str]]:
+    """One objective (a mapping) or several (a list of them); the first must be a validation metric."""
+    if not isinstance(raw, list):
+        return [_check_objective(check, raw, task)]
+    if len(raw) < 2:
+        check.add("objective", raw, "a list needs at least two objectives (give one as a mapping)")
+        return [_check_objective(check, raw[0] if raw else None, task)]
+    objectives = [_check_objective(check, entry, task, f"objective[{i}]", extra=i > 0) for i, entry in enumerate(raw)]
+    if len({m for m, _ in objectives}) != len(objectives):
+        check.add("objective", raw, "each metric may appear once")
+    return objectives
+
+
+def _check_constraints(check: _Checker, raw: Any) -> dict[str, float]:
+    constraints = check.mapping("constraints", raw)
+    check.unknown_keys("constraints", constraints, set(CONSTRAINT_KEYS))
+    bounds = {}
+    for key, value in constraints.items():
+        if key in CONSTRAINT_KEYS:
+            if not is_finite_number(value) or value <= 0:
+                check.add(f"constraints.{key}", value, "must be a number > 0")
+            else:
+                bounds[CONSTRAINT_KEYS[key]] = float(value)
+    return bounds
 
 
 def _check_enqueue(check: _Checker, raw: Any, space: SearchSpace) -> tuple[Mapping[str, Any], ...]:
@@ -313,21 +366,23 @@ def _check_task(check: _Checker, raw: Any, dataset: Registered | None,
     return raw, input_kind
 
 
-def _check_objective(check: _Checker, raw: Any, task: str | None) -> tuple[str, str]:
-    objective = check.mapping("objective", raw)
-    check.unknown_keys("objective", objective, OBJECTIVE_KEYS)
+def _check_objective(check: _Checker, raw: Any, task: str | None, where: str = "objective",
+                     extra: bool = False) -> tuple[str, str]:
+    """One objective; `extra` ones (after the first) may also be a model metric: params, latency_ms."""
+    objective = check.mapping(where, raw)
+    check.unknown_keys(where, objective, OBJECTIVE_KEYS)
     if task is None:
         return "", ""
-    allowed = objective_choices(task)
+    allowed = {**objective_choices(task), **(MODEL_METRICS if extra else {})}
     metric, direction = default_objective(task)
     metric = objective.get("metric", metric)
     if not isinstance(metric, str) or metric not in allowed:
-        check.add("objective.metric", metric, f"not a {task} metric{_nearest(str(metric), allowed)}; allowed: "
+        check.add(f"{where}.metric", metric, f"not a {task} metric{_nearest(str(metric), allowed)}; allowed: "
                   + ", ".join(allowed))
         return metric, direction
     direction = objective.get("direction", allowed[metric])
     if direction not in ("maximize", "minimize"):
-        check.add("objective.direction", direction, "must be maximize or minimize")
+        check.add(f"{where}.direction", direction, "must be maximize or minimize")
     return metric, direction
 
 

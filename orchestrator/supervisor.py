@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import TrialState
 
-from orchestrator.best_model import log_best_model
+from orchestrator.best_model import leading_trial, log_best_model
 from orchestrator.coordination import WORKER_ATTR, count_budget, study_lock
 from orchestrator.devices import Slot, plan_slots, visible_gpu_count
 from orchestrator.plugins import Registry
@@ -29,6 +29,7 @@ from orchestrator.recovery import recover_trials
 from orchestrator.runner import RunOptions, load_data, open_tracked_study, update_summary
 from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
+from orchestrator.summary import log_summary
 from orchestrator.tracking import Tracker
 from orchestrator.training import quiet_libraries
 from orchestrator.worker import GO, RELEASED_ENV, SPAWNED_AT_ENV
@@ -38,6 +39,7 @@ TRACKING_ENV = "AUTOML_TRACKING_URI"
 DEADLINE_ENV = "AUTOML_DEADLINE"
 EXIT_USAGE, EXIT_RECYCLE = 2, 75
 STOP_GRACE_SECONDS = 30.0
+SUMMARY_SECONDS = 60.0
 MAX_STARTUP_CRASHES = 3
 
 
@@ -112,6 +114,8 @@ class Supervisor:
         self.startup_crashes = 0
         self.deadline: float | None = None
         self.released = False  # workers may claim trials (the study and its parent run are set up)
+        self.summary_at = time.monotonic()  # when the summary on the parent run was last written
+        self.summary_finished = 0  # and how many trials had finished then
 
     # -- the whole run ---------------------------------------------------------------------------------
 
@@ -163,12 +167,23 @@ class Supervisor:
                 signal.signal(sig, handler)
             if study is not None:
                 if self.tracking_uri and parent:
+                    self._log_summary(study, parent)
                     tracker = Tracker(self.tracking_uri).attach(parent)
                     update_summary(study, tracker)
                     tracker.close_study(status)
                 self.registry.hook.after_study(study=study, spec=self.spec)
         trials = study.get_trials(deepcopy=False)
         return {state.name: sum(t.state == state for t in trials) for state in TrialState}
+
+    def _log_summary(self, study: optuna.Study, parent: str) -> None:
+        """The plots and report on the parent run (as the study goes, and at its end)."""
+        self.summary_at = time.monotonic()
+        self.summary_finished = count_budget(study, self.trials).finished
+        try:
+            log_summary(study, self.tracking_uri, parent)  # type: ignore[arg-type]
+        except Exception as exc:  # the study goes on without its summary
+            self.progress.message(f"warning: the study summary could not be written: {type(exc).__name__}: "
+                                  f"{redact(str(exc))}")
 
     def _log_best_model(self, study: optuna.Study, data: Any, parent: str) -> None:
         try:
@@ -179,7 +194,7 @@ class Supervisor:
             return
         if uri:
             registered = f", registered as {self.options.register!r} with alias 'best'" if self.options.register else ""
-            self.progress.message(f"best model (trial {study.best_trial.number}) logged as {uri}{registered}")
+            self.progress.message(f"best model (trial {leading_trial(study).number}) logged as {uri}{registered}")
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         raise Stopped(signum)
@@ -230,9 +245,13 @@ class Supervisor:
         self.workers.remove(worker)
 
     def _watch(self, study: optuna.Study, parent: str | None) -> None:
-        """Wait for the workers; replace one that dies, until every worker has finished."""
+        """Wait for the workers; replace one that dies, until every worker has finished. The summary on the
+        parent run is refreshed every SUMMARY_SECONDS while trials keep finishing."""
         while self.workers:
             time.sleep(0.2)
+            if self.tracking_uri and parent and time.monotonic() - self.summary_at > SUMMARY_SECONDS \
+                    and count_budget(study, self.trials).finished > self.summary_finished:
+                self._log_summary(study, parent)
             for worker in list(self.workers):
                 code = worker.process.poll()
                 if code is None:

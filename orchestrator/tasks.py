@@ -43,6 +43,10 @@ def _mmd(samples: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return mmd(samples, real)
 
 
+# Properties of the trained model that a multi-objective study may trade against a validation metric.
+MODEL_METRICS = {"params": "minimize", "latency_ms": "minimize"}
+
+
 def objective_choices(task: str) -> dict[str, str]:
     """Objective metric names allowed for a task, with their natural direction."""
     choices = {f"val_{m.name}": m.direction for m in TASK_METRICS[task]}

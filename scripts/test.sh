@@ -4,6 +4,16 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh || exit 1
+# tests/test_browser.py drives Debian's headless Chromium; install it when it is missing and we can
+# (root with apt-get), refreshing the package lists only if the first try fails. Without it the
+# test skips locally, and fails under CI (env var CI set).
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium for tests/test_browser.py" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends chromium >/dev/null \
+        || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; } \
+        || echo "warning: could not install chromium; tests/test_browser.py will skip (fail under CI)" >&2
+fi
 .venv/bin/python -m pytest "$@"
 code=$?
 if [ "$code" -eq 5 ]; then
