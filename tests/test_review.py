@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+from pathlib import Path
 
 import mlflow
 import mlflow.pytorch
@@ -12,6 +14,28 @@ import torch
 from conftest import AUTOML, TINY_STUDY, load_optuna, mlflow_runs
 from orchestrator.runner import load_data
 from orchestrator.studyfile import load_study
+
+
+SINGLE_PLOTS = ("optimization_history.png", "param_importances.png", "parallel_coordinates.png")
+
+MULTI_STUDY = """
+name: trade-off
+dataset: digits
+objective:
+  - {metric: val_accuracy, direction: maximize}
+  - {metric: params, direction: minimize}
+  - {metric: latency_ms}
+constraints: {max_params: 5000}
+budget: {trials: 6, max_epochs: 2}
+sampler: {name: nsga2, population_size: 4}
+search:
+  architecture:
+    mlp: {depth: 1, width: [16, 32, 64, 128]}
+  activation: relu
+  loss: cross_entropy
+  optimizer: {adam: {lr: 0.01, beta1: 0.9, beta2: 0.999}}
+  batch_size: 64
+"""
 
 
 def automl(workdir, *args: str) -> subprocess.CompletedProcess:
@@ -41,6 +65,18 @@ def test_the_best_model_is_logged_registered_and_predicts_like_its_trial(write_s
         assert accuracy == pytest.approx(best.user_attrs["test_metrics"]["test_accuracy"], abs=1e-6)
     version = client.get_model_version_by_alias("tiny-net", "best")
     assert str(version.version) == "1" and "best" in version.aliases
+
+    # the study summary sits beside it on the parent run
+    summary = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
+    assert summary == {f"summary/{name}" for name in (*SINGLE_PLOTS, "report.md", "report.html")}
+    folder = client.download_artifacts(parent.info.run_id, "summary", str(workdir / "summary-copy"))
+    for name in SINGLE_PLOTS:
+        image = (Path(folder) / name).read_bytes()
+        assert image.startswith(b"\x89PNG") and len(image) > 10_000, name
+    report = (Path(folder) / "report.md").read_text()
+    assert f"## Best trial: {best.number}" in report
+    assert "| mlp | adam | 3 | 3 |" in report  # the architecture x optimizer table
+    assert "<table>" in (Path(folder) / "report.html").read_text()
 
 
 def test_enqueued_configurations_run_first_and_a_rerun_reproduces_a_trial(write_study, workdir, cli):
@@ -78,3 +114,58 @@ def test_an_enqueued_configuration_outside_the_space_is_a_study_file_error(write
     path = write_study(TINY_STUDY + f"enqueue:\n  - {entry}\n")
     result = cli("validate", path)
     assert result.code == 2 and f"{path}: {message}" in result.err, result.err
+
+
+def test_a_multi_objective_study_shows_its_pareto_front_and_respects_constraints(write_study, workdir, cli):
+    write_study(MULTI_STUDY)
+    proc = automl(workdir, "run", "study.yaml")
+    assert proc.returncode == 0, proc.stderr
+    study = load_optuna(workdir, "trade-off")
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
+    assert len(study.trials) == 6
+    for t in study.trials:
+        width = t.params["architecture.mlp.width"]
+        assert t.values[1] == 64 * width + width + width * 10 + 10  # counted independently: 64 -> w -> 10
+        assert 0 < t.values[2] < 1000  # milliseconds for one sample
+        assert t.constraints == {"max_params": t.values[1] - 5000}
+    feasible = [t for t in study.trials if t.values[1] <= 5000]
+    front = study.best_trials
+    assert front and all(t.values[1] <= 5000 for t in front)
+    for t in feasible:  # nothing feasible dominates a front member
+        for f in front:
+            assert not (t.values[0] >= f.values[0] and t.values[1] <= f.values[1] and t.values[2] <= f.values[2]
+                        and t.values != f.values)
+
+    shown = cli("show", "study.yaml", "--json")
+    data = json.loads(shown.out)
+    assert data["objectives"] == ["val_accuracy", "params", "latency_ms"]
+    assert sorted(e["number"] for e in data["pareto_front"]) == sorted(t.number for t in front)
+    text = cli("show", "study.yaml").out
+    assert f"Pareto front ({len(front)} trial(s), feasible only):" in text
+    assert "val_accuracy        params    latency_ms" in text
+
+    client, parents, children = mlflow_runs(workdir, "trade-off")
+    summary = {a.path for a in client.list_artifacts(parents[0].info.run_id, "summary")}
+    assert "summary/pareto_front.png" in summary and "summary/report.md" in summary
+    for child in children:
+        assert {"objective_0", "objective_1", "objective_2", "params", "latency_ms"} <= set(child.data.metrics)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ("pruner: median\n", "pruner: a multi-objective study cannot prune"),
+    ("sampler: cmaes\n", "sampler: cmaes optimises a single objective"),
+    ("constraints: {max_flops: 10}\n", "constraints.max_flops: unknown key"),
+])
+def test_multi_objective_settings_that_cannot_work_are_study_file_errors(write_study, cli, change, message):
+    text = MULTI_STUDY.replace("sampler: {name: nsga2, population_size: 4}\n", "")
+    path = write_study(text + change)
+    result = cli("validate", path)
+    assert result.code == 2 and f"{path}: {message}" in result.err, result.err
+
+
+def test_the_first_objective_must_be_a_validation_metric(write_study, cli):
+    path = write_study(MULTI_STUDY.replace("  - {metric: val_accuracy, direction: maximize}\n  - {metric: params, "
+                                           "direction: minimize}", "  - {metric: params, direction: minimize}\n"
+                                           "  - {metric: val_accuracy, direction: maximize}"))
+    result = cli("validate", path)
+    assert result.code == 2 and f"{path}: objective[0].metric: not a classification metric" in result.err
