@@ -233,6 +233,7 @@ class TrialRunner:
         run: TrialRun | None = None
         state, value, reason, metrics, epochs = "FAIL", None, None, {}, 0
         values: list[float | None] = []
+        measured: dict[str, float] = {}
         result = None
         try:  # from here on, whatever fails ends this trial (and only this trial)
             config = self.spec.space.sample(trial)
@@ -253,7 +254,6 @@ class TrialRunner:
             epochs, metrics = result.epochs, result.test_metrics
             trial.set_user_attr(TEST_METRICS_ATTR, metrics)
             measured = self._model_metrics(result, data)
-            metrics = {**metrics, **measured}
             values = [measured[m] if m in measured else result.final(m) for m, _ in self.spec.objectives
                       or [(self.spec.metric, self.spec.direction)]]
             value = values[0]
@@ -294,7 +294,8 @@ class TrialRunner:
         else:
             study.tell(trial, state=TrialState.PRUNED if state == "PRUNED" else TrialState.FAIL)
         if run:
-            final = {**metrics, **({"objective": value} if state == "COMPLETE" and value is not None else {})}
+            final = {**metrics, **measured,
+                     **({"objective": value} if state == "COMPLETE" and value is not None else {})}
             if state == "COMPLETE" and self.spec.multi_objective:
                 final.update({f"objective_{i}": v for i, v in enumerate(values)})
             run.end(state, final, {"reason": reason} if reason else {})

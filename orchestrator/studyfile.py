@@ -244,7 +244,7 @@ def _check_objectives(check: _Checker, raw: Any, task: str | None) -> list[tuple
         return [_check_objective(check, raw, task)]
     if len(raw) < 2:
         check.add("objective", raw, "a list needs at least two objectives (give one as a mapping)")
-        return [_check_objective(check, raw[0] if raw else None, task)]
+        return [_check_objective(check, None, task)]
     objectives = [_check_objective(check, entry, task, f"objective[{i}]", extra=i > 0) for i, entry in enumerate(raw)]
     if len({m for m, _ in objectives}) != len(objectives):
         check.add("objective", raw, "each metric may appear once")

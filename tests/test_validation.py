@@ -29,8 +29,9 @@ from orchestrator.plugins import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ("mlflow.db", "optuna.journal", "mlartifacts", "mlruns")
-TOP_ALLOWED = ("budget, dataset, description, devices, heartbeat_seconds, name, objective, plugins_dir, pruner, "
-               "sampler, search, seed, storage, task, tracking_uri, trials_per_device, worker_memory_mb, workers")
+TOP_ALLOWED = ("budget, constraints, dataset, description, devices, enqueue, heartbeat_seconds, name, objective, "
+               "plugins_dir, pruner, sampler, search, seed, storage, task, tracking_uri, trials_per_device, "
+               "worker_memory_mb, workers")
 
 # A valid, tiny study; every error case changes one thing in it (see `study_text`).
 BASE: dict[str, Any] = {
@@ -217,7 +218,9 @@ def test_unknown_parameter_of_a_component(write_study, cli, workdir, changes, ex
     ({"seed": "7"}, "seed: must be a non-negative integer (got '7')"),
     ({"name": "my study"}, "name: required: a study name of letters, digits, '_', '.', '-' (got 'my study')"),
     ({"budget": [3, 2]}, "budget: must be a mapping (got [3, 2])"),
-    ({"objective": ["val_accuracy"]}, "objective: must be a mapping (got ['val_accuracy'])"),
+    ({"objective": "val_accuracy"}, "objective: must be a mapping (got 'val_accuracy')"),
+    ({"objective": ["val_accuracy"]}, "objective: a list needs at least two objectives (give one as a mapping) "
+                                      "(got ['val_accuracy'])"),
     ({"search": ["adam"]}, "search: must be a mapping (got ['adam'])"),
     ({"search.optimizer.adam": ["lr", 0.01]},
      "search.optimizer.adam: must be a mapping of parameter names to a value, a list or {low, high} "
