@@ -109,7 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         counts = supervisor.run()
     except Stopped as exc:
-        print(f"interrupted by {signal_name(exc.signum)}: running trials were marked FAIL (they are retried first) and "
+        print(f"interrupted by {exc}: running trials were marked FAIL (they are retried first) and "
               "their MLflow runs KILLED; run the same command again to resume", file=sys.stderr)
         return 128 + exc.signum
     except WorkersFailedError as exc:
@@ -121,14 +121,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def signal_name(signum: int) -> str:
-    import signal
-
-    return signal.Signals(signum).name
-
-
 def cmd_worker(args: argparse.Namespace) -> int:
     import socket
+    import time
 
     from orchestrator.runner import RunOptions, resolve_storage, resolve_tracking
     from orchestrator.supervisor import DEADLINE_ENV
@@ -140,15 +135,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     storage_url = resolve_storage(spec, options)
     if not args.supervised:
         _check_storage(spec, storage_url)
-    deadline = os.environ.get(DEADLINE_ENV) if args.supervised else None
+    deadline = float(os.environ[DEADLINE_ENV]) if args.supervised and os.environ.get(DEADLINE_ENV) else None
     if args.timeout:
-        import time
-
-        deadline = str(time.time() + args.timeout)
+        deadline = time.time() + args.timeout
     worker = Worker(spec, registry, WorkerOptions(
         storage_url=storage_url, tracking_uri=resolve_tracking(spec, options) if options.tracking else None,
         trials=args.trials or spec.budget.trials, worker_id=args.worker_id or f"{socket.gethostname()}:{os.getpid()}",
-        deadline=float(deadline) if deadline else None, threads=args.threads,
+        deadline=deadline, threads=args.threads,
         memory_mb=args.memory_mb or spec.execution.worker_memory_mb, supervised=args.supervised,
         slot=args.slot or "", seed_offset=args.seed_offset if args.seed_offset is not None else os.getpid()))
     outcome = worker.run()
@@ -228,15 +221,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     import optuna
 
     from orchestrator.best_model import leading_trial
-    from orchestrator.runner import CONFIG_ATTR, FINGERPRINT_ATTR, REASON_ATTR
+    from orchestrator.runner import CONFIG_ATTR, REASON_ATTR
     from orchestrator.space import CHOSEN_KINDS
-    from orchestrator.storage import open_storage, redact, storage_problem
+    from orchestrator.storage import JOURNAL_PREFIX, open_storage, redact, storage_file, storage_problem
+    from orchestrator.summary import objective_names
 
     name, url = _study_name_and_storage(args.study, args.storage)
     problem = storage_problem(url)
     if problem:
         raise CliError(f"storage: {problem}")
-    if url.startswith("journal:") and not Path(url.removeprefix("journal:")).exists():
+    if url.startswith(JOURNAL_PREFIX) and not storage_file(url).exists():  # type: ignore[union-attr]
         raise CliError(f"no study storage at {url}: run `automl run STUDY.yaml` first")
     storage = open_storage(url)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
@@ -251,10 +245,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if leader is not None:
         best = {"number": leader.number, "value": leader.values[0],
                 "params": leader.user_attrs.get(CONFIG_ATTR, leader.params)}
-    objective = study.user_attrs.get(FINGERPRINT_ATTR, {}).get("objective", {})
-    objectives = objective if isinstance(objective, list) else [objective]
-    metrics = [o.get("metric", f"value {i}") for i, o in enumerate(objectives)] if objective else \
-        [f"value {i}" for i in range(len(study.directions))]
+    metrics = objective_names(study)
     direction = ", ".join(d.name.lower() for d in study.directions)
     front = []
     if len(study.directions) > 1:

@@ -11,15 +11,15 @@ import contextlib
 import fcntl
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, Literal
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from orchestrator.storage import JOURNAL_PREFIX
+from orchestrator.storage import storage_file
 
 # Optuna user attributes a trial carries.
+FINGERPRINT_ATTR = "fingerprint"  # on the study: what must not change when it is resumed (objective, space)
 CONFIG_ATTR = "config"  # the flat configuration
 REASON_ATTR = "reason"  # why it failed or was pruned
 WORKER_ATTR = "worker"  # the process running it: id, host, pid, start
@@ -32,10 +32,9 @@ WAIT: Literal["wait"] = "wait"
 @contextlib.contextmanager
 def study_lock(storage_url: str, study_name: str) -> Iterator[None]:
     """Hold a lock shared by every worker of this study on this storage (a no-op where none exists)."""
-    if storage_url.startswith(JOURNAL_PREFIX) or storage_url.startswith("sqlite:"):
-        path = storage_url.removeprefix(JOURNAL_PREFIX) if storage_url.startswith(JOURNAL_PREFIX) \
-            else storage_url.split(":///", 1)[-1]
-        lock_path = Path(path).expanduser().resolve().with_name(Path(path).name + ".automl-lock")
+    path = storage_file(storage_url)
+    if path is not None:
+        lock_path = path.resolve().with_name(path.name + ".automl-lock")
         with open(lock_path, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:

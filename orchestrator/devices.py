@@ -6,9 +6,6 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
-DEVICE_CHOICES = ("auto", "cpu")
-
-
 class DeviceError(Exception):
     """The requested devices do not exist on this machine, or the settings contradict each other."""
 

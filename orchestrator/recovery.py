@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 from orchestrator.coordination import CONFIG_ATTR, REASON_ATTR, RETRY_OF_ATTR, RETRY_REASON_ATTR, WORKER_ATTR
 
 
-def _start_ticks(pid: int) -> str | None:
+def start_ticks(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (tells a live pid from a reused one)."""
     try:
         stat = open(f"/proc/{pid}/stat").read()
@@ -29,14 +29,14 @@ def _start_ticks(pid: int) -> str | None:
 def worker_identity(worker_id: str) -> dict[str, Any]:
     """What a trial records about the process that runs it."""
     pid = os.getpid()
-    return {"id": worker_id, "host": socket.gethostname(), "pid": pid, "start": _start_ticks(pid)}
+    return {"id": worker_id, "host": socket.gethostname(), "pid": pid, "start": start_ticks(pid)}
 
 
 def died_here(identity: Mapping[str, Any]) -> bool:
     """True when the recorded worker ran on this machine and that process no longer exists."""
     if identity.get("host") != socket.gethostname() or not isinstance(identity.get("pid"), int):
         return False
-    return _start_ticks(identity["pid"]) != identity.get("start")
+    return start_ticks(identity["pid"]) != identity.get("start")
 
 
 def close_trial_run(tracking_uri: str | None, parent_run_id: str | None, trial: FrozenTrial, status: str,

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from orchestrator.best_model import WEIGHTS_FILE, improves, leading_trial, weights_file
 from orchestrator.model_metrics import latency_ms, parameter_count
 from orchestrator.components import DataBundle
-from orchestrator.coordination import CONFIG_ATTR, REASON_ATTR, study_lock
+from orchestrator.coordination import CONFIG_ATTR, FINGERPRINT_ATTR, REASON_ATTR, study_lock
 from orchestrator.plugins import Registry
 from orchestrator.progress import Progress
 from orchestrator.recovery import enqueue_retry, stale_trial_callback
@@ -27,7 +27,6 @@ from orchestrator.studyfile import StudySpec
 from orchestrator.tracking import PARENT_RUN_ATTR, Tracker, TrialRun, default_tracking_uri
 from orchestrator.training import train, training_device
 
-FINGERPRINT_ATTR = "fingerprint"
 STRATEGY_ATTR = "strategy"  # the sampler and pruner the latest run used
 ENQUEUED_ATTR = "enqueued"  # on the study: configurations from the study file already enqueued; on a trial: True
 OUT_OF_MEMORY_ATTR = "out_of_memory"
@@ -133,8 +132,10 @@ def open_study(spec: StudySpec, storage_url: str, heartbeat: bool = False,
 
 
 def _record_strategy(study: optuna.Study, spec: StudySpec) -> optuna.Study:
-    """Keep the sampler and pruner in use in the study's user attributes (Optuna does not store them)."""
-    strategy = {"sampler": spec.sampler[0], "pruner": spec.pruner[0]}
+    """Keep the sampler and pruner in use, by name and class, in the study's user attributes (Optuna does not
+    store them)."""
+    strategy = {"sampler": spec.sampler[0], "pruner": spec.pruner[0],
+                "classes": [type(study.sampler).__name__, type(study.pruner).__name__]}
     if study.user_attrs.get(STRATEGY_ATTR) != strategy:
         study.set_user_attr(STRATEGY_ATTR, strategy)
     return study

@@ -28,18 +28,26 @@ def default_storage_url(cwd: Path | None = None) -> str:
     return f"{JOURNAL_PREFIX}{((cwd or Path.cwd()) / DEFAULT_JOURNAL).resolve()}"
 
 
+def storage_file(url: str) -> Path | None:
+    """The local file behind a journal or SQLite URL (None for a server)."""
+    if url.startswith(JOURNAL_PREFIX):
+        return Path(url.removeprefix(JOURNAL_PREFIX)).expanduser()
+    if url.startswith("sqlite:"):
+        return Path(url.split(":///", 1)[-1]).expanduser()
+    return None
+
+
 def storage_problem(url: str) -> str | None:
     """Why `url` cannot be used as Optuna storage (checked before anything is created), or None."""
     if url.startswith(JOURNAL_PREFIX):
-        folder = Path(url.removeprefix(JOURNAL_PREFIX)).expanduser().resolve().parent
+        folder = storage_file(url).resolve().parent  # type: ignore[union-attr]
         return None if folder.is_dir() else f"the journal file's folder {folder} does not exist"
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     if "://" not in url or scheme not in RDB_SCHEMES:
         return (f"unsupported storage URL {redact(url)!r}; use journal:PATH, sqlite:///PATH, "
                 "postgresql://USER@HOST/DB or mysql://...")
     if scheme == "sqlite":
-        path = url.split(":///", 1)[-1]
-        folder = Path(path).expanduser().resolve().parent
+        folder = storage_file(url).resolve().parent  # type: ignore[union-attr]
         return None if folder.is_dir() else f"the SQLite file's folder {folder} does not exist"
     try:
         import sqlalchemy
@@ -61,8 +69,7 @@ def open_storage(url: str, heartbeat_seconds: int | None = None,
     beaten for two intervals is failed by the next worker that asks, which then calls `on_stale`.
     """
     if url.startswith(JOURNAL_PREFIX):
-        path = Path(url.removeprefix(JOURNAL_PREFIX)).expanduser()
-        return JournalStorage(JournalFileBackend(str(path)))
+        return JournalStorage(JournalFileBackend(str(storage_file(url))))
     if heartbeat_seconds and not url.startswith("sqlite"):
         return RDBStorage(url, heartbeat_interval=heartbeat_seconds, grace_period=2 * heartbeat_seconds,
                           heartbeat_stale_trial_callback=on_stale)

@@ -15,13 +15,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.best_model import leading_trial
-from orchestrator.coordination import CONFIG_ATTR
+from orchestrator.coordination import CONFIG_ATTR, FINGERPRINT_ATTR
 
 SUMMARY_DIR = "summary"
 
 
-def _objective_names(study: optuna.Study) -> list[str]:
-    objective = study.user_attrs.get("fingerprint", {}).get("objective", {})
+def objective_names(study: optuna.Study) -> list[str]:
+    """The metric of each objective, as the study file named them (kept in the study's fingerprint)."""
+    objective = study.user_attrs.get(FINGERPRINT_ATTR, {}).get("objective", {})
     entries = objective if isinstance(objective, list) else [objective]
     names = [e.get("metric") for e in entries if isinstance(e, dict) and e.get("metric")]
     return names if len(names) == len(study.directions) else [f"objective {i}" for i in range(len(study.directions))]
@@ -76,7 +77,7 @@ def write_summary(study: optuna.Study, folder: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = _objective_names(study)
+    names = objective_names(study)
     written, skipped = [], []
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     for file_name, draw in _plots(study, names).items():

@@ -51,6 +51,7 @@ from torch import nn
 
 from orchestrator import (
     Activation,
+    AdversarialLoss,
     Architecture,
     BuildContext,
     Choice,
@@ -66,11 +67,7 @@ from orchestrator import (
     Schedule,
     Text,
 )
-from orchestrator import components as _components
-from orchestrator.components import INPUT_KINDS
-
-# The generative task's loss object (present where the engine supports GANs).
-AdversarialLoss = getattr(_components, "AdversarialLoss", None)
+from orchestrator.components import INPUT_KINDS, TASKS
 
 __all__ = [
     "ActivationConformance",
@@ -413,7 +410,7 @@ class ArchitectureConformance(_ComponentConformance):
     def test_declares_input_kinds_and_tasks(self, spec: Architecture) -> None:
         _expect(spec.input_kinds and set(spec.input_kinds) <= set(INPUT_KINDS),
                 f"input_kinds {spec.input_kinds!r} must be a non-empty subset of {INPUT_KINDS}")
-        _expect(spec.tasks and set(spec.tasks) <= {"classification", "regression", "generative"},
+        _expect(spec.tasks and set(spec.tasks) <= set(TASKS),
                 f"tasks {spec.tasks!r} must be a non-empty subset of classification, regression, generative")
 
     def test_output_shape_for_every_declared_input_kind_and_task(self, spec: Architecture) -> None:
@@ -600,7 +597,7 @@ class LossConformance(_ComponentConformance):
         torch.manual_seed(self.seed)
         fn = spec.build(dict(params), make_context("vector", task))
         if task == "generative":
-            _expect(AdversarialLoss is not None and isinstance(fn, AdversarialLoss),
+            _expect(isinstance(fn, AdversarialLoss),
                     f"for the generative task build must return an AdversarialLoss, got {type(fn).__name__}")
             _expect(callable(fn.discriminator) and callable(fn.generator), "AdversarialLoss parts must be callable")
         else:
@@ -643,7 +640,7 @@ class LossConformance(_ComponentConformance):
                 _expect(tensor.grad.abs().sum() > 0, f"the gradient of the {what} is zero")
 
     def test_declares_tasks(self, spec: Loss) -> None:
-        _expect(spec.tasks and set(spec.tasks) <= {"classification", "regression", "generative"},
+        _expect(spec.tasks and set(spec.tasks) <= set(TASKS),
                 f"tasks {spec.tasks!r} must be a non-empty subset of classification, regression, generative")
 
     def test_finite_scalar_and_gradients_for_every_declared_task(self, spec: Loss) -> None:

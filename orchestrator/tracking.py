@@ -129,7 +129,11 @@ class Tracker:
             if experiment.lifecycle_stage == "deleted":
                 self.client.restore_experiment(experiment.experiment_id)
             self.experiment_id = experiment.experiment_id
-        if parent_run_id is not None and self._run_exists(parent_run_id):
+        status = self._run_status(parent_run_id) if parent_run_id is not None else None
+        if status == "RUNNING":  # a live run (the supervisor or another worker) already set it up
+            self.parent_run_id = parent_run_id
+            return parent_run_id
+        if status is not None:  # resuming a finished or killed study
             self.client.update_run(parent_run_id, status="RUNNING")
             self.parent_run_id = parent_run_id
         else:
@@ -145,12 +149,12 @@ class Tracker:
         self.experiment_id = self.client.get_run(parent_run_id).info.experiment_id
         return self
 
-    def _run_exists(self, run_id: str) -> bool:
+    def _run_status(self, run_id: str) -> str | None:
+        """The run's MLflow status, or None when it does not exist (e.g. a new tracking store)."""
         try:
-            self.client.get_run(run_id)
-            return True
+            return self.client.get_run(run_id).info.status
         except Exception:
-            return False
+            return None
 
     def update_study(self, metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
         parent = self.parent_run_id

@@ -20,14 +20,13 @@ import torch
 from orchestrator.coordination import DONE, WAIT, WORKER_ATTR, claim_trial, study_lock
 from orchestrator.plugins import Registry
 from orchestrator.progress import Progress
-from orchestrator.recovery import recover_trials, worker_identity
+from orchestrator.recovery import recover_trials, start_ticks, worker_identity
 from orchestrator.runner import TrialRunner, load_data, open_tracked_study, update_summary
 from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
 from orchestrator.tracking import Tracker
 from orchestrator.training import quiet_libraries
 
-EXIT_DONE, EXIT_INTERRUPTED = 0, 130
 WAIT_SECONDS = 1.0
 GO = "go"  # the supervisor's go-ahead on a supervised worker's standard input
 RELEASED_ENV = "AUTOML_RELEASED"  # set once the go-ahead came: a recycled worker does not wait again
@@ -39,9 +38,8 @@ def seconds_since_start() -> float:
     spawned = os.environ.get(SPAWNED_AT_ENV)
     if spawned:
         return time.time() - float(spawned)
-    with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
-        start_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
-        return float(uptime.read().split()[0]) - start_ticks / os.sysconf("SC_CLK_TCK")
+    with open("/proc/uptime") as uptime:
+        return float(uptime.read().split()[0]) - int(start_ticks(os.getpid()) or 0) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -118,7 +116,6 @@ class Worker:
         self.progress = Progress(spec.metric, spec.budget.max_epochs, out, tag=options.slot)
         self.runner = TrialRunner(spec, registry, self.progress)
         self.identity = worker_identity(options.worker_id)
-        self.trials_run = 0
 
     def run(self) -> str:
         """Run trials; returns `done`, `deadline` or `recycle` (memory limit). Ctrl-C raises KeyboardInterrupt."""
@@ -158,6 +155,7 @@ class Worker:
 
     def _loop(self, study: optuna.Study, data: Any, tracker: Tracker | None, parent: str | None) -> str:
         options = self.options
+        beats = heartbeat_enabled(study)  # with heartbeats, claim_trial fails stale trials itself
         waiting_said = False
         while True:
             if options.deadline is not None and time.time() >= options.deadline:
@@ -165,14 +163,12 @@ class Worker:
             heartbeat = None
             with study_lock(options.storage_url, self.spec.name):
                 claim = claim_trial(study, options.trials)
-                if claim is WAIT:
-                    if not heartbeat_enabled(study):  # with heartbeats, claim_trial failed stale trials already
-                        for number in recover_trials(study, options.tracking_uri, parent):
-                            self.progress.message(f"trial {number}: its worker died; marked FAIL, retried once")
-                elif claim is not DONE:
+                if claim is WAIT and not beats:
+                    for number in recover_trials(study, options.tracking_uri, parent):
+                        self.progress.message(f"trial {number}: its worker died; marked FAIL, retried once")
+                elif claim is not WAIT and claim is not DONE:
                     claim.set_user_attr(WORKER_ATTR, self.identity)
-                    heartbeat = (Heartbeat(study, claim, self.spec.execution.heartbeat_seconds)
-                                 if heartbeat_enabled(study) else None)
+                    heartbeat = Heartbeat(study, claim, self.spec.execution.heartbeat_seconds) if beats else None
             if claim is DONE:
                 return "done"
             if claim is WAIT:
@@ -187,12 +183,12 @@ class Worker:
             finally:
                 if heartbeat:
                     heartbeat.close()
-            self.trials_run += 1
             if tracker:
                 update_summary(study, tracker)
-            if options.memory_mb and resident_mb() > options.memory_mb:
+            resident = resident_mb()
+            if options.memory_mb and resident > options.memory_mb:
                 self.progress.message(f"worker {options.slot or options.worker_id}: resident memory "
-                                      f"{resident_mb():.0f} MiB > limit {options.memory_mb} MiB; recycling the process")
+                                      f"{resident:.0f} MiB > limit {options.memory_mb} MiB; recycling the process")
                 return "recycle"
 
 

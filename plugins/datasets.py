@@ -71,6 +71,8 @@ def build_digits(params, seed: int) -> DataBundle:
 MAX_AUTO_CLASSES = 20  # task "auto": an integer-valued target with at most this many values is classification
 TASK_CHOICE_HELP = ("classification, regression, or auto: a non-numeric target, or an integer one with at most "
                     f"{MAX_AUTO_CLASSES} distinct values, is classification; anything else regression")
+# The `task` parameter of every data set that reads a user's file (see infer_task).
+TASK_PARAM = Choice(("auto", "classification", "regression"), default="auto", help=TASK_CHOICE_HELP)
 
 
 def fraction_params(test_default: float = 0.2, val_default: float = 0.2) -> dict:
@@ -507,7 +509,7 @@ def register_datasets(register):
         params={
             "path": Text("", help="the CSV file (relative to the study file)", is_path=True),
             "target": Text("", help="the target column (default: the last column)"),
-            "task": Choice(("auto", "classification", "regression"), default="auto", help=TASK_CHOICE_HELP),
+            "task": TASK_PARAM,
             "delimiter": Text(",", help="the character between columns"),
             **fraction_params(),
         },
@@ -519,7 +521,7 @@ def register_datasets(register):
             "path": Text("", help="the .npz file (relative to the study file)", is_path=True),
             "x": Text("x", help="the inputs' array name (presplit: <x>_val, <x>_test)"),
             "y": Text("y", help="the targets' array name (presplit: <y>_val, <y>_test)"),
-            "task": Choice(("auto", "classification", "regression"), default="auto", help=TASK_CHOICE_HELP),
+            "task": TASK_PARAM,
             **fraction_params(),
         },
         build=build_npz, input_kind="vector", tasks=("classification", "regression"), probe=probe_npz))

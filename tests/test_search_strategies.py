@@ -20,7 +20,9 @@ def test_each_sampler_runs_a_small_study(write_study, workdir, cli, sampler):
     result = cli("worker", "study.yaml", "--no-tracking")
     assert result.code == 0, result.err
     study = load_optuna(workdir)
-    assert study.user_attrs["strategy"] == {"sampler": sampler, "pruner": "none"}
+    # the sampler the worker really used, not only the name it was given
+    assert study.user_attrs["strategy"] == {"sampler": sampler, "pruner": "none",
+                                            "classes": [SAMPLERS[sampler].cls.__name__, "NopPruner"]}
     assert len(study.trials) == 4 and all(t.state == TrialState.COMPLETE for t in study.trials)
     assert all(0.0 < t.value <= 1.0 for t in study.trials)
 
@@ -31,7 +33,8 @@ def test_each_pruner_runs_a_small_study(write_study, workdir, cli, pruner):
     result = cli("worker", "study.yaml", "--no-tracking")
     assert result.code == 0, result.err
     study = load_optuna(workdir)
-    assert study.user_attrs["strategy"] == {"sampler": "random", "pruner": pruner}
+    assert study.user_attrs["strategy"] == {"sampler": "random", "pruner": pruner,
+                                            "classes": ["RandomSampler", PRUNERS[pruner].cls.__name__]}
     assert len(study.trials) == 4
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
     assert all(len(t.intermediate_values) >= 1 for t in study.trials)  # pruning had values to judge
