@@ -14,6 +14,10 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/de
         || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; } \
         || echo "warning: could not install chromium; tests/test_browser.py will skip (fail under CI)" >&2
 fi
+# tests/test_distributed.py needs PostgreSQL on 127.0.0.1:5432: install and start it when missing
+# and we can (scripts/postgres.sh says how; quiet when it already answers, one warning line when it
+# cannot). Without it those tests skip locally, and fail under CI.
+bash scripts/postgres.sh
 .venv/bin/python -m pytest "$@"
 code=$?
 if [ "$code" -eq 5 ]; then
