@@ -7,9 +7,13 @@ Wall time counts from after imports and data generation to the end of the last t
 starts a worker process, whose own start (imports, data, study: it reports the seconds) is taken
 out of `overhead_ratio` and kept in `end_to_end_ratio`.
 
-    .venv/bin/python bench/overhead.py [--rounds 2] [--epochs 15]
+    .venv/bin/python bench/overhead.py [--rounds 2] [--epochs 15] [--checkpoint-rounds 3]
 
 Prints one summary line per figure, e.g. `overhead_ratio mnist1d-mlp 1.21 (...)`.
+
+Checkpointing on vs off: the same `automl run` with checkpoints off (`every_epochs: 0`), with the default policy
+(every epoch, at most every 5 s) and with a checkpoint at every epoch (`min_seconds: 0`), in alternating order,
+whole `automl run` wall time each; `checkpoint_ratio` = default / off (target <= 1.05).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from torch import nn
 
 from orchestrator.cli import main as automl
 from orchestrator.plugins import load_registry
-from orchestrator.runner import open_study
+from orchestrator.session import open_study
 from orchestrator.studyfile import load_study
 from orchestrator.training import quiet_libraries
 
@@ -54,7 +58,7 @@ search:
   optimizer:
     adam: {{lr: {{low: 0.0001, high: 0.1, log: true}}, beta1: 0.9, beta2: 0.999}}
   batch_size: {batch}
-"""
+{extra}"""
 
 
 def bare_loop(data, epochs: int) -> list[float]:
@@ -92,11 +96,11 @@ READY = re.compile(r"worker (\S+) ready after ([0-9.]+) s")
 
 
 def orchestrated(workdir: Path, epochs: int, configs: list[tuple[int, float]] = CONFIGS,
-                 args: tuple[str, ...] = ("--threads", "1")) -> tuple[float, list[float]]:
+                 args: tuple[str, ...] = ("--threads", "1"), extra: str = "") -> tuple[float, list[float]]:
     """The configurations enqueued and run by `automl run ARGS` from this process; returns the wall
     seconds and each worker's start-up seconds (imports, data, study) as the workers report them."""
     study_file = workdir / "overhead.yaml"
-    study_file.write_text(textwrap.dedent(STUDY.format(trials=len(configs), epochs=epochs, batch=BATCH)))
+    study_file.write_text(textwrap.dedent(STUDY.format(trials=len(configs), epochs=epochs, batch=BATCH, extra=extra)))
     previous = Path.cwd()
     os.chdir(workdir)
     start = time.perf_counter()
@@ -113,7 +117,40 @@ def orchestrated(workdir: Path, epochs: int, configs: list[tuple[int, float]] = 
     elapsed = time.perf_counter() - start
     os.chdir(previous)
     assert code == 0, f"automl run exited {code}:\n{output.getvalue()}"
+    check_completed(workdir / "optuna.journal", len(configs), epochs)
     return elapsed, [float(seconds) for _, seconds in READY.findall(output.getvalue())]
+
+
+def check_completed(journal: Path, trials: int, epochs: int) -> None:
+    """The run did what the workload says: `trials` complete trials of `epochs` epochs each."""
+    import optuna
+
+    study = optuna.load_study(study_name="overhead", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == trials, f"{len(complete)} of {trials} trials completed"
+    assert all(len(t.intermediate_values) == epochs for t in complete), "a trial did not train every epoch"
+
+
+CHECKPOINT_POLICIES = {"off": "checkpoints: {every_epochs: 0}\n", "default": "",
+                       "every epoch": "checkpoints: {min_seconds: 0}\n"}
+
+
+def checkpoint_rounds(rounds: int, epochs: int) -> dict[str, list[float]]:
+    """Whole `automl run` seconds per checkpoint policy, in alternating order (a fresh folder each run)."""
+    times: dict[str, list[float]] = {name: [] for name in CHECKPOINT_POLICIES}
+    for round_ in range(rounds):
+        order = list(CHECKPOINT_POLICIES)[round_ % 3:] + list(CHECKPOINT_POLICIES)[:round_ % 3]
+        for name in order:
+            with tempfile.TemporaryDirectory(prefix="automl-bench-") as tmp:
+                prepare_tracking_store(Path(tmp))
+                total, _ = orchestrated(Path(tmp), epochs, extra=CHECKPOINT_POLICIES[name])
+                left = list(Path(tmp).rglob("*.pt"))
+                assert not left, f"checkpoints left behind: {left}"
+            times[name].append(total)
+        print(f"checkpoint round {round_}: " + ", ".join(f"{name} {times[name][-1]:.2f} s" for name in times),
+              flush=True)
+    return times
 
 
 def prepare_tracking_store(workdir: Path) -> float:
@@ -129,6 +166,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of each side (median)")
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--checkpoint-rounds", type=int, default=3, help="alternating rounds of checkpointing "
+                        "off / default / every epoch (0 skips them)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     quiet_libraries()
@@ -161,6 +200,14 @@ def main() -> None:
           f"(bare trial {bare / n:.2f} s, automl trial {orch / n:.2f} s)")
     print(f"tracking_schema_setup_s {statistics.median(schema_times):.2f} "
           "(one-time creation of mlflow.db's tables in a new folder, not in the ratio)")
+    if args.checkpoint_rounds:
+        times = {name: statistics.median(values) for name, values in
+                 checkpoint_rounds(args.checkpoint_rounds, args.epochs).items()}
+        print(f"checkpoint_ratio mnist1d-mlp {times['default'] / times['off']:.3f} (default policy {times['default']:.1f} s"
+              f" / checkpoints off {times['off']:.1f} s, whole automl run, median of {args.checkpoint_rounds}; "
+              "target <= 1.05)")
+        print(f"checkpoint_every_epoch_ratio mnist1d-mlp {times['every epoch'] / times['off']:.3f} "
+              f"(a checkpoint after each of the {args.epochs} epochs of every trial: {times['every epoch']:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -13,28 +13,13 @@ import torch
 from torch import nn
 
 from orchestrator.components import DataBundle
-from orchestrator.coordination import CONFIG_ATTR
 from orchestrator.model import assemble
 from orchestrator.plugins import Registry
+from orchestrator.records import BEST_MODEL_TRIAL_TAG, CONFIG_ATTR, leading_trial, trial_runs
 
 WEIGHTS_FILE = "network_state.pt"
 MODEL_NAME = "best_model"
 BEST_ALIAS = "best"
-
-
-def leading_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """The best complete trial by the (first) objective; for several objectives, among the feasible Pareto
-    front. None when no trial is complete."""
-    if len(study.directions) == 1:
-        try:
-            return study.best_trial
-        except ValueError:
-            return None
-    front = study.best_trials
-    if not front:
-        return None
-    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
-    return (max if maximize else min)(front, key=lambda t: t.values[0])
 
 
 def improves(study: optuna.Study, value: float) -> bool:
@@ -65,7 +50,7 @@ def rebuild_network(config: dict[str, Any], registry: Registry, data: DataBundle
 def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tracking_uri: str, parent_run_id: str,
                    register: str | None = None) -> str | None:
     """Log the best trial's network on the parent run; returns the model URI, or None when there is no best
-    trial with kept weights. With `register`, the model is registered under that name with alias `best`."""
+    trial with kept weights, or when that trial's model is logged already. With `register`, the model is registered under that name with alias `best`."""
     import mlflow
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
@@ -78,9 +63,10 @@ def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tr
     if best is None:
         return None
     client = MlflowClient(tracking_uri)
-    experiment_id = client.get_run(parent_run_id).info.experiment_id
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`optuna.trial_number` = '{best.number}' and "
-                                                             f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    parent = client.get_run(parent_run_id)
+    if parent.data.tags.get(BEST_MODEL_TRIAL_TAG) == str(best.number):
+        return None  # logged already: the best trial has not changed
+    runs = trial_runs(client, parent.info.experiment_id, parent_run_id, best.number)
     with tempfile.TemporaryDirectory(prefix="automl-best-") as folder:
         for run in runs:
             if WEIGHTS_FILE in [a.path for a in client.list_artifacts(run.info.run_id)]:
@@ -98,7 +84,7 @@ def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tr
         info = mlflow.pytorch.log_model(
             network, name=MODEL_NAME, signature=signature, input_example=example.numpy(),
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"automl-orchestrator=={__version__}"])
-        mlflow.set_tags({"best_model.trial": str(best.number), "best_model.uri": info.model_uri})
+        mlflow.set_tags({BEST_MODEL_TRIAL_TAG: str(best.number), "best_model.uri": info.model_uri})
     if register:
         version = mlflow.register_model(info.model_uri, register)
         client.set_registered_model_alias(register, BEST_ALIAS, version.version)

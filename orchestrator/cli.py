@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -83,7 +84,7 @@ def _check_storage(spec: Any, url: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from orchestrator.devices import DeviceError
-    from orchestrator.runner import RunOptions, resolve_storage, resolve_tracking
+    from orchestrator.session import RunOptions, resolve_storage, resolve_tracking
     from orchestrator.supervisor import Stopped, Supervisor, WorkersFailedError, plan_for
 
     spec, registry = _load(args.study, args.plugins_dir)
@@ -109,8 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         counts = supervisor.run()
     except Stopped as exc:
-        print(f"interrupted by {exc}: running trials were marked FAIL (they are retried first) and "
-              "their MLflow runs KILLED; run the same command again to resume", file=sys.stderr)
+        print(f"interrupted by {exc}: " + ("; ".join(exc.outcomes) if exc.outcomes else "no trial was running")
+              + ". Run the same command again to resume.", file=sys.stderr)
         return 128 + exc.signum
     except WorkersFailedError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -125,9 +126,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import socket
     import time
 
-    from orchestrator.runner import RunOptions, resolve_storage, resolve_tracking
+    from orchestrator.session import RunOptions, resolve_storage, resolve_tracking
     from orchestrator.supervisor import DEADLINE_ENV
-    from orchestrator.worker import Worker, WorkerOptions, recycle
+    from orchestrator.preemption import STOP
+    from orchestrator.worker import EXIT_REPEATED_FAILURE, Worker, WorkerOptions, recycle
 
     spec, registry = _load(args.study, args.plugins_dir)
     options = RunOptions(storage=_storage_option(args), tracking_uri=_tracking_option(args),
@@ -147,13 +149,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
     outcome = worker.run()
     if outcome == "recycle":
         recycle()
+    name = args.slot or worker.options.worker_id
+    code = EXIT_OK
     if outcome == "deadline":
-        print(f"worker {args.slot or worker.options.worker_id}: timeout reached; no new trials started")
+        print(f"worker {name}: timeout reached; no new trials started")
+    elif outcome == "stopped":
+        if not args.supervised:
+                print(f"worker {name}: stopped by {signal.Signals(STOP.signum or signal.SIGINT).name}; an interrupted trial "
+                  "resumes from its checkpoint when the study runs again", file=sys.stderr)
+        code = 128 + (STOP.signum or signal.SIGINT)
+    elif outcome == "failing" and not args.supervised:  # (a supervisor reports it itself)
+        print(f"error: {spec.execution.max_consecutive_failures} trials in a row failed with the same reason: "
+              f"{worker.failure}\nFix the cause, then run the study again.", file=sys.stderr)
+    if outcome == "failing":
+        code = EXIT_REPEATED_FAILURE if args.supervised else EXIT_ERROR
     if args.supervised:  # every write is done: skip the interpreter's slow teardown of torch and friends
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(EXIT_OK)
-    return EXIT_OK
+        os._exit(code)
+    return code
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -197,7 +211,7 @@ def _study_name_and_storage(target: str, storage: str | None) -> tuple[str, str]
 
 def cmd_rerun(args: argparse.Namespace) -> int:
     from orchestrator.rerun import RerunError, rerun_trial
-    from orchestrator.runner import RunOptions, resolve_storage
+    from orchestrator.session import RunOptions, resolve_storage
 
     spec, registry = _load(args.study, args.plugins_dir)
     storage_url = resolve_storage(spec, RunOptions(storage=_storage_option(args)))
@@ -220,8 +234,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     import optuna
 
-    from orchestrator.best_model import leading_trial
-    from orchestrator.runner import CONFIG_ATTR, REASON_ATTR
+    from orchestrator.records import CONFIG_ATTR, REASON_ATTR, leading_trial, pareto_front, trial_counts
     from orchestrator.space import CHOSEN_KINDS
     from orchestrator.storage import JOURNAL_PREFIX, open_storage, redact, storage_file, storage_problem
     from orchestrator.summary import objective_names
@@ -238,8 +251,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise CliError(f"no study named {name!r} in {redact(url)}; studies there: {', '.join(names) or 'none'}")
     study = optuna.load_study(study_name=name, storage=storage)
     trials = study.get_trials(deepcopy=False)
-    counts = {state.name: sum(t.state == state for t in trials) for state in optuna.trial.TrialState}
-    counts = {k: v for k, v in counts.items() if v}
+    counts = {k: v for k, v in trial_counts(study).items() if v}
     best = None
     leader = leading_trial(study)
     if leader is not None:
@@ -251,7 +263,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if len(study.directions) > 1:
         front = [{"number": t.number, "values": dict(zip(metrics, t.values)),
                   "config": t.user_attrs.get(CONFIG_ATTR, t.params)}
-                 for t in sorted(study.best_trials, key=lambda t: t.values[0])]
+                 for t in pareto_front(study)]
     if args.json:
         print(json.dumps({"study": name, "direction": direction, "objectives": metrics, "trials": counts,
                           "best": best, **({"pareto_front": front} if len(study.directions) > 1 else {})}, indent=2))
@@ -364,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from orchestrator.runner import DatasetError, StudyChangedError
+    from orchestrator.session import DatasetError, StudyChangedError
     from orchestrator.studyfile import StudyFileError
 
     try:
@@ -373,8 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("interrupted: the running trial was marked FAIL and its MLflow run KILLED; "
-              "run the same command again to resume", file=sys.stderr)
+        print("interrupted: a running trial was marked FAIL and its MLflow run KILLED; "
+              "run the same command again to resume it", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

@@ -16,15 +16,9 @@ from typing import Iterator, Literal
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from orchestrator.records import RETRY_OF_ATTR
 from orchestrator.storage import storage_file
 
-# Optuna user attributes a trial carries.
-FINGERPRINT_ATTR = "fingerprint"  # on the study: what must not change when it is resumed (objective, space)
-CONFIG_ATTR = "config"  # the flat configuration
-REASON_ATTR = "reason"  # why it failed or was pruned
-WORKER_ATTR = "worker"  # the process running it: id, host, pid, start
-RETRY_OF_ATTR = "retry_of"  # on a retry: the number of the trial it repeats
-RETRY_REASON_ATTR = "retry_reason"  # on a retry: why the original did not finish
 DONE: Literal["done"] = "done"
 WAIT: Literal["wait"] = "wait"
 

@@ -20,12 +20,20 @@ class OptunaPruning(pl.Callback):
         self.monitor = monitor
         self.pruned_at: int | None = None
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        value = trainer.callback_metrics.get(self.monitor)
+    def report(self, epoch: int, metrics: dict[str, float]) -> bool:
+        """Report `monitor` of `epoch` to the trial (a resumed trial replays its epochs so); False when the
+        value is missing or not finite (nothing reported)."""
+        value = metrics.get(self.monitor)
         if value is None or not math.isfinite(float(value)):
-            return
-        epoch = trainer.current_epoch
+            return False
         self.trial.report(float(value), step=epoch)
+        return True
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k == self.monitor}
+        if not self.report(epoch, metrics):
+            return
         if self.trial.should_prune():
             self.pruned_at = epoch
             trainer.should_stop = True

@@ -1,4 +1,6 @@
-"""Trials whose worker died: mark them FAIL with the reason, close their MLflow run, retry them once.
+"""Trials whose worker died: mark them FAIL with the reason, close their MLflow run, and retry them (the retry
+resumes from the trial's checkpoint). A lineage whose workers died twice is not retried again; interrupted
+trials (Ctrl-C, SIGTERM) always are.
 
 Used by the supervisor when a worker process dies, by a worker that finds a dead local peer's trial,
 and as the heartbeat callback on RDB storage (a worker on another machine stopped beating).
@@ -14,7 +16,10 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from orchestrator.coordination import CONFIG_ATTR, REASON_ATTR, RETRY_OF_ATTR, RETRY_REASON_ATTR, WORKER_ATTR
+from orchestrator.records import (CONFIG_ATTR, CRASHES_ATTR, LINEAGE_ATTR, REASON_ATTR, RETRY_OF_ATTR, RETRY_REASON_ATTR,
+                                  WORKER_ATTR, lineage, trial_runs)
+
+MAX_CRASH_RETRIES = 1  # a configuration whose worker dies again is not retried a second time
 
 
 def start_ticks(pid: int) -> str | None:
@@ -52,9 +57,7 @@ def close_trial_run(tracking_uri: str | None, parent_run_id: str | None, trial: 
 
     client = MlflowClient(tracking_uri)
     parent = client.get_run(parent_run_id)
-    runs = client.search_runs([parent.info.experiment_id],
-                              filter_string=f"tags.`optuna.trial_number` = '{trial.number}' "
-                                            f"and tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    runs = trial_runs(client, parent.info.experiment_id, parent_run_id, trial.number)
     tags = [RunTag("state", "FAIL"), RunTag("reason", reason)]
     open_runs = [run.info.run_id for run in runs if run.info.status == "RUNNING"]
     if not runs:
@@ -65,11 +68,14 @@ def close_trial_run(tracking_uri: str | None, parent_run_id: str | None, trial: 
         client.set_terminated(run_id, status=status)
 
 
-def enqueue_retry(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
-    """Enqueue the same parameters once more, unless `trial` already was a retry; True if enqueued."""
-    if RETRY_OF_ATTR in trial.user_attrs:
+def enqueue_retry(study: optuna.Study, trial: FrozenTrial, reason: str, crashed: bool = True) -> bool:
+    """Enqueue the same parameters once more as a retry of `trial` (same lineage: same seed, same checkpoint);
+    True if enqueued. A `crashed` attempt counts against MAX_CRASH_RETRIES, an interrupted one does not."""
+    crashes = int(trial.user_attrs.get(CRASHES_ATTR, 0)) + int(crashed)
+    if crashes > MAX_CRASH_RETRIES:
         return False
-    study.enqueue_trial(trial.params, user_attrs={RETRY_OF_ATTR: trial.number, RETRY_REASON_ATTR: reason},
+    study.enqueue_trial(trial.params, user_attrs={RETRY_OF_ATTR: trial.number, RETRY_REASON_ATTR: reason,
+                                                  LINEAGE_ATTR: lineage(trial), CRASHES_ATTR: crashes},
                         skip_if_exists=False)
     return True
 

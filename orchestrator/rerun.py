@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import optuna
 
-from orchestrator.coordination import CONFIG_ATTR
 from orchestrator.plugins import Registry
-from orchestrator.runner import load_data
+from orchestrator.records import CONFIG_ATTR, REASON_ATTR, lineage
+from orchestrator.session import load_data
 from orchestrator.storage import open_storage
 from orchestrator.studyfile import StudySpec
 from orchestrator.training import quiet_libraries, train
@@ -39,8 +39,18 @@ def rerun_trial(spec: StudySpec, registry: Registry, storage_url: str, number: i
     if number not in trials:
         raise RerunError(f"study {spec.name!r} has no trial {number}; its trials are numbered 0..{len(trials) - 1}")
     trial = trials[number]
-    config = trial.user_attrs.get(CONFIG_ATTR) or spec.space.sample(optuna.trial.FixedTrial(trial.params))
-    result = train(config, registry, load_data(spec), max_epochs=spec.budget.max_epochs, seed=spec.seed + number,
-                   monitor=spec.metric, direction=spec.direction)
+    config = trial.user_attrs.get(CONFIG_ATTR)
+    if not config:
+        if not trial.params:
+            reason = trial.user_attrs.get(REASON_ATTR)
+            raise RerunError(f"trial {number} ({trial.state.name}) has no parameters to re-run: it ended before "
+                             "they were sampled" + (f" ({reason})" if reason else "")
+                             + "; pick a trial with parameters (see `automl show`)")
+        try:
+            config = spec.space.sample(optuna.trial.FixedTrial(trial.params))
+        except ValueError as exc:
+            raise RerunError(f"trial {number}'s parameters do not fit this study file's search space: {exc}") from None
+    result = train(config, registry, load_data(spec), max_epochs=spec.budget.max_epochs,
+                   seed=spec.seed + lineage(trial), monitor=spec.metric, direction=spec.direction)
     return Rerun(number, trial.state.name, trial.value, result.final(spec.metric), result.epochs,
                  result.test_metrics)

@@ -22,7 +22,9 @@ from orchestrator.tasks import MODEL_METRICS, default_objective, objective_choic
 
 TOP_KEYS = {"name", "description", "dataset", "task", "objective", "budget", "sampler", "pruner", "seed",
             "search", "storage", "tracking_uri", "plugins_dir", "workers", "devices", "trials_per_device",
-            "worker_memory_mb", "heartbeat_seconds", "enqueue", "constraints"}
+            "worker_memory_mb", "heartbeat_seconds", "enqueue", "constraints", "checkpoints", "stop_grace_seconds",
+            "max_consecutive_failures"}
+CHECKPOINT_KEYS = {"dir", "every_epochs", "min_seconds", "keep"}
 CONSTRAINT_KEYS = {"max_params": "params", "max_latency_ms": "latency_ms"}  # bound -> model metric
 BUDGET_KEYS = {"trials", "timeout", "max_epochs"}
 OBJECTIVE_KEYS = {"metric", "direction"}
@@ -60,6 +62,19 @@ class Execution:
     trials_per_device: int = 1
     worker_memory_mb: int | None = None
     heartbeat_seconds: int = 30
+    stop_grace_seconds: float = 10.0  # a stopped worker's time to finish its epoch and checkpoint
+    max_consecutive_failures: int = 5  # stop the run when this many trials in a row fail alike (0: never)
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """How often trials checkpoint (`every_epochs` 0: never; at most every `min_seconds`), where (`dir`;
+    None: a `checkpoints/` folder beside the Optuna journal), and whether finished trials keep theirs."""
+
+    dir: Path | None = None
+    every_epochs: int = 1
+    min_seconds: float = 5.0
+    keep: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,7 @@ class StudySpec:
     enqueue: tuple[Mapping[str, Any], ...] = ()  # known configurations (flat params) to try first
     objectives: tuple[tuple[str, str], ...] = ()  # (metric, direction) each; the first is `metric`/`direction`
     constraints: Mapping[str, float] = field(default_factory=dict)  # model metric -> upper bound
+    checkpoints: CheckpointSettings = CheckpointSettings()
 
     @property
     def multi_objective(self) -> bool:
@@ -219,6 +235,7 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
         check.add("plugins_dir", raw_dirs, "must be a folder path or a list of them")
 
     execution = _check_execution(check, data)
+    checkpoints = _check_checkpoints(check, data.get("checkpoints"), Path(path))
 
     space, removed = (None, [])
     if dataset is not None and task is not None:
@@ -235,7 +252,7 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
         direction=direction, budget=budget, sampler=sampler, pruner=pruner, seed=seed, space=space,
         removed=tuple(removed), storage=data.get("storage"), tracking_uri=data.get("tracking_uri"),
         plugin_dirs=tuple(plugin_dirs_of(path, data)), execution=execution, enqueue=enqueue,
-        objectives=tuple(objectives), constraints=constraints)
+        objectives=tuple(objectives), constraints=constraints, checkpoints=checkpoints)
 
 
 def _check_objectives(check: _Checker, raw: Any, task: str | None) -> list[tuple[str, str]]:
@@ -299,10 +316,40 @@ def _check_execution(check: _Checker, data: Mapping[str, Any]) -> Execution:
     elif devices not in ("auto", "cpu"):
         check.add("devices", devices, "must be auto, cpu, or a list of distinct GPU indices such as [0, 2]")
         devices = "auto"
+    grace = data.get("stop_grace_seconds", Execution.stop_grace_seconds)
+    if not (is_finite_number(grace) and grace > 0):
+        check.add("stop_grace_seconds", grace, "must be a number of seconds > 0")
+        grace = Execution.stop_grace_seconds
+    failures = positive("max_consecutive_failures", 0)
     return Execution(workers=positive("workers"), devices=devices,
                      trials_per_device=positive("trials_per_device") or 1,
                      worker_memory_mb=positive("worker_memory_mb"),
-                     heartbeat_seconds=positive("heartbeat_seconds") or 30)
+                     heartbeat_seconds=positive("heartbeat_seconds") or 30, stop_grace_seconds=float(grace),
+                     max_consecutive_failures=Execution.max_consecutive_failures if failures is None else failures)
+
+
+def _check_checkpoints(check: _Checker, raw: Any, study_path: Path) -> CheckpointSettings:
+    settings = check.mapping("checkpoints", raw)
+    check.unknown_keys("checkpoints", settings, CHECKPOINT_KEYS)
+    default = CheckpointSettings()
+    every = settings.get("every_epochs", default.every_epochs)
+    if not _is_int(every) or every < 0:
+        check.add("checkpoints.every_epochs", every, "must be an integer >= 0 (0 turns checkpoints off)")
+        every = default.every_epochs
+    seconds = settings.get("min_seconds", default.min_seconds)
+    if not (is_finite_number(seconds) and seconds >= 0):
+        check.add("checkpoints.min_seconds", seconds, "must be a number of seconds >= 0")
+        seconds = default.min_seconds
+    keep = settings.get("keep", default.keep)
+    if not isinstance(keep, bool):
+        check.add("checkpoints.keep", keep, "must be true or false")
+        keep = default.keep
+    folder = settings.get("dir")
+    if folder is not None and not (isinstance(folder, str) and folder):
+        check.add("checkpoints.dir", folder, "must be a folder path (relative to the study file)")
+        folder = None
+    return CheckpointSettings(dir=(study_path.parent / Path(folder).expanduser()).resolve() if folder else None,
+                              every_epochs=every, min_seconds=float(seconds), keep=keep)
 
 
 def _check_dataset(check: _Checker, raw: Any, registry: Registry,

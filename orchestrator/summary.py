@@ -14,8 +14,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from orchestrator.best_model import leading_trial
-from orchestrator.coordination import CONFIG_ATTR, FINGERPRINT_ATTR
+from orchestrator.records import CONFIG_ATTR, FINGERPRINT_ATTR, leading_trial, pareto_front, trial_counts
 
 SUMMARY_DIR = "summary"
 
@@ -109,8 +108,7 @@ def _fmt(value: float | None) -> str:
 
 def _report(study: optuna.Study, names: list[str], table: list[dict], plots: list[str],
             skipped: list[str]) -> tuple[str, str]:
-    trials = study.get_trials(deepcopy=False)
-    counts = {s.name: sum(t.state == s for t in trials) for s in TrialState}
+    counts = trial_counts(study)
     best = leading_trial(study)
     lines = [f"# Study {study.study_name}", "",
              "Trials: " + ", ".join(f"{k.lower()} {v}" for k, v in counts.items() if v), "",
@@ -125,7 +123,7 @@ def _report(study: optuna.Study, names: list[str], table: list[dict], plots: lis
         lines += ["## Pareto front (feasible trials)", "", "| trial | " + " | ".join(names) + " |",
                   "|---|" + "---|" * len(names)]
         lines += [f"| {t.number} | " + " | ".join(f"{v:.6g}" for v in t.values) + " |"
-                  for t in sorted(study.best_trials, key=lambda t: t.values[0])]
+                  for t in pareto_front(study)]
         lines.append("")
     lines += [f"## Architecture x optimizer ({names[0]})", "",
               "| architecture | optimizer | trials | complete | mean | best |", "|---|---|---|---|---|---|"]

@@ -20,25 +20,28 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import TrialState
 
-from orchestrator.best_model import leading_trial, log_best_model
-from orchestrator.coordination import WORKER_ATTR, count_budget, study_lock
+from orchestrator import checkpoints
+from orchestrator.best_model import log_best_model
+from orchestrator.coordination import count_budget, study_lock
 from orchestrator.devices import Slot, plan_slots, visible_gpu_count
 from orchestrator.plugins import Registry
 from orchestrator.progress import Progress
+from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, INTERRUPTED, REASON_ATTR, WORKER_ATTR, leading_trial,
+                                  live_lineages, repeated_failure, retry_of, trial_counts)
 from orchestrator.recovery import recover_trials
-from orchestrator.runner import RunOptions, load_data, open_tracked_study, update_summary
+from orchestrator.session import RunOptions, checkpoint_policy, load_data, open_tracked_study, update_summary
 from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
 from orchestrator.summary import log_summary
 from orchestrator.tracking import Tracker
 from orchestrator.training import quiet_libraries
-from orchestrator.worker import GO, RELEASED_ENV, SPAWNED_AT_ENV
+from orchestrator.worker import EXIT_REPEATED_FAILURE, GO, RELEASED_ENV, SPAWNED_AT_ENV
 
 STORAGE_ENV = "AUTOML_STORAGE"
 TRACKING_ENV = "AUTOML_TRACKING_URI"
 DEADLINE_ENV = "AUTOML_DEADLINE"
 EXIT_USAGE = 2  # a worker that stopped on a study-file or data error
-STOP_GRACE_SECONDS = 30.0
+KILL_AFTER_GRACE_SECONDS = 10.0  # how much longer than its grace period a stopped worker may take
 SUMMARY_SECONDS = 60.0
 MAX_STARTUP_CRASHES = 3
 
@@ -47,12 +50,18 @@ class WorkersFailedError(Exception):
     """Workers keep dying before they finish a trial: the study cannot make progress."""
 
 
+class RepeatedFailureError(WorkersFailedError):
+    """Trial after trial failed with the same reason: the study was stopped rather than burn its budget."""
+
+
 class Stopped(KeyboardInterrupt):
-    """The supervisor was stopped by SIGINT or SIGTERM (`signum` says which)."""
+    """The supervisor was stopped by SIGINT or SIGTERM (`signum` says which); `outcomes` says, one line per
+    trial that was running, what became of it."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+        self.outcomes: list[str] = []
 
 
 @dataclass
@@ -109,6 +118,7 @@ class Supervisor:
         self.trials = options.trials or spec.budget.trials
         self.slots = slots
         self.memory_mb = spec.execution.worker_memory_mb or default_memory_mb(len(slots))
+        self.policy = checkpoint_policy(spec, storage_url)
         self.workers: list[WorkerProcess] = []
         self.started = 0
         self.startup_crashes = 0
@@ -155,9 +165,11 @@ class Supervisor:
             status = "FINISHED"
             if self.tracking_uri and parent:
                 self._log_best_model(study, data, parent)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             status = "KILLED"
-            self._stop_all(study, parent)
+            outcomes = self._stop_all(study, parent)
+            if isinstance(exc, Stopped):
+                exc.outcomes = outcomes
             raise
         except BaseException:
             self._stop_all(study, parent)
@@ -166,14 +178,15 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             if study is not None:
+                if not self.policy.keep:
+                    checkpoints.sweep(self.policy, self.spec.name, live_lineages(study))
                 if self.tracking_uri and parent:
                     self._log_summary(study, parent)
                     tracker = Tracker(self.tracking_uri).attach(parent)
                     update_summary(study, tracker)
                     tracker.close_study(status)
                 self.registry.hook.after_study(study=study, spec=self.spec)
-        trials = study.get_trials(deepcopy=False)
-        return {state.name: sum(t.state == state for t in trials) for state in TrialState}
+        return trial_counts(study)
 
     def _log_summary(self, study: optuna.Study, parent: str) -> None:
         """The plots and report on the parent run (as the study goes, and at its end)."""
@@ -261,6 +274,10 @@ class Supervisor:
                     continue
                 if code == EXIT_USAGE:
                     raise WorkersFailedError(f"worker {worker.slot.name} stopped with a study error (above)")
+                if code == EXIT_REPEATED_FAILURE:
+                    limit = self.spec.execution.max_consecutive_failures
+                    raise RepeatedFailureError(f"{limit} trials in a row failed with the same reason: "
+                                               f"{repeated_failure(study, limit) or '(see above)'}")
                 self._replace(study, parent, worker, code)
 
     def _replace(self, study: optuna.Study, parent: str | None, worker: WorkerProcess, code: int) -> None:
@@ -268,23 +285,33 @@ class Supervisor:
             recovered = recover_trials(study, self.tracking_uri, parent, worker.worker_id)
         ran_trials = any((t.user_attrs.get(WORKER_ATTR) or {}).get("id") == worker.worker_id
                          for t in study.get_trials(deepcopy=False))
-        lost = f"; trial {', '.join(map(str, recovered))} marked FAIL and retried once" if recovered else ""
-        self.progress.message(f"worker {worker.slot.name} (pid {worker.process.pid}) died: "
-                              f"{_describe_exit(code)}{lost}; starting a replacement")
+        lost = "".join(f"; trial {number} marked FAIL and "
+                       + ("retried from its last checkpoint" if retry_of(study, number) else "not retried again "
+                          "(its configuration had crashed a worker before)") for number in recovered)
+        if code in (128 + signal.SIGTERM, 128 + signal.SIGINT):
+            what = (f"stopped by {signal.Signals(code - 128).name} (a trial it was running resumes from its "
+                    "checkpoint)")
+        else:
+            what = f"died: {_describe_exit(code)}"
+        self.progress.message(f"worker {worker.slot.name} (pid {worker.process.pid}) {what}{lost}; "
+                              "starting a replacement")
         self.startup_crashes = 0 if ran_trials else self.startup_crashes + 1
         if self.startup_crashes >= MAX_STARTUP_CRASHES:
             raise WorkersFailedError(f"{self.startup_crashes} workers in a row died before running a trial "
                                      "(see their errors above)")
         self._start(worker.slot)
 
-    def _stop_all(self, study: optuna.Study | None, parent: str | None) -> None:
-        """Interrupt every worker (each marks its trial FAIL and its run KILLED), then kill stragglers."""
+    def _stop_all(self, study: optuna.Study | None, parent: str | None) -> list[str]:
+        """Ask every worker to stop (each finishes or checkpoints its trial, marks it FAIL `interrupted` and
+        its run KILLED; the retry resumes from the checkpoint), kill those still alive after their grace
+        period, and return one line per trial that was running, saying what became of it."""
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
+        running = self._running_trials(study)
         for worker in self.workers:
             if worker.process.poll() is None:  # before the go-ahead a worker holds no trial: no need to wait
                 worker.process.send_signal(signal.SIGINT if self.released else signal.SIGKILL)
-        until = time.monotonic() + STOP_GRACE_SECONDS
+        until = time.monotonic() + self.spec.execution.stop_grace_seconds + KILL_AFTER_GRACE_SECONDS
         for worker in list(self.workers):
             try:
                 worker.process.wait(timeout=max(0.1, until - time.monotonic()))
@@ -295,3 +322,32 @@ class Supervisor:
             if study is not None:
                 with study_lock(self.storage_url, self.spec.name):
                     recover_trials(study, self.tracking_uri, parent, worker.worker_id)
+        return self._stop_outcomes(study, running)
+
+    def _running_trials(self, study: optuna.Study | None) -> list[int]:
+        if study is None:
+            return []
+        try:
+            return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+        except Exception:  # the storage is unreachable: nothing to report
+            return []
+
+    def _stop_outcomes(self, study: optuna.Study | None, numbers: list[int]) -> list[str]:
+        """What became of each trial that was running when the stop came, as the storage now says."""
+        if study is None or not numbers:
+            return []
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        lines = []
+        for number in numbers:
+            trial = trials[number]
+            reason = trial.user_attrs.get(REASON_ATTR, "")
+            if trial.state != TrialState.FAIL:
+                lines.append(f"trial {number} finished before it could be stopped ({trial.state.name})")
+            elif reason == INTERRUPTED:
+                epoch = trial.user_attrs.get(CHECKPOINT_EPOCH_ATTR, 0)
+                resumes = f"resumes at epoch {epoch} from its checkpoint" if epoch else "starts again at epoch 0"
+                lines.append(f"trial {number} interrupted (MLflow run KILLED); its retry {resumes}")
+            else:
+                retried = "retried from its last checkpoint" if retry_of(study, number) else "not retried"
+                lines.append(f"trial {number} marked FAIL ({reason}; MLflow run FAILED), {retried}")
+        return lines

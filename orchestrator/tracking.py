@@ -20,7 +20,6 @@ from mlflow.tracking import MlflowClient
 from orchestrator.storage import redact
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-PARENT_RUN_ATTR = "mlflow_parent_run_id"
 MAX_PARAMS_PER_BATCH = 100
 MAX_PARAM_LENGTH = 6000
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "INTERRUPTED": "KILLED"}
@@ -63,6 +62,11 @@ class TrialRun:
         self.last_flush = time.monotonic()
         if batch or run_tags:
             self.tracker.submit(lambda c: c.log_batch(self.run_id.result(), metrics=batch, tags=run_tags))
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Tag the run (in the background, in order with its other writes)."""
+        run_tags = [RunTag(k, str(v)) for k, v in tags.items()]
+        self.tracker.submit(lambda c: c.log_batch(self.run_id.result(), tags=run_tags))
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self.tracker.submit(lambda c: c.log_text(self.run_id.result(), text, artifact_file))

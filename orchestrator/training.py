@@ -15,6 +15,7 @@ import torch
 from pytorch_lightning.callbacks import EarlyStopping
 
 from orchestrator.batches import IndexBatches
+from orchestrator.checkpoints import Checkpointing, EpochCheckpoint, StopOnRequest, TrainingParts, start_at_epoch
 from orchestrator.components import DataBundle
 from orchestrator.model import assemble, regularizer_effects
 from orchestrator.plugins import Registry
@@ -106,6 +107,7 @@ class TrainingResult:
     """What one training run produced: per-epoch history, final test metrics, how it stopped."""
 
     history: list[dict[str, float]] = field(default_factory=list)
+    resumed_at: int | None = None  # the epoch training continued at, from a checkpoint
     test_metrics: dict[str, float] = field(default_factory=dict)
     pruned_at: int | None = None
     diverged_at: int | None = None
@@ -128,10 +130,15 @@ class TrainingResult:
 
 def train(config: Mapping[str, Any], registry: Registry, data: DataBundle, *, max_epochs: int, seed: int,
           trial: optuna.trial.BaseTrial | None = None, monitor: str = "val_loss", direction: str = "minimize",
-          listeners: Sequence[EpochListener] = (), callbacks: Sequence[pl.Callback] = ()) -> TrainingResult:
+          listeners: Sequence[EpochListener] = (), callbacks: Sequence[pl.Callback] = (),
+          checkpointing: Checkpointing | None = None) -> TrainingResult:
     """Build the configuration's model and train it; `data` must already be on the training device.
 
-    `monitor`/`direction` (the objective) drive pruning and the early-stopping regularizer.
+    `monitor`/`direction` (the objective) drive pruning and the early-stopping regularizer. With
+    `checkpointing`, the run writes its state at epoch ends and, given a state to resume, continues from it:
+    the epochs already done are replayed to the listeners and reported to `trial` (not trained again). A
+    state that cannot be restored raises CheckpointError before any epoch is trained or replayed. A stop
+    request (preemption) raises TrialInterrupted.
     """
     torch.manual_seed(seed)
     batches = IndexBatches(data.x_train, data.y_train, int(config.get("batch_size", 100)), seed)
@@ -141,22 +148,42 @@ def train(config: Mapping[str, Any], registry: Registry, data: DataBundle, *, ma
     evaluator = EpochEvaluator(data, listeners)
     pruning = OptunaPruning(trial, monitor) if trial is not None else None
     own: list[pl.Callback] = [evaluator, *([pruning] if pruning else [])]
-    keep_best = None
+    keep_best = early_stopping = None
     if effects["early_stopping_patience"] is not None:
         keep_best = KeepBest(monitor, direction)
-        own += [keep_best, EarlyStopping(monitor=monitor, mode="max" if direction == "maximize" else "min",
-                                         patience=effects["early_stopping_patience"], check_on_train_epoch_end=True)]
+        early_stopping = EarlyStopping(monitor=monitor, mode="max" if direction == "maximize" else "min",
+                                       patience=effects["early_stopping_patience"], check_on_train_epoch_end=True)
+        own += [keep_best, early_stopping]
+    parts = TrainingParts(evaluator, batches, keep_best, early_stopping, pruning)
+    saver = None
+    if checkpointing is not None and checkpointing.policy.enabled:
+        def replay(history: list[dict[str, float]]) -> None:
+            for epoch, metrics in enumerate(history):
+                if pruning:
+                    pruning.report(epoch, metrics)
+                for listener in evaluator.listeners:
+                    listener(epoch, metrics)
+
+        saver = EpochCheckpoint(checkpointing.policy, checkpointing.path, parts, config, checkpointing.meta or {},
+                                checkpointing.resume, replay, checkpointing.on_write_error)
+    own += [StopOnRequest(saver), *([saver] if saver else [])]
     trainer = pl.Trainer(
         max_epochs=max_epochs, accelerator="gpu" if data.x_train.is_cuda else "cpu", devices=1,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        logger=False, enable_checkpointing=saver is not None, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=1_000_000,
         # A manually optimized module (the GAN) clips its own gradients.
         gradient_clip_val=effects["grad_clip"] if module.automatic_optimization else None,
         callbacks=[*own, *callbacks],
     )
+    # Stop requests are ours to handle (finish the epoch, checkpoint): keep Lightning's SIGTERM handler out.
+    trainer._signal_connector.register_signal_handlers = lambda: None  # type: ignore[method-assign]
+    resumed_at = None
+    if saver is not None and checkpointing.resume is not None:  # type: ignore[union-attr]
+        resumed_at = int(checkpointing.resume["epoch"])  # type: ignore[union-attr]
+        start_at_epoch(trainer, resumed_at)
     trainer.fit(module, train_dataloaders=batches)
     result = TrainingResult(history=evaluator.history, pruned_at=pruning.pruned_at if pruning else None,
-                            diverged_at=evaluator.diverged_at, model=module,
+                            diverged_at=evaluator.diverged_at, model=module, resumed_at=resumed_at,
                             best_epoch=keep_best.best_epoch if keep_best and evaluator.diverged_at is None else None)
     if result.diverged_at is None:
         result.test_metrics = split_metrics(module, data, "test")

@@ -17,20 +17,26 @@ from typing import Any, TextIO
 import optuna
 import torch
 
-from orchestrator.coordination import DONE, WAIT, WORKER_ATTR, claim_trial, study_lock
+from orchestrator import checkpoints
+from orchestrator.coordination import DONE, WAIT, claim_trial, study_lock
 from orchestrator.plugins import Registry
+from orchestrator.preemption import STOP, install_stop_handlers
 from orchestrator.progress import Progress
+from orchestrator.records import WORKER_ATTR, live_lineages, repeated_failure
 from orchestrator.recovery import recover_trials, start_ticks, worker_identity
-from orchestrator.runner import TrialRunner, load_data, open_tracked_study, update_summary
+from orchestrator.session import checkpoint_policy, load_data, open_tracked_study, update_summary
 from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
 from orchestrator.tracking import Tracker
 from orchestrator.training import quiet_libraries
+from orchestrator.trial import TrialRunner
 
 WAIT_SECONDS = 1.0
 GO = "go"  # the supervisor's go-ahead on a supervised worker's standard input
 RELEASED_ENV = "AUTOML_RELEASED"  # set once the go-ahead came: a recycled worker does not wait again
 SPAWNED_AT_ENV = "AUTOML_SPAWNED_AT"  # wall-clock time the worker process was started (or recycled)
+EXIT_REPEATED_FAILURE = 4  # a supervised worker stopped because trial after trial failed alike
+EXIT_GRACE_EXPIRED = 75  # still alive a grace period after a stop signal: its trial is recovered like a dead one's
 
 
 def seconds_since_start() -> float:
@@ -73,10 +79,6 @@ def die_with_parent() -> None:
         pass
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 class Heartbeat:
     """Records a running trial's heartbeat on RDB storage from a background thread."""
 
@@ -114,15 +116,18 @@ class Worker:
         self.registry = registry
         self.options = options
         self.progress = Progress(spec.metric, spec.budget.max_epochs, out, tag=options.slot)
-        self.runner = TrialRunner(spec, registry, self.progress)
+        self.policy = checkpoint_policy(spec, options.storage_url)
+        self.runner = TrialRunner(spec, registry, self.progress, self.policy)
         self.identity = worker_identity(options.worker_id)
+        self.failure: str | None = None  # the reason shared by the failures in a row that stopped it
 
     def run(self) -> str:
-        """Run trials; returns `done`, `deadline` or `recycle` (memory limit). Ctrl-C raises KeyboardInterrupt."""
+        """Run trials; returns `done`, `deadline`, `recycle` (memory limit), `stopped` (SIGINT or SIGTERM: the
+        running trial checkpointed and will resume) or `failing` (trials in a row failed alike: `failure`)."""
         options = self.options
         if options.supervised:
             die_with_parent()
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        install_stop_handlers(self.spec.execution.stop_grace_seconds, EXIT_GRACE_EXPIRED)
         quiet_libraries()
         if options.threads:
             torch.set_num_threads(options.threads)
@@ -141,7 +146,7 @@ class Worker:
             if sys.stdin.readline().strip() != GO:
                 return "done"  # the supervisor is gone, or stopped before the study began
             os.environ[RELEASED_ENV] = "1"
-        outcome = "interrupted"
+        outcome = "stopped"
         try:
             outcome = self._loop(study, data, tracker, parent)
             return outcome
@@ -151,6 +156,8 @@ class Worker:
             elif tracker:
                 tracker.close()
             if not options.supervised:
+                if outcome == "done" and not self.policy.keep:
+                    checkpoints.sweep(self.policy, self.spec.name, live_lineages(study))
                 self.registry.hook.after_study(study=study, spec=self.spec)
 
     def _loop(self, study: optuna.Study, data: Any, tracker: Tracker | None, parent: str | None) -> str:
@@ -158,6 +165,8 @@ class Worker:
         beats = heartbeat_enabled(study)  # with heartbeats, claim_trial fails stale trials itself
         waiting_said = False
         while True:
+            if STOP.requested:
+                return "stopped"
             if options.deadline is not None and time.time() >= options.deadline:
                 return "deadline"
             heartbeat = None
@@ -165,7 +174,8 @@ class Worker:
                 claim = claim_trial(study, options.trials)
                 if claim is WAIT and not beats:
                     for number in recover_trials(study, options.tracking_uri, parent):
-                        self.progress.message(f"trial {number}: its worker died; marked FAIL, retried once")
+                        self.progress.message(f"trial {number}: its worker died; marked FAIL and retried from its "
+                                              "last checkpoint")
                 elif claim is not WAIT and claim is not DONE:
                     claim.set_user_attr(WORKER_ATTR, self.identity)
                     heartbeat = Heartbeat(study, claim, self.spec.execution.heartbeat_seconds) if beats else None
@@ -185,6 +195,11 @@ class Worker:
                     heartbeat.close()
             if tracker:
                 update_summary(study, tracker)
+            limit = self.spec.execution.max_consecutive_failures
+            self.failure = repeated_failure(study, limit) if limit else None
+            if self.failure is not None:
+                self.progress.message(f"{limit} trials in a row failed with the same reason; stopping: {self.failure}")
+                return "failing"
             resident = resident_mb()
             if options.memory_mb and resident > options.memory_mb:
                 self.progress.message(f"worker {options.slot or options.worker_id}: resident memory "

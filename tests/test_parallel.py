@@ -105,7 +105,7 @@ def test_kill_9_a_worker_mid_trial_costs_only_that_trial_which_is_retried(write_
         proc.kill()
     assert proc.returncode == 0, err
     assert re.search(rf"worker cpu\d \(pid {victim}\) died: killed by SIGKILL; trial \d+ marked FAIL and "
-                     "retried once; starting a replacement", out), out
+                     "retried from its last checkpoint; starting a replacement", out), out
     study = load_optuna(workdir, "faults")
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(failed) == 1 and len(finished(study)) == 3 and len(study.trials) == 4
@@ -125,7 +125,7 @@ def test_a_worker_that_dies_hard_is_replaced_and_its_trial_retried(write_study, 
     fault_study(write_study, workdir, fault, trials=2)
     proc = automl(workdir, "run", "study.yaml")
     assert proc.returncode == 0, proc.stderr
-    assert f"died: {death}; trial 0 marked FAIL and retried once; starting a replacement" in proc.stdout
+    assert f"died: {death}; trial 0 marked FAIL and retried from its last checkpoint; starting a replacement" in proc.stdout
     study = load_optuna(workdir, "faults")
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
     assert study.trials[1].user_attrs["retry_of"] == 0

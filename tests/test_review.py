@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import AUTOML, TINY_STUDY, load_optuna, mlflow_runs
-from orchestrator.runner import load_data
+from orchestrator.session import load_data
 from orchestrator.studyfile import load_study
 
 

@@ -29,9 +29,9 @@ from orchestrator.plugins import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ("mlflow.db", "optuna.journal", "mlartifacts", "mlruns")
-TOP_ALLOWED = ("budget, constraints, dataset, description, devices, enqueue, heartbeat_seconds, name, objective, "
-               "plugins_dir, pruner, sampler, search, seed, storage, task, tracking_uri, trials_per_device, "
-               "worker_memory_mb, workers")
+TOP_ALLOWED = ("budget, checkpoints, constraints, dataset, description, devices, enqueue, heartbeat_seconds, "
+               "max_consecutive_failures, name, objective, plugins_dir, pruner, sampler, search, seed, "
+               "stop_grace_seconds, storage, task, tracking_uri, trials_per_device, worker_memory_mb, workers")
 
 # A valid, tiny study; every error case changes one thing in it (see `study_text`).
 BASE: dict[str, Any] = {
@@ -666,8 +666,18 @@ def test_nonsense_numbers_are_rejected(write_study, cli, workdir, changes, key):
     ({"devices": "gpu"}, "devices", "must be auto, cpu, or a list of distinct GPU indices"),
     ({"devices": [0, 0]}, "devices", "must be auto, cpu, or a list of distinct GPU indices"),
     ({"devices": [-1]}, "devices", "must be auto, cpu, or a list of distinct GPU indices"),
+    ({"stop_grace_seconds": 0}, "stop_grace_seconds", "must be a number of seconds > 0"),
+    ({"max_consecutive_failures": -1}, "max_consecutive_failures", "must be an integer >= 0"),
+    ({"checkpoints": {"every_epochs": -1}}, "checkpoints.every_epochs", "must be an integer >= 0 (0 turns "
+                                                                       "checkpoints off)"),
+    ({"checkpoints": {"min_seconds": "often"}}, "checkpoints.min_seconds", "must be a number of seconds >= 0"),
+    ({"checkpoints": {"keep": "yes"}}, "checkpoints.keep", "must be true or false"),
+    ({"checkpoints": {"dir": 3}}, "checkpoints.dir", "must be a folder path (relative to the study file)"),
+    ({"checkpoints": {"every": 2}}, "checkpoints.every", "unknown key (did you mean 'every_epochs'?)"),
 ], ids=["workers-zero", "workers-text", "per-device-zero", "memory-negative", "heartbeat-fraction",
-        "devices-word", "devices-repeated", "devices-negative"])
+        "devices-word", "devices-repeated", "devices-negative", "grace-zero", "failures-negative",
+        "checkpoint-every-negative", "checkpoint-seconds-word", "checkpoint-keep-word", "checkpoint-dir-number",
+        "checkpoint-unknown-key"])
 def test_bad_execution_settings_are_rejected(write_study, cli, workdir, changes, key, message):
     path = write_study(study_text(changes))
     assert_rejected(cli, workdir, path, [f"{path}: {key}: {message}"])

@@ -15,8 +15,9 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from orchestrator.coordination import (DONE, REASON_ATTR, RETRY_OF_ATTR, RETRY_REASON_ATTR, WAIT, WORKER_ATTR,
-                                       claim_trial, count_budget, study_lock)
+from orchestrator.coordination import DONE, WAIT, claim_trial, count_budget, study_lock
+from orchestrator.records import (CRASHES_ATTR, LINEAGE_ATTR, REASON_ATTR, RETRY_OF_ATTR, RETRY_REASON_ATTR,
+                                  WORKER_ATTR)
 from orchestrator.devices import DeviceError, Slot, plan_slots
 from orchestrator.recovery import died_here, enqueue_retry, fail_and_retry, recover_trials, worker_identity
 from orchestrator.storage import open_storage
@@ -325,15 +326,20 @@ def test_enqueue_retry_enqueues_same_params_once() -> None:
     assert enqueue_retry(study, original, "boom") is True
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert len(waiting) == 1
-    assert waiting[0].user_attrs == {RETRY_OF_ATTR: original.number, RETRY_REASON_ATTR: "boom"}
+    assert waiting[0].user_attrs == {RETRY_OF_ATTR: original.number, RETRY_REASON_ATTR: "boom",
+                                     LINEAGE_ATTR: original.number, CRASHES_ATTR: 1}
     retry = study.ask()
     assert retry.number == waiting[0].number
     assert retry.suggest_float("x", 0.0, 1.0) == original.params["x"]
     assert retry.suggest_int("n", 1, 10) == original.params["n"]
     study.tell(retry, state=TrialState.FAIL)
-    # the retry itself failed: it is not retried again
+    # the retry itself crashed: it is not retried again
     assert enqueue_retry(study, study.trials[retry.number], "boom again") is False
     assert not study.get_trials(states=(TrialState.WAITING,))
+    # but an interrupted attempt always is, in the same lineage (its seed and its checkpoint)
+    assert enqueue_retry(study, study.trials[retry.number], "interrupted", crashed=False) is True
+    again = study.get_trials(states=(TrialState.WAITING,))[0]
+    assert again.user_attrs[LINEAGE_ATTR] == original.number and again.user_attrs[CRASHES_ATTR] == 1
 
 
 def test_fail_and_retry_marks_fail_and_enqueues_once() -> None:

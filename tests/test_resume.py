@@ -1,0 +1,211 @@
+"""Trials that resume: a worker killed (-9), stopped (SIGTERM) or a run interrupted (Ctrl-C) during epoch k of a
+10-epoch trial, and the retry continues from its checkpoint with identical state. Each test runs `automl run` in
+subprocesses and reads Optuna and MLflow back with their own clients; the uninterrupted reference is the same
+configuration trained in this process with the same seed on one CPU thread.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from conftest import AUTOML, load_optuna, mlflow_runs
+from orchestrator.plugins import load_registry
+from orchestrator.records import CONFIG_ATTR, RESUME_SKIPPED_ATTR, RESUMED_ATTR, RETRY_OF_ATTR
+from orchestrator.session import load_data
+from orchestrator.studyfile import load_study
+from orchestrator.training import train
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PAUSE_EPOCH = 4
+STUDY = """
+name: resume
+dataset: digits
+objective: {{metric: val_accuracy, direction: maximize}}
+budget: {{trials: {trials}, max_epochs: 10}}
+sampler: random
+pruner: none
+seed: 0
+checkpoints: {{min_seconds: 0}}
+search:
+  architecture: {{mlp: {{depth: 2, width: 32}}}}
+  activation: relu
+  loss: cross_entropy
+  optimizer: {{adam: {{lr: 0.01}}}}
+  regularizers: {{dropout: {{optional: false, p: 0.2}}}}
+  batch_size: 64
+"""
+
+
+@pytest.fixture
+def resume_study(workdir: Path):
+    (workdir / "plugins").mkdir()
+    shutil.copy(FIXTURES / "pause.py", workdir / "plugins" / "pause.py")
+
+    def write(trials: int = 1) -> Path:
+        path = workdir / "study.yaml"
+        path.write_text(STUDY.format(trials=trials))
+        return path
+
+    return write
+
+
+def start(workdir: Path, *args: str) -> subprocess.Popen:
+    """`automl run study.yaml --threads 1 ARGS` in its own process group (as a terminal would start it)."""
+    env = {**os.environ, "AUTOML_TEST_PAUSE_EPOCH": str(PAUSE_EPOCH)}
+    return subprocess.Popen([AUTOML, "run", "study.yaml", "--threads", "1", *args], cwd=workdir, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def paused_worker(workdir: Path, proc: subprocess.Popen) -> int:
+    """The pid of the worker waiting at the start of epoch PAUSE_EPOCH."""
+    pid_file = workdir / "paused.pid"
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert pid_file.exists(), proc.communicate()
+    return int(pid_file.read_text())
+
+
+def reference(workdir: Path, config: dict, seed: int) -> object:
+    """The same configuration trained without interruption, with the trial's seed, on one CPU thread."""
+    registry = load_registry([workdir / "plugins"])
+    spec = load_study(workdir / "study.yaml", registry)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train(config, registry, load_data(spec), max_epochs=10, seed=seed, monitor="val_accuracy",
+                     direction="maximize")
+    finally:
+        torch.set_num_threads(threads)
+
+
+def assert_resumed_exactly(workdir: Path, study: optuna.Study, stopped: int, resumed_at: int | None) -> None:
+    """Trial `stopped` was stopped; its retry ran to the end (resuming at `resumed_at`, or from 0 when None) with
+    the history, intermediate values and final metrics of an uninterrupted run, each epoch recorded once."""
+    first = study.trials[stopped]
+    retry = next(t for t in study.trials if t.user_attrs.get(RETRY_OF_ATTR) == stopped)
+    assert first.state == TrialState.FAIL and retry.state == TrialState.COMPLETE
+    if resumed_at is None:
+        assert RESUMED_ATTR not in retry.user_attrs
+    else:
+        assert retry.user_attrs[RESUMED_ATTR] == {"from_trial": stopped, "epoch": resumed_at}
+    expected = reference(workdir, retry.user_attrs[CONFIG_ATTR], seed=stopped)  # the study's seed 0 + lineage
+    accuracies = [epoch["val_accuracy"] for epoch in expected.history]
+    assert retry.intermediate_values == dict(enumerate(accuracies))
+    assert retry.value == expected.final("val_accuracy")
+    assert retry.user_attrs["test_metrics"] == expected.test_metrics
+    client, _, children = mlflow_runs(workdir, "resume")
+    run = next(c for c in children if c.data.tags["optuna.trial_number"] == str(retry.number))
+    history = client.get_metric_history(run.info.run_id, "val_accuracy")
+    assert sorted(m.step for m in history) == list(range(10))  # every epoch exactly once
+    assert [m.value for m in sorted(history, key=lambda m: m.step)] == accuracies
+    if resumed_at is not None:
+        assert run.data.tags["resumed_from_trial"] == str(stopped)
+        assert run.data.tags["resumed_at_epoch"] == str(resumed_at)
+    assert not list((workdir / "checkpoints").rglob("*.pt")), "a finished study left checkpoints behind"
+
+
+def test_kill_9_during_an_epoch_resumes_at_that_epoch_with_identical_state(resume_study, workdir):
+    resume_study()
+    proc = start(workdir)
+    try:
+        victim = paused_worker(workdir, proc)
+        os.kill(victim, signal.SIGKILL)
+        out, err = proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert f"(pid {victim}) died: killed by SIGKILL; trial 0 marked FAIL and retried from its last checkpoint" in out
+    assert f"trial 1: resuming trial 0 at epoch {PAUSE_EPOCH} from its checkpoint" in out
+    study = load_optuna(workdir, "resume")
+    assert "died during the trial" in study.trials[0].user_attrs["reason"]
+    # only the epoch in progress was lost: the killed attempt had reported epochs 0..k-1
+    assert sorted(study.trials[0].intermediate_values) == list(range(PAUSE_EPOCH))
+    assert_resumed_exactly(workdir, study, 0, PAUSE_EPOCH)
+
+
+def test_sigterm_to_a_worker_finishes_the_epoch_checkpoints_and_its_replacement_resumes(resume_study, workdir):
+    resume_study()
+    proc = start(workdir)
+    try:
+        victim = paused_worker(workdir, proc)
+        os.kill(victim, signal.SIGTERM)
+        sent = time.monotonic()
+        (workdir / "release").touch()
+        while Path(f"/proc/{victim}").exists() and time.monotonic() - sent < 30:
+            time.sleep(0.05)
+        stopped_after = time.monotonic() - sent
+        out, err = proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+    assert stopped_after < 10, f"the worker took {stopped_after:.1f} s to stop (grace period 10 s)"
+    assert proc.returncode == 0, err
+    assert f"(pid {victim}) stopped by SIGTERM (a trial it was running resumes from its checkpoint); starting a " \
+           "replacement" in out
+    study = load_optuna(workdir, "resume")
+    assert study.trials[0].user_attrs["reason"] == "interrupted"
+    # the epoch in progress was finished and checkpointed: nothing was lost
+    assert_resumed_exactly(workdir, study, 0, PAUSE_EPOCH + 1)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_of_automl_run_then_a_rerun_resumes_every_interrupted_trial(resume_study, workdir, workers):
+    resume_study(trials=workers)
+    proc = start(workdir, "--workers", str(workers))
+    try:
+        paused_worker(workdir, proc)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal does on Ctrl-C: the whole process group
+        (workdir / "release").touch()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert "died" not in err and "died" not in out
+    study = load_optuna(workdir, "resume")
+    interrupted = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert interrupted and all(t.user_attrs["reason"] == "interrupted" for t in interrupted)
+    paused = next(t.number for t in interrupted if t.user_attrs["checkpoint_epoch"] == PAUSE_EPOCH + 1)
+    assert f"trial {paused} interrupted (MLflow run KILLED); its retry resumes at epoch {PAUSE_EPOCH + 1} from " \
+           "its checkpoint" in err
+    _, _, children = mlflow_runs(workdir, "resume")
+    assert {c.info.status for c in children} <= {"KILLED", "FINISHED"}
+
+    rerun = subprocess.run([AUTOML, "run", "study.yaml", "--threads", "1", "--workers", str(workers)], cwd=workdir,
+                           capture_output=True, text=True, timeout=240)
+    assert rerun.returncode == 0, rerun.stderr
+    assert_resumed_exactly(workdir, load_optuna(workdir, "resume"), paused, PAUSE_EPOCH + 1)
+
+
+def test_a_truncated_checkpoint_restarts_the_trial_from_epoch_0_with_the_reason(resume_study, workdir):
+    resume_study()
+    proc = start(workdir)
+    try:
+        paused_worker(workdir, proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        (workdir / "release").touch()
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    checkpoint = workdir / "checkpoints" / "resume" / "trial-0.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:200])  # a write cut short
+
+    rerun = subprocess.run([AUTOML, "run", "study.yaml", "--threads", "1"], cwd=workdir, capture_output=True,
+                           text=True, timeout=240)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"trial 1: starting at epoch 0: checkpoint {checkpoint} is unreadable" in rerun.stdout
+    study = load_optuna(workdir, "resume")
+    assert "is unreadable" in study.trials[1].user_attrs[RESUME_SKIPPED_ATTR]
+    _, _, children = mlflow_runs(workdir, "resume")
+    assert "is unreadable" in next(c for c in children if c.data.tags["optuna.trial_number"] == "1").data.tags[
+        "resume_skipped"]
+    assert_resumed_exactly(workdir, study, 0, None)  # from scratch, with the same seed: the same result
