@@ -145,7 +145,7 @@ def checkpoint_rounds(rounds: int, epochs: int) -> dict[str, list[float]]:
             with tempfile.TemporaryDirectory(prefix="automl-bench-") as tmp:
                 prepare_tracking_store(Path(tmp))
                 total, _ = orchestrated(Path(tmp), epochs, extra=CHECKPOINT_POLICIES[name])
-                left = list(Path(tmp).rglob("*.pt"))
+                left = list((Path(tmp) / "checkpoints").rglob("*.pt"))
                 assert not left, f"checkpoints left behind: {left}"
             times[name].append(total)
         print(f"checkpoint round {round_}: " + ", ".join(f"{name} {times[name][-1]:.2f} s" for name in times),
