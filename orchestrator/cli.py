@@ -116,8 +116,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except WorkersFailedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    resumed = f" ({counts['RETRIED']} of them retried)" if counts.get("RETRIED") else ""
     print(f"Done: {counts['COMPLETE'] + counts['PRUNED'] + counts['FAIL']} trial(s) in the study: "
-          f"{counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed. "
+          f"{counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed{resumed}. "
           f"Review them with `automl show {args.study}` or `automl ui`.")
     return EXIT_OK
 

@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 from orchestrator import checkpoints
 from orchestrator.best_model import log_best_model
-from orchestrator.coordination import count_budget, study_lock
+from orchestrator.coordination import count_budget, retried_numbers, study_lock
 from orchestrator.devices import Slot, plan_slots, visible_gpu_count
 from orchestrator.plugins import Registry
 from orchestrator.progress import Progress
@@ -130,7 +130,8 @@ class Supervisor:
     # -- the whole run ---------------------------------------------------------------------------------
 
     def run(self) -> dict[str, int]:
-        """Run the study to its budget; returns the study's trial counts. Raises Stopped on SIGINT/SIGTERM.
+        """Run the study to its budget; returns the study's trial counts by state, and under RETRIED the
+        attempts (FAIL) that have a retry. Raises Stopped on SIGINT/SIGTERM.
 
         The workers are started first, so that their imports (~5 s) overlap the checks and set-up here;
         they build their data, open the study, then wait for the go-ahead before claiming trials.
@@ -186,7 +187,9 @@ class Supervisor:
                     update_summary(study, tracker)
                     tracker.close_study(status)
                 self.registry.hook.after_study(study=study, spec=self.spec)
-        return trial_counts(study)
+        counts = trial_counts(study)
+        counts["RETRIED"] = len(retried_numbers(study.get_trials(deepcopy=False)))
+        return counts
 
     def _log_summary(self, study: optuna.Study, parent: str) -> None:
         """The plots and report on the parent run (as the study goes, and at its end)."""

@@ -22,7 +22,8 @@ from orchestrator.plugins import Registry
 from orchestrator.preemption import TrialInterrupted
 from orchestrator.progress import Progress
 from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, CONFIG_ATTR, INTERRUPTED, OUT_OF_MEMORY_ATTR, REASON_ATTR, RESUME_SKIPPED_ATTR,
-                                  RESUMED_ATTR, RETRY_OF_ATTR, TEST_METRICS_ATTR, leading_trial, lineage)
+                                  RESUMED_ATTR, RETRY_OF_ATTR, TEST_METRICS_ATTR, leading_trial, lineage,
+                                  retry_of)
 from orchestrator.recovery import enqueue_retry
 from orchestrator.space import CHOSEN_KINDS
 from orchestrator.storage import redact
@@ -295,10 +296,12 @@ class TrialRunner:
         study.tell(trial, state=TrialState.FAIL)
         frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
         enqueue_retry(study, frozen, INTERRUPTED, crashed=False)
+        retry = retry_of(study, trial.number)
         resumes = f"resumes at epoch {outcome.epochs}" if outcome.checkpointed else "restarts at epoch 0"
         run = attempt.run or (tracker.start_trial(trial.number, attempt.config, {}) if tracker else None)
         if run:
-            run.end("INTERRUPTED", {}, {"reason": INTERRUPTED, "resumes": resumes})
+            run.end("INTERRUPTED", {}, {"reason": INTERRUPTED, "resumes": resumes,
+                                        **({"resumed_in_trial": str(retry.number)} if retry else {})})
         self.progress.trial_done(trial.number, attempt.config, outcome.epochs, None, "FAIL", best_of(study),
                                  f"{INTERRUPTED}; its retry {resumes}")
         return TrialReport(trial.number, "FAIL", None, INTERRUPTED)

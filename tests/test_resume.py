@@ -127,6 +127,7 @@ def test_kill_9_during_an_epoch_resumes_at_that_epoch_with_identical_state(resum
     assert proc.returncode == 0, err
     assert f"(pid {victim}) died: killed by SIGKILL; trial 0 marked FAIL and retried from its last checkpoint" in out
     assert f"trial 1: resuming trial 0 at epoch {PAUSE_EPOCH} from its checkpoint" in out
+    assert "Done: 2 trial(s) in the study: 1 complete, 0 pruned, 1 failed (1 of them retried)." in out
     study = load_optuna(workdir, "resume")
     assert "died during the trial" in study.trials[0].user_attrs["reason"]
     # only the epoch in progress was lost: the killed attempt had reported epochs 0..k-1
@@ -179,6 +180,10 @@ def test_ctrl_c_of_automl_run_then_a_rerun_resumes_every_interrupted_trial(resum
            "its checkpoint" in err
     _, _, children = mlflow_runs(workdir, "resume")
     assert {c.info.status for c in children} <= {"KILLED", "FINISHED"}
+    stopped_run = next(c for c in children if c.data.tags["optuna.trial_number"] == str(paused))
+    retry = next(t for t in study.trials if t.user_attrs.get(RETRY_OF_ATTR) == paused)
+    assert stopped_run.data.tags["resumed_in_trial"] == str(retry.number)
+    assert stopped_run.data.tags["resumes"] == f"resumes at epoch {PAUSE_EPOCH + 1}"
 
     rerun = subprocess.run([AUTOML, "run", "study.yaml", "--threads", "1", "--workers", str(workers)], cwd=workdir,
                            capture_output=True, text=True, timeout=240)
