@@ -156,8 +156,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print(f"worker {name}: timeout reached; no new trials started")
     elif outcome == "stopped":
         if not args.supervised:
-                print(f"worker {name}: stopped by {signal.Signals(STOP.signum or signal.SIGINT).name}; an interrupted trial "
-                  "resumes from its checkpoint when the study runs again", file=sys.stderr)
+            print(f"worker {name}: stopped by {signal.Signals(STOP.signum or signal.SIGINT).name}; an interrupted "
+                  "trial resumes from its checkpoint when the study runs again", file=sys.stderr)
         code = 128 + (STOP.signum or signal.SIGINT)
     elif outcome == "failing" and not args.supervised:  # (a supervisor reports it itself)
         print(f"error: {spec.execution.max_consecutive_failures} trials in a row failed with the same reason: "

@@ -16,8 +16,8 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from orchestrator.records import (CONFIG_ATTR, CRASHES_ATTR, LINEAGE_ATTR, REASON_ATTR, RETRY_OF_ATTR, RETRY_REASON_ATTR,
-                                  WORKER_ATTR, lineage, trial_runs)
+from orchestrator.records import (CONFIG_ATTR, CRASHES_ATTR, LINEAGE_ATTR, REASON_ATTR, RETRY_OF_ATTR,
+                                  RETRY_REASON_ATTR, WORKER_ATTR, lineage, retry_of, trial_runs)
 
 MAX_CRASH_RETRIES = 1  # a configuration whose worker dies again is not retried a second time
 
@@ -45,9 +45,9 @@ def died_here(identity: Mapping[str, Any]) -> bool:
 
 
 def close_trial_run(tracking_uri: str | None, parent_run_id: str | None, trial: FrozenTrial, status: str,
-                    reason: str) -> None:
+                    reason: str, retry: int | None = None) -> None:
     """Close the MLflow child run of `trial` if it is still RUNNING (its worker cannot), or record one if the
-    worker died before its run was written."""
+    worker died before its run was written; `retry` is the trial that resumes it (tag `resumed_in_trial`)."""
     if not tracking_uri or not parent_run_id:
         return
     from mlflow.entities import RunTag
@@ -58,7 +58,8 @@ def close_trial_run(tracking_uri: str | None, parent_run_id: str | None, trial: 
     client = MlflowClient(tracking_uri)
     parent = client.get_run(parent_run_id)
     runs = trial_runs(client, parent.info.experiment_id, parent_run_id, trial.number)
-    tags = [RunTag("state", "FAIL"), RunTag("reason", reason)]
+    tags = [RunTag("state", "FAIL"), RunTag("reason", reason),
+            *([RunTag("resumed_in_trial", str(retry))] if retry is not None else [])]
     open_runs = [run.info.run_id for run in runs if run.info.status == "RUNNING"]
     if not runs:
         open_runs = [create_trial_run(client, parent.info.experiment_id, parent_run_id, trial.number,
@@ -82,8 +83,8 @@ def enqueue_retry(study: optuna.Study, trial: FrozenTrial, reason: str, crashed:
 
 def fail_and_retry(study: optuna.Study, number: int, reason: str, tracking_uri: str | None,
                    parent_run_id: str | None, run_status: str = "FAILED") -> bool:
-    """Mark RUNNING trial `number` FAIL with `reason`, close its MLflow run, retry it once; False if it was
-    no longer running (somebody else got there first). Call under the study lock."""
+    """Mark RUNNING trial `number` FAIL with `reason`, close its MLflow run, retry it (see enqueue_retry);
+    False if it was no longer running (somebody else got there first). Call under the study lock."""
     trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
     if trial is None or trial.state != TrialState.RUNNING:
         return False
@@ -92,8 +93,8 @@ def fail_and_retry(study: optuna.Study, number: int, reason: str, tracking_uri: 
         study.tell(number, state=TrialState.FAIL)
     except (UpdateFinishedTrialError, RuntimeError, ValueError):
         return False
-    enqueue_retry(study, trial, reason)
-    close_trial_run(tracking_uri, parent_run_id, trial, run_status, reason)
+    retry = retry_of(study, number) if enqueue_retry(study, trial, reason) else None
+    close_trial_run(tracking_uri, parent_run_id, trial, run_status, reason, retry.number if retry else None)
     return True
 
 
@@ -121,7 +122,8 @@ def stale_trial_callback(tracking_uri: str | None, parent_run_id_of: Any) -> Any
         identity = trial.user_attrs.get(WORKER_ATTR) or {}
         reason = (f"worker {identity.get('id', '?')} on {identity.get('host', '?')} stopped sending heartbeats "
                   "(stale trial)")
-        enqueue_retry(study, trial, reason)
-        close_trial_run(tracking_uri, parent_run_id_of(study), trial, "FAILED", reason)
+        retry = retry_of(study, trial.number) if enqueue_retry(study, trial, reason) else None
+        close_trial_run(tracking_uri, parent_run_id_of(study), trial, "FAILED", reason,
+                        retry.number if retry else None)
 
     return on_stale

@@ -21,9 +21,9 @@ from orchestrator.model_metrics import latency_ms, parameter_count
 from orchestrator.plugins import Registry
 from orchestrator.preemption import TrialInterrupted
 from orchestrator.progress import Progress
-from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, CONFIG_ATTR, INTERRUPTED, OUT_OF_MEMORY_ATTR, REASON_ATTR, RESUME_SKIPPED_ATTR,
-                                  RESUMED_ATTR, RETRY_OF_ATTR, TEST_METRICS_ATTR, leading_trial, lineage,
-                                  retry_of)
+from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, CONFIG_ATTR, INTERRUPTED, OUT_OF_MEMORY_ATTR, REASON_ATTR,
+                                  RESUME_SKIPPED_ATTR, RESUMED_ATTR, RETRY_OF_ATTR, TEST_METRICS_ATTR, leading_trial,
+                                  lineage, retry_of)
 from orchestrator.recovery import enqueue_retry
 from orchestrator.space import CHOSEN_KINDS
 from orchestrator.storage import redact
@@ -238,7 +238,8 @@ class TrialRunner:
         if result.diverged_at is not None:
             outcome.reason = f"training loss is not finite at epoch {result.diverged_at}"
         elif result.pruned_at is not None:
-            outcome.state, outcome.reason = "PRUNED", f"pruned by the {spec.pruner[0]} pruner after epoch {result.pruned_at}"
+            outcome.state = "PRUNED"
+            outcome.reason = f"pruned by the {spec.pruner[0]} pruner after epoch {result.pruned_at}"
         elif bad:
             outcome.reason = f"objective {bad[0][0]} is {bad[0][1]}"
         else:

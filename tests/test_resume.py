@@ -130,6 +130,9 @@ def test_kill_9_during_an_epoch_resumes_at_that_epoch_with_identical_state(resum
     assert "Done: 2 trial(s) in the study: 1 complete, 0 pruned, 1 failed (1 of them retried)." in out
     study = load_optuna(workdir, "resume")
     assert "died during the trial" in study.trials[0].user_attrs["reason"]
+    _, _, children = mlflow_runs(workdir, "resume")
+    killed_run = next(c for c in children if c.data.tags["optuna.trial_number"] == "0")
+    assert killed_run.info.status == "FAILED" and killed_run.data.tags["resumed_in_trial"] == "1"
     # only the epoch in progress was lost: the killed attempt had reported epochs 0..k-1
     assert sorted(study.trials[0].intermediate_values) == list(range(PAUSE_EPOCH))
     assert_resumed_exactly(workdir, study, 0, PAUSE_EPOCH)
