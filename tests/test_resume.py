@@ -217,3 +217,29 @@ def test_a_truncated_checkpoint_restarts_the_trial_from_epoch_0_with_the_reason(
     assert "is unreadable" in next(c for c in children if c.data.tags["optuna.trial_number"] == "1").data.tags[
         "resume_skipped"]
     assert_resumed_exactly(workdir, study, 0, None)  # from scratch, with the same seed: the same result
+
+
+def test_sigterm_to_a_standalone_automl_worker_exits_143_and_the_next_worker_resumes(resume_study, workdir):
+    """What SLURM or Kubernetes does to `automl worker` before a kill: the trial checkpoints, the worker says so
+    and exits 143; a worker started later (the requeued job) resumes the trial."""
+    resume_study()
+    env = {**os.environ, "AUTOML_TEST_PAUSE_EPOCH": str(PAUSE_EPOCH)}
+    command = [AUTOML, "worker", "study.yaml", "--threads", "1"]
+    proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert paused_worker(workdir, proc) == proc.pid
+        proc.send_signal(signal.SIGTERM)
+        (workdir / "release").touch()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM; an interrupted trial resumes from its checkpoint when the study runs again" in err
+    assert f"interrupted; its retry resumes at epoch {PAUSE_EPOCH + 1}" in out
+    study = load_optuna(workdir, "resume")
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert list((workdir / "checkpoints" / "resume").iterdir()) == [workdir / "checkpoints" / "resume" / "trial-0.pt"]
+
+    again = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0, again.stderr
+    assert_resumed_exactly(workdir, load_optuna(workdir, "resume"), 0, PAUSE_EPOCH + 1)
