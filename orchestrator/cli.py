@@ -51,6 +51,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"sampler    {spec.sampler[0]} {dict(spec.sampler[1]) or ''}".rstrip())
     print(f"pruner     {spec.pruner[0]} {dict(spec.pruner[1]) or ''}".rstrip())
     print(f"seed       {spec.seed}")
+    saved = spec.checkpoints
+    print("checkpoint " + (f"every {saved.every_epochs} epoch(s), at most every {saved.min_seconds:g} s, in "
+                           f"{saved.dir or 'checkpoints/ beside the Optuna storage'}"
+                           f"{', kept after the trial' if saved.keep else ''}" if saved.every_epochs else "off"))
     print("search space:")
     for line in spec.space.describe():
         print(f"  {line}")

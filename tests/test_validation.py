@@ -549,6 +549,7 @@ def test_validate_quickstart_shows_the_whole_search_space(cli, workdir):
     assert f"dataset    {source['dataset']} " in out
     assert f"objective  {source['objective']['direction']} {source['objective']['metric']}" in out
     assert f"budget     {source['budget']['trials']} trials, max {source['budget']['max_epochs']} epochs" in out
+    assert "checkpoint every 1 epoch(s), at most every 5 s, in checkpoints/ beside the Optuna storage" in out
     search = source["search"]
     # every kind, with exactly the components the file names
     for kind in ("architecture", "activation", "loss", "optimizer"):
