@@ -89,6 +89,14 @@ def load(path: Path, config: Mapping[str, Any], max_epochs: int) -> dict[str, An
     return state
 
 
+def saved_epoch(path: Path) -> int | None:
+    """The epoch a checkpoint resumes at, or None when there is no readable one."""
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+    except Exception:
+        return None
+
+
 def delete(path: Path) -> None:
     path.unlink(missing_ok=True)
 

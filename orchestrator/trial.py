@@ -157,9 +157,10 @@ class TrialRunner:
             self._classify(outcome, attempt, result, data)
         except TrialInterrupted as exc:
             outcome.state, outcome.epochs, outcome.checkpointed = "INTERRUPTED", exc.epochs, exc.checkpointed
-        except (KeyboardInterrupt, SystemExit):
+        except (KeyboardInterrupt, SystemExit):  # raised by a plugin or a hook, not by our signal handling
             outcome.state, outcome.keyboard_interrupt = "INTERRUPTED", True
-            outcome.checkpointed = attempt.checkpoint is not None and attempt.checkpoint.exists()
+            saved = checkpoints.saved_epoch(attempt.checkpoint) if attempt.checkpoint is not None else None
+            outcome.epochs, outcome.checkpointed = saved or 0, saved is not None
         except Exception as exc:
             outcome.state, outcome.reason = "FAIL", f"{type(exc).__name__}: {redact(str(exc))}"
             if _is_out_of_memory(exc):  # reported to the sampler as PRUNED (a bad region), never trained again

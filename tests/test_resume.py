@@ -243,3 +243,22 @@ def test_sigterm_to_a_standalone_automl_worker_exits_143_and_the_next_worker_res
     again = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=240)
     assert again.returncode == 0, again.stderr
     assert_resumed_exactly(workdir, load_optuna(workdir, "resume"), 0, PAUSE_EPOCH + 1)
+
+
+def test_a_keyboard_interrupt_raised_inside_a_trial_is_recorded_and_the_trial_retried(write_study, workdir, cli):
+    """A KeyboardInterrupt that does not come from our signal handling (a plugin's hook raised it) still ends
+    with the trial FAIL `interrupted`, its retry queued, and `automl worker` exiting 130."""
+    (workdir / "plugins").mkdir()
+    (workdir / "plugins" / "impatient.py").write_text(
+        "from orchestrator import hookimpl\n\n"
+        "@hookimpl\n"
+        "def before_trial(trial, config):\n"
+        "    raise KeyboardInterrupt\n")
+    result = cli("worker", write_study(), "--no-tracking")
+    assert result.code == 130, result.err
+    assert "interrupted: a running trial was marked FAIL" in result.err
+    study = load_optuna(workdir)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert study.trials[0].user_attrs["reason"] == "interrupted"
+    assert study.trials[0].user_attrs["checkpoint_epoch"] == 0
+    assert study.trials[1].user_attrs[RETRY_OF_ATTR] == 0
