@@ -50,7 +50,8 @@ def rebuild_network(config: dict[str, Any], registry: Registry, data: DataBundle
 def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tracking_uri: str, parent_run_id: str,
                    register: str | None = None) -> str | None:
     """Log the best trial's network on the parent run; returns the model URI, or None when there is no best
-    trial with kept weights, or when that trial's model is logged already. With `register`, the model is registered under that name with alias `best`."""
+    trial with kept weights, or when that trial's model is logged already. With `register`, the model is
+    registered under that name with alias `best`."""
     import mlflow
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient

@@ -24,6 +24,7 @@ import torch
 from pytorch_lightning.callbacks import Checkpoint
 
 from orchestrator.preemption import STOP, TrialInterrupted
+from orchestrator.records import live_lineages
 
 FORMAT = 1
 
@@ -66,16 +67,21 @@ def save_atomic(state: Mapping[str, Any], path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _read(path: Path) -> Any:
+    """The object in a checkpoint file, loaded with weights_only=True; CheckpointError when unreadable."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, corrupt, or holding objects that weights_only refuses
+        raise CheckpointError(f"checkpoint {path} is unreadable: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")) from None
+
+
 def load(path: Path, config: Mapping[str, Any], max_epochs: int) -> dict[str, Any] | None:
     """The checkpoint at `path` for this configuration and epoch budget; None when there is none;
     CheckpointError when it cannot be used."""
     if not path.exists():
         return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, corrupt, or holding objects that weights_only refuses
-        raise CheckpointError(f"checkpoint {path} is unreadable: {type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")) from None
+    state = _read(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a trial checkpoint of format {FORMAT}")
     missing = {"epoch", "config", "module", "optimizers", "schedulers", "history", "rng"} - set(state)
@@ -92,8 +98,8 @@ def load(path: Path, config: Mapping[str, Any], max_epochs: int) -> dict[str, An
 def saved_epoch(path: Path) -> int | None:
     """The epoch a checkpoint resumes at, or None when there is no readable one."""
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
-    except Exception:
+        return int(_read(path)["epoch"])
+    except (CheckpointError, OSError, KeyError, TypeError, ValueError):
         return None
 
 
@@ -110,6 +116,11 @@ def sweep(policy: CheckpointPolicy, study_name: str, live: set[int]) -> int:
             delete(path)
             removed += 1
     return removed
+
+
+def sweep_study(policy: CheckpointPolicy, study: Any) -> int:
+    """At a study's end: delete the checkpoints no waiting or running trial needs, unless the policy keeps them."""
+    return 0 if policy.keep else sweep(policy, study.study_name, live_lineages(study))
 
 
 @dataclass
@@ -151,16 +162,14 @@ def _restore_rng(rng: Mapping[str, Any], batches_generator: torch.Generator) -> 
     batches_generator.set_state(rng["batches"])
 
 
+@dataclass(frozen=True)
 class TrainingParts:
     """The pieces of one training run whose state a checkpoint holds (set by `train`)."""
 
-    def __init__(self, evaluator: Any, batches: Any, keep_best: Any = None, early_stopping: Any = None,
-                 pruning: Any = None) -> None:
-        self.evaluator = evaluator
-        self.batches = batches
-        self.keep_best = keep_best
-        self.early_stopping = early_stopping
-        self.pruning = pruning
+    evaluator: Any
+    batches: Any
+    keep_best: Any = None
+    early_stopping: Any = None
 
 
 def capture(trainer: pl.Trainer, module: pl.LightningModule, parts: TrainingParts, config: Mapping[str, Any],
@@ -191,9 +200,9 @@ def restore(state: Mapping[str, Any], trainer: pl.Trainer, module: pl.LightningM
         raise CheckpointError("the checkpoint's optimizers or schedules do not match this configuration")
     for optimizer, saved in zip(optimizers, state["optimizers"]):
         optimizer.load_state_dict(saved)
+    last = state["history"][-1] if state["history"] else {}
     for config, saved in zip(schedulers, state["schedulers"]):
         config.scheduler.load_state_dict(saved["state"])
-        last = state["history"][-1] if state["history"] else {}
         if saved["plateau"] and saved["monitor"] in last:  # Lightning steps these after the checkpoint hook
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -224,35 +233,30 @@ class EpochCheckpoint(Checkpoint):
     A failed write lets training go on; `on_write_error` hears of it.
     """
 
-    def __init__(self, policy: CheckpointPolicy, path: Path, parts: TrainingParts, config: Mapping[str, Any],
-                 meta: Mapping[str, Any], resume: Mapping[str, Any] | None = None,
-                 on_resumed: Callable[[list[dict[str, float]]], None] | None = None,
-                 on_write_error: Callable[[str], None] | None = None) -> None:
-        self.policy = policy
-        self.path = path
+    def __init__(self, checkpointing: Checkpointing, parts: TrainingParts, config: Mapping[str, Any],
+                 on_resumed: Callable[[list[dict[str, float]]], None]) -> None:
+        self.settings = checkpointing
+        self.policy = checkpointing.policy
         self.parts = parts
         self.config = config
-        self.meta = meta
-        self.resume = resume
         self.on_resumed = on_resumed
-        self.on_write_error = on_write_error
         self.last_write = time.monotonic()
         self.written_epochs: int | None = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.last_write = time.monotonic()
-        if self.resume is None:
+        resume = self.settings.resume
+        if resume is None:
             return
         try:
-            restore(self.resume, trainer, pl_module, self.parts)
+            restore(resume, trainer, pl_module, self.parts)
         except CheckpointError:
             raise
         except Exception as exc:
-            raise CheckpointError(f"checkpoint {self.path} does not fit this configuration: {type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-        self.written_epochs = int(self.resume["epoch"])
-        if self.on_resumed:
-            self.on_resumed(self.parts.evaluator.history)
+            raise CheckpointError(f"checkpoint {self.settings.path} does not fit this configuration: "
+                                  f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        self.written_epochs = int(resume["epoch"])
+        self.on_resumed(self.parts.evaluator.history)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epochs = trainer.current_epoch + 1
@@ -266,10 +270,11 @@ class EpochCheckpoint(Checkpoint):
 
     def _write(self, trainer: pl.Trainer, module: pl.LightningModule, epochs: int) -> None:
         try:
-            save_atomic(capture(trainer, module, self.parts, self.config, self.meta), self.path)
+            save_atomic(capture(trainer, module, self.parts, self.config, self.settings.meta or {}),
+                        self.settings.path)
         except Exception as exc:  # disk full, no permission: the trial goes on without this checkpoint
-            if self.on_write_error:
-                self.on_write_error(f"{type(exc).__name__}: {exc}")
+            if self.settings.on_write_error:
+                self.settings.on_write_error(f"{type(exc).__name__}: {exc}")
             return
         self.written_epochs = epochs
         self.last_write = time.monotonic()

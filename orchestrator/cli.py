@@ -132,9 +132,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import time
 
     from orchestrator.session import RunOptions, resolve_storage, resolve_tracking
-    from orchestrator.supervisor import DEADLINE_ENV
     from orchestrator.preemption import STOP
-    from orchestrator.worker import EXIT_REPEATED_FAILURE, Worker, WorkerOptions, recycle
+    from orchestrator.supervisor import DEADLINE_ENV
+    from orchestrator.worker import EXIT_REPEATED_FAILURE, Worker, WorkerOptions, recycle, repeated_failure_message
 
     spec, registry = _load(args.study, args.plugins_dir)
     options = RunOptions(storage=_storage_option(args), tracking_uri=_tracking_option(args),
@@ -163,11 +163,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
             print(f"worker {name}: stopped by {signal.Signals(STOP.signum or signal.SIGINT).name}; an interrupted "
                   "trial resumes from its checkpoint when the study runs again", file=sys.stderr)
         code = 128 + (STOP.signum or signal.SIGINT)
-    elif outcome == "failing" and not args.supervised:  # (a supervisor reports it itself)
-        print(f"error: {spec.execution.max_consecutive_failures} trials in a row failed with the same reason: "
-              f"{worker.failure}\nFix the cause, then run the study again.", file=sys.stderr)
-    if outcome == "failing":
+    elif outcome == "failing":
         code = EXIT_REPEATED_FAILURE if args.supervised else EXIT_ERROR
+        if not args.supervised:  # (a supervisor reports it itself)
+            print(f"error: {repeated_failure_message(spec.execution.max_consecutive_failures, worker.failure)}"
+                  "\nFix the cause, then run the study again.", file=sys.stderr)
     if args.supervised:  # every write is done: skip the interpreter's slow teardown of torch and friends
         sys.stdout.flush()
         sys.stderr.flush()

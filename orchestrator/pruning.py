@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any, Mapping
 
 import optuna
 import pytorch_lightning as pl
@@ -20,7 +21,7 @@ class OptunaPruning(pl.Callback):
         self.monitor = monitor
         self.pruned_at: int | None = None
 
-    def report(self, epoch: int, metrics: dict[str, float]) -> bool:
+    def report(self, epoch: int, metrics: Mapping[str, Any]) -> bool:
         """Report `monitor` of `epoch` to the trial (a resumed trial replays its epochs so); False when the
         value is missing or not finite (nothing reported)."""
         value = metrics.get(self.monitor)
@@ -31,8 +32,7 @@ class OptunaPruning(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k == self.monitor}
-        if not self.report(epoch, metrics):
+        if not self.report(epoch, trainer.callback_metrics):
             return
         if self.trial.should_prune():
             self.pruned_at = epoch

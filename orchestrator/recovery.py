@@ -81,6 +81,14 @@ def enqueue_retry(study: optuna.Study, trial: FrozenTrial, reason: str, crashed:
     return True
 
 
+def retry_trial(study: optuna.Study, trial: FrozenTrial, reason: str, crashed: bool = True) -> int | None:
+    """`enqueue_retry`, then the number of the retry it queued (None when it queued none)."""
+    if not enqueue_retry(study, trial, reason, crashed):
+        return None
+    retry = retry_of(study, trial.number)
+    return retry.number if retry else None
+
+
 def fail_and_retry(study: optuna.Study, number: int, reason: str, tracking_uri: str | None,
                    parent_run_id: str | None, run_status: str = "FAILED") -> bool:
     """Mark RUNNING trial `number` FAIL with `reason`, close its MLflow run, retry it (see enqueue_retry);
@@ -93,8 +101,7 @@ def fail_and_retry(study: optuna.Study, number: int, reason: str, tracking_uri: 
         study.tell(number, state=TrialState.FAIL)
     except (UpdateFinishedTrialError, RuntimeError, ValueError):
         return False
-    retry = retry_of(study, number) if enqueue_retry(study, trial, reason) else None
-    close_trial_run(tracking_uri, parent_run_id, trial, run_status, reason, retry.number if retry else None)
+    close_trial_run(tracking_uri, parent_run_id, trial, run_status, reason, retry_trial(study, trial, reason))
     return True
 
 
@@ -122,8 +129,7 @@ def stale_trial_callback(tracking_uri: str | None, parent_run_id_of: Any) -> Any
         identity = trial.user_attrs.get(WORKER_ATTR) or {}
         reason = (f"worker {identity.get('id', '?')} on {identity.get('host', '?')} stopped sending heartbeats "
                   "(stale trial)")
-        retry = retry_of(study, trial.number) if enqueue_retry(study, trial, reason) else None
         close_trial_run(tracking_uri, parent_run_id_of(study), trial, "FAILED", reason,
-                        retry.number if retry else None)
+                        retry_trial(study, trial, reason))
 
     return on_stale

@@ -27,7 +27,7 @@ from orchestrator.devices import Slot, plan_slots, visible_gpu_count
 from orchestrator.plugins import Registry
 from orchestrator.progress import Progress
 from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, INTERRUPTED, REASON_ATTR, WORKER_ATTR, leading_trial,
-                                  live_lineages, repeated_failure, retry_of, trial_counts)
+                                  repeated_failure, retry_of, trial_counts)
 from orchestrator.recovery import recover_trials
 from orchestrator.session import RunOptions, checkpoint_policy, load_data, open_tracked_study, update_summary
 from orchestrator.storage import redact
@@ -35,7 +35,8 @@ from orchestrator.studyfile import StudySpec
 from orchestrator.summary import log_summary
 from orchestrator.tracking import Tracker
 from orchestrator.training import quiet_libraries
-from orchestrator.worker import EXIT_REPEATED_FAILURE, GO, RELEASED_ENV, SPAWNED_AT_ENV
+from orchestrator.worker import (EXIT_REPEATED_FAILURE, GO, RELEASED_ENV, SPAWNED_AT_ENV,
+                                 repeated_failure_message)
 
 STORAGE_ENV = "AUTOML_STORAGE"
 TRACKING_ENV = "AUTOML_TRACKING_URI"
@@ -179,8 +180,7 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             if study is not None:
-                if not self.policy.keep:
-                    checkpoints.sweep(self.policy, self.spec.name, live_lineages(study))
+                checkpoints.sweep_study(self.policy, study)
                 if self.tracking_uri and parent:
                     self._log_summary(study, parent)
                     tracker = Tracker(self.tracking_uri).attach(parent)
@@ -279,8 +279,7 @@ class Supervisor:
                     raise WorkersFailedError(f"worker {worker.slot.name} stopped with a study error (above)")
                 if code == EXIT_REPEATED_FAILURE:
                     limit = self.spec.execution.max_consecutive_failures
-                    raise RepeatedFailureError(f"{limit} trials in a row failed with the same reason: "
-                                               f"{repeated_failure(study, limit) or '(see above)'}")
+                    raise RepeatedFailureError(repeated_failure_message(limit, repeated_failure(study, limit)))
                 self._replace(study, parent, worker, code)
 
     def _replace(self, study: optuna.Study, parent: str | None, worker: WorkerProcess, code: int) -> None:

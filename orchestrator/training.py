@@ -154,18 +154,19 @@ def train(config: Mapping[str, Any], registry: Registry, data: DataBundle, *, ma
         early_stopping = EarlyStopping(monitor=monitor, mode="max" if direction == "maximize" else "min",
                                        patience=effects["early_stopping_patience"], check_on_train_epoch_end=True)
         own += [keep_best, early_stopping]
-    parts = TrainingParts(evaluator, batches, keep_best, early_stopping, pruning)
-    saver = None
-    if checkpointing is not None and checkpointing.policy.enabled:
-        def replay(history: list[dict[str, float]]) -> None:
-            for epoch, metrics in enumerate(history):
-                if pruning:
-                    pruning.report(epoch, metrics)
-                for listener in evaluator.listeners:
-                    listener(epoch, metrics)
+    if checkpointing is not None and not checkpointing.policy.enabled:
+        checkpointing = None
 
-        saver = EpochCheckpoint(checkpointing.policy, checkpointing.path, parts, config, checkpointing.meta or {},
-                                checkpointing.resume, replay, checkpointing.on_write_error)
+    def replay(history: list[dict[str, float]]) -> None:
+        """The resumed epochs, once more, to the pruner (Optuna's intermediate values) and the listeners."""
+        for epoch, metrics in enumerate(history):
+            if pruning:
+                pruning.report(epoch, metrics)
+            for listener in evaluator.listeners:
+                listener(epoch, metrics)
+
+    parts = TrainingParts(evaluator, batches, keep_best, early_stopping)
+    saver = EpochCheckpoint(checkpointing, parts, config, replay) if checkpointing else None
     own += [StopOnRequest(saver), *([saver] if saver else [])]
     trainer = pl.Trainer(
         max_epochs=max_epochs, accelerator="gpu" if data.x_train.is_cuda else "cpu", devices=1,
@@ -177,9 +178,8 @@ def train(config: Mapping[str, Any], registry: Registry, data: DataBundle, *, ma
     )
     # Stop requests are ours to handle (finish the epoch, checkpoint): keep Lightning's SIGTERM handler out.
     trainer._signal_connector.register_signal_handlers = lambda: None  # type: ignore[method-assign]
-    resumed_at = None
-    if saver is not None and checkpointing.resume is not None:  # type: ignore[union-attr]
-        resumed_at = int(checkpointing.resume["epoch"])  # type: ignore[union-attr]
+    resumed_at = int(checkpointing.resume["epoch"]) if checkpointing and checkpointing.resume else None
+    if resumed_at is not None:
         start_at_epoch(trainer, resumed_at)
     trainer.fit(module, train_dataloaders=batches)
     result = TrainingResult(history=evaluator.history, pruned_at=pruning.pruned_at if pruning else None,

@@ -23,8 +23,8 @@ from orchestrator.preemption import TrialInterrupted
 from orchestrator.progress import Progress
 from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, CONFIG_ATTR, INTERRUPTED, OUT_OF_MEMORY_ATTR, REASON_ATTR,
                                   RESUME_SKIPPED_ATTR, RESUMED_ATTR, RETRY_OF_ATTR, TEST_METRICS_ATTR, leading_trial,
-                                  lineage, retry_of)
-from orchestrator.recovery import enqueue_retry
+                                  lineage)
+from orchestrator.recovery import retry_trial
 from orchestrator.space import CHOSEN_KINDS
 from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
@@ -59,6 +59,7 @@ class Outcome:
     state: str = "FAIL"
     values: list[float | None] = field(default_factory=list)
     reason: str | None = None
+    traceback: str = ""  # of an unexpected exception (logged as the run's traceback.txt)
     result: TrainingResult | None = None
     test_metrics: dict[str, float] = field(default_factory=dict)
     measured: dict[str, float] = field(default_factory=dict)
@@ -168,7 +169,7 @@ class TrialRunner:
                 trial.set_user_attr(OUT_OF_MEMORY_ATTR, True)
                 _release_memory()
             else:
-                outcome.reason += "\n" + traceback.format_exc()  # cut to its first line when recorded
+                outcome.traceback = traceback.format_exc()
         return outcome
 
     def _train(self, attempt: Attempt, data: DataBundle) -> TrainingResult:
@@ -261,13 +262,12 @@ class TrialRunner:
                 tracker: Tracker | None) -> TrialReport:
         if outcome.state == "INTERRUPTED":
             return self._record_interrupted(study, attempt, outcome, tracker)
-        trial, spec = attempt.trial, self.spec
-        reason, detail = (outcome.reason.split("\n", 1) + [""])[:2] if outcome.reason else (None, "")
-        run = attempt.run or (tracker.start_trial(trial.number, attempt.config, {}) if tracker else None)
+        trial, spec, reason = attempt.trial, self.spec, outcome.reason
+        run = self._run_of(attempt, tracker)
         if reason:
             trial.set_user_attr(REASON_ATTR, reason)
-        if run and detail:
-            run.log_text(detail, "traceback.txt")
+        if run and outcome.traceback:
+            run.log_text(outcome.traceback, "traceback.txt")
         state, value = outcome.state, outcome.value
         if run and state == "COMPLETE" and outcome.result is not None and data.task != "generative" \
                 and improves(study, value):  # type: ignore[arg-type]
@@ -289,6 +289,13 @@ class TrialRunner:
         self.progress.trial_done(trial.number, attempt.config, outcome.epochs, value, state, best_of(study), reason)
         return TrialReport(trial.number, state, value, reason)
 
+    @staticmethod
+    def _run_of(attempt: Attempt, tracker: Tracker | None) -> TrialRun | None:
+        """The attempt's MLflow run; one is opened now when the attempt failed before opening it."""
+        if attempt.run is None and tracker is not None:
+            attempt.run = tracker.start_trial(attempt.trial.number, attempt.config, {})
+        return attempt.run
+
     def _record_interrupted(self, study: optuna.Study, attempt: Attempt, outcome: Outcome,
                             tracker: Tracker | None) -> TrialReport:
         """FAIL with reason `interrupted`, the run KILLED, and a retry enqueued that resumes from the checkpoint."""
@@ -297,13 +304,12 @@ class TrialRunner:
         trial.set_user_attr(CHECKPOINT_EPOCH_ATTR, outcome.epochs if outcome.checkpointed else 0)
         study.tell(trial, state=TrialState.FAIL)
         frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
-        enqueue_retry(study, frozen, INTERRUPTED, crashed=False)
-        retry = retry_of(study, trial.number)
+        retry = retry_trial(study, frozen, INTERRUPTED, crashed=False)
         resumes = f"resumes at epoch {outcome.epochs}" if outcome.checkpointed else "restarts at epoch 0"
-        run = attempt.run or (tracker.start_trial(trial.number, attempt.config, {}) if tracker else None)
+        run = self._run_of(attempt, tracker)
         if run:
             run.end("INTERRUPTED", {}, {"reason": INTERRUPTED, "resumes": resumes,
-                                        **({"resumed_in_trial": str(retry.number)} if retry else {})})
+                                        **({"resumed_in_trial": str(retry)} if retry is not None else {})})
         self.progress.trial_done(trial.number, attempt.config, outcome.epochs, None, "FAIL", best_of(study),
                                  f"{INTERRUPTED}; its retry {resumes}")
         return TrialReport(trial.number, "FAIL", None, INTERRUPTED)

@@ -22,7 +22,7 @@ from orchestrator.coordination import DONE, WAIT, claim_trial, study_lock
 from orchestrator.plugins import Registry
 from orchestrator.preemption import STOP, install_stop_handlers
 from orchestrator.progress import Progress
-from orchestrator.records import WORKER_ATTR, live_lineages, repeated_failure
+from orchestrator.records import WORKER_ATTR, repeated_failure
 from orchestrator.recovery import recover_trials, start_ticks, worker_identity
 from orchestrator.session import checkpoint_policy, load_data, open_tracked_study, update_summary
 from orchestrator.storage import redact
@@ -37,6 +37,11 @@ RELEASED_ENV = "AUTOML_RELEASED"  # set once the go-ahead came: a recycled worke
 SPAWNED_AT_ENV = "AUTOML_SPAWNED_AT"  # wall-clock time the worker process was started (or recycled)
 EXIT_REPEATED_FAILURE = 4  # a supervised worker stopped because trial after trial failed alike
 EXIT_GRACE_EXPIRED = 75  # still alive a grace period after a stop signal: its trial is recovered like a dead one's
+
+
+def repeated_failure_message(limit: int, reason: str | None) -> str:
+    """What a run stopped by `max_consecutive_failures` says."""
+    return f"{limit} trials in a row failed with the same reason: {reason or '(see above)'}"
 
 
 def seconds_since_start() -> float:
@@ -156,8 +161,8 @@ class Worker:
             elif tracker:
                 tracker.close()
             if not options.supervised:
-                if outcome == "done" and not self.policy.keep:
-                    checkpoints.sweep(self.policy, self.spec.name, live_lineages(study))
+                if outcome == "done":
+                    checkpoints.sweep_study(self.policy, study)
                 self.registry.hook.after_study(study=study, spec=self.spec)
 
     def _loop(self, study: optuna.Study, data: Any, tracker: Tracker | None, parent: str | None) -> str:
@@ -189,17 +194,18 @@ class Worker:
                 continue
             waiting_said = False
             try:
-                self.runner.run_trial(study, claim, data, tracker)
+                report = self.runner.run_trial(study, claim, data, tracker)
             finally:
                 if heartbeat:
                     heartbeat.close()
             if tracker:
                 update_summary(study, tracker)
             limit = self.spec.execution.max_consecutive_failures
-            self.failure = repeated_failure(study, limit) if limit else None
-            if self.failure is not None:
-                self.progress.message(f"{limit} trials in a row failed with the same reason; stopping: {self.failure}")
-                return "failing"
+            if limit and report.state == "FAIL":  # only a failure can complete a run of failures
+                self.failure = repeated_failure(study, limit)
+                if self.failure is not None:
+                    self.progress.message(f"{repeated_failure_message(limit, self.failure)}; stopping")
+                    return "failing"
             resident = resident_mb()
             if options.memory_mb and resident > options.memory_mb:
                 self.progress.message(f"worker {options.slot or options.worker_id}: resident memory "

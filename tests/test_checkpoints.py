@@ -154,7 +154,8 @@ def test_a_failed_write_lets_the_trial_go_on_and_is_reported_once(builtin_regist
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no half-written file either
 
 
-def test_checkpoints_are_written_at_most_every_min_seconds_and_not_at_the_last_epoch(builtin_registry, tmp_path):
+def test_checkpoints_are_written_at_most_every_min_seconds_and_not_at_the_last_epoch(builtin_registry, tmp_path,
+                                                                                    monkeypatch):
     written: list[int] = []
     original = checkpoints.save_atomic
 
@@ -162,16 +163,13 @@ def test_checkpoints_are_written_at_most_every_min_seconds_and_not_at_the_last_e
         written.append(state["epoch"])
         original(state, path)
 
+    monkeypatch.setattr(checkpoints, "save_atomic", spy)
     data = dataset(builtin_registry, "digits")
     for min_seconds, expected in ((0.0, [1, 2, 3]), (3600.0, [])):
         written.clear()
         policy = CheckpointPolicy(tmp_path, every_epochs=1, min_seconds=min_seconds)
-        checkpoints.save_atomic = spy
-        try:
-            train(CLASSIFIER, builtin_registry, data, max_epochs=4, seed=0,
-                  checkpointing=Checkpointing(policy, policy.path("study", 0)))
-        finally:
-            checkpoints.save_atomic = original
+        train(CLASSIFIER, builtin_registry, data, max_epochs=4, seed=0,
+              checkpointing=Checkpointing(policy, policy.path("study", 0)))
         assert written == expected
 
 

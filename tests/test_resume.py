@@ -76,6 +76,24 @@ def paused_worker(workdir: Path, proc: subprocess.Popen) -> int:
     return int(pid_file.read_text())
 
 
+def interrupt_at_the_pause(workdir: Path, proc: subprocess.Popen) -> tuple[str, str]:
+    """Ctrl-C as a terminal sends it (SIGINT to the whole process group) while the first trial is paused, then
+    release the trial so that it can finish its epoch; returns the run's output and errors."""
+    try:
+        paused_worker(workdir, proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        (workdir / "release").touch()
+        return proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+
+
+def run_again(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """`automl run study.yaml --threads 1 ARGS` to its end (the study resumed)."""
+    return subprocess.run([AUTOML, "run", "study.yaml", "--threads", "1", *args], cwd=workdir, capture_output=True,
+                          text=True, timeout=240)
+
+
 def reference(workdir: Path, config: dict, seed: int) -> object:
     """The same configuration trained without interruption, with the trial's seed, on one CPU thread."""
     registry = load_registry([workdir / "plugins"])
@@ -166,13 +184,7 @@ def test_sigterm_to_a_worker_finishes_the_epoch_checkpoints_and_its_replacement_
 def test_ctrl_c_of_automl_run_then_a_rerun_resumes_every_interrupted_trial(resume_study, workdir, workers):
     resume_study(trials=workers)
     proc = start(workdir, "--workers", str(workers))
-    try:
-        paused_worker(workdir, proc)
-        os.killpg(proc.pid, signal.SIGINT)  # what a terminal does on Ctrl-C: the whole process group
-        (workdir / "release").touch()
-        out, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    out, err = interrupt_at_the_pause(workdir, proc)
     assert proc.returncode == 128 + signal.SIGINT, err
     assert "died" not in err and "died" not in out
     study = load_optuna(workdir, "resume")
@@ -188,27 +200,18 @@ def test_ctrl_c_of_automl_run_then_a_rerun_resumes_every_interrupted_trial(resum
     assert stopped_run.data.tags["resumed_in_trial"] == str(retry.number)
     assert stopped_run.data.tags["resumes"] == f"resumes at epoch {PAUSE_EPOCH + 1}"
 
-    rerun = subprocess.run([AUTOML, "run", "study.yaml", "--threads", "1", "--workers", str(workers)], cwd=workdir,
-                           capture_output=True, text=True, timeout=240)
+    rerun = run_again(workdir, "--workers", str(workers))
     assert rerun.returncode == 0, rerun.stderr
     assert_resumed_exactly(workdir, load_optuna(workdir, "resume"), paused, PAUSE_EPOCH + 1)
 
 
 def test_a_truncated_checkpoint_restarts_the_trial_from_epoch_0_with_the_reason(resume_study, workdir):
     resume_study()
-    proc = start(workdir)
-    try:
-        paused_worker(workdir, proc)
-        os.killpg(proc.pid, signal.SIGINT)
-        (workdir / "release").touch()
-        proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    interrupt_at_the_pause(workdir, start(workdir))
     checkpoint = workdir / "checkpoints" / "resume" / "trial-0.pt"
     checkpoint.write_bytes(checkpoint.read_bytes()[:200])  # a write cut short
 
-    rerun = subprocess.run([AUTOML, "run", "study.yaml", "--threads", "1"], cwd=workdir, capture_output=True,
-                           text=True, timeout=240)
+    rerun = run_again(workdir)
     assert rerun.returncode == 0, rerun.stderr
     assert f"trial 1: starting at epoch 0: checkpoint {checkpoint} is unreadable" in rerun.stdout
     study = load_optuna(workdir, "resume")
