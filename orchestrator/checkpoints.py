@@ -108,13 +108,17 @@ def delete(path: Path) -> None:
 
 
 def sweep(policy: CheckpointPolicy, study_name: str, live: set[int]) -> int:
-    """Delete the study's checkpoints whose lineage has no trial waiting or running (`live`); returns how many."""
+    """Delete the study's checkpoints whose lineage has no trial waiting or running (`live`), and the study's
+    folder once it is empty; returns how many files were deleted."""
+    folder = policy.folder / study_name
     removed = 0
-    for path in (policy.folder / study_name).glob("trial-*.pt"):
+    for path in folder.glob("trial-*.pt"):
         number = path.stem.removeprefix("trial-")
         if number.isdigit() and int(number) not in live:
             delete(path)
             removed += 1
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
     return removed
 
 

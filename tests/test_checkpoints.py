@@ -180,3 +180,5 @@ def test_sweep_deletes_only_checkpoints_no_trial_will_resume(tmp_path):
         policy.path("study", lineage).write_bytes(b"x")
     assert checkpoints.sweep(policy, "study", live={1}) == 2
     assert [p.name for p in (tmp_path / "study").iterdir()] == ["trial-1.pt"]
+    assert checkpoints.sweep(policy, "study", live=set()) == 1
+    assert not (tmp_path / "study").exists()  # nor an empty folder

@@ -130,7 +130,7 @@ def assert_resumed_exactly(workdir: Path, study: optuna.Study, stopped: int, res
     if resumed_at is not None:
         assert run.data.tags["resumed_from_trial"] == str(stopped)
         assert run.data.tags["resumed_at_epoch"] == str(resumed_at)
-    assert not list((workdir / "checkpoints").rglob("*.pt")), "a finished study left checkpoints behind"
+    assert not (workdir / "checkpoints" / "resume").exists(), "a finished study left checkpoints behind"
 
 
 def test_kill_9_during_an_epoch_resumes_at_that_epoch_with_identical_state(resume_study, workdir):
