@@ -1,33 +1,43 @@
-"""Search benchmark (shared/BENCHMARKS.md): time to reach 97% test accuracy on MNIST-1D, TPE + pruner
-against random search without pruning, median over seeds (target >= 3x faster).
+"""Search benchmark (shared/BENCHMARKS.md): how much sooner each search strategy finds a model as good as the one
+random search finds in T = 20 minutes, on the search space of studies/mnist1d_search.yaml.
 
-The workload: the search space of studies/mnist1d_search.yaml (every sequence-capable architecture,
-activation, loss, optimizer, schedule and regularizer, up to 40 epochs per trial). Each strategy runs
-the study file in a fresh folder, once per seed (the study's `seed:`, which seeds the sampler and each
-trial's training):
-  - `tpe+median` (default): the study file's own sampler and pruner (TPE, median pruning);
-  - `random+none` (baseline): `sampler: random`, `pruner: none`.
-`budget.trials` is raised to 1000 so the time decides, and `automl run study.yaml --no-tracking` runs as
-a subprocess (tracking off: this measures the search, not MLflow). The Optuna journal is polled while
-it runs; the time to target is the wall time from the subprocess start (imports, data and study set-up
-included, alike on both sides) to the `datetime_complete` of the first finished trial (COMPLETE or
-PRUNED) whose test accuracy (`test_metrics` user attribute) is >= --target. The run is then stopped
-with SIGINT (exit 130, expected). A run that has not reached the target after --max-minutes is stopped
-and counted as the cap, flagged censored (">="); a median that rests on a censored run is flagged too.
+Select by validation, report by test: at each moment of a run the incumbent is the COMPLETE trial with the best
+validation objective (val_accuracy) so far, and the run's quality is the incumbent's test accuracy (the
+`test_metrics` user attribute, never used to pick). A run's quality curve steps at each new incumbent.
 
-    .venv/bin/python bench/search.py [--target 0.97] [--seeds 0,1,2,3,4] [--max-minutes 30] [--workers 1]
-                                     [--strategies tpe,random]
+- Baseline: `sampler: random`, `pruner: none`, --seeds seeds (1000, 1001, ...) x T. The target is the median over
+  seeds of the baseline's quality at T. Its curves are saved in bench/baselines/search-baseline.json with the commit
+  they ran on, a note of the machine and a fingerprint of the training code (see TRAINING_CODE); they are reused
+  while that fingerprint holds (--rerun-baseline runs them again).
+- Strategies (--strategies, all in one invocation by default): random+none, tpe+median (the study file's own: the
+  old default), tpe+hyperband (Optuna's stopping successive halving) and default (the study file without `sampler:`
+  and `pruner:`, so the project's defaults apply). Each runs --seeds independent seeds (100 k + i for the k-th
+  strategy: no start-up trials shared with the baseline or with each other) and is stopped as soon as its quality
+  reaches the target, or at T (censored: counted as T and flagged). search_speedup = T / median time to target.
 
-At most strategies x seeds x max-minutes of wall time (2 x 5 x 30 min = 5 h by default). Prints one line
-per run, e.g. `time_to_97 tpe+median seed=0 312.4 s (trial 17, test_accuracy 0.973)`, the median per
-strategy, and `search_speedup mnist1d 3.4x (median random+none / median tpe+median, 5 seeds)`.
+Execution, alike for every run: `automl run study.yaml --no-tracking --workers 1 --threads 1` in a fresh folder,
+pinned to one CPU core; --slots runs go at once, each on its own core (2 on this 2-core machine). The time of a
+trial is the wall time from the process start (interpreter, imports, data, study set-up included) to the trial's
+`datetime_complete`. Each run's finished trials are saved as soon as the run ends (bench/baselines/search-runs.json,
+keyed by a fingerprint of the code and the study file), so an interrupted benchmark resumes where it stopped; a run
+that was in flight starts again.
+
+    .venv/bin/python bench/search.py [--minutes 20] [--seeds 3] [--slots 2] [--strategies random,tpe-median,...]
+                                     [--rerun-baseline] [--report-only]
+
+Prints one line per run, then per strategy its quality at T/4, T/2 and T and its median time to target, and
+`search_speedup mnist1d X.Xx` for the default; draws bench/baselines/search-anytime.png (median and range of the
+quality over seeds, every strategy).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
+import json
 import os
+import platform
 import shutil
 import signal
 import statistics
@@ -35,224 +45,414 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import optuna
 import yaml
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY_FILE = ROOT / "studies" / "mnist1d_search.yaml"
+OUT = ROOT / "bench" / "baselines"
+BASELINE_FILE = OUT / "search-baseline.json"
+RUNS_FILE = OUT / "search-runs.json"
+PLOT_FILE = OUT / "search-anytime.png"
 JOURNAL = "optuna.journal"
-TRIALS = 1000  # far more than fit in the cap: the time decides
-STOP_GRACE_SECONDS = 60  # after SIGINT, how long the run may take to mark its trials and exit
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+STOP_GRACE_SECONDS = 60
+# What decides how long a trial takes and how good it gets: a change here re-runs the baseline. The search
+# machinery (sampling, pruning, promotion, workers) is left out on purpose: the baseline does not use it.
+TRAINING_CODE = ["orchestrator/training.py", "orchestrator/model.py", "orchestrator/batches.py",
+                 "orchestrator/epoch_loss.py", "orchestrator/components.py", "orchestrator/params.py",
+                 "orchestrator/space.py", "plugins", "studies/mnist1d_search.yaml"]
+SEARCH_CODE = ["orchestrator", "plugins", "studies/mnist1d_search.yaml", "bench/search.py"]
 
 
 @dataclass(frozen=True)
 class Strategy:
+    key: str
     label: str
-    sampler: object | None  # None: the study file's own
-    pruner: object | None
+    sampler: Any  # "drop": the project's default
+    pruner: Any
+    seed_base: int
 
 
-STRATEGIES = {
-    "tpe": Strategy("tpe+median", None, None),
-    "random": Strategy("random+none", "random", "none"),
-}
+# The old default, as studies/mnist1d_search.yaml had it before the default was chosen by this benchmark
+OLD_SAMPLER = {"name": "tpe", "n_startup_trials": 10}
+OLD_PRUNER = {"name": "median", "n_startup_trials": 5, "n_warmup_steps": 6}
+BASELINE = Strategy("baseline", "random+none (baseline)", "random", "none", 1000)
+STRATEGIES = {s.key: s for s in [
+    Strategy("random", "random+none", "random", "none", 100),
+    Strategy("tpe-median", "tpe+median", OLD_SAMPLER, OLD_PRUNER, 200),
+    Strategy("tpe-hyperband", "tpe+hyperband", OLD_SAMPLER, "hyperband", 300),
+    Strategy("default", "default", "drop", "drop", 400),
+]}
 
 
-@dataclass
-class Outcome:
-    strategy: str
-    seed: int
-    seconds: float
-    censored: bool
-    trial: int | None = None
-    state: str | None = None
-    accuracy: float | None = None
-    trials: int = 0  # finished trials (COMPLETE, PRUNED, FAIL) up to the hit, or to the stop
-    pruned: int = 0
-    exit_code: int | None = None
+def fingerprint(paths: list[str]) -> str:
+    digest = hashlib.sha256()
+    for name in paths:
+        path = ROOT / name
+        files = sorted(p for p in path.rglob("*.py")) if path.is_dir() else [path]
+        for file in files:
+            digest.update(str(file.relative_to(ROOT)).encode())
+            if file == STUDY_FILE:  # its sampler, pruner and seed are set by each run
+                study = {k: v for k, v in yaml.safe_load(file.read_text()).items() if k not in ("sampler", "pruner", "seed")}
+                digest.update(json.dumps(study, sort_keys=True).encode())
+            else:
+                digest.update(file.read_bytes())
+    import pytorch_lightning
+    import torch
+
+    digest.update(f"{torch.__version__} {pytorch_lightning.__version__} {optuna.__version__}".encode())
+    return digest.hexdigest()[:16]
 
 
-def write_study(folder: Path, strategy: Strategy, seed: int, cap_seconds: float) -> Path:
+def commit() -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", *SEARCH_CODE], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    return head.stdout.strip() + ("+uncommitted" if dirty else "")
+
+
+def machine() -> str:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+# -- one run ----------------------------------------------------------------------------------------------------
+
+def write_study(folder: Path, strategy: Strategy, seed: int, seconds: float) -> Path:
     data = yaml.safe_load(STUDY_FILE.read_text())
     data["seed"] = seed
-    if strategy.sampler is not None:
-        data["sampler"] = strategy.sampler
-    if strategy.pruner is not None:
-        data["pruner"] = strategy.pruner
-    # budget.timeout only as a safety net (no new trial after it), should this script die before its run
-    data["budget"] = {**data["budget"], "trials": TRIALS, "timeout": int(cap_seconds) + 300}
+    for key in ("sampler", "pruner"):
+        choice = getattr(strategy, key)
+        if choice == "drop":
+            data.pop(key, None)
+        else:
+            data[key] = choice
+    # the time decides; budget.timeout is only a safety net should this script die before its run
+    data["budget"] = {**data["budget"], "trials": 100000, "timeout": int(seconds) + 300}
     path = folder / "study.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
 
-class JournalWatch:
-    """Reads the run's Optuna study from its journal file as it grows (no lock: reads only)."""
+def finished_trials(journal: Path, study_name: str, started: dt.datetime) -> list[dict[str, Any]]:
+    """Every finished trial of the run's journal: number, state, validation value, test accuracy, seconds."""
+    if not journal.exists():
+        return []
+    try:
+        study = optuna.load_study(study_name=study_name, storage=JournalStorage(JournalFileBackend(str(journal))))
+    except KeyError:
+        return []
+    rows = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
+        if trial.datetime_complete is None:
+            continue
+        test = (trial.user_attrs.get("test_metrics") or {}).get("test_accuracy")
+        rows.append({"number": trial.number, "state": trial.state.name,
+                     "value": trial.values[0] if trial.state == TrialState.COMPLETE and trial.values else None,
+                     "test_accuracy": None if test is None else float(test),
+                     "seconds": round((trial.datetime_complete - started).total_seconds(), 2),
+                     "epochs": len(trial.intermediate_values)})
+    return sorted(rows, key=lambda r: r["seconds"])
 
-    def __init__(self, path: Path, study_name: str) -> None:
-        self.path = path
-        self.study_name = study_name
-        self.study: optuna.Study | None = None
 
-    def trials(self) -> list[FrozenTrial]:
-        if self.study is None:
-            if not self.path.exists():
-                return []
+def quality_curve(trials: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """(seconds, test accuracy of the incumbent) at each change of incumbent (best validation, COMPLETE)."""
+    curve: list[tuple[float, float]] = []
+    best = None
+    for row in sorted(trials, key=lambda r: r["seconds"]):
+        if row["state"] != "COMPLETE" or row["value"] is None or row["test_accuracy"] is None:
+            continue
+        if best is None or row["value"] > best:
+            best = row["value"]
+            curve.append((row["seconds"], row["test_accuracy"]))
+    return curve
+
+
+def quality_at(curve: list[tuple[float, float]], seconds: float) -> float | None:
+    value = None
+    for at, quality in curve:
+        if at > seconds:
+            break
+        value = quality
+    return value
+
+
+def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
+    return next((at for at, quality in curve if quality >= target), None)
+
+
+class Run:
+    """One `automl run` process in its own folder, pinned to one core."""
+
+    def __init__(self, strategy: Strategy, seed: int, core: int, seconds: float) -> None:
+        self.strategy, self.seed, self.core, self.seconds = strategy, seed, core, seconds
+        self.folder = Path(tempfile.mkdtemp(prefix=f"automl-search-{strategy.key}-{seed}-"))
+        study_path = write_study(self.folder, strategy, seed, seconds)
+        self.study_name = yaml.safe_load(study_path.read_text())["name"]
+        command = [str(Path(sys.executable).with_name("automl")), "run", study_path.name, "--no-tracking",
+                   "--workers", "1", "--threads", "1"]
+        self.log = open(self.folder / "run.log", "w")
+        self.started = dt.datetime.now()
+        self.began = time.monotonic()
+        self.process = subprocess.Popen(command, cwd=self.folder, stdout=self.log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=lambda: os.sched_setaffinity(0, {core}))
+        self.stop_reason: str | None = None
+
+    def trials(self) -> list[dict[str, Any]]:
+        return finished_trials(self.folder / JOURNAL, self.study_name, self.started)
+
+    def check(self, target: float | None) -> bool:
+        """True when the run should stop: its time is up, it reached the target, or its process ended."""
+        if self.process.poll() is not None:
+            self.stop_reason = f"exited {self.process.returncode}"
+        elif time.monotonic() - self.began >= self.seconds:
+            self.stop_reason = "time"
+        elif target is not None and time_to(quality_curve(self.trials()), target) is not None:
+            self.stop_reason = "target"
+        return self.stop_reason is not None
+
+    def finish(self) -> dict[str, Any]:
+        """Stop the process (SIGINT: it marks its running trial and exits 130) and return the run's record."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
             try:
-                storage = JournalStorage(JournalFileBackend(str(self.path)))
-                self.study = optuna.load_study(study_name=self.study_name, storage=storage)
-            except KeyError:  # the journal exists, the study not yet
-                return []
-        return self.study.get_trials(deepcopy=False)
+                self.process.wait(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+        trials = [t for t in self.trials() if t["seconds"] <= self.seconds]
+        code = self.process.returncode
+        if code not in (0, 130) or not trials:
+            tail = "\n".join((self.folder / "run.log").read_text().splitlines()[-30:])
+            print(f"warning: {self.strategy.key} seed={self.seed}: automl run exited {code} with {len(trials)} "
+                  f"finished trial(s); its output ends ({self.folder}):\n{tail}", file=sys.stderr, flush=True)
+        else:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        return {"strategy": self.strategy.key, "seed": self.seed, "core": self.core, "stop": self.stop_reason,
+                "exit_code": code, "seconds": self.seconds, "trials": trials}
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def accuracy_of(trial: FrozenTrial) -> float | None:
-    value = (trial.user_attrs.get("test_metrics") or {}).get("test_accuracy")
-    return float(value) if value is not None else None
+# -- saved results ----------------------------------------------------------------------------------------------
+
+def load(path: Path, key: str, value: str) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    return data if data.get(key) == value else None
 
 
-def first_hit(trials: list[FrozenTrial], target: float) -> FrozenTrial | None:
-    hits = [t for t in trials if t.state in FINISHED and t.datetime_complete is not None
-            and (accuracy_of(t) or 0.0) >= target]
-    return min(hits, key=lambda t: t.datetime_complete) if hits else None
+def save(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(data, indent=1) + "\n")
+    temporary.replace(path)
 
 
-def count(trials: list[FrozenTrial], until: dt.datetime | None) -> tuple[int, int]:
-    """(finished trials, pruned trials) completed by `until` (all, if None); interrupted trials excluded."""
-    done = [t for t in trials if t.state in (*FINISHED, TrialState.FAIL) and t.datetime_complete is not None
-            and t.user_attrs.get("reason") != "interrupted" and (until is None or t.datetime_complete <= until)]
-    return len(done), sum(t.state == TrialState.PRUNED for t in done)
+@dataclass
+class Plan:
+    baseline: dict[str, Any]
+    runs: dict[str, Any]
+    seconds: float
+    seeds: int
+    strategies: list[Strategy]
+    jobs: list[tuple[Strategy, int]] = field(default_factory=list)
+
+    def target(self) -> float | None:
+        runs = self.baseline["runs"]
+        if len(runs) < self.seeds:
+            return None
+        return statistics.median(quality_at(quality_curve(r["trials"]), self.seconds) or 0.0 for r in runs)
+
+    def pending(self) -> list[tuple[Strategy, int]]:
+        done = {(r["strategy"], r["seed"]) for r in self.baseline["runs"]}
+        done |= {(r["strategy"], r["seed"]) for r in self.runs["runs"]}
+        jobs = [(BASELINE, BASELINE.seed_base + i) for i in range(self.seeds)]
+        for i in range(self.seeds):  # seed-major: drift on a shared machine hits every strategy alike
+            jobs += [(s, s.seed_base + i) for s in self.strategies]
+        return [(s, seed) for s, seed in jobs if (s.key, seed) not in done]
+
+    def record(self, result: dict[str, Any]) -> None:
+        if result["strategy"] == BASELINE.key:
+            self.baseline["runs"].append(result)
+            save(BASELINE_FILE, self.baseline)
+        else:
+            self.runs["runs"].append(result)
+            save(RUNS_FILE, self.runs)
 
 
-def stop(process: subprocess.Popen) -> int:
-    """SIGINT (the run marks its running trials FAIL and exits 130); the whole group killed if it hangs."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            return process.wait(timeout=STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-    return process.wait()
+def execute(plan: Plan, slots: int) -> None:
+    """Run the pending jobs, `slots` at a time, each pinned to its own core; save each as it ends."""
+    pending = plan.pending()
+    cores = sorted(os.sched_getaffinity(0))[:slots]
+    active: dict[int, Run] = {}
+    try:
+        while pending or active:
+            for core in cores:
+                if core not in active and pending:
+                    strategy, seed = pending.pop(0)  # a run started before the target is known checks it later
+                    active[core] = Run(strategy, seed, core, plan.seconds)
+                    print(f"started {strategy.key} seed={seed} on core {core}", flush=True)
+            time.sleep(5)
+            for core, run in list(active.items()):
+                if run.check(None if run.strategy is BASELINE else plan.target()):
+                    result = run.finish()
+                    del active[core]
+                    plan.record(result)
+                    print(describe(result, plan.target(), plan.seconds), flush=True)
+    except BaseException:
+        for run in active.values():
+            run.kill()
+        raise
 
 
-def run_once(strategy: Strategy, seed: int, target: float, cap_seconds: float, workers: int, poll: float,
-             keep: bool) -> Outcome:
-    folder = Path(tempfile.mkdtemp(prefix=f"automl-search-{strategy.label}-{seed}-"))
-    study_path = write_study(folder, strategy, seed, cap_seconds)
-    watch = JournalWatch(folder / JOURNAL, yaml.safe_load(study_path.read_text())["name"])
-    command = [str(Path(sys.executable).with_name("automl")), "run", study_path.name, "--no-tracking",
-               "--workers", str(workers)]
-    log_path = folder / "run.log"
-    with open(log_path, "w") as log:
-        started = dt.datetime.now()
-        began = time.monotonic()
-        process = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
-        hit = None
-        try:
-            while True:
-                hit = first_hit(watch.trials(), target)
-                if hit is not None or process.poll() is not None or time.monotonic() - began >= cap_seconds:
-                    break
-                time.sleep(min(poll, max(0.1, cap_seconds - (time.monotonic() - began))))
-        finally:
-            code = stop(process)
-    trials = watch.trials()
-    hit = hit or first_hit(trials, target)  # one may have finished while the run stopped
-    seconds = (hit.datetime_complete - started).total_seconds() if hit is not None else None
-    if hit is not None and seconds is not None and seconds <= cap_seconds:
-        done, pruned = count(trials, hit.datetime_complete)
-        outcome = Outcome(strategy.label, seed, seconds, False, hit.number, hit.state.name, accuracy_of(hit),
-                          done, pruned, code)
-    else:
-        done, pruned = count(trials, None)
-        outcome = Outcome(strategy.label, seed, cap_seconds, True, trials=done, pruned=pruned, exit_code=code)
-    if code not in (0, 130) or not trials:
-        tail = "\n".join(log_path.read_text().splitlines()[-30:])
-        print(f"warning: {strategy.label} seed={seed}: automl run exited {code} with {len(trials)} trial(s) "
-              f"in the journal; the end of its output ({log_path}):\n{tail}", file=sys.stderr)
-        keep = True
-    if keep:
-        print(f"  (run folder kept: {folder})")
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
-    return outcome
+# -- report -----------------------------------------------------------------------------------------------------
+
+def describe(result: dict[str, Any], target: float | None, seconds: float) -> str:
+    curve = quality_curve(result["trials"])
+    final = quality_at(curve, seconds)
+    hit = time_to(curve, target) if target is not None else None
+    complete = sum(t["state"] == "COMPLETE" for t in result["trials"])
+    reached = f"; target {target:.4f} reached at {hit:.0f} s" if hit is not None else ""
+    return (f"run {result['strategy']} seed={result['seed']}: {len(result['trials'])} finished trials "
+            f"({complete} complete), incumbent test_accuracy {final if final is None else round(final, 4)} when "
+            f"stopped ({result['stop']}){reached}")
 
 
-def describe(outcome: Outcome, target: float) -> str:
-    name = f"time_to_{round(target * 100):g} {outcome.strategy} seed={outcome.seed}"
-    counts = f"{outcome.trials} trials, {outcome.pruned} pruned"
-    if outcome.censored:
-        return f"{name} >= {outcome.seconds:.1f} s (censored: target not reached; {counts}, exit {outcome.exit_code})"
-    state = "" if outcome.state == "COMPLETE" else f", {outcome.state}"
-    return (f"{name} {outcome.seconds:.1f} s (trial {outcome.trial}, test_accuracy {outcome.accuracy:.3f}{state}; "
-            f"{counts} by then)")
-
-
-def median_of(outcomes: list[Outcome]) -> tuple[float, bool]:
-    """The median time (censored runs count as the cap) and whether it rests on a censored run."""
-    ranked = sorted(outcomes, key=lambda o: (o.seconds, o.censored))
+def strategy_report(label: str, results: list[dict[str, Any]], target: float, seconds: float) -> tuple[float, bool]:
+    curves = [quality_curve(r["trials"]) for r in results]
+    marks = []
+    for fraction, name in ((0.25, "T/4"), (0.5, "T/2"), (1.0, "T")):
+        values = [quality_at(c, seconds * fraction) for c in curves]
+        stopped = [r["stop"] == "target" and time_to(c, target) is not None and time_to(c, target) < seconds * fraction
+                   for r, c in zip(results, curves)]
+        shown = "/".join("-" if v is None else f"{v:.4f}" + ("*" if s else "") for v, s in zip(values, stopped))
+        median = statistics.median(v if v is not None else 0.0 for v in values)
+        marks.append(f"{name} {median:.4f} [{shown}]")
+    times = [time_to(c, target) for c in curves]
+    censored = [t is None for t in times]
+    ranked = sorted((t if t is not None else seconds, c) for t, c in zip(times, censored))
     n = len(ranked)
-    middle = ranked[(n - 1) // 2:n // 2 + 1]
-    return statistics.median(o.seconds for o in ranked), any(o.censored for o in middle)
+    median = statistics.median(t for t, _ in ranked)
+    middle_censored = any(c for _, c in ranked[(n - 1) // 2:n // 2 + 1])
+    each = ", ".join(f">={seconds:.0f}" if t is None else f"{t:.0f}" for t in times)
+    print(f"quality {label}: {'; '.join(marks)}")
+    print(f"time_to_target {label} {'>= ' if middle_censored else ''}{median:.0f} s (seeds: {each} s; "
+          f"{sum(censored)} censored)")
+    return median, middle_censored
+
+
+def report(plan: Plan) -> None:
+    target = plan.target()
+    if target is None:
+        print("the baseline is not complete: no target yet")
+        return
+    seconds = plan.seconds
+    base = [quality_at(quality_curve(r["trials"]), seconds) for r in plan.baseline["runs"]]
+    print(f"target test_accuracy {target:.4f} = median over {len(base)} baseline seeds of the random+none "
+          f"incumbent at T = {seconds / 60:g} min ({', '.join(f'{b:.4f}' for b in base if b is not None)}; "
+          f"baseline of commit {plan.baseline['commit']})")
+    strategy_report(BASELINE.label, plan.baseline["runs"], target, seconds)
+    medians = {}
+    for strategy in plan.strategies:
+        results = [r for r in plan.runs["runs"] if r["strategy"] == strategy.key]
+        if len(results) < plan.seeds:
+            print(f"{strategy.label}: {len(results)} of {plan.seeds} seeds done")
+            continue
+        medians[strategy.key] = strategy_report(strategy.label, results, target, seconds)
+    for key, (median, censored) in medians.items():
+        note = " (the median run was censored at T: an upper bound)" if censored else ""
+        name = "search_speedup mnist1d" if key == "default" else f"speedup {key}"
+        print(f"{name} {'<= ' if censored else ''}{seconds / median:.1f}x (T {seconds / 60:g} min / median time "
+              f"to target {median:.0f} s, {plan.seeds} seeds){note}")
+    plot(plan, target)
+
+
+def plot(plan: Plan, target: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seconds = plan.seconds
+    grid = [seconds * i / 240 for i in range(241)]
+    figure, axes = plt.subplots(figsize=(9, 5.5))
+    groups = [(BASELINE.label, plan.baseline["runs"])]
+    groups += [(s.label, [r for r in plan.runs["runs"] if r["strategy"] == s.key]) for s in plan.strategies]
+    for label, results in groups:
+        if not results:
+            continue
+        curves = [quality_curve(r["trials"]) for r in results]
+        # a run stopped at the target holds its last incumbent (it is not known beyond)
+        values = [[quality_at(c, t) for c in curves] for t in grid]
+        present = [(t, [v for v in row if v is not None]) for t, row in zip(grid, values)]
+        present = [(t, row) for t, row in present if len(row) == len(curves)]
+        if not present:
+            continue
+        xs = [t / 60 for t, _ in present]
+        line = axes.plot(xs, [statistics.median(row) for _, row in present], label=f"{label} ({len(results)} seeds)")
+        axes.fill_between(xs, [min(row) for _, row in present], [max(row) for _, row in present],
+                          color=line[0].get_color(), alpha=0.15)
+    axes.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:.4f}")
+    axes.set_xlabel("minutes since the run started (1 worker, 1 core)")
+    axes.set_ylabel("test accuracy of the incumbent (best by validation)")
+    axes.set_title("MNIST-1D search: quality over time, median and range over seeds")
+    axes.set_xlim(0, seconds / 60)
+    axes.set_ylim(max(0.5, target - 0.15), 1.0)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(PLOT_FILE, dpi=110)
+    print(f"anytime plot: {PLOT_FILE.relative_to(ROOT)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--target", type=float, default=0.97, help="test accuracy to reach")
-    parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated study seeds (at least 5 for the figure)")
-    parser.add_argument("--max-minutes", type=float, default=30.0, help="per-run cap; not reached: censored")
-    parser.add_argument("--workers", type=int, default=1, help="`automl run --workers`")
-    parser.add_argument("--strategies", default="tpe,random",
-                        help="comma-separated: tpe (the study file's TPE + pruner), random (no pruning)")
-    parser.add_argument("--poll", type=float, default=3.0, help="seconds between reads of the journal")
-    parser.add_argument("--keep", action="store_true", help="keep each run's folder (study, journal, run.log)")
+    parser.add_argument("--minutes", type=float, default=20.0, help="T: the length of a run")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per strategy and for the baseline")
+    parser.add_argument("--slots", type=int, default=2, help="runs at once, each pinned to its own core")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES), help=f"from {', '.join(STRATEGIES)}")
+    parser.add_argument("--rerun-baseline", action="store_true", help="run the baseline again even if it is current")
+    parser.add_argument("--report-only", action="store_true", help="print the report of the saved runs")
     args = parser.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    names = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    unknown = [n for n in names if n not in STRATEGIES]
-    if unknown or not names or not seeds:
-        parser.error(f"--strategies: choose from {', '.join(STRATEGIES)}; --seeds: at least one integer")
-    cap = args.max_minutes * 60
+    unknown = [k for k in args.strategies.split(",") if k not in STRATEGIES]
+    if unknown:
+        parser.error(f"--strategies: unknown {', '.join(unknown)}; choose from {', '.join(STRATEGIES)}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    print(f"search benchmark: {STUDY_FILE.relative_to(ROOT)}, target test_accuracy {args.target}, seeds {seeds}, "
-          f"cap {args.max_minutes:g} min per run, {args.workers} worker(s); at most "
-          f"{len(names) * len(seeds) * args.max_minutes:g} min", flush=True)
-
-    results: dict[str, list[Outcome]] = {STRATEGIES[n].label: [] for n in names}
-    for seed in seeds:  # the strategies alternate, so drift on a shared machine hits both alike
-        for name in names:
-            outcome = run_once(STRATEGIES[name], seed, args.target, cap, args.workers, args.poll, args.keep)
-            results[outcome.strategy].append(outcome)
-            print(describe(outcome, args.target), flush=True)
-
-    tag = f"time_to_{round(args.target * 100):g}"
-    medians = {}
-    for label, outcomes in results.items():
-        median, censored = median_of(outcomes)
-        medians[label] = (median, censored)
-        reached = sum(not o.censored for o in outcomes)
-        trials, pruned = (statistics.median(o.trials for o in outcomes), statistics.median(o.pruned for o in outcomes))
-        print(f"{tag}_median {label} {'>= ' if censored else ''}{median:.1f} s (median of {len(outcomes)} seeds, "
-              f"{reached} reached the target, {len(outcomes) - reached} censored at {cap:.0f} s; median "
-              f"{trials:g} trials, {pruned:g} pruned)")
-    if len(medians) == 2:
-        (fast, fast_censored), (slow, slow_censored) = medians["tpe+median"], medians["random+none"]
-        # A censored baseline median makes the ratio a lower bound, a censored TPE median an upper bound.
-        bound, note = {(False, False): ("", ""),
-                       (False, True): (">= ", "; the random+none median is censored: a lower bound"),
-                       (True, False): ("<= ", "; the tpe+median median is censored: an upper bound"),
-                       (True, True): ("", "; both medians censored: undetermined, raise --max-minutes")}[
-                           (fast_censored, slow_censored)]
-        print(f"search_speedup mnist1d {bound}{slow / fast:.1f}x (median random+none / median tpe+median, "
-              f"{len(seeds)} seeds, target {args.target}{note})")
+    seconds = args.minutes * 60
+    training, search, here = fingerprint(TRAINING_CODE), fingerprint(SEARCH_CODE), commit()
+    baseline = None if args.rerun_baseline else load(BASELINE_FILE, "training_code", training)
+    if baseline is not None and baseline["seconds"] != seconds:
+        baseline = None
+    baseline = baseline or {"training_code": training, "commit": here, "machine": machine(), "seconds": seconds,
+                            "runs": []}
+    runs = load(RUNS_FILE, "code", search)
+    if runs is None or runs["seconds"] != seconds or args.rerun_baseline:
+        runs = {"code": search, "commit": here, "baseline_commit": baseline["commit"], "machine": machine(),
+                "seconds": seconds, "runs": []}
+    plan = Plan(baseline, runs, seconds, args.seeds, [STRATEGIES[k] for k in args.strategies.split(",")])
+    if not args.report_only:
+        jobs = plan.pending()
+        print(f"search benchmark: {STUDY_FILE.relative_to(ROOT)}, T = {args.minutes:g} min, {args.seeds} seeds, "
+              f"{len(jobs)} run(s) to go on {args.slots} core(s) (at most {len(jobs) * args.minutes / args.slots:.0f} "
+              f"min); commit {here}; {machine()}", flush=True)
+        execute(plan, args.slots)
+    report(plan)
 
 
 if __name__ == "__main__":
