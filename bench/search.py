@@ -426,11 +426,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=20.0, help="T: the length of a run")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per strategy and for the baseline")
     parser.add_argument("--slots", type=int, default=2, help="runs at once, each pinned to its own core")
-    parser.add_argument("--strategies", default=",".join(STRATEGIES), help=f"from {', '.join(STRATEGIES)}")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES), help=f"from {', '.join(STRATEGIES)} (empty: the baseline only)")
     parser.add_argument("--rerun-baseline", action="store_true", help="run the baseline again even if it is current")
     parser.add_argument("--report-only", action="store_true", help="print the report of the saved runs")
     args = parser.parse_args()
-    unknown = [k for k in args.strategies.split(",") if k not in STRATEGIES]
+    keys = [k for k in args.strategies.split(",") if k]  # "": the baseline only
+    unknown = [k for k in keys if k not in STRATEGIES]
     if unknown:
         parser.error(f"--strategies: unknown {', '.join(unknown)}; choose from {', '.join(STRATEGIES)}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -445,7 +446,7 @@ def main() -> None:
     if runs is None or runs["seconds"] != seconds or args.rerun_baseline:
         runs = {"code": search, "commit": here, "baseline_commit": baseline["commit"], "machine": machine(),
                 "seconds": seconds, "runs": []}
-    plan = Plan(baseline, runs, seconds, args.seeds, [STRATEGIES[k] for k in args.strategies.split(",")])
+    plan = Plan(baseline, runs, seconds, args.seeds, [STRATEGIES[k] for k in keys])
     if not args.report_only:
         jobs = plan.pending()
         print(f"search benchmark: {STUDY_FILE.relative_to(ROOT)}, T = {args.minutes:g} min, {args.seeds} seeds, "
