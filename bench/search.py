@@ -9,11 +9,12 @@ validation objective (val_accuracy) so far, and the run's quality is the incumbe
   seeds of the baseline's quality at T. Its curves are saved in bench/baselines/search-baseline.json with the commit
   they ran on, a note of the machine and a fingerprint of the training code (see TRAINING_CODE); they are reused
   while that fingerprint holds (--rerun-baseline runs them again).
-- Strategies (--strategies, all in one invocation by default): random+none, tpe+median (the study file's own: the
-  old default), tpe+hyperband (Optuna's stopping successive halving) and default (the study file without `sampler:`
-  and `pruner:`, so the project's defaults apply). Each runs --seeds independent seeds (100 k + i for the k-th
-  strategy: no start-up trials shared with the baseline or with each other) and is stopped as soon as its quality
-  reaches the target, or at T (censored: counted as T and flagged). search_speedup = T / median time to target.
+- Strategies (--strategies, all in one invocation by default): random+none, tpe+median (the old default: TPE with
+  10 start-up trials, median pruning after 6 epochs), tpe+hyperband (Optuna's stopping successive halving), default
+  (the study file without `sampler:` and `pruner:`, so the project's defaults apply: BOHB + asha) and tpe+asha (the
+  alternative default). Each runs --seeds independent seeds (100 k + i for the k-th strategy: no start-up trials
+  shared with the baseline or with each other) and is stopped as soon as its quality reaches the target, or at T
+  (censored: counted as T and flagged). search_speedup = T / the default's median time to target.
 
 Execution, alike for every run: `automl run study.yaml --no-tracking --workers 1 --threads 1` in a fresh folder,
 pinned to one CPU core; --slots runs go at once, each on its own core (2 on this 2-core machine). The time of a
@@ -65,6 +66,7 @@ JOURNAL = "optuna.journal"
 STOP_GRACE_SECONDS = 60
 # What decides how long a trial takes and how good it gets: a change here re-runs the baseline. The search
 # machinery (sampling, pruning, promotion, workers) is left out on purpose: the baseline does not use it.
+# The strategies' runs are kept while nothing in SEARCH_CODE changes.
 TRAINING_CODE = ["orchestrator/training.py", "orchestrator/model.py", "orchestrator/batches.py",
                  "orchestrator/epoch_loss.py", "orchestrator/components.py", "orchestrator/params.py",
                  "orchestrator/space.py", "plugins", "studies/mnist1d_search.yaml"]
@@ -88,8 +90,11 @@ STRATEGIES = {s.key: s for s in [
     Strategy("random", "random+none", "random", "none", 100),
     Strategy("tpe-median", "tpe+median", OLD_SAMPLER, OLD_PRUNER, 200),
     Strategy("tpe-hyperband", "tpe+hyperband", OLD_SAMPLER, "hyperband", 300),
-    Strategy("default", "default", "drop", "drop", 400),
+    Strategy("default", "default (bohb+asha)", "drop", "drop", 400),
+    Strategy("tpe-asha", "tpe+asha", OLD_SAMPLER, "asha", 500),
 ]}
+# the order runs go in: the new strategies first (they finish soonest), random search last
+ORDER = ["default", "tpe-asha", "tpe-hyperband", "tpe-median", "random"]
 
 
 def fingerprint(paths: list[str]) -> str:
@@ -99,8 +104,9 @@ def fingerprint(paths: list[str]) -> str:
         files = sorted(p for p in path.rglob("*.py")) if path.is_dir() else [path]
         for file in files:
             digest.update(str(file.relative_to(ROOT)).encode())
-            if file == STUDY_FILE:  # its sampler, pruner and seed are set by each run
-                study = {k: v for k, v in yaml.safe_load(file.read_text()).items() if k not in ("sampler", "pruner", "seed")}
+            if file == STUDY_FILE:  # its sampler, pruner and seed are set (or dropped) by each run
+                study = {k: v for k, v in yaml.safe_load(file.read_text()).items()
+                         if k not in ("sampler", "pruner", "seed")}
                 digest.update(json.dumps(study, sort_keys=True).encode())
             else:
                 digest.update(file.read_bytes())
@@ -121,7 +127,8 @@ def commit() -> str:
 def machine() -> str:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
-    return f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return (f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}")
 
 
 # -- one run ----------------------------------------------------------------------------------------------------
@@ -283,8 +290,8 @@ class Plan:
         done = {(r["strategy"], r["seed"]) for r in self.baseline["runs"]}
         done |= {(r["strategy"], r["seed"]) for r in self.runs["runs"]}
         jobs = [(BASELINE, BASELINE.seed_base + i) for i in range(self.seeds)]
-        for i in range(self.seeds):  # seed-major: drift on a shared machine hits every strategy alike
-            jobs += [(s, s.seed_base + i) for s in self.strategies]
+        for strategy in self.strategies:
+            jobs += [(strategy, strategy.seed_base + i) for i in range(self.seeds)]
         return [(s, seed) for s, seed in jobs if (s.key, seed) not in done]
 
     def record(self, result: dict[str, Any]) -> None:
@@ -426,7 +433,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=20.0, help="T: the length of a run")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per strategy and for the baseline")
     parser.add_argument("--slots", type=int, default=2, help="runs at once, each pinned to its own core")
-    parser.add_argument("--strategies", default=",".join(STRATEGIES), help=f"from {', '.join(STRATEGIES)} (empty: the baseline only)")
+    parser.add_argument("--strategies", default=",".join(ORDER),
+                        help=f"from {', '.join(STRATEGIES)} (empty: the baseline only)")
     parser.add_argument("--rerun-baseline", action="store_true", help="run the baseline again even if it is current")
     parser.add_argument("--report-only", action="store_true", help="print the report of the saved runs")
     args = parser.parse_args()

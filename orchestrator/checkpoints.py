@@ -29,6 +29,14 @@ from orchestrator.records import live_lineages
 FORMAT = 1
 
 
+class TrialPaused(Exception):
+    """The trial stopped at the end of epoch `epochs` (a rung) with its state written, to be continued later."""
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__(f"paused after epoch {epochs}")
+        self.epochs = epochs
+
+
 class CheckpointError(Exception):
     """A checkpoint that cannot be used (unreadable, truncated, another configuration); the message says why."""
 
@@ -137,6 +145,10 @@ class Checkpointing:
     resume: Mapping[str, Any] | None = None
     meta: Mapping[str, Any] | None = None
     on_write_error: Callable[[str], None] | None = None
+    pause_requested: bool = False  # set by a rung: write the state at this epoch's end and pause
+
+    def request_pause(self, epochs: int) -> None:
+        self.pause_requested = True
 
 
 # -- capturing and restoring the state ---------------------------------------------------------------------
@@ -231,7 +243,8 @@ def start_at_epoch(trainer: pl.Trainer, epoch: int) -> None:
 
 class EpochCheckpoint(Checkpoint):
     """Writes the trial's state at epoch ends (every `every_epochs`, at most every `min_seconds`, always when
-    a stop was requested), and restores a loaded state when training starts.
+    a stop or a pause was requested: a pause then ends training with TrialPaused), and restores a loaded state
+    when training starts.
 
     A `Checkpoint` subclass, so Lightning runs it after every other epoch-end hook (early stopping included).
     A failed write lets training go on; `on_write_error` hears of it.
@@ -267,8 +280,12 @@ class EpochCheckpoint(Checkpoint):
         if trainer.should_stop or epochs >= (trainer.max_epochs or 0):
             return  # the trial ends with this epoch: nothing to resume
         due = epochs % self.policy.every_epochs == 0 and time.monotonic() - self.last_write >= self.policy.min_seconds
-        if due or STOP.requested:
+        if due or STOP.requested or self.settings.pause_requested:
             self._write(trainer, pl_module, epochs)
+        if self.settings.pause_requested:
+            self.settings.pause_requested = False
+            if self.written_epochs == epochs:
+                raise TrialPaused(epochs)  # else the write failed (reported): the trial trains on instead
         if STOP.requested:
             raise TrialInterrupted(self.written_epochs or 0, self.written_epochs is not None)
 

@@ -121,6 +121,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     resumed = f" ({counts['RETRIED']} of them retried)" if counts.get("RETRIED") else ""
+    if counts.get("PAUSED") or counts.get("PROMOTED"):
+        resumed += (f"; {counts['PROMOTED']} promotion(s) by successive halving, {counts['PAUSED']} trial(s) paused "
+                    "at a rung (counted as pruned)")
     print(f"Done: {counts['COMPLETE'] + counts['PRUNED'] + counts['FAIL']} trial(s) in the study: "
           f"{counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed{resumed}. "
           f"Review them with `automl show {args.study}` or `automl ui`.")
@@ -239,7 +242,9 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     import optuna
 
-    from orchestrator.records import CONFIG_ATTR, REASON_ATTR, leading_trial, pareto_front, trial_counts
+    from orchestrator.promotion import lineage_history, paused_trials, rung_counts
+    from orchestrator.records import (CONFIG_ATTR, PAUSED_ATTR, PROMOTED_ATTR, REASON_ATTR, leading_trial,
+                                      pareto_front, trial_counts)
     from orchestrator.space import CHOSEN_KINDS
     from orchestrator.storage import JOURNAL_PREFIX, open_storage, redact, storage_file, storage_problem
     from orchestrator.summary import objective_names
@@ -261,7 +266,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     leader = leading_trial(study)
     if leader is not None:
         best = {"number": leader.number, "value": leader.values[0],
-                "params": leader.user_attrs.get(CONFIG_ATTR, leader.params)}
+                "params": leader.user_attrs.get(CONFIG_ATTR, leader.params),
+                "trained_as": [{"trial": n, "first_epoch": a, "last_epoch": b, "ended": how}
+                               for n, a, b, how in lineage_history(trials, leader)]}
     metrics = objective_names(study)
     direction = ", ".join(d.name.lower() for d in study.directions)
     front = []
@@ -282,9 +289,19 @@ def cmd_show(args: argparse.Namespace) -> int:
             choices = " ".join(str(entry["config"].get(kind, "")) for kind in CHOSEN_KINDS)
             print(f"  {entry['number']:>5}  " + "  ".join(f"{v:>12.6g}" for v in entry["values"].values())
                   + f"  {choices}")
+    rungs = rung_counts(trials)
+    if any(PAUSED_ATTR in t.user_attrs for t in trials):
+        paused = len(paused_trials(trials))
+        promoted = sum(PROMOTED_ATTR in t.user_attrs for t in trials)
+        print("successive halving: configurations per rung: "
+              + ", ".join(f"{rung} {count}" for rung, count in rungs.items())
+              + f"; {promoted} promotion(s), {paused} paused awaiting promotion")
     if best:
         label = f"best by {metrics[0]}" if front else "best"
         print(f"{label}: trial {best['number']}, value {best['value']:.6g}")
+        history = lineage_history(trials, leader)
+        if len(history) > 1:
+            print("  trained as: " + " -> ".join(f"trial {n} (epochs {a}-{b}, {how})" for n, a, b, how in history))
         for key, value in best["params"].items():
             print(f"  {key}: {value}")
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL and REASON_ATTR in t.user_attrs]

@@ -16,6 +16,7 @@ from typing import Iterator, Literal
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from orchestrator.promotion import is_asha, promote
 from orchestrator.records import RETRY_OF_ATTR
 from orchestrator.storage import storage_file
 
@@ -82,16 +83,17 @@ class BudgetCount:
 
 
 def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
-    """Numbers of the trials that have a retry (they do not count towards the budget)."""
+    """Numbers of the trials that have a retry or a continuation (they do not count towards the budget)."""
     return {t.user_attrs[RETRY_OF_ATTR] for t in trials if RETRY_OF_ATTR in t.user_attrs}
 
 
 def count_budget(study: optuna.Study, target: int) -> BudgetCount:
-    """Finished = COMPLETE + PRUNED + FAIL that will not be retried; RUNNING and WAITING are on their way."""
+    """Finished = COMPLETE + PRUNED + FAIL that nothing continues (a retry, a promotion from a rung): one per
+    configuration; RUNNING and WAITING are on their way."""
     trials = study.get_trials(deepcopy=False)
-    retried = retried_numbers(trials)
-    finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-                   or (t.state == TrialState.FAIL and t.number not in retried) for t in trials)
+    continued = retried_numbers(trials)
+    finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and t.number not in continued
+                   for t in trials)
     return BudgetCount(target, finished, sum(t.state == TrialState.RUNNING for t in trials),
                        sum(t.state == TrialState.WAITING for t in trials))
 
@@ -99,11 +101,18 @@ def count_budget(study: optuna.Study, target: int) -> BudgetCount:
 def claim_trial(study: optuna.Study, target: int) -> optuna.Trial | Literal["done", "wait"]:
     """Ask for the next trial if the budget allows (call under `study_lock`).
 
-    A waiting trial (a retry or an enqueued configuration) is always taken first. `WAIT` means the budget
-    is taken up by trials other workers are running: one of them may still fail and be retried.
+    A waiting trial (a retry or an enqueued configuration) is always taken first; with the asha pruner, a paused
+    trial that has become promotable comes next (its continuation is enqueued and taken), also once the budget of
+    configurations is spent, until none is promotable (then the best paused trial of each rung is, so that the
+    best configuration completes). `WAIT` means the
+    budget is taken up by trials other workers are running: one of them may still fail and be retried.
     """
     optuna.storages.fail_stale_trials(study)
     count = count_budget(study, target)
+    # a promotion continues a configuration the budget already counts: it goes on after the last new one
+    if not count.waiting and is_asha(study.pruner) and \
+            promote(study, study.pruner, finishing=count.open_slots <= 0) is not None:
+        return study.ask()
     if count.waiting or count.open_slots > 0:
         return study.ask()
     return DONE if count.done else WAIT

@@ -72,7 +72,8 @@ def before_trial(trial: Any, config: dict[str, Any]) -> None:
 
 @hookspec
 def after_trial(trial: Any, config: dict[str, Any], state: str, value: float | None, metrics: dict[str, float]) -> None:
-    """Called after a trial ended; `state` is COMPLETE, PRUNED or FAIL."""
+    """Called after a trial ended; `state` is COMPLETE, PRUNED, FAIL or PAUSED (at an asha rung: `value` is the
+    rung's, `metrics` empty; a promotion continues it in a new trial)."""
 
 
 @hookspec

@@ -30,6 +30,10 @@ RESUMED_ATTR = "resumed"  # {"from_trial", "epoch"} when it continued from a che
 CHECKPOINT_EPOCH_ATTR = "checkpoint_epoch"  # on an interrupted trial: the epoch its retry resumes at (0: none)
 RESUME_SKIPPED_ATTR = "resume_skipped"  # why an existing checkpoint could not be used (it started at epoch 0)
 OUT_OF_MEMORY_ATTR = "out_of_memory"
+EPOCHS_ATTR = "epochs"  # the epoch count a trial ended at (replayed epochs included)
+RUNGS_ATTR = "rung_values"  # asha: {epochs of a rung: the objective values there} (rungs reached in this trial)
+PAUSED_ATTR = "paused_at_epoch"  # asha: the rung (epochs) a trial paused at, its checkpoint kept for promotion
+PROMOTED_ATTR = "promoted_from_epoch"  # asha: on a continuation, the rung its lineage was promoted from
 TEST_METRICS_ATTR = "test_metrics"  # the held-out test split's metrics, for review (never the objective)
 
 # MLflow tags
@@ -84,8 +88,12 @@ def retry_of(study: optuna.Study, number: int) -> FrozenTrial | None:
 
 
 def live_lineages(study: optuna.Study) -> set[int]:
-    """The lineages with a trial still waiting or running (their checkpoints are still needed)."""
-    return {lineage(t) for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))}
+    """The lineages with a trial still waiting, running, or paused at a rung and not yet promoted (their
+    checkpoints are still needed)."""
+    trials = study.get_trials(deepcopy=False)
+    continued = {t.user_attrs[RETRY_OF_ATTR] for t in trials if RETRY_OF_ATTR in t.user_attrs}
+    return {lineage(t) for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)
+            or (t.state == TrialState.PRUNED and PAUSED_ATTR in t.user_attrs and t.number not in continued)}
 
 
 def trial_runs(client: Any, experiment_id: str, parent_run_id: str, number: int) -> list[Any]:

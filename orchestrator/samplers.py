@@ -9,6 +9,9 @@ from typing import Any, Iterator, Mapping
 
 import optuna
 
+from orchestrator.bohb import BohbSampler
+from orchestrator.promotion import SuccessiveHalving
+
 
 @dataclass(frozen=True)
 class Strategy:
@@ -53,6 +56,8 @@ SAMPLERS: dict[str, Strategy] = {
     # `group=True` lets multivariate TPE model the conditional space (each component's own params).
     "tpe": Strategy(optuna.samplers.TPESampler, {"multivariate": True, "group": True, "n_startup_trials": 5},
                     seeded=True),
+    # TPE on the highest asha rung with enough results (BOHB); a plain TPE without asha.
+    "bohb": Strategy(BohbSampler, {"n_startup_trials": 5}, seeded=True),
     "random": Strategy(optuna.samplers.RandomSampler, seeded=True),
     "grid": Strategy(GridSampler, seeded=True, grid=True),
     "qmc": Strategy(optuna.samplers.QMCSampler, {"qmc_type": "sobol", "scramble": True}, seeded=True),
@@ -68,6 +73,8 @@ PRUNERS: dict[str, Strategy] = {
                            {"percentile": 25.0, "n_startup_trials": 3, "n_warmup_steps": 2}),
     "successive_halving": Strategy(optuna.pruners.SuccessiveHalvingPruner,
                                    {"min_resource": 1, "reduction_factor": 3}),
+    # pause-and-resume successive halving: trials pause at rungs, the best are promoted and resume (promotion.py)
+    "asha": Strategy(SuccessiveHalving, {"eta": 3}),
     "hyperband": Strategy(optuna.pruners.HyperbandPruner, {"min_resource": 1, "reduction_factor": 3}),
     "wilcoxon": Strategy(optuna.pruners.WilcoxonPruner, {"p_threshold": 0.1, "n_startup_steps": 2}),
     "none": Strategy(optuna.pruners.NopPruner),

@@ -13,6 +13,7 @@ import optuna
 from orchestrator.checkpoints import CheckpointPolicy
 from orchestrator.components import DataBundle
 from orchestrator.coordination import study_lock
+from orchestrator.promotion import is_asha
 from orchestrator.records import (CONFIG_ATTR, ENQUEUED_ATTR, FINGERPRINT_ATTR, PARENT_RUN_ATTR, STRATEGY_ATTR,
                                   leading_trial, pareto_front, trial_counts)
 from orchestrator.recovery import stale_trial_callback
@@ -111,6 +112,8 @@ def open_study(spec: StudySpec, storage_url: str, heartbeat: bool = False,
     sampler = SAMPLERS[spec.sampler[0]].build(spec.sampler[1], seed=spec.seed + seed_offset + existing,
                                               space=spec.space)
     pruner = PRUNERS[spec.pruner[0]].build(spec.pruner[1])
+    if is_asha(pruner):
+        pruner.max_epochs = spec.budget.max_epochs  # its rungs end at the study's epoch budget
     fingerprint = json.loads(json.dumps(spec.fingerprint()))
     if not exists:
         try:

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import yaml
 
 from orchestrator.components import TASKS
-from orchestrator.params import Int, OverrideError, Param, Text, is_finite_number
+from orchestrator.params import Choice, Int, OverrideError, Param, Text, is_finite_number
 from orchestrator.plugins import Registered, Registry
 from orchestrator.samplers import PRUNERS, SAMPLERS, check_options
 from orchestrator.space import CHOSEN_KINDS, ComponentOptions, RegularizerOption, SearchSpace
@@ -29,9 +29,14 @@ CONSTRAINT_KEYS = {"max_params": "params", "max_latency_ms": "latency_ms"}  # bo
 BUDGET_KEYS = {"trials", "timeout", "max_epochs"}
 OBJECTIVE_KEYS = {"metric", "direction"}
 SEARCH_KEYS = set(CHOSEN_KINDS) | {"regularizers", "batch_size"}
-SHARED_PARAMS: dict[str, Param] = {
+SHARED_PARAMS: dict[str, Param] = {  # what a study may narrow them to
     "batch_size": Int(1, 8192, default=100, log=True, help="mini-batch size"),
 }
+# What a study that leaves a shared parameter out searches: the values a practitioner would try.
+SHARED_DEFAULT_SEARCH: dict[str, Param] = {
+    "batch_size": Choice((32, 64, 128, 256), default=128, help="mini-batch size"),
+}
+DEFAULT_SAMPLER, DEFAULT_PRUNER = "bohb", "asha"  # chosen by bench/search.py (bench/baselines/search-*.txt)
 # Kinds that a study leaving them out does not search over (`all` still does).
 DEFAULT_WHEN_OMITTED = {"schedule": "constant"}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -212,13 +217,14 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
     objectives = _check_objectives(check, data.get("objective"), task)
     metric, direction = objectives[0]
     budget = _check_budget(check, data.get("budget"))
-    sampler = _check_strategy(check, "sampler", data.get("sampler", "tpe"), SAMPLERS)
-    pruner = _check_strategy(check, "pruner", data.get("pruner", "median" if len(objectives) == 1 else "none"),
+    sampler = _check_strategy(check, "sampler", data.get("sampler", DEFAULT_SAMPLER if len(objectives) == 1
+                                                         else "tpe"), SAMPLERS)
+    pruner = _check_strategy(check, "pruner", data.get("pruner", DEFAULT_PRUNER if len(objectives) == 1 else "none"),
                              PRUNERS)
     if len(objectives) > 1:
-        if pruner[0] != "none":
-            check.add("pruner", data.get("pruner"), "a multi-objective study cannot prune (Optuna judges one "
-                      "objective per step); use pruner: none or leave it out")
+        if pruner[0] not in ("none", "asha"):
+            check.add("pruner", data.get("pruner"), "Optuna's pruners judge one objective per step: a "
+                      "multi-objective study can use pruner: asha (ranked by non-dominated sorting) or none")
         if sampler[0] in SAMPLERS and SAMPLERS[sampler[0]].single_objective:
             check.add("sampler", data.get("sampler"), f"{sampler[0]} optimises a single objective; for several "
                       "use tpe, random, grid, qmc, gp, nsga2 or nsga3")
@@ -236,7 +242,9 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
 
     execution = _check_execution(check, data)
     checkpoints = _check_checkpoints(check, data.get("checkpoints"), Path(path))
-
+    if pruner[0] == "asha" and checkpoints.every_epochs == 0:
+        check.add("checkpoints.every_epochs", 0, "the asha pruner pauses trials at rungs and resumes them from their "
+                  "checkpoints: checkpoints must be on (every_epochs >= 1), or choose another pruner")
     space, removed = (None, [])
     if dataset is not None and task is not None:
         space, removed = _check_search(check, data.get("search"), registry, input_kind, task)
@@ -473,7 +481,8 @@ def _check_search(check: _Checker, raw: Any, registry: Registry, input_kind: str
     regularizers = _check_regularizers(check, search.get("regularizers"), registry, task)
     shared = {}
     for pname, declared in SHARED_PARAMS.items():
-        shared[pname] = _narrow(check, f"search.{pname}", declared, search[pname]) if pname in search else declared
+        shared[pname] = (_narrow(check, f"search.{pname}", declared, search[pname]) if pname in search
+                         else SHARED_DEFAULT_SEARCH.get(pname, declared))
     if len(components) < len(CHOSEN_KINDS):
         return None, removed
     return SearchSpace(components, tuple(regularizers), shared), removed

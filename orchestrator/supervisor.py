@@ -26,8 +26,9 @@ from orchestrator.coordination import count_budget, retried_numbers, study_lock
 from orchestrator.devices import Slot, plan_slots, visible_gpu_count
 from orchestrator.plugins import Registry
 from orchestrator.progress import Progress
-from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, INTERRUPTED, REASON_ATTR, WORKER_ATTR, leading_trial,
-                                  repeated_failure, retry_of, trial_counts)
+from orchestrator.promotion import paused_trials
+from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, INTERRUPTED, PROMOTED_ATTR, REASON_ATTR, WORKER_ATTR,
+                                  leading_trial, repeated_failure, retry_of, trial_counts)
 from orchestrator.recovery import recover_trials
 from orchestrator.session import RunOptions, checkpoint_policy, load_data, open_tracked_study, update_summary
 from orchestrator.storage import redact
@@ -131,8 +132,9 @@ class Supervisor:
     # -- the whole run ---------------------------------------------------------------------------------
 
     def run(self) -> dict[str, int]:
-        """Run the study to its budget; returns the study's trial counts by state, and under RETRIED the
-        attempts (FAIL) that have a retry. Raises Stopped on SIGINT/SIGTERM.
+        """Run the study to its budget; returns the study's trial counts by state, under RETRIED the attempts
+        (FAIL) that have a retry, under PROMOTED and PAUSED the successive-halving promotions and the trials still
+        paused at a rung. Raises Stopped on SIGINT/SIGTERM.
 
         The workers are started first, so that their imports (~5 s) overlap the checks and set-up here;
         they build their data, open the study, then wait for the go-ahead before claiming trials.
@@ -188,7 +190,11 @@ class Supervisor:
                     tracker.close_study(status)
                 self.registry.hook.after_study(study=study, spec=self.spec)
         counts = trial_counts(study)
-        counts["RETRIED"] = len(retried_numbers(study.get_trials(deepcopy=False)))
+        trials = study.get_trials(deepcopy=False)
+        promoted = [t for t in trials if PROMOTED_ATTR in t.user_attrs]
+        counts["RETRIED"] = len(retried_numbers(trials)) - len(promoted)
+        counts["PROMOTED"] = len(promoted)
+        counts["PAUSED"] = len(paused_trials(trials))
         return counts
 
     def _log_summary(self, study: optuna.Study, parent: str) -> None:

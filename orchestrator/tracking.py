@@ -22,7 +22,8 @@ from orchestrator.storage import redact
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MAX_PARAMS_PER_BATCH = 100
 MAX_PARAM_LENGTH = 6000
-RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "INTERRUPTED": "KILLED"}
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "PAUSED": "FINISHED", "FAIL": "FAILED",
+              "INTERRUPTED": "KILLED"}
 
 
 def default_tracking_uri(cwd: Path | None = None) -> str:

@@ -15,16 +15,18 @@ from optuna.trial import TrialState
 
 from orchestrator import checkpoints
 from orchestrator.best_model import WEIGHTS_FILE, improves, weights_file
-from orchestrator.checkpoints import CheckpointError, CheckpointPolicy, Checkpointing
+from orchestrator.checkpoints import CheckpointError, CheckpointPolicy, Checkpointing, TrialPaused
 from orchestrator.components import DataBundle
 from orchestrator.model_metrics import latency_ms, parameter_count
 from orchestrator.plugins import Registry
 from orchestrator.preemption import TrialInterrupted
 from orchestrator.progress import Progress
-from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, CONFIG_ATTR, INTERRUPTED, OUT_OF_MEMORY_ATTR, REASON_ATTR,
-                                  RESUME_SKIPPED_ATTR, RESUMED_ATTR, RETRY_OF_ATTR, TEST_METRICS_ATTR, leading_trial,
-                                  lineage)
+from orchestrator.promotion import is_asha
+from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, CONFIG_ATTR, EPOCHS_ATTR, INTERRUPTED, OUT_OF_MEMORY_ATTR,
+                                  PAUSED_ATTR, PROMOTED_ATTR, REASON_ATTR, RESUME_SKIPPED_ATTR, RESUMED_ATTR,
+                                  RETRY_OF_ATTR, RUNGS_ATTR, TEST_METRICS_ATTR, leading_trial, lineage)
 from orchestrator.recovery import retry_trial
+from orchestrator.rung_callback import RungCallback
 from orchestrator.space import CHOSEN_KINDS
 from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
@@ -53,8 +55,9 @@ class Attempt:
 
 @dataclass
 class Outcome:
-    """What an attempt produced. `state` is COMPLETE, PRUNED, FAIL or INTERRUPTED (stopped by a signal:
-    recorded as FAIL and retried, resuming from `epochs` when `checkpointed`)."""
+    """What an attempt produced. `state` is COMPLETE, PRUNED, FAIL, PAUSED (at an asha rung: recorded as PRUNED,
+    its checkpoint kept for a promotion) or INTERRUPTED (stopped by a signal: recorded as FAIL and retried,
+    resuming from `epochs` when `checkpointed`)."""
 
     state: str = "FAIL"
     values: list[float | None] = field(default_factory=list)
@@ -156,6 +159,8 @@ class TrialRunner:
             result = self._train(attempt, data)
             outcome.result, outcome.epochs = result, result.epochs
             self._classify(outcome, attempt, result, data)
+        except TrialPaused as exc:
+            outcome.state, outcome.epochs, outcome.checkpointed = "PAUSED", exc.epochs, True
         except TrialInterrupted as exc:
             outcome.state, outcome.epochs, outcome.checkpointed = "INTERRUPTED", exc.epochs, exc.checkpointed
         except (KeyboardInterrupt, SystemExit):  # raised by a plugin or a hook, not by our signal handling
@@ -180,14 +185,18 @@ class TrialRunner:
 
         def run(resume: Mapping[str, Any] | None) -> TrainingResult:
             checkpointing = None
+            rungs: list[Any] = []
             if self.policy is not None and attempt.checkpoint is not None:
                 checkpointing = Checkpointing(self.policy, attempt.checkpoint, resume, {"trial": trial.number},
                                               self.on_checkpoint_error)
+                if is_asha(trial.study.pruner):
+                    rungs.append(RungCallback(trial, trial.study.pruner, attempt.lineage,
+                                              self._rung_values(data), checkpointing.request_pause))
             # Optuna prunes (and takes intermediate values) only for a single objective
             return train(attempt.config, self.registry, data, max_epochs=spec.budget.max_epochs,
                          seed=spec.seed + attempt.lineage, trial=None if spec.multi_objective else trial,
-                         monitor=spec.metric, direction=spec.direction, listeners=listeners, callbacks=callbacks,
-                         checkpointing=checkpointing)
+                         monitor=spec.metric, direction=spec.direction, listeners=listeners,
+                         callbacks=[*rungs, *callbacks], checkpointing=checkpointing)
 
         resume = self._resume_state(attempt)
         if resume is None:
@@ -197,11 +206,37 @@ class TrialRunner:
         except CheckpointError as exc:  # raised before any epoch was trained or replayed
             self._resume_skipped(attempt, str(exc))
             return run(None)
-        trial.set_user_attr(RESUMED_ATTR, {"from_trial": resume.get("trial"), "epoch": result.resumed_at})
-        if attempt.run:
-            attempt.run.set_tags({"resumed_from_trial": str(resume.get("trial")),
-                                  "resumed_at_epoch": str(result.resumed_at)})
+        except BaseException:  # paused, interrupted or failed after it resumed: it did resume
+            self._resumed(attempt, resume)
+            raise
+        self._resumed(attempt, resume)
         return result
+
+    @staticmethod
+    def _resumed(attempt: Attempt, resume: Mapping[str, Any]) -> None:
+        epoch = int(resume["epoch"])
+        attempt.trial.set_user_attr(RESUMED_ATTR, {"from_trial": resume.get("trial"), "epoch": epoch})
+        if attempt.run:
+            attempt.run.set_tags({"resumed_from_trial": str(resume.get("trial")), "resumed_at_epoch": str(epoch)})
+
+    def _rung_values(self, data: DataBundle) -> Callable[[Any, Any], list[float] | None]:
+        """How a rung reads the objectives' values at an epoch's end (None when one is missing)."""
+        objectives = self.spec.objectives or ((self.spec.metric, self.spec.direction),)
+
+        def values(trainer: Any, module: Any) -> list[float] | None:
+            measured: list[float] = []
+            for name, _ in objectives:
+                if name == "params":
+                    measured.append(float(parameter_count(module.network)))
+                elif name == "latency_ms":
+                    measured.append(latency_ms(module.network, data.x_val))
+                elif name in trainer.callback_metrics:
+                    measured.append(float(trainer.callback_metrics[name]))
+                else:
+                    return None
+            return measured
+
+        return values
 
     def _resume_state(self, attempt: Attempt) -> Mapping[str, Any] | None:
         """The lineage's checkpoint for this configuration, or None (none there, or unusable: then the reason
@@ -214,7 +249,8 @@ class TrialRunner:
             self._resume_skipped(attempt, str(exc))
             return None
         if state is not None:
-            self.progress.message(f"trial {attempt.trial.number}: resuming trial {state.get('trial')} at epoch "
+            how = "continuing" if PROMOTED_ATTR in attempt.trial.user_attrs else "resuming"
+            self.progress.message(f"trial {attempt.trial.number}: {how} trial {state.get('trial')} at epoch "
                                   f"{state['epoch']} from its checkpoint")
         return state
 
@@ -262,7 +298,10 @@ class TrialRunner:
                 tracker: Tracker | None) -> TrialReport:
         if outcome.state == "INTERRUPTED":
             return self._record_interrupted(study, attempt, outcome, tracker)
+        if outcome.state == "PAUSED":
+            return self._record_paused(study, attempt, outcome, tracker)
         trial, spec, reason = attempt.trial, self.spec, outcome.reason
+        trial.set_user_attr(EPOCHS_ATTR, outcome.epochs)
         run = self._run_of(attempt, tracker)
         if reason:
             trial.set_user_attr(REASON_ATTR, reason)
@@ -295,6 +334,23 @@ class TrialRunner:
         if attempt.run is None and tracker is not None:
             attempt.run = tracker.start_trial(attempt.trial.number, attempt.config, {})
         return attempt.run
+
+    def _record_paused(self, study: optuna.Study, attempt: Attempt, outcome: Outcome,
+                       tracker: Tracker | None) -> TrialReport:
+        """PRUNED with `paused_at_epoch` (the checkpoint stays: a worker may promote it); the run FINISHED with
+        state PAUSED. Its value for the sampler is the rung's (Optuna takes the last intermediate value)."""
+        trial, epochs = attempt.trial, outcome.epochs
+        reason = f"paused at the rung of epoch {epochs} (not in its top 1/{trial.study.pruner.eta} yet)"
+        trial.set_user_attr(PAUSED_ATTR, epochs)
+        trial.set_user_attr(REASON_ATTR, reason)
+        study.tell(trial, state=TrialState.PRUNED)
+        value = (trial.user_attrs.get(RUNGS_ATTR) or {}).get(str(epochs), [None])[0]
+        run = self._run_of(attempt, tracker)
+        if run:
+            run.end("PAUSED", {}, {"reason": reason, "paused_at_epoch": str(epochs)})
+        self.registry.hook.after_trial(trial=trial, config=attempt.config, state="PAUSED", value=value, metrics={})
+        self.progress.trial_done(trial.number, attempt.config, epochs, value, "PAUSED", best_of(study), reason)
+        return TrialReport(trial.number, "PAUSED", value, reason)
 
     def _record_interrupted(self, study: optuna.Study, attempt: Attempt, outcome: Outcome,
                             tracker: Tracker | None) -> TrialReport:

@@ -24,6 +24,7 @@ name: tiny
 dataset: digits
 objective: {metric: val_accuracy, direction: maximize}
 budget: {trials: 3, max_epochs: 2}
+pruner: median  # trials train to the end (not paused at asha rungs): tests of asha set their own
 seed: 0
 search:
   architecture:

@@ -36,6 +36,7 @@ name: {name}
 dataset: digits
 objective: {{metric: val_accuracy, direction: maximize}}
 budget: {{trials: {trials}, max_epochs: 2}}
+pruner: median  # trials train to the end (not paused at asha rungs)
 heartbeat_seconds: 1
 seed: 0
 search:

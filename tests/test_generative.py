@@ -14,6 +14,7 @@ name: tiny-gan
 dataset: {name: rings, samples: 600}
 task: generative
 budget: {trials: 2, max_epochs: 3}
+pruner: median  # trials train to the end (not paused at asha rungs)
 search:
   architecture: {gan: {latent_dim: 4, width: 32, depth: 1}}
   activation: relu

@@ -539,6 +539,7 @@ dataset:
 task: classification
 objective: {{metric: val_accuracy, direction: maximize}}
 budget: {{trials: 2, max_epochs: 3}}
+pruner: median  # trials train to the end (not paused at asha rungs)
 seed: 0
 search:
   architecture:

@@ -152,7 +152,8 @@ def test_a_multi_objective_study_shows_its_pareto_front_and_respects_constraints
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ("pruner: median\n", "pruner: a multi-objective study cannot prune"),
+    ("pruner: median\n", "pruner: Optuna's pruners judge one objective per step: a multi-objective study can use "
+                          "pruner: asha"),
     ("sampler: cmaes\n", "sampler: cmaes optimises a single objective"),
     ("constraints: {max_flops: 10}\n", "constraints.max_flops: unknown key"),
 ])

@@ -181,6 +181,7 @@ SLOW_STUDY = """
 name: slow
 dataset: {name: mnist1d, train_samples: 3800}
 budget: {trials: 4, max_epochs: 400}
+pruner: median  # trials train to the end (not paused at asha rungs)
 search:
   architecture: {mlp: {depth: 2, width: 256}}
   activation: relu

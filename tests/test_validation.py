@@ -396,8 +396,8 @@ def test_bad_objective(write_study, cli, workdir, objective, expected):
 
 
 @pytest.mark.parametrize(("sampler", "expected"), [
-    ("hillclimb", ["sampler: unknown sampler; allowed: tpe, random, grid, qmc, gp, cmaes, nsga2, nsga3 (got 'hillclimb')"]),
-    ({"name": "rnadom"}, ["sampler.name: unknown sampler (did you mean 'random'?); allowed: tpe, random, grid, qmc, gp, cmaes, nsga2, nsga3 "
+    ("hillclimb", ["sampler: unknown sampler; allowed: tpe, bohb, random, grid, qmc, gp, cmaes, nsga2, nsga3 (got 'hillclimb')"]),
+    ({"name": "rnadom"}, ["sampler.name: unknown sampler (did you mean 'random'?); allowed: tpe, bohb, random, grid, qmc, gp, cmaes, nsga2, nsga3 "
                           "(got 'rnadom')"]),
     ({"name": "tpe", "n_startup": 3},
      ["sampler.n_startup: unknown option of TPESampler; allowed: ", "n_startup_trials", "multivariate"]),
@@ -409,9 +409,10 @@ def test_unknown_sampler_or_sampler_option(write_study, cli, workdir, sampler, e
 
 
 @pytest.mark.parametrize(("pruner", "expected"), [
-    ("asha", ["pruner: unknown pruner; allowed: median, percentile, successive_halving, hyperband, wilcoxon, none (got 'asha')"]),
-    ("medain", ["pruner: unknown pruner (did you mean 'median'?); allowed: median, percentile, successive_halving, hyperband, wilcoxon, none "
-                "(got 'medain')"]),
+    ("xyz", ["pruner: unknown pruner; allowed: median, percentile, successive_halving, asha, hyperband, wilcoxon, "
+                "none (got 'xyz')"]),
+    ("medain", ["pruner: unknown pruner (did you mean 'median'?); allowed: median, percentile, successive_halving, "
+                "asha, hyperband, wilcoxon, none (got 'medain')"]),
     ({"name": "median", "warmup_steps": 2},
      ["pruner.warmup_steps: unknown option of MedianPruner; allowed: ", "n_warmup_steps"]),
 ], ids=["unknown", "typo", "unknown-option"])
@@ -520,7 +521,7 @@ def test_several_problems_are_all_reported_in_one_run(write_study, cli, workdir,
         "budgets: unknown key (did you mean 'budget'?)",
         "dataset.train_samples: must be 50..3800 (default 3800) (got 10)",
         "budget.trials: must be an integer >= 1 (got 'ten')",
-        "sampler: unknown sampler; allowed: tpe, random, grid, qmc, gp, cmaes, nsga2, nsga3 (got 'hillclimb')",
+        "sampler: unknown sampler; allowed: tpe, bohb, random, grid, qmc, gp, cmaes, nsga2, nsga3 (got 'hillclimb')",
         f"search.activation: an empty list; name at least one activation: {registered(registry, 'activation')} "
         "(got [])",
         "search.loss: incompatible: loss 'mse' is for regression",

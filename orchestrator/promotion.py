@@ -1,0 +1,187 @@
+"""Pause-and-resume successive halving: promotion-type ASHA (Li et al. 2018) on resumable trials.
+
+Rungs are epoch counts ending at the study's `max_epochs` (`max_epochs / eta^k`, rounded, down to `min_epochs`).
+A trial that finishes a rung records its objective value(s) there (user attribute `rung_values`, by epochs). If
+its lineage is in the top `1/eta` of every lineage that reached that rung, it trains on to the next rung;
+otherwise it pauses: its checkpoint is written and kept, and the trial ends PRUNED with `paused_at_epoch`. A
+worker that claims its next trial first promotes the best paused trial that has since entered the top `1/eta`
+of its rung (the highest rung first): it enqueues a continuation of it (a trial with the same parameters that
+resumes from the checkpoint, as a retry does), and only starts a new configuration when there is none. All of
+this goes through the shared Optuna storage, under the study lock.
+
+Several objectives are ranked by non-dominated sorting, ties in a front broken by crowding distance (MO-ASHA,
+Schmucker et al. 2021).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping, Sequence
+
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from orchestrator.records import (EPOCHS_ATTR, LINEAGE_ATTR, PAUSED_ATTR, PROMOTED_ATTR, RESUMED_ATTR, RETRY_OF_ATTR,
+                                  RETRY_REASON_ATTR, RUNGS_ATTR, lineage)
+
+ETA = 3
+HALVINGS = 3  # default: min_epochs = max_epochs / eta^3, so four rungs
+
+
+class SuccessiveHalving(optuna.pruners.BasePruner):
+    """The `asha` pruner: never prunes by itself; its rungs drive pausing (RungCallback) and promotion."""
+
+    def __init__(self, eta: int = ETA, min_epochs: int | None = None) -> None:
+        if not isinstance(eta, int) or isinstance(eta, bool) or eta < 2:
+            raise ValueError(f"eta must be an integer >= 2, got {eta!r}")
+        if min_epochs is not None and (not isinstance(min_epochs, int) or isinstance(min_epochs, bool)
+                                       or min_epochs < 1):
+            raise ValueError(f"min_epochs must be an integer >= 1, got {min_epochs!r}")
+        self.eta = eta
+        self.min_epochs = min_epochs
+        self.max_epochs: int | None = None  # set by `for_study`
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        return False
+
+    def rungs(self, max_epochs: int | None = None) -> list[int]:
+        """The rungs' epoch counts, ascending; the last is `max_epochs`."""
+        top = max_epochs or self.max_epochs
+        if top is None:
+            raise ValueError("the rungs need the study's max_epochs")
+        low = self.min_epochs or max(1, round(top / self.eta ** HALVINGS))
+        rungs, budget = {top}, float(top)
+        while round(budget) >= low:
+            rungs.add(int(round(budget)))
+            budget /= self.eta
+        return sorted(rungs)
+
+
+def is_asha(pruner: Any) -> bool:
+    return isinstance(pruner, SuccessiveHalving)
+
+
+# -- ranking ----------------------------------------------------------------------------------------------------
+
+def _signs(directions: Sequence[StudyDirection]) -> list[float]:
+    """+1 for a minimised objective, -1 for a maximised one (smaller signed values are better)."""
+    return [1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in directions]
+
+
+def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+
+def _crowding(front: list[int], points: Mapping[int, Sequence[float]]) -> dict[int, float]:
+    distance = {key: 0.0 for key in front}
+    for axis in range(len(points[front[0]])):
+        ordered = sorted(front, key=lambda key: points[key][axis])
+        low, high = points[ordered[0]][axis], points[ordered[-1]][axis]
+        distance[ordered[0]] = distance[ordered[-1]] = math.inf
+        if high == low:
+            continue
+        for before, key, after in zip(ordered, ordered[1:], ordered[2:]):
+            distance[key] += (points[after][axis] - points[before][axis]) / (high - low)
+    return distance
+
+
+def ranked(results: Mapping[int, Sequence[float]], directions: Sequence[StudyDirection]) -> list[int]:
+    """The keys of `results` best first: by value for one objective; for several, by non-dominated front, then
+    by crowding distance (largest first) within a front. Ties go to the smaller key (the earlier lineage)."""
+    signs = _signs(directions)
+    points = {key: [s * v for s, v in zip(signs, values)] for key, values in results.items()}
+    if len(signs) == 1:
+        return sorted(points, key=lambda key: (points[key][0], key))
+    remaining, order = sorted(points), []
+    while remaining:
+        front = [a for a in remaining if not any(_dominates(points[b], points[a]) for b in remaining if b != a)]
+        crowding = _crowding(front, points)
+        order += sorted(front, key=lambda key: (-crowding[key], key))
+        remaining = [key for key in remaining if key not in front]
+    return order
+
+
+def top_share(results: Mapping[int, Sequence[float]], directions: Sequence[StudyDirection], eta: int,
+              at_least_one: bool = False) -> set[int]:
+    """The lineages in the top 1/eta of a rung: none until eta of them have reached it, unless `at_least_one`
+    (the study starts no more configurations: the best of each rung goes on, so the best one completes)."""
+    share = len(results) // eta
+    return set(ranked(results, directions)[:max(share, 1) if at_least_one else share])
+
+
+# -- what the storage says ----------------------------------------------------------------------------------------
+
+def rung_results(trials: Iterable[FrozenTrial]) -> dict[int, dict[int, list[float]]]:
+    """Epochs of a rung -> {lineage: its objective values there}, from every trial's `rung_values`."""
+    results: dict[int, dict[int, list[float]]] = {}
+    for trial in trials:
+        for epochs, values in (trial.user_attrs.get(RUNGS_ATTR) or {}).items():
+            results.setdefault(int(epochs), {})[lineage(trial)] = [float(v) for v in values]
+    return results
+
+
+def paused_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """Trials paused at a rung that no continuation has picked up yet."""
+    continued = {t.user_attrs[RETRY_OF_ATTR] for t in trials if RETRY_OF_ATTR in t.user_attrs}
+    return [t for t in trials if t.state == TrialState.PRUNED and PAUSED_ATTR in t.user_attrs
+            and t.number not in continued]
+
+
+def next_promotion(study: optuna.Study, pruner: SuccessiveHalving, finishing: bool = False) -> FrozenTrial | None:
+    """The paused trial a free worker should continue: the best promotable one of the highest rung (`finishing`:
+    no new configuration will start, so the best of a rung is promotable even before eta reached it)."""
+    trials = study.get_trials(deepcopy=False)
+    waiting = paused_trials(trials)
+    if not waiting:
+        return None
+    results = rung_results(trials)
+    for epochs in reversed(pruner.rungs()[:-1]):
+        at_rung = results.get(epochs, {})
+        promotable = top_share(at_rung, study.directions, pruner.eta, at_least_one=finishing)
+        candidates = {lineage(t): t for t in waiting if t.user_attrs[PAUSED_ATTR] == epochs
+                      and lineage(t) in promotable}
+        if candidates:
+            best = next(key for key in ranked({k: at_rung[k] for k in candidates}, study.directions))
+            return candidates[best]
+    return None
+
+
+def promote(study: optuna.Study, pruner: SuccessiveHalving, finishing: bool = False) -> int | None:
+    """Enqueue the continuation of the next promotable paused trial; its number, or None. Call under the study
+    lock (two workers must not promote the same trial)."""
+    paused = next_promotion(study, pruner, finishing)
+    if paused is None:
+        return None
+    epochs = int(paused.user_attrs[PAUSED_ATTR])
+    study.enqueue_trial(paused.params, user_attrs={
+        RETRY_OF_ATTR: paused.number, RETRY_REASON_ATTR: f"promoted from the rung at epoch {epochs}",
+        LINEAGE_ATTR: lineage(paused), PROMOTED_ATTR: epochs}, skip_if_exists=False)
+    return paused.number
+
+
+# -- for review ---------------------------------------------------------------------------------------------------
+
+def rung_counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
+    """How many configurations (lineages) reached each rung ("N epochs"), and how many completed ("completed");
+    empty for a study without rungs."""
+    results = rung_results(trials)
+    if not results:
+        return {}
+    counts = {f"{epochs} epoch{'' if epochs == 1 else 's'}": len(at_rung)
+              for epochs, at_rung in sorted(results.items())}
+    counts["completed"] = len({lineage(t) for t in trials if t.state == TrialState.COMPLETE})
+    return counts
+
+
+def lineage_history(trials: Sequence[FrozenTrial], trial: FrozenTrial) -> list[tuple[int, int, int, str]]:
+    """The trials of `trial`'s lineage up to it, in order: (number, first epoch, last epoch, how it ended), epochs
+    counted from 1 (a continuation starts after the epoch its lineage paused at)."""
+    history = []
+    for member in sorted((t for t in trials if lineage(t) == lineage(trial) and t.number <= trial.number),
+                         key=lambda t: t.number):
+        start = int((member.user_attrs.get(RESUMED_ATTR) or {}).get("epoch", 0)) + 1
+        end = int(member.user_attrs.get(PAUSED_ATTR, member.user_attrs.get(EPOCHS_ATTR, 0)))
+        ended = "paused" if PAUSED_ATTR in member.user_attrs else member.state.name.lower()
+        history.append((member.number, start, end, ended))
+    return history

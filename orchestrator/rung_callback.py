@@ -1,0 +1,46 @@
+"""The asha rung check inside a trial: record the objective at each rung, train on or pause (see promotion.py)."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import optuna
+import pytorch_lightning as pl
+
+from orchestrator.promotion import SuccessiveHalving, rung_results, top_share
+from orchestrator.records import RUNGS_ATTR
+
+
+class RungCallback(pl.Callback):
+    """At the end of each rung but the last: record the trial's objective values there, then train on if its
+    lineage is in the top 1/eta of the rung, else ask `pause()` (the checkpoint callback writes the state and
+    ends the trial)."""
+
+    def __init__(self, trial: optuna.Trial, pruner: SuccessiveHalving, trial_lineage: int,
+                 values: Callable[[pl.Trainer, pl.LightningModule], list[float] | None],
+                 pause: Callable[[int], None]) -> None:
+        self.trial = trial
+        self.pruner = pruner
+        self.lineage = trial_lineage
+        self.values = values
+        self.pause = pause
+        self.rungs = pruner.rungs()[:-1]
+        self.paused_at: int | None = None
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epochs = trainer.current_epoch + 1
+        if epochs not in self.rungs or trainer.should_stop:
+            return
+        values = self.values(trainer, pl_module)
+        if values is None or not all(math.isfinite(v) for v in values):
+            return  # nothing to rank by: the trial goes on (and fails or completes on its own terms)
+        recorded = dict(self.trial.user_attrs.get(RUNGS_ATTR) or {})
+        recorded[str(epochs)] = values
+        self.trial.set_user_attr(RUNGS_ATTR, recorded)
+        study = self.trial.study
+        at_rung = rung_results(study.get_trials(deepcopy=False)).get(epochs, {})
+        at_rung[self.lineage] = values
+        if self.lineage not in top_share(at_rung, study.directions, self.pruner.eta):
+            self.paused_at = epochs
+            self.pause(epochs)
