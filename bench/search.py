@@ -10,9 +10,9 @@ validation objective (val_accuracy) so far, and the run's quality is the incumbe
   they ran on, a note of the machine and a fingerprint of the training code (see TRAINING_CODE); they are reused
   while that fingerprint holds (--rerun-baseline runs them again).
 - Strategies (--strategies, all in one invocation by default): random+none, tpe+median (the old default: TPE with
-  10 start-up trials, median pruning after 6 epochs), tpe+hyperband (Optuna's stopping successive halving), default
-  (the study file without `sampler:` and `pruner:`, so the project's defaults apply: BOHB + asha) and tpe+asha (the
-  alternative default). Each runs --seeds independent seeds (100 k + i for the k-th strategy: no start-up trials
+  10 start-up trials, median pruning after 6 epochs), tpe+hyperband (Optuna's stopping successive halving), and
+  bohb+asha and tpe+asha (pause-and-resume successive halving with either model); the one that is the project's
+  default (studyfile.DEFAULT_SAMPLER/PRUNER) gives `search_speedup mnist1d`. Each runs --seeds independent seeds (100 k + i for the k-th strategy: no start-up trials
   shared with the baseline or with each other) and is stopped as soon as its quality reaches the target, or at T
   (censored: counted as T and flagged). search_speedup = T / the default's median time to target.
 
@@ -27,7 +27,7 @@ that was in flight starts again.
                                      [--rerun-baseline] [--report-only]
 
 Prints one line per run, then per strategy its quality at T/4, T/2 and T and its median time to target, and
-`search_speedup mnist1d X.Xx` for the default; draws bench/baselines/search-anytime.png (median and range of the
+`search_speedup mnist1d X.Xx` for the default (`speedup KEY` for the others); draws bench/baselines/search-anytime.png (median and range of the
 quality over seeds, every strategy).
 """
 
@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import inspect
 import json
 import os
 import platform
@@ -66,18 +67,21 @@ JOURNAL = "optuna.journal"
 STOP_GRACE_SECONDS = 60
 # What decides how long a trial takes and how good it gets: a change here re-runs the baseline. The search
 # machinery (sampling, pruning, promotion, workers) is left out on purpose: the baseline does not use it.
-# The strategies' runs are kept while nothing in SEARCH_CODE changes.
+# The strategies' runs are kept while nothing in SEARCH_CODE changes, nor the code that starts a run (RUN_CODE);
+# the project's default strategy (studyfile.DEFAULT_SAMPLER/PRUNER) is left out: every run names its strategy, and
+# the report calls the one that is the default the default.
 TRAINING_CODE = ["orchestrator/training.py", "orchestrator/model.py", "orchestrator/batches.py",
                  "orchestrator/epoch_loss.py", "orchestrator/components.py", "orchestrator/params.py",
                  "orchestrator/space.py", "plugins", "studies/mnist1d_search.yaml"]
-SEARCH_CODE = ["orchestrator", "plugins", "studies/mnist1d_search.yaml", "bench/search.py"]
+SEARCH_CODE = ["orchestrator", "plugins", "studies/mnist1d_search.yaml"]
+DEFAULTS_LINE = "DEFAULT_SAMPLER, DEFAULT_PRUNER = "
 
 
 @dataclass(frozen=True)
 class Strategy:
     key: str
     label: str
-    sampler: Any  # "drop": the project's default
+    sampler: Any
     pruner: Any
     seed_base: int
 
@@ -90,11 +94,23 @@ STRATEGIES = {s.key: s for s in [
     Strategy("random", "random+none", "random", "none", 100),
     Strategy("tpe-median", "tpe+median", OLD_SAMPLER, OLD_PRUNER, 200),
     Strategy("tpe-hyperband", "tpe+hyperband", OLD_SAMPLER, "hyperband", 300),
-    Strategy("default", "default (bohb+asha)", "drop", "drop", 400),
+    Strategy("bohb-asha", "bohb+asha", "bohb", "asha", 400),
     Strategy("tpe-asha", "tpe+asha", OLD_SAMPLER, "asha", 500),
 ]}
 # the order runs go in: the new strategies first (they finish soonest), random search last
-ORDER = ["default", "tpe-asha", "tpe-hyperband", "tpe-median", "random"]
+ORDER = ["bohb-asha", "tpe-asha", "tpe-hyperband", "tpe-median", "random"]
+
+
+def name_of(choice: Any) -> str:
+    return choice["name"] if isinstance(choice, dict) else choice
+
+
+def default_strategy() -> str | None:
+    """The key of the strategy that is the project's default for one objective (None if none of them is)."""
+    from orchestrator.studyfile import DEFAULT_PRUNER, DEFAULT_SAMPLER
+
+    return next((s.key for s in STRATEGIES.values() if (name_of(s.sampler), name_of(s.pruner)) ==
+                 (DEFAULT_SAMPLER, DEFAULT_PRUNER) and not isinstance(s.sampler, dict)), None)
 
 
 def fingerprint(paths: list[str]) -> str:
@@ -104,12 +120,13 @@ def fingerprint(paths: list[str]) -> str:
         files = sorted(p for p in path.rglob("*.py")) if path.is_dir() else [path]
         for file in files:
             digest.update(str(file.relative_to(ROOT)).encode())
-            if file == STUDY_FILE:  # its sampler, pruner and seed are set (or dropped) by each run
+            if file == STUDY_FILE:  # its sampler, pruner and seed are set by each run
                 study = {k: v for k, v in yaml.safe_load(file.read_text()).items()
                          if k not in ("sampler", "pruner", "seed")}
                 digest.update(json.dumps(study, sort_keys=True).encode())
-            else:
-                digest.update(file.read_bytes())
+            else:  # the default strategy's line aside (see SEARCH_CODE)
+                digest.update("".join(line for line in file.read_text().splitlines(keepends=True)
+                                      if not line.startswith(DEFAULTS_LINE)).encode())
     import pytorch_lightning
     import torch
 
@@ -137,11 +154,7 @@ def write_study(folder: Path, strategy: Strategy, seed: int, seconds: float) -> 
     data = yaml.safe_load(STUDY_FILE.read_text())
     data["seed"] = seed
     for key in ("sampler", "pruner"):
-        choice = getattr(strategy, key)
-        if choice == "drop":
-            data.pop(key, None)
-        else:
-            data[key] = choice
+        data[key] = getattr(strategy, key)
     # the time decides; budget.timeout is only a safety net should this script die before its run
     data["budget"] = {**data["budget"], "trials": 100000, "timeout": int(seconds) + 300}
     path = folder / "study.yaml"
@@ -253,6 +266,11 @@ class Run:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def run_code() -> str:
+    """The source of what starts and watches a run: a change to it re-runs the strategies."""
+    return inspect.getsource(write_study) + inspect.getsource(finished_trials) + inspect.getsource(Run)
 
 
 # -- saved results ----------------------------------------------------------------------------------------------
@@ -376,15 +394,18 @@ def report(plan: Plan) -> None:
           f"baseline of commit {plan.baseline['commit']})")
     strategy_report(BASELINE.label, plan.baseline["runs"], target, seconds)
     medians = {}
+    default = default_strategy()
     for strategy in plan.strategies:
         results = [r for r in plan.runs["runs"] if r["strategy"] == strategy.key]
+        label = strategy.label + (" (the default)" if strategy.key == default else "")
         if len(results) < plan.seeds:
-            print(f"{strategy.label}: {len(results)} of {plan.seeds} seeds done")
+            print(f"{label}: {len(results)} of {plan.seeds} seeds done"
+                  + "".join(f"\n  {describe(r, target, seconds)}" for r in results))
             continue
-        medians[strategy.key] = strategy_report(strategy.label, results, target, seconds)
+        medians[strategy.key] = strategy_report(label, results, target, seconds)
     for key, (median, censored) in medians.items():
         note = " (the median run was censored at T: an upper bound)" if censored else ""
-        name = "search_speedup mnist1d" if key == "default" else f"speedup {key}"
+        name = "search_speedup mnist1d" if key == default_strategy() else f"speedup {key}"
         print(f"{name} {'<= ' if censored else ''}{seconds / median:.1f}x (T {seconds / 60:g} min / median time "
               f"to target {median:.0f} s, {plan.seeds} seeds){note}")
     plot(plan, target)
@@ -444,7 +465,8 @@ def main() -> None:
         parser.error(f"--strategies: unknown {', '.join(unknown)}; choose from {', '.join(STRATEGIES)}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seconds = args.minutes * 60
-    training, search, here = fingerprint(TRAINING_CODE), fingerprint(SEARCH_CODE), commit()
+    training, here = fingerprint(TRAINING_CODE), commit()
+    search = fingerprint(SEARCH_CODE) + "-" + hashlib.sha256(run_code().encode()).hexdigest()[:8]
     baseline = None if args.rerun_baseline else load(BASELINE_FILE, "training_code", training)
     if baseline is not None and baseline["seconds"] != seconds:
         baseline = None
