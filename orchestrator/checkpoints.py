@@ -147,7 +147,7 @@ class Checkpointing:
     on_write_error: Callable[[str], None] | None = None
     pause_requested: bool = False  # set by a rung: write the state at this epoch's end and pause
 
-    def request_pause(self, epochs: int) -> None:
+    def request_pause(self) -> None:
         self.pause_requested = True
 
 

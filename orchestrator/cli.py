@@ -242,9 +242,9 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     import optuna
 
-    from orchestrator.promotion import lineage_history, paused_trials, rung_counts
+    from orchestrator.promotion import lineage_history, rung_counts
     from orchestrator.records import (CONFIG_ATTR, PAUSED_ATTR, PROMOTED_ATTR, REASON_ATTR, leading_trial,
-                                      pareto_front, trial_counts)
+                                      pareto_front, paused_trials, trial_counts)
     from orchestrator.space import CHOSEN_KINDS
     from orchestrator.storage import JOURNAL_PREFIX, open_storage, redact, storage_file, storage_problem
     from orchestrator.summary import objective_names
@@ -289,8 +289,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             choices = " ".join(str(entry["config"].get(kind, "")) for kind in CHOSEN_KINDS)
             print(f"  {entry['number']:>5}  " + "  ".join(f"{v:>12.6g}" for v in entry["values"].values())
                   + f"  {choices}")
-    rungs = rung_counts(trials)
     if any(PAUSED_ATTR in t.user_attrs for t in trials):
+        rungs = rung_counts(trials)
         paused = len(paused_trials(trials))
         promoted = sum(PROMOTED_ATTR in t.user_attrs for t in trials)
         print("successive halving: configurations per rung: "

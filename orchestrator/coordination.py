@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Iterator, Literal
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from orchestrator.promotion import is_asha, promote
-from orchestrator.records import RETRY_OF_ATTR
+from orchestrator.records import continued_numbers
 from orchestrator.storage import storage_file
 
 DONE: Literal["done"] = "done"
@@ -82,16 +82,11 @@ class BudgetCount:
         return self.target - self.finished - self.running - self.waiting
 
 
-def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
-    """Numbers of the trials that have a retry or a continuation (they do not count towards the budget)."""
-    return {t.user_attrs[RETRY_OF_ATTR] for t in trials if RETRY_OF_ATTR in t.user_attrs}
-
-
 def count_budget(study: optuna.Study, target: int) -> BudgetCount:
     """Finished = COMPLETE + PRUNED + FAIL that nothing continues (a retry, a promotion from a rung): one per
     configuration; RUNNING and WAITING are on their way."""
     trials = study.get_trials(deepcopy=False)
-    continued = retried_numbers(trials)
+    continued = continued_numbers(trials)
     finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and t.number not in continued
                    for t in trials)
     return BudgetCount(target, finished, sum(t.state == TrialState.RUNNING for t in trials),

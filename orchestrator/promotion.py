@@ -23,7 +23,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.records import (EPOCHS_ATTR, LINEAGE_ATTR, PAUSED_ATTR, PROMOTED_ATTR, RESUMED_ATTR, RETRY_OF_ATTR,
-                                  RETRY_REASON_ATTR, RUNGS_ATTR, lineage)
+                                  RETRY_REASON_ATTR, RUNGS_ATTR, lineage, paused_trials)
 
 ETA = 3
 HALVINGS = 3  # default: min_epochs = max_epochs / eta^3, so four rungs
@@ -119,13 +119,6 @@ def rung_results(trials: Iterable[FrozenTrial]) -> dict[int, dict[int, list[floa
         for epochs, values in (trial.user_attrs.get(RUNGS_ATTR) or {}).items():
             results.setdefault(int(epochs), {})[lineage(trial)] = [float(v) for v in values]
     return results
-
-
-def paused_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """Trials paused at a rung that no continuation has picked up yet."""
-    continued = {t.user_attrs[RETRY_OF_ATTR] for t in trials if RETRY_OF_ATTR in t.user_attrs}
-    return [t for t in trials if t.state == TrialState.PRUNED and PAUSED_ATTR in t.user_attrs
-            and t.number not in continued]
 
 
 def next_promotion(study: optuna.Study, pruner: SuccessiveHalving, finishing: bool = False) -> FrozenTrial | None:

@@ -87,13 +87,25 @@ def retry_of(study: optuna.Study, number: int) -> FrozenTrial | None:
     return next((t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(RETRY_OF_ATTR) == number), None)
 
 
+def continued_numbers(trials: list[FrozenTrial]) -> set[int]:
+    """Numbers of the trials that a later trial continues: a retry, or a promotion from a rung (they do not count
+    towards the budget)."""
+    return {t.user_attrs[RETRY_OF_ATTR] for t in trials if RETRY_OF_ATTR in t.user_attrs}
+
+
+def paused_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """Trials paused at an asha rung that no continuation has picked up yet."""
+    continued = continued_numbers(trials)
+    return [t for t in trials if t.state == TrialState.PRUNED and PAUSED_ATTR in t.user_attrs
+            and t.number not in continued]
+
+
 def live_lineages(study: optuna.Study) -> set[int]:
     """The lineages with a trial still waiting, running, or paused at a rung and not yet promoted (their
     checkpoints are still needed)."""
     trials = study.get_trials(deepcopy=False)
-    continued = {t.user_attrs[RETRY_OF_ATTR] for t in trials if RETRY_OF_ATTR in t.user_attrs}
-    return {lineage(t) for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)
-            or (t.state == TrialState.PRUNED and PAUSED_ATTR in t.user_attrs and t.number not in continued)}
+    return {lineage(t) for t in [*(t for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)),
+                                 *paused_trials(trials)]}
 
 
 def trial_runs(client: Any, experiment_id: str, parent_run_id: str, number: int) -> list[Any]:

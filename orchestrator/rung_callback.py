@@ -19,14 +19,13 @@ class RungCallback(pl.Callback):
 
     def __init__(self, trial: optuna.Trial, pruner: SuccessiveHalving, trial_lineage: int,
                  values: Callable[[pl.Trainer, pl.LightningModule], list[float] | None],
-                 pause: Callable[[int], None]) -> None:
+                 pause: Callable[[], None]) -> None:
         self.trial = trial
         self.pruner = pruner
         self.lineage = trial_lineage
         self.values = values
         self.pause = pause
         self.rungs = pruner.rungs()[:-1]
-        self.paused_at: int | None = None
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epochs = trainer.current_epoch + 1
@@ -42,5 +41,4 @@ class RungCallback(pl.Callback):
         at_rung = rung_results(study.get_trials(deepcopy=False)).get(epochs, {})
         at_rung[self.lineage] = values
         if self.lineage not in top_share(at_rung, study.directions, self.pruner.eta):
-            self.paused_at = epochs
-            self.pause(epochs)
+            self.pause()

@@ -22,13 +22,13 @@ from optuna.trial import TrialState
 
 from orchestrator import checkpoints
 from orchestrator.best_model import log_best_model
-from orchestrator.coordination import count_budget, retried_numbers, study_lock
+from orchestrator.coordination import count_budget, study_lock
 from orchestrator.devices import Slot, plan_slots, visible_gpu_count
 from orchestrator.plugins import Registry
 from orchestrator.progress import Progress
-from orchestrator.promotion import paused_trials
 from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, INTERRUPTED, PROMOTED_ATTR, REASON_ATTR, WORKER_ATTR,
-                                  leading_trial, repeated_failure, retry_of, trial_counts)
+                                  continued_numbers, leading_trial, paused_trials, repeated_failure, retry_of,
+                                  trial_counts)
 from orchestrator.recovery import recover_trials
 from orchestrator.session import RunOptions, checkpoint_policy, load_data, open_tracked_study, update_summary
 from orchestrator.storage import redact
@@ -192,7 +192,7 @@ class Supervisor:
         counts = trial_counts(study)
         trials = study.get_trials(deepcopy=False)
         promoted = [t for t in trials if PROMOTED_ATTR in t.user_attrs]
-        counts["RETRIED"] = len(retried_numbers(trials)) - len(promoted)
+        counts["RETRIED"] = len(continued_numbers(trials)) - len(promoted)
         counts["PROMOTED"] = len(promoted)
         counts["PAUSED"] = len(paused_trials(trials))
         return counts
