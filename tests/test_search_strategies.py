@@ -73,7 +73,7 @@ def test_defaults_are_the_measured_strategy_and_practical_batch_sizes(write_stud
     registry = load_registry()
     defaults = SEARCH.replace("  batch_size: 64\n", "").replace("pruner: median", "")  # the fixture pins one
     spec = load_study(write_study(defaults), registry)
-    assert (spec.sampler[0], spec.pruner[0]) == ("bohb", "asha")
+    assert (spec.sampler[0], spec.pruner[0]) == ("tpe", "asha")
     assert spec.space.shared["batch_size"] == Choice((32, 64, 128, 256), default=128, help="mini-batch size")
     several = defaults.replace("objective: {metric: val_accuracy, direction: maximize}",
                              "objective: [{metric: val_accuracy, direction: maximize}, "
