@@ -104,8 +104,8 @@ def live_lineages(study: optuna.Study) -> set[int]:
     """The lineages with a trial still waiting, running, or paused at a rung and not yet promoted (their
     checkpoints are still needed)."""
     trials = study.get_trials(deepcopy=False)
-    return {lineage(t) for t in [*(t for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)),
-                                 *paused_trials(trials)]}
+    live = [t for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)] + paused_trials(trials)
+    return {lineage(t) for t in live}
 
 
 def trial_runs(client: Any, experiment_id: str, parent_run_id: str, number: int) -> list[Any]:
