@@ -1,39 +1,32 @@
-"""Plugin-based AutoML experiment orchestrator: the public API for plugins and callers."""
+"""Plugin-based AutoML experiment orchestrator: the public API for plugins and callers.
 
-from orchestrator.components import (
-    Activation,
-    AdversarialLoss,
-    Architecture,
-    BuildContext,
-    DataBundle,
-    Dataset,
-    Loss,
-    Optimizer,
-    Regularizer,
-    RegularizerEffect,
-    Schedule,
-)
-from orchestrator.hookspecs import hookimpl
-from orchestrator.params import Choice, Fixed, Float, Int, Text
+The names are imported on first use (PEP 562), so that `automl --help` or `automl show` do not load torch."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Activation",
-    "AdversarialLoss",
-    "Architecture",
-    "BuildContext",
-    "Choice",
-    "DataBundle",
-    "Dataset",
-    "Fixed",
-    "Float",
-    "Int",
-    "Loss",
-    "Optimizer",
-    "Regularizer",
-    "RegularizerEffect",
-    "Schedule",
-    "Text",
-    "hookimpl",
-]
+_HOMES = {
+    "orchestrator.components": ("Activation", "AdversarialLoss", "Architecture", "BuildContext", "DataBundle",
+                                "Dataset", "Loss", "Optimizer", "Regularizer", "RegularizerEffect", "Schedule"),
+    "orchestrator.hookspecs": ("hookimpl",),
+    "orchestrator.params": ("Choice", "Fixed", "Float", "Int", "Text"),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+__all__ = sorted(_HOME_OF)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME_OF:
+        raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOME_OF[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,6 +1,8 @@
 """The best model: each trial that beats the study's best so far keeps its weights on its MLflow run; at the
-end the supervisor rebuilds the best trial's network, logs it with `mlflow.pytorch` on the parent run
-(signature and input example included) and, if asked, registers it with the alias `best`."""
+end the supervisor rebuilds the best trial's network and logs it on the parent run twice, signature and input
+example included: `best_model`, a pyfunc model that takes raw inputs and returns predictions as the data wrote
+its targets (orchestrator.serving; the one registered, with the alias `best`, if asked), and `best_network`,
+the plain `nn.Module` with `mlflow.pytorch` for PyTorch users (inputs as the network trained on them)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from orchestrator.records import BEST_MODEL_TRIAL_TAG, CONFIG_ATTR, leading_tria
 
 WEIGHTS_FILE = "network_state.pt"
 MODEL_NAME = "best_model"
+NETWORK_NAME = "best_network"
 BEST_ALIAS = "best"
 
 
@@ -57,6 +60,7 @@ def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tr
     from mlflow.tracking import MlflowClient
 
     from orchestrator import __version__
+    from orchestrator.serving import FloatInputs, ServingModel, raw_example  # mlflow.pyfunc: only here
 
     if data.task == "generative":
         return None  # a GAN's generator takes noise, not the data's inputs: nothing to predict with
@@ -76,16 +80,23 @@ def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tr
         else:
             return None
         network = rebuild_network(dict(best.user_attrs[CONFIG_ATTR]), registry, data, weights)
-    example = data.x_val[:5].detach().cpu()
+    requirements = [f"torch=={torch.__version__.split('+')[0]}", f"automl-orchestrator=={__version__}"]
+    serving = ServingModel(network, data)
+    example = raw_example(data)
+    plain = FloatInputs(network).eval()
+    tensors = data.x_val[:5].detach().cpu().numpy()
     with torch.no_grad():
-        prediction = network(example)
-    signature = infer_signature(example.numpy(), prediction.numpy())
+        outputs = plain(torch.as_tensor(tensors)).numpy()
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run(run_id=parent_run_id):
-        info = mlflow.pytorch.log_model(
-            network, name=MODEL_NAME, signature=signature, input_example=example.numpy(),
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"automl-orchestrator=={__version__}"])
-        mlflow.set_tags({BEST_MODEL_TRIAL_TAG: str(best.number), "best_model.uri": info.model_uri})
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_NAME, python_model=serving, signature=infer_signature(example, serving.predict(None, example)),
+            input_example=example, pip_requirements=requirements)
+        network_info = mlflow.pytorch.log_model(
+            plain, name=NETWORK_NAME, signature=infer_signature(tensors, outputs), input_example=tensors,
+            serialization_format="pickle", pip_requirements=requirements)
+        mlflow.set_tags({BEST_MODEL_TRIAL_TAG: str(best.number), "best_model.uri": info.model_uri,
+                         "best_network.uri": network_info.model_uri})
     if register:
         version = mlflow.register_model(info.model_uri, register)
         client.set_registered_model_alias(register, BEST_ALIAS, version.version)

@@ -17,24 +17,25 @@ class CliError(Exception):
     """A user error the command reports in one message, with exit code 2."""
 
 
-def _registry(plugin_dirs: Sequence[Path]) -> Any:
+def _registry(plugin_dirs: Sequence[Path], warn: bool = True) -> Any:
+    """Every plugin loaded; with `warn`, each plugin that failed to load is named on stderr."""
     from orchestrator.plugins import PluginConflictError, load_registry
 
     try:
         registry = load_registry(plugin_dirs)
     except PluginConflictError as exc:
         raise CliError(str(exc)) from None
-    for error in registry.errors:
+    for error in registry.errors if warn else ():
         print(f"warning: {error}", file=sys.stderr)
     return registry
 
 
-def _load(path: str, extra_dirs: Sequence[str]) -> tuple[Any, Any]:
+def _load(path: str, extra_dirs: Sequence[str], warn: bool = True) -> tuple[Any, Any]:
     """Read, validate and resolve a study file (nothing is created)."""
     from orchestrator.studyfile import plugin_dirs_of, read_study_file, validate_study
 
     data = read_study_file(path)
-    registry = _registry(plugin_dirs_of(path, data) + [Path(d).resolve() for d in extra_dirs])
+    registry = _registry(plugin_dirs_of(path, data) + [Path(d).resolve() for d in extra_dirs], warn)
     return validate_study(path, data, registry), registry
 
 
@@ -45,6 +46,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"study      {spec.name}")
     print(f"dataset    {spec.dataset.spec.name} {dict(spec.dataset_params)} ({spec.input_kind} inputs)")
     print(f"task       {spec.task}")
+    describe = spec.dataset.spec.describe
+    if describe is not None:
+        try:
+            lines = describe(spec.dataset_params, spec.seed)
+        except (OSError, ValueError) as exc:
+            raise CliError(f"{spec.path}: dataset: {exc}") from None
+        print("data:")
+        for line in lines:
+            print(f"  {line}")
     print(f"objective  {spec.direction} {spec.metric}")
     print(f"budget     {budget.trials} trials, max {budget.max_epochs} epochs"
           + (f", timeout {budget.timeout} s" if budget.timeout else ""))
@@ -67,13 +77,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _storage_option(args: argparse.Namespace) -> str | None:
     """--storage, else the AUTOML_STORAGE environment variable (keeps a password off the process list)."""
-    from orchestrator.supervisor import STORAGE_ENV
+    from orchestrator.env_vars import STORAGE_ENV
 
     return args.storage or os.environ.get(STORAGE_ENV) or None
 
 
 def _tracking_option(args: argparse.Namespace) -> str | None:
-    from orchestrator.supervisor import TRACKING_ENV
+    """--tracking-uri, else the AUTOML_TRACKING_URI environment variable."""
+    from orchestrator.env_vars import TRACKING_ENV
 
     return args.tracking_uri or os.environ.get(TRACKING_ENV) or None
 
@@ -139,7 +150,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from orchestrator.supervisor import DEADLINE_ENV
     from orchestrator.worker import EXIT_REPEATED_FAILURE, Worker, WorkerOptions, recycle, repeated_failure_message
 
-    spec, registry = _load(args.study, args.plugins_dir)
+    # a supervised worker's plugins are the supervisor's, which has named any that failed to load: once per run
+    spec, registry = _load(args.study, args.plugins_dir, warn=not args.supervised)
     options = RunOptions(storage=_storage_option(args), tracking_uri=_tracking_option(args),
                          tracking=not args.no_tracking)
     storage_url = resolve_storage(spec, options)
@@ -243,13 +255,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     import optuna
 
     from orchestrator.promotion import lineage_history, rung_counts
-    from orchestrator.records import (CONFIG_ATTR, PAUSED_ATTR, PROMOTED_ATTR, REASON_ATTR, leading_trial,
-                                      pareto_front, paused_trials, trial_counts)
+    from orchestrator.records import (CONFIG_ATTR, PAUSED_ATTR, PROMOTED_ATTR, REASON_ATTR, TEST_METRICS_ATTR,
+                                      leading_trial, pareto_front, paused_trials, trial_counts)
     from orchestrator.space import CHOSEN_KINDS
     from orchestrator.storage import JOURNAL_PREFIX, open_storage, redact, storage_file, storage_problem
     from orchestrator.summary import objective_names
 
-    name, url = _study_name_and_storage(args.study, args.storage)
+    name, url = _study_name_and_storage(args.study, _storage_option(args))
     problem = storage_problem(url)
     if problem:
         raise CliError(f"storage: {problem}")
@@ -266,6 +278,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     leader = leading_trial(study)
     if leader is not None:
         best = {"number": leader.number, "value": leader.values[0],
+                "test_metrics": dict(leader.user_attrs.get(TEST_METRICS_ATTR) or {}),
                 "params": leader.user_attrs.get(CONFIG_ATTR, leader.params),
                 "trained_as": [{"trial": n, "first_epoch": a, "last_epoch": b, "ended": how}
                                for n, a, b, how in lineage_history(trials, leader)]}
@@ -299,6 +312,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if best:
         label = f"best by {metrics[0]}" if front else "best"
         print(f"{label}: trial {best['number']}, value {best['value']:.6g}")
+        if best["test_metrics"]:
+            print("  on the held-out test split (never used to choose): "
+                  + ", ".join(f"{k} {v:.6g}" for k, v in sorted(best["test_metrics"].items())))
         history = lineage_history(trials, leader)
         if len(history) > 1:
             print("  trained as: " + " -> ".join(f"trial {n} (epochs {a}-{b}, {how})" for n, a, b, how in history))
@@ -311,12 +327,16 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from orchestrator.tracking import default_tracking_uri
+    from orchestrator.tracking import default_tracking_uri, study_views
 
-    uri = args.tracking_uri or default_tracking_uri()
+    uri = _tracking_option(args) or default_tracking_uri()
+    base = f"http://127.0.0.1:{args.port}"
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
                "--port", str(args.port)]
-    print(f"MLflow UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)", flush=True)
+    print(f"MLflow UI on {base} (Ctrl-C stops it)")
+    for study, address in study_views(uri, base):
+        print(f"  study {study}, every trial by its objective: {address}")
+    sys.stdout.flush()
     os.execv(sys.executable, command)
     return EXIT_OK  # not reached
 
@@ -378,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="trial counts and the best trial of a study")
     show.add_argument("study", help="study name or study file")
-    show.add_argument("--storage", help="Optuna storage URL (default: journal file ./optuna.journal)")
+    show.add_argument("--storage", help="Optuna storage URL (or env AUTOML_STORAGE; default: the study file's "
+                      "storage, else journal file ./optuna.journal)")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_show)
 
@@ -391,15 +412,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     ui = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
-    ui.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
+    ui.add_argument("--tracking-uri", help="MLflow tracking URI (or env AUTOML_TRACKING_URI; default: "
+                    "sqlite:///mlflow.db)")
     ui.set_defaults(func=cmd_ui)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from orchestrator.session import DatasetError, StudyChangedError
-    from orchestrator.studyfile import StudyFileError
+    from orchestrator.errors import DatasetError, StudyChangedError, StudyFileError
 
     try:
         return args.func(args)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping
-
-import torch
-from torch import nn
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
 from orchestrator.params import Param
+
+if TYPE_CHECKING:  # torch only where a component is built: `automl plugins` and `validate` import none of it
+    import torch
+    from torch import nn
 
 Kind = Literal["architecture", "activation", "loss", "optimizer", "schedule", "regularizer", "dataset"]
 KINDS: tuple[Kind, ...] = ("architecture", "activation", "loss", "optimizer", "schedule", "regularizer", "dataset")
@@ -22,6 +23,13 @@ INPUT_KINDS: tuple[InputKind, ...] = ("vector", "sequence", "image")
 
 Task = Literal["classification", "regression", "generative"]
 TASKS: tuple[Task, ...] = ("classification", "regression", "generative")
+
+
+def _relu() -> nn.Module:
+    """The default non-linearity of a BuildContext."""
+    from torch import nn
+
+    return nn.ReLU()
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,12 @@ class DataBundle:
     task: Task
     output_size: int
     target_scale: float = 1.0  # regression targets were divided by this; metrics are reported times it
+    # What the best model needs to score raw inputs (orchestrator.serving): `encoder.transform(raw) -> x` when the
+    # inputs were encoded (a table's rows), the class labels as the data wrote them, and the regression targets'
+    # training mean (a target in its own units is output * target_scale + target_offset).
+    encoder: Any = None
+    classes: tuple[Any, ...] | None = None
+    target_offset: tuple[float, ...] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -50,8 +64,7 @@ class DataBundle:
     def to(self, device: torch.device | str) -> "DataBundle":
         moved = {name: getattr(self, name).to(device) for name in
                  ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
-        return DataBundle(**moved, input_kind=self.input_kind, task=self.task, output_size=self.output_size,
-                          target_scale=self.target_scale)
+        return replace(self, **moved)
 
 
 @dataclass(frozen=True)
@@ -99,7 +112,7 @@ class BuildContext:
     input_kind: InputKind
     output_size: int
     task: Task
-    activation: Callable[[], nn.Module] = nn.ReLU
+    activation: Callable[[], nn.Module] = _relu
     dropout: float = 0.0
     norm: Callable[[int, Layout], nn.Module] | None = None
     weight_decay: float = 0.0
@@ -188,12 +201,14 @@ class Dataset(_Spec):
     A data set whose task or input kind depends on the user's data (a CSV file, arrays) gives
     `probe(params) -> (task, input_kind)`: it reads just enough to tell, before anything is
     created, and raises ValueError (or OSError) with a readable message when the data is unusable.
+    `describe(params, seed) -> lines` says what reading the user's data will do (`automl validate` shows it).
     """
 
     build: Callable[[Mapping[str, Any], int], DataBundle] = None  # type: ignore[assignment]
     input_kind: InputKind = "vector"
     tasks: tuple[Task, ...] = ("classification",)
     probe: Callable[[Mapping[str, Any]], tuple[Task, InputKind]] | None = None
+    describe: Callable[[Mapping[str, Any], int], list[str]] | None = None
     kind = "dataset"
 
 

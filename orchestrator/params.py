@@ -96,7 +96,10 @@ class _Range:
                 raise OverrideError("an empty list of values; give at least one")
             for value in override:
                 self._check_value(value)
-            return Choice(tuple(self._cast(v) for v in override), default=self._cast(override[0]), help=self.help)
+            values = tuple(self._cast(v) for v in override)
+            # the declared default where the list keeps it, else the list's first value
+            default = self.default if _member(self.default, values) else values[0]
+            return Choice(values, default=default, help=self.help)
         self._check_value(override)
         return Fixed(self._cast(override), help=self.help)
 
@@ -179,7 +182,8 @@ class Choice:
         if bad:
             raise OverrideError(f"{bad[0]!r} is not one of {list(self.choices)}")
         if isinstance(override, list):
-            return Choice(tuple(values), default=values[0], help=self.help)
+            default = self.default if _member(self.default, values) else values[0]
+            return Choice(tuple(values), default=default, help=self.help)
         return Fixed(override, help=self.help)
 
 

@@ -13,6 +13,7 @@ import optuna
 from orchestrator.checkpoints import CheckpointPolicy
 from orchestrator.components import DataBundle
 from orchestrator.coordination import study_lock
+from orchestrator.errors import DatasetError, StudyChangedError
 from orchestrator.promotion import is_asha
 from orchestrator.records import (CONFIG_ATTR, ENQUEUED_ATTR, FINGERPRINT_ATTR, PARENT_RUN_ATTR, STRATEGY_ATTR,
                                   leading_trial, pareto_front, trial_counts)
@@ -22,14 +23,6 @@ from orchestrator.storage import default_storage_url, open_storage, redact, stor
 from orchestrator.studyfile import StudySpec
 from orchestrator.tracking import Tracker, default_tracking_uri
 from orchestrator.training import training_device
-
-
-class DatasetError(Exception):
-    """The study's data set could not be built (its message says why)."""
-
-
-class StudyChangedError(Exception):
-    """The study file changed what a stored study optimises; resuming would mix two studies."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import yaml
 
 from orchestrator.components import TASKS
+from orchestrator.errors import StudyFileError
 from orchestrator.params import Choice, Int, OverrideError, Param, Text, is_finite_number
 from orchestrator.plugins import Registered, Registry
 from orchestrator.samplers import PRUNERS, SAMPLERS, check_options
@@ -40,15 +41,6 @@ DEFAULT_SAMPLER, DEFAULT_PRUNER = "tpe", "asha"  # 3.0x random search: bench/bas
 # Kinds that a study leaving them out does not search over (`all` still does).
 DEFAULT_WHEN_OMITTED = {"schedule": "constant"}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class StudyFileError(Exception):
-    """One or more problems in a study file; each line names the file, the key path and the value."""
-
-    def __init__(self, path: str, problems: list[str]) -> None:
-        self.path = path
-        self.problems = problems
-        super().__init__("\n".join(f"{path}: {p}" for p in problems))
 
 
 @dataclass(frozen=True)
@@ -171,6 +163,17 @@ def _join(prefix: str, key: str) -> str:
 def _nearest(name: str, options: Any) -> str:
     close = difflib.get_close_matches(name, [str(o) for o in options], n=3, cutoff=0.5)
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _unregistered(kind: str, name: str, registry: Registry, label: str | None = None) -> str:
+    """Why `name` is not registered: a plugin failed to load (named, with its error), or no plugin provides it."""
+    registered = registry.names(kind)
+    unknown = f"unknown {label or kind}{_nearest(name, registered)}"
+    if registry.errors:
+        failed = "; ".join(str(error) for error in registry.errors)
+        return f"{unknown}; it may come from a plugin that failed to load ({failed}); registered: " + \
+            ", ".join(registered)
+    return f"{unknown}; no installed or local plugin registers it; registered: " + ", ".join(registered)
 
 
 def _is_int(value: Any) -> bool:
@@ -370,8 +373,7 @@ def _check_dataset(check: _Checker, raw: Any, registry: Registry,
         return None, {}
     if name not in registry.components["dataset"]:
         check.add("dataset" if not isinstance(raw, dict) else "dataset.name", name,
-                  f"unknown data set{_nearest(name, registry.names('dataset'))}; registered: "
-                  + ", ".join(registry.names("dataset")))
+                  _unregistered("dataset", name, registry, "data set"))
         return None, {}
     dataset = registry.get("dataset", name)
     declared = dataset.spec.params
@@ -542,7 +544,7 @@ def _check_component_kind(check: _Checker, kind: str, raw: Any, registry: Regist
     for name, overrides in named.items():
         key = f"{where}.{name}" if isinstance(raw, dict) else where
         if name not in registry.components[kind]:
-            check.add(key, name, f"unknown {kind}{_nearest(name, registered)}; registered: {', '.join(registered)}")
+            check.add(key, name, _unregistered(kind, name, registry))
             continue
         reason = incompatibility(kind, registry.get(kind, name), input_kind, task)
         if reason:
@@ -557,20 +559,22 @@ def _check_regularizers(check: _Checker, raw: Any, registry: Registry, task: str
     where = "search.regularizers"
     if raw is None:
         return []
-    if isinstance(raw, list):
-        named: dict[str, Any] = {str(item): None for item in raw}
+    registered = registry.names("regularizer")
+    if raw == "all":  # every compatible regularizer, each searched on/off
+        named: dict[str, Any] = {name: None for name in registered
+                                 if not incompatibility("regularizer", registry.get("regularizer", name), "", task)}
+    elif isinstance(raw, list):
+        named = {str(item): None for item in raw}
     elif isinstance(raw, dict):
         named = raw
     else:
-        check.add(where, raw, "must be a list of regularizer names or a mapping of names to parameter ranges")
+        check.add(where, raw, "must be `all`, a list of regularizer names or a mapping of names to parameter ranges")
         return []
-    registered = registry.names("regularizer")
     result = []
     for name, overrides in named.items():
         key = f"{where}.{name}"
         if name not in registry.components["regularizer"]:
-            check.add(key, name, f"unknown regularizer{_nearest(name, registered)}; registered: "
-                      + ", ".join(registered))
+            check.add(key, name, _unregistered("regularizer", name, registry))
             continue
         reason = incompatibility("regularizer", registry.get("regularizer", name), "", task)
         if reason:

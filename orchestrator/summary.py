@@ -1,8 +1,11 @@
 """The study summary on the MLflow parent run: plots (PNG), a component-versus-component table and a report
-(Markdown and HTML), all under the run's `summary/` artifacts, viewable in the MLflow UI."""
+(Markdown, and HTML with the plots embedded so that it renders inside MLflow's artifact viewer), all under the
+run's `summary/` artifacts. Besides Optuna's plots it draws what MLflow cannot draw from child runs: the learning
+curves of the top trials in one plot, and the objective by component choice."""
 
 from __future__ import annotations
 
+import base64
 import html
 import statistics
 import tempfile
@@ -14,9 +17,12 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from orchestrator.records import CONFIG_ATTR, FINGERPRINT_ATTR, leading_trial, pareto_front, trial_counts
+from orchestrator.records import (CONFIG_ATTR, FINGERPRINT_ATTR, TEST_METRICS_ATTR, leading_trial, pareto_front,
+                                  trial_counts)
+from orchestrator.space import CHOSEN_KINDS
 
 SUMMARY_DIR = "summary"
+TOP_CURVES = 5  # trials in the learning-curves plot
 
 
 def objective_names(study: optuna.Study) -> list[str]:
@@ -56,7 +62,58 @@ def _plots(study: optuna.Study, names: list[str]) -> dict[str, Callable[[], Any]
     }
     if len(names) in (2, 3):
         chosen["pareto_front.png"] = lambda: plots.plot_pareto_front(study, target_names=names)
+    if len(names) == 1:  # Optuna keeps per-epoch values for one objective only
+        chosen["learning_curves.png"] = lambda: plot_learning_curves(study, names[0])
+    chosen["objective_by_component.png"] = lambda: plot_objective_by_component(study, names[0])
     return chosen
+
+
+def _ranked_complete(study: optuna.Study) -> list[FrozenTrial]:
+    """Complete trials, best first by the first objective."""
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sorted(complete, key=lambda t: -t.values[0] if maximize else t.values[0])
+
+
+def plot_learning_curves(study: optuna.Study, name: str, top: int = TOP_CURVES) -> Any:
+    """The objective per epoch of the `top` best complete trials, in one plot (a promoted trial's curve includes
+    the epochs its lineage trained before it was paused: they are replayed into its intermediate values)."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots()
+    for trial in _ranked_complete(study)[:top]:
+        steps = sorted(trial.intermediate_values)
+        config = trial.user_attrs.get(CONFIG_ATTR, {})
+        label = f"trial {trial.number}: " + " ".join(str(config.get(k, "")) for k in ("architecture", "optimizer"))
+        axes.plot([s + 1 for s in steps], [trial.intermediate_values[s] for s in steps], marker=".", label=label)
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(name)
+    axes.set_title(f"Learning curves of the {top} best trials")
+    axes.legend(loc="best", fontsize="small")
+    return axes
+
+
+def plot_objective_by_component(study: optuna.Study, name: str) -> Any:
+    """One panel per component kind: the first objective of every complete trial, by the component it chose."""
+    import matplotlib.pyplot as plt
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    kinds = [k for k in CHOSEN_KINDS if any(k in t.user_attrs.get(CONFIG_ATTR, {}) for t in complete)]
+    figure, panels = plt.subplots(1, max(1, len(kinds)), squeeze=False, sharey=True)
+    for panel, kind in zip(panels[0], kinds):
+        groups: dict[str, list[float]] = defaultdict(list)
+        for trial in complete:
+            groups[str(trial.user_attrs.get(CONFIG_ATTR, {}).get(kind, "-"))].append(trial.values[0])
+        labels = sorted(groups)
+        for position, label in enumerate(labels):
+            values = groups[label]
+            panel.scatter([position] * len(values), values, alpha=0.6, s=14)
+            panel.hlines(statistics.median(values), position - 0.3, position + 0.3, color="black")
+        panel.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize="small")
+        panel.set_title(kind)
+    panels[0][0].set_ylabel(name)
+    figure.suptitle(f"{name} by component (each dot a complete trial, the bar its median)")
+    return panels
 
 
 def _top_params(study: optuna.Study, count: int = 8) -> list[str]:
@@ -96,7 +153,7 @@ def write_summary(study: optuna.Study, folder: Path) -> list[str]:
             skipped.append(f"{file_name}: {type(exc).__name__}: {exc}")
         finally:
             plt.close("all")
-    markdown, page = _report(study, names, component_table(study), written, skipped)
+    markdown, page = _report(study, names, component_table(study), written, skipped, folder)
     (folder / "report.md").write_text(markdown)
     (folder / "report.html").write_text(page)
     return written + ["report.md", "report.html"]
@@ -107,7 +164,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _report(study: optuna.Study, names: list[str], table: list[dict], plots: list[str],
-            skipped: list[str]) -> tuple[str, str]:
+            skipped: list[str], folder: Path) -> tuple[str, str]:
     counts = trial_counts(study)
     best = leading_trial(study)
     lines = [f"# Study {study.study_name}", "",
@@ -115,8 +172,12 @@ def _report(study: optuna.Study, names: list[str], table: list[dict], plots: lis
              "Objectives: " + ", ".join(f"{n} ({d.name.lower()})" for n, d in zip(names, study.directions)), ""]
     if best is not None:
         lines += [f"## Best trial: {best.number}", "",
-                  ", ".join(f"{n} = {v:.6g}" for n, v in zip(names, best.values)), "", "| parameter | value |",
-                  "|---|---|"]
+                  ", ".join(f"{n} = {v:.6g}" for n, v in zip(names, best.values)), ""]
+        tested = best.user_attrs.get(TEST_METRICS_ATTR) or {}
+        if tested:
+            lines += ["On the held-out test split (never used to choose): "
+                      + ", ".join(f"{k} = {v:.6g}" for k, v in sorted(tested.items())), ""]
+        lines += ["| parameter | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in best.user_attrs.get(CONFIG_ATTR, best.params).items()]
         lines.append("")
     if len(study.directions) > 1:
@@ -135,12 +196,13 @@ def _report(study: optuna.Study, names: list[str], table: list[dict], plots: lis
     markdown = "\n".join(lines) + "\n"
     page = ("<!doctype html><meta charset='utf-8'><title>" + html.escape(study.study_name) + "</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:4px 8px}img{max-width:100%}</style>" + _html(markdown))
+            "td,th{border:1px solid #ccc;padding:4px 8px}img{max-width:100%}</style>" + _html(markdown, folder))
     return markdown, page
 
 
-def _html(markdown: str) -> str:
-    """The report's small Markdown subset (headings, tables, images, paragraphs) as HTML."""
+def _html(markdown: str, folder: Path) -> str:
+    """The report's small Markdown subset (headings, tables, images, paragraphs) as HTML; the images (files in
+    `folder`) are embedded as data URIs: MLflow's artifact viewer shows the page without its neighbours."""
     out, rows = [], []
 
     def flush_table() -> None:
@@ -164,7 +226,8 @@ def _html(markdown: str) -> str:
             out.append(f"<h1>{html.escape(line[2:])}</h1>")
         elif line.startswith("!["):
             source = line[line.index("(") + 1:-1]
-            out.append(f"<p><img src='{html.escape(source)}' alt='{html.escape(source)}'></p>")
+            data = base64.b64encode((folder / source).read_bytes()).decode("ascii")
+            out.append(f"<p><img src='data:image/png;base64,{data}' alt='{html.escape(source)}'></p>")
         elif line:
             out.append(f"<p>{html.escape(line)}</p>")
     flush_table()

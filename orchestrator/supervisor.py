@@ -24,8 +24,9 @@ from orchestrator import checkpoints
 from orchestrator.best_model import log_best_model
 from orchestrator.coordination import count_budget, study_lock
 from orchestrator.devices import Slot, plan_slots, visible_gpu_count
+from orchestrator.env_vars import STORAGE_ENV, TRACKING_ENV
 from orchestrator.plugins import Registry
-from orchestrator.progress import Progress
+from orchestrator.progress import Progress, choices_width
 from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, INTERRUPTED, PROMOTED_ATTR, REASON_ATTR, WORKER_ATTR,
                                   continued_numbers, leading_trial, paused_trials, repeated_failure, retry_of,
                                   trial_counts)
@@ -36,16 +37,15 @@ from orchestrator.studyfile import StudySpec
 from orchestrator.summary import log_summary
 from orchestrator.tracking import Tracker
 from orchestrator.training import quiet_libraries
-from orchestrator.worker import (EXIT_REPEATED_FAILURE, GO, RELEASED_ENV, SPAWNED_AT_ENV,
+from orchestrator.worker import (EXIT_REPEATED_FAILURE, GO, READY, RELEASED_ENV, SPAWNED_AT_ENV,
                                  repeated_failure_message)
 
-STORAGE_ENV = "AUTOML_STORAGE"
-TRACKING_ENV = "AUTOML_TRACKING_URI"
 DEADLINE_ENV = "AUTOML_DEADLINE"
 EXIT_USAGE = 2  # a worker that stopped on a study-file or data error
 KILL_AFTER_GRACE_SECONDS = 10.0  # how much longer than its grace period a stopped worker may take
 SUMMARY_SECONDS = 60.0
 MAX_STARTUP_CRASHES = 3
+READY_WAIT_SECONDS = 120.0  # how long the table waits for the workers' start-up lines
 
 
 class WorkersFailedError(Exception):
@@ -72,6 +72,7 @@ class WorkerProcess:
     worker_id: str
     process: subprocess.Popen
     relays: list[threading.Thread] = field(default_factory=list)
+    ready: threading.Event = field(default_factory=threading.Event)  # set up and waiting for the go-ahead
 
 
 def plan_for(spec: StudySpec, options: RunOptions) -> list[Slot]:
@@ -87,8 +88,12 @@ def default_memory_mb(workers: int) -> int:
     return int(0.8 * total / max(1, workers))
 
 
-def _relay(stream: Any, sink: TextIO) -> None:
+def _relay(stream: Any, sink: TextIO, ready: threading.Event | None = None) -> None:
+    """Pass a worker's output on, line by line; its READY line only sets `ready`."""
     for line in stream:
+        if ready is not None and line.strip() == READY:
+            ready.set()
+            continue
         sink.write(line)
         sink.flush()
 
@@ -116,7 +121,7 @@ class Supervisor:
         self.plugin_dirs = plugin_dirs
         self.out = out or sys.stdout
         self.err = err or sys.stderr
-        self.progress = Progress(spec.metric, spec.budget.max_epochs, self.out)
+        self.progress = Progress(spec.metric, spec.budget.max_epochs, self.out, width=choices_width(spec.space))
         self.trials = options.trials or spec.budget.trials
         self.slots = slots
         self.memory_mb = spec.execution.worker_memory_mb or default_memory_mb(len(slots))
@@ -157,6 +162,7 @@ class Supervisor:
                 for number in recover_trials(study, self.tracking_uri, parent):
                     self.progress.message(f"trial {number} was left RUNNING by a worker that no longer exists: "
                                           "marked FAIL and retried")
+            self._await_ready()  # their start-up lines come before the table, not inside it
             self.progress.header(self.spec.name, self.trials, redact(self.storage_url),
                                  redact(self.tracking_uri) if self.tracking_uri else None,
                                  f"{len(self.slots)} ({', '.join(s.name for s in self.slots)}; "
@@ -245,13 +251,21 @@ class Supervisor:
         process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True, bufsize=1)
         worker = WorkerProcess(slot, worker_id, process)
-        for stream, sink in ((process.stdout, self.out), (process.stderr, self.err)):
-            relay = threading.Thread(target=_relay, args=(stream, sink), daemon=True, name=f"relay-{slot.name}")
+        for stream, sink, ready in ((process.stdout, self.out, worker.ready), (process.stderr, self.err, None)):
+            relay = threading.Thread(target=_relay, args=(stream, sink, ready), daemon=True,
+                                     name=f"relay-{slot.name}")
             relay.start()
             worker.relays.append(relay)
         self.workers.append(worker)
         if self.released:
             self._release(worker)
+
+    def _await_ready(self, limit: float = READY_WAIT_SECONDS) -> None:
+        """Wait (at most `limit` s) until every worker is set up and waits for the go-ahead, or has exited."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline and not all(w.ready.is_set() or w.process.poll() is not None
+                                                        for w in self.workers):
+            time.sleep(0.05)
 
     def _release(self, worker: WorkerProcess) -> None:
         """Tell a worker it may claim trials (it waits for this line on its standard input)."""

@@ -22,6 +22,8 @@ from orchestrator.storage import redact
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MAX_PARAMS_PER_BATCH = 100
 MAX_PARAM_LENGTH = 6000
+# MLflow 3 opens an experiment without this tag in its GenAI view (traces, evaluations); a study is model training
+EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "PAUSED": "FINISHED", "FAIL": "FAILED",
               "INTERRUPTED": "KILLED"}
 
@@ -129,11 +131,14 @@ class Tracker:
             if self.tracking_uri.startswith("sqlite:///"):
                 db = Path(self.tracking_uri.removeprefix("sqlite:///"))
                 artifact_location = (db.parent / "mlartifacts").resolve().as_uri()
-            self.experiment_id = self.client.create_experiment(study_name, artifact_location=artifact_location)
+            self.experiment_id = self.client.create_experiment(study_name, artifact_location=artifact_location,
+                                                               tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
         else:
             if experiment.lifecycle_stage == "deleted":
                 self.client.restore_experiment(experiment.experiment_id)
             self.experiment_id = experiment.experiment_id
+            if EXPERIMENT_KIND_TAG not in experiment.tags:  # an experiment made by an earlier version
+                self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
         status = self._run_status(parent_run_id) if parent_run_id is not None else None
         if status == "RUNNING":  # a live run (the supervisor or another worker) already set it up
             self.parent_run_id = parent_run_id
@@ -196,3 +201,23 @@ def create_trial_run(client: MlflowClient, experiment_id: str | None, parent_run
     for start in range(0, len(params), MAX_PARAMS_PER_BATCH):
         client.log_batch(run.info.run_id, params=params[start:start + MAX_PARAMS_PER_BATCH])
     return run.info.run_id
+
+
+def study_views(tracking_uri: str, base_url: str) -> list[tuple[str, str]]:
+    """(study, address) of each study in the tracking store: its experiment's runs sorted by the objective, best
+    first. MLflow nests child runs (collapsed) only in its default order, so this view lists every trial at once
+    with its objective; the study's parent run comes last (it has no `objective` of its own)."""
+    from urllib.parse import urlencode
+
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).exists():
+        return []  # nothing tracked yet (and MLflow would create the file)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    views = []
+    for experiment in client.search_experiments():
+        parents = client.search_runs([experiment.experiment_id], "tags.`automl.role` = 'study'", max_results=1)
+        if not parents:
+            continue
+        ascending = parents[0].data.tags.get("automl.direction") == "minimize"
+        query = urlencode({"orderByKey": "metrics.`objective`", "orderByAsc": str(ascending).lower()})
+        views.append((experiment.name, f"{base_url}/#/experiments/{experiment.experiment_id}/runs?{query}"))
+    return views

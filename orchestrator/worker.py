@@ -21,7 +21,7 @@ from orchestrator import checkpoints
 from orchestrator.coordination import DONE, WAIT, claim_trial, study_lock
 from orchestrator.plugins import Registry
 from orchestrator.preemption import STOP, install_stop_handlers
-from orchestrator.progress import Progress
+from orchestrator.progress import Progress, choices_width
 from orchestrator.records import WORKER_ATTR, repeated_failure
 from orchestrator.recovery import recover_trials, start_ticks, worker_identity
 from orchestrator.session import checkpoint_policy, load_data, open_tracked_study, update_summary
@@ -33,6 +33,7 @@ from orchestrator.trial import TrialRunner
 
 WAIT_SECONDS = 1.0
 GO = "go"  # the supervisor's go-ahead on a supervised worker's standard input
+READY = "automl-worker-ready"  # a supervised worker's line (not shown) that it waits for GO: set-up is done
 RELEASED_ENV = "AUTOML_RELEASED"  # set once the go-ahead came: a recycled worker does not wait again
 SPAWNED_AT_ENV = "AUTOML_SPAWNED_AT"  # wall-clock time the worker process was started (or recycled)
 EXIT_REPEATED_FAILURE = 4  # a supervised worker stopped because trial after trial failed alike
@@ -120,7 +121,8 @@ class Worker:
         self.spec = spec
         self.registry = registry
         self.options = options
-        self.progress = Progress(spec.metric, spec.budget.max_epochs, out, tag=options.slot)
+        self.progress = Progress(spec.metric, spec.budget.max_epochs, out, tag=options.slot,
+                                 width=choices_width(spec.space))
         self.policy = checkpoint_policy(spec, options.storage_url)
         self.runner = TrialRunner(spec, registry, self.progress, self.policy)
         self.identity = worker_identity(options.worker_id)
@@ -148,6 +150,7 @@ class Worker:
         self.progress.message(f"worker {options.slot or options.worker_id} ready after {seconds_since_start():.1f} s "
                               "(imports, data, study)")
         if options.supervised and not os.environ.get(RELEASED_ENV):
+            print(READY, flush=True)
             if sys.stdin.readline().strip() != GO:
                 return "done"  # the supervisor is gone, or stopped before the study began
             os.environ[RELEASED_ENV] = "1"

@@ -1,90 +1,9 @@
-"""The generative task's built-ins: the `gan` architecture, adversarial losses, a toy data set."""
+"""The generative task's built-ins: the `gan` architecture, adversarial losses, a toy data set (their torch code
+is in automl_plugins.gan_networks, imported when a trial builds them)."""
 
-import math
+from orchestrator import Architecture, Dataset, Float, Int, Loss, hookimpl
 
-import numpy as np
-import torch
-from torch import nn
-from torch.nn import functional as F
-
-from orchestrator import AdversarialLoss, Architecture, DataBundle, Dataset, Float, Int, Loss, hookimpl
-
-
-class GANNetwork(nn.Module):
-    """A generator (latent -> sample shaped like the data) and a discriminator (sample -> logit)."""
-
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, latent_dim: int,
-                 sample_shape: tuple[int, ...]) -> None:
-        super().__init__()
-        self.generator = nn.Sequential(generator, nn.Unflatten(1, sample_shape))
-        self.discriminator = nn.Sequential(nn.Flatten(), discriminator)
-        self.latent_dim = latent_dim
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.generator(z)
-
-
-def mlp_stack(sizes: list[int], ctx, *, norm: bool, dropout: bool) -> nn.Sequential:
-    """Linear layers between `sizes`, each hidden one followed by (norm), activation, (dropout)."""
-    layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
-        layers.append(nn.Linear(n_in, n_out))
-        if i < len(sizes) - 2:
-            if norm and ctx.norm is not None:
-                layers.append(ctx.norm(n_out, "vector"))
-            layers.append(ctx.activation())
-            if dropout and ctx.dropout > 0:
-                layers.append(nn.Dropout(ctx.dropout))
-    return nn.Sequential(*layers)
-
-
-def build_gan(params, ctx) -> GANNetwork:
-    """MLP generator and discriminator; normalisation goes to the generator, dropout to the discriminator."""
-    features = math.prod(ctx.input_shape)
-    hidden = [params["width"]] * params["depth"]
-    generator = mlp_stack([params["latent_dim"], *hidden, features], ctx, norm=True, dropout=False)
-    discriminator = mlp_stack([features, *hidden, 1], ctx, norm=False, dropout=True)
-    return GANNetwork(generator, discriminator, params["latent_dim"], tuple(ctx.input_shape))
-
-
-def non_saturating_bce(params, ctx) -> AdversarialLoss:
-    """The original GAN loss with the non-saturating generator objective -log D(G(z))."""
-
-    def discriminator(real, fake):
-        return (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
-                + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
-
-    def generator(fake):
-        return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
-
-    return AdversarialLoss(discriminator, generator)
-
-
-def least_squares(params, ctx) -> AdversarialLoss:
-    """LSGAN (Mao et al.): squared distance of the discriminator's output to the real/fake targets."""
-
-    def discriminator(real, fake):
-        return 0.5 * ((real - 1).pow(2).mean() + fake.pow(2).mean())
-
-    def generator(fake):
-        return 0.5 * (fake - 1).pow(2).mean()
-
-    return AdversarialLoss(discriminator, generator)
-
-
-def build_rings(params, seed: int) -> DataBundle:
-    """Points from `modes` Gaussians evenly spaced on a circle of radius 2: a standard GAN benchmark
-    whose modes a generator must all cover. Split 70/15/15 (seeded)."""
-    rng = np.random.default_rng(seed)
-    n, modes = params["samples"], params["modes"]
-    angles = 2 * np.pi * rng.integers(0, modes, n) / modes
-    points = np.stack([2 * np.cos(angles), 2 * np.sin(angles)], axis=1) + rng.normal(0, params["noise"], (n, 2))
-    points = torch.as_tensor(points, dtype=torch.float32)
-    n_train, n_val = int(0.7 * n), int(0.15 * n)
-    parts = points[:n_train], points[n_train:n_train + n_val], points[n_train + n_val:]
-    zeros = [torch.zeros(len(p), dtype=torch.long) for p in parts]  # no labels in a generative task
-    return DataBundle(parts[0], zeros[0], parts[1], zeros[1], parts[2], zeros[2], input_kind="vector",
-                      task="generative", output_size=2)
+from . import deferred
 
 
 @hookimpl
@@ -94,14 +13,15 @@ def register_architectures(register):
         params={"latent_dim": Int(1, 128, default=8, log=True, help="size of the generator's noise input"),
                 "width": Int(8, 512, default=128, log=True, help="units per hidden layer"),
                 "depth": Int(1, 4, default=2, help="hidden layers in each network")},
-        build=build_gan, input_kinds=("vector", "sequence", "image"), tasks=("generative",)))
+        build=deferred("gan_networks", "build_gan"), input_kinds=("vector", "sequence", "image"), tasks=("generative",)))
 
 
 @hookimpl
 def register_losses(register):
     register(Loss("gan_bce", "Non-saturating GAN loss (binary cross-entropy on logits).",
-                  build=non_saturating_bce, tasks=("generative",)))
-    register(Loss("gan_lsgan", "Least-squares GAN loss.", build=least_squares, tasks=("generative",)))
+                  build=deferred("gan_networks", "non_saturating_bce"), tasks=("generative",)))
+    register(Loss("gan_lsgan", "Least-squares GAN loss.", build=deferred("gan_networks", "least_squares"),
+                  tasks=("generative",)))
 
 
 @hookimpl
@@ -111,4 +31,4 @@ def register_datasets(register):
         params={"modes": Int(2, 25, default=8, help="number of Gaussian modes on the ring"),
                 "noise": Float(0.01, 0.5, default=0.05, help="standard deviation of each mode"),
                 "samples": Int(200, 50000, default=4000, help="points generated (split 70/15/15)")},
-        build=build_rings, input_kind="vector", tasks=("generative",)))
+        build=deferred("gan_networks", "build_rings"), input_kind="vector", tasks=("generative",)))

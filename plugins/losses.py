@@ -4,47 +4,33 @@ Classification losses take logits (N, classes) and int64 class indices (N,); reg
 outputs (N, outputs) and float targets of the same shape (a flat (N,) target is viewed as the outputs).
 """
 
-import torch
-from torch import nn
-from torch.nn import functional as F
-
 from orchestrator import Float, Loss, hookimpl
 
+from . import deferred
 
-class LogSoftmaxNLL(nn.Module):
-    """Negative log-likelihood of the target class under log-softmax of the logits."""
-
-    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.nll_loss(F.log_softmax(outputs, dim=1), targets)
+build_loss = deferred("layers", "build_loss")  # torch.nn, imported when a trial builds its loss
 
 
-class ShapedRegressionLoss(nn.Module):
-    """A regression loss with the targets viewed as the outputs' shape (no silent broadcasting)."""
-
-    def __init__(self, loss: nn.Module) -> None:
-        super().__init__()
-        self.loss = loss
-
-    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self.loss(outputs, targets.view_as(outputs))
+def loss(name: str):
+    return lambda params, ctx: build_loss(params, ctx, name)
 
 
 @hookimpl
 def register_losses(register):
     register(Loss("cross_entropy", "Softmax cross-entropy over class logits.",
-                  build=lambda params, ctx: nn.CrossEntropyLoss(), tasks=("classification",)))
+                  build=loss("cross_entropy"), tasks=("classification",)))
     register(Loss("label_smoothing", "Cross-entropy against smoothed one-hot targets.",
                   params={"smoothing": Float(0.0, 0.3, default=0.1, help="probability mass spread over all classes")},
-                  build=lambda params, ctx: nn.CrossEntropyLoss(label_smoothing=params["smoothing"]),
+                  build=loss("label_smoothing"),
                   tasks=("classification",)))
     register(Loss("nll", "Negative log-likelihood of log-softmax over class logits.",
-                  build=lambda params, ctx: LogSoftmaxNLL(), tasks=("classification",)))
-    register(Loss("mse", "Mean squared error.", build=lambda params, ctx: nn.MSELoss(), tasks=("regression",)))
+                  build=loss("nll"), tasks=("classification",)))
+    register(Loss("mse", "Mean squared error.", build=loss("mse"), tasks=("regression",)))
     register(Loss("mae", "Mean absolute error (L1): robust to outlying targets.",
-                  build=lambda params, ctx: ShapedRegressionLoss(nn.L1Loss()), tasks=("regression",)))
+                  build=loss("mae"), tasks=("regression",)))
     register(Loss("huber", "Huber: squared error within `delta` of the target, absolute error beyond.",
                   params={"delta": Float(0.01, 10.0, default=1.0, log=True,
                                          help="error where it turns linear, in the targets' units as trained "
                                               "(the built-in data sets standardise them)")},
-                  build=lambda params, ctx: ShapedRegressionLoss(nn.HuberLoss(delta=params["delta"])),
+                  build=loss("huber"),
                   tasks=("regression",)))

@@ -1,30 +1,36 @@
-"""Built-in optimizers."""
-
-import torch
+"""Built-in optimizers (torch.optim, imported when one is built)."""
 
 from orchestrator import Choice, Float, Optimizer, hookimpl
 
 
 def build_sgd(params, parameters, ctx):
     """Mini-batch SGD with (optionally Nesterov) momentum."""
+    import torch
+
     return torch.optim.SGD(parameters, lr=params["lr"], momentum=params["momentum"],
                            nesterov=params["nesterov"] and params["momentum"] > 0, weight_decay=ctx.weight_decay)
 
 
 def build_adam(params, parameters, ctx):
     """Adam with the chosen betas (weight decay coupled into the gradient)."""
+    import torch
+
     return torch.optim.Adam(parameters, lr=params["lr"], betas=(params["beta1"], params["beta2"]),
                             weight_decay=ctx.weight_decay)
 
 
 def build_adamw(params, parameters, ctx):
     """AdamW: Adam with decoupled weight decay (its own `weight_decay` plus any regularizer's)."""
+    import torch
+
     return torch.optim.AdamW(parameters, lr=params["lr"], betas=(params["beta1"], params["beta2"]),
                              weight_decay=params["weight_decay"] + ctx.weight_decay)
 
 
 def build_rmsprop(params, parameters, ctx):
     """RMSprop with momentum."""
+    import torch
+
     return torch.optim.RMSprop(parameters, lr=params["lr"], alpha=params["alpha"], momentum=params["momentum"],
                                weight_decay=ctx.weight_decay)
 

@@ -1,47 +1,13 @@
 """Built-in regularizers, each acting where it belongs: structure, loss, optimizer or training."""
 
-import torch
-from torch import nn
-
 from orchestrator import Choice, Float, Int, Regularizer, RegularizerEffect, hookimpl
 
+from . import deferred
 
-def weight_penalty(weight: float, power: int):
-    """A loss term `weight * sum |w|^power` over weight matrices (biases and norm parameters excluded)."""
-
-    def penalty(model: nn.Module) -> torch.Tensor:
-        terms = [p.abs().sum() if power == 1 else p.pow(2).sum() for p in model.parameters() if p.ndim > 1]
-        return weight * torch.stack(terms).sum() if terms else torch.zeros(())
-
-    return penalty
-
-
-
-class ChannelsLast(nn.Module):
-    """Applies a per-feature layer to (N, L, F) sequences by moving features to dim 1 and back."""
-
-    def __init__(self, layer: nn.Module) -> None:
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer(x.transpose(1, 2)).transpose(1, 2)
-
-
-def batch_norm(features: int, layout: str) -> nn.Module:
-    """BatchNorm over the batch (and positions), per feature or channel."""
-    if layout == "conv2d":
-        return nn.BatchNorm2d(features)
-    if layout == "sequence":
-        return ChannelsLast(nn.BatchNorm1d(features))
-    return nn.BatchNorm1d(features)
-
-
-def layer_norm(features: int, layout: str) -> nn.Module:
-    """LayerNorm over each sample's features (over channels and positions for conv maps)."""
-    if layout in ("conv1d", "conv2d"):
-        return nn.GroupNorm(1, features)
-    return nn.LayerNorm(features)
+# torch.nn code, imported when a trial builds it (see automl_plugins.layers)
+weight_penalty = deferred("layers", "weight_penalty")
+batch_norm = deferred("layers", "batch_norm")
+layer_norm = deferred("layers", "layer_norm")
 
 
 def build_l2(params) -> RegularizerEffect:

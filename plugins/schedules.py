@@ -1,6 +1,4 @@
-"""Built-in learning-rate schedules."""
-
-import torch
+"""Built-in learning-rate schedules (torch.optim.lr_scheduler, imported when one is built)."""
 
 from orchestrator import Float, Int, Schedule, hookimpl
 
@@ -16,6 +14,8 @@ def build_constant(params, optimizer, ctx):
 
 def build_cosine(params, optimizer, ctx):
     """Cosine decay from the learning rate to `min_factor` times it over the whole run."""
+    import torch
+
     base = optimizer.param_groups[0]["lr"]
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps(ctx),
                                                       eta_min=base * params["min_factor"])
@@ -23,11 +23,15 @@ def build_cosine(params, optimizer, ctx):
 
 def build_step(params, optimizer, ctx):
     """Multiply the learning rate by `gamma` every `every_epochs` epochs."""
+    import torch
+
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=params["every_epochs"], gamma=params["gamma"])
 
 
 def build_one_cycle(params, optimizer, ctx):
     """Warm up to `max_factor` times the learning rate, then anneal (Smith's one-cycle policy)."""
+    import torch
+
     base = optimizer.param_groups[0]["lr"]
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=base * params["max_factor"],
                                                total_steps=total_steps(ctx), pct_start=params["warmup"])

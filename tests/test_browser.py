@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AUTOML, TINY_STUDY
+from conftest import AUTOML, TINY_STUDY, free_port, stop_group
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS_ENV = "AUTOML_TEST_ARTIFACTS"
@@ -65,10 +64,6 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
     return folder
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _api(base: str, path: str, body: dict | None = None) -> dict:
@@ -78,26 +73,6 @@ def _api(base: str, path: str, body: dict | None = None) -> dict:
         return json.loads(response.read())
 
 
-def _stop_group(proc: subprocess.Popen, grace: float) -> None:
-    """SIGTERM the process group that `proc` leads, then SIGKILL whatever is left of it after `grace` s."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        proc.poll()
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.2)
-    else:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait(timeout=30)
 
 
 class _Page(HTMLParser):
@@ -194,7 +169,7 @@ def test_the_mlflow_ui_shows_the_study_its_parent_run_and_every_trial(workdir, a
     assert run.returncode == 0, run.stdout + run.stderr
 
     # 2. start `automl ui` (it execs `mlflow ui`, which starts a server and job runners: one process group)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     # MLflow's job runner (GenAI jobs: scorers, issue detection) starts seven processes that play no part in
     # reviewing runs; switched off, the UI answers ~8 s sooner on two cores.
@@ -228,18 +203,25 @@ def test_the_mlflow_ui_shows_the_study_its_parent_run_and_every_trial(workdir, a
         child_names = {c["info"]["run_id"]: c["info"]["run_name"] for c in children}
         assert parent["run_name"] and all(child_names.values()) and len(set(child_names.values())) == TRIALS
 
-        # 4. the experiment's runs table. Child runs are nested under their parent there, collapsed
-        #    behind an expander; sorted by run name (rather than by date) the table lists every run flat.
+        # 4. the study's view that `automl ui` prints: the experiment's runs sorted by the objective, best first.
+        #    (In MLflow's default order, child runs are nested under their parent, collapsed behind an expander;
+        #    sorted by anything else the table lists every run flat.)
         run_link = f"#/experiments/{exp_id}/runs/"
         all_runs = {parent["run_id"]: parent["run_name"], **child_names}
         expected = {(run_link + run_id, name) for run_id, name in all_runs.items()}
-        sort = urllib.parse.urlencode({"orderByKey": "tags.`mlflow.runName`", "orderByAsc": "true"})
-        page = _show(chromium, f"{base}/#/experiments/{exp_id}/runs?{sort}", tmp_path, artifacts,
-                     "mlflow-ui-experiment", lambda p: expected <= set(p.links))
+        printed = re.search(r"study tiny, every trial by its objective: (\S+)", (tmp_path / "ui.log").read_text())
+        assert printed, (tmp_path / "ui.log").read_text()
+        assert printed.group(1).startswith(f"{base}/#/experiments/{exp_id}/runs?orderByKey=metrics.")
+        page = _show(chromium, printed.group(1), tmp_path, artifacts, "mlflow-ui-experiment",
+                     lambda p: expected <= set(p.links))
         assert (f"#/experiments/{exp_id}", "tiny") in page.links, "the experiment 'tiny' is not shown"
         missing = expected - set(page.links)
         assert not missing, f"runs not shown in the runs table: {sorted(missing)}; page text: {page.text[:2000]}"
         assert f"{len(all_runs)} matching runs" in page.text, page.text[:2000]
+        shown_runs = [href.removeprefix(run_link) for href, _ in page.links if href.startswith(run_link)]
+        objective = {c["info"]["run_id"]: m["value"] for c in children for m in c["data"].get("metrics", [])
+                     if m["key"] == "objective"}
+        assert shown_runs and objective.get(shown_runs[0]) == max(objective.values()), (shown_runs, objective)
         _assert_png(artifacts / "mlflow-ui-experiment.png")
 
         # 5. the parent run's page: its "Child runs" field links every trial's run
@@ -251,6 +233,26 @@ def test_the_mlflow_ui_shows_the_study_its_parent_run_and_every_trial(workdir, a
         assert shown == expected_children, (f"the parent run's page shows child runs {sorted(shown)}, "
                                             f"expected {sorted(expected_children)}; page text: {page.text[:2000]}")
         _assert_png(artifacts / "mlflow-ui-parent-run.png")
+
+        # 6. the report, as MLflow serves the artifact: every image in it loads on its own (embedded), checked by
+        #    the browser itself (natural width > 0), and the artifact viewer's page is kept for a look
+        query = urllib.parse.urlencode({"path": "summary/report.html", "run_uuid": parent["run_id"]})
+        with urllib.request.urlopen(f"{base}/get-artifact?{query}", timeout=10) as response:
+            report = response.read().decode()
+        images = report.count("<img ")
+        assert images >= 3, report[:2000]
+        probe = ("<script>window.addEventListener('load', () => { document.body.setAttribute('data-widths', "
+                 "[...document.images].map(i => i.naturalWidth).join(',')); });</script>")
+        (tmp_path / "report.html").write_text(report.replace("</title>", "</title>" + probe, 1))
+        page = _show(chromium, (tmp_path / "report.html").as_uri(), tmp_path, artifacts, "report",
+                     lambda p: "data-widths=" in p.dom)
+        widths = re.search(r'data-widths="([0-9,]*)"', page.dom)
+        assert widths, page.dom[:2000]
+        loaded = [int(w) for w in widths.group(1).split(",") if w]
+        assert len(loaded) == images and all(w > 0 for w in loaded), f"natural widths of the report's images: {loaded}"
+        _show(chromium, f"{base}/#/experiments/{exp_id}/runs/{parent['run_id']}/artifacts/summary/report.html",
+              tmp_path, artifacts, "mlflow-ui-report", lambda p: "report.html" in p.text)
+        _assert_png(artifacts / "mlflow-ui-report.png")
     finally:
-        _stop_group(ui, grace=5)
+        stop_group(ui, grace=5)
         log.close()

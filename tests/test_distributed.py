@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import AUTOML, mlflow_runs
+from conftest import AUTOML, free_port, mlflow_runs
 
 FIXTURES = Path(__file__).parent / "fixtures"
 POSTGRES = os.environ.get("AUTOML_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -156,17 +155,13 @@ def test_a_dead_worker_is_found_by_its_missing_heartbeat_and_its_trial_retried(p
     assert not [c for c in children if c.info.status == "RUNNING"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def tracking_server(tmp_path_factory):
     """A real MLflow tracking server on 127.0.0.1 (its own SQLite store and artifact folder)."""
     folder = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
                              "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
                              "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],

@@ -440,6 +440,44 @@ def test_csv_unusable_files_raise_readable_errors(registry, tmp_path):
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(ValueError, match="empty.csv is empty"):
         spec.probe(dataset_params(registry, "csv", path=str(tmp_path / "empty.csv")))
+    with pytest.raises(ValueError, match="`ignore` names no feature column 'colour', 'label'; the feature columns "
+                                         "are: 'id', 'color', 'size'"):
+        spec.probe(dataset_params(registry, "csv", path=str(path), ignore="colour, label"))
+
+
+def test_csv_encoding_is_described_and_kept_for_raw_rows(registry, tmp_path):
+    """What `automl validate` prints of a table, and the encoder that goes with the model: raw rows in, the same
+    inputs as training out; regression keeps the target's mean for values in its own units."""
+    rng = np.random.default_rng(5)
+    n = 60
+    frame = pd.DataFrame({"code": [f"c{i:03d}" for i in rng.permutation(n)], "n": np.arange(n),
+                          "dose": [str(v) for v in rng.integers(1, 9, n)], "arm": rng.choice(["a", "b"], n),
+                          "y": rng.normal(20, 4, n)})
+    frame.loc[::10, "dose"] = "?"
+    frame.loc[3, "y"] = np.nan
+    path = write_csv(tmp_path, frame)
+    spec = registry.get("dataset", "csv").spec
+    params = dataset_params(registry, "csv", path=str(path))
+    lines = spec.describe(params, 0)
+    assert lines[0].startswith(f"{path}: 60 rows; target 'y' (regression); rows for training, validation, test: ")
+    assert lines[1] == "1 row(s) without a value in 'y' dropped"
+    assert lines[2].startswith("'code': left out: looks like an identifier (all ")
+    assert lines[3].startswith("'n': number; warning: looks like a row number")
+    assert lines[4].startswith("'dose': number; the token(s) '?' (")
+    assert lines[5].startswith("'arm': one-hot, 2 categories ('a', 'b')")
+    assert lines[-1] == "inputs: 4 (2 number column(s), 2 one-hot column(s) from 1 text column(s); 1 column(s) left out)"
+    data = spec.build(params, 0)
+    assert data.x_train.shape[1] == 4 and data.encoder is not None and data.classes is None
+    kept = frame[frame["y"].notna()].reset_index(drop=True)
+    encoded = data.encoder.transform(kept.drop(columns=["y"]))
+    train_rows = [i for i in range(len(kept)) if any(np.allclose(encoded[i], x) for x in data.x_train.numpy())]
+    assert len(train_rows) == len(data.x_train)
+    y_train = kept.loc[train_rows, "y"].to_numpy()
+    assert data.target_offset == pytest.approx((y_train.mean(),))
+    # (the training rows are in file order) output * target_scale + target_offset: the target in its own units
+    assert np.allclose(data.y_train.numpy()[:, 0] * data.target_scale + data.target_offset[0], y_train, atol=1e-4)
+    ignored = spec.build({**params, "ignore": "n"}, 0)
+    assert ignored.x_train.shape[1] == 3
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -67,6 +67,12 @@ def test_two_workers_share_the_default_storage_and_finish_the_budget_exactly(wri
     proc = automl(workdir, "run", "study.yaml", "--workers", "2")
     assert proc.returncode == 0, proc.stderr
     assert "workers  2 (cpu0, cpu1; 1 CPU thread(s) each)" in proc.stdout
+    # the table: both workers' start-up lines come before its header, one row per trial after it, none cut short
+    lines = proc.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("trial  choices"))
+    assert sum("ready after" in line for line in lines[:header]) == 2, proc.stdout
+    assert not any("ready after" in line for line in lines[header:]), proc.stdout
+    assert "automl-worker-ready" not in proc.stdout + proc.stderr
     study = load_optuna(workdir)
     # zero lost, duplicated or stuck trials: exactly the budget, numbered 0..5, all finished
     assert [t.number for t in study.trials] == list(range(6))

@@ -21,6 +21,8 @@ from typing import Iterator
 
 import pytest
 
+from conftest import TINY_STUDY
+
 import orchestrator
 from orchestrator import hookspecs
 from orchestrator.components import KINDS
@@ -364,6 +366,35 @@ def test_broken_plugins_are_reported_and_the_others_still_load(workdir, cli, bui
 
     registry = load_registry()
     assert sorted(e.plugin for e in registry.errors) == sorted(str(p.resolve()) for p in (raises, syntax, hook))
+
+
+def test_a_study_naming_a_component_of_a_broken_plugin_is_told_which_plugin_failed(workdir, cli):
+    """The component's plugin failed to import: the error names that plugin and its error, not just a typo hint;
+    without any broken plugin it says that no plugin registers the name."""
+    study = workdir / "study.yaml"
+    study.write_text(TINY_STUDY.replace("activation: [relu, sigmoid]", "activation: [relu, swish]"))
+    result = cli("validate", study)
+    assert result.code == 2
+    assert "search.activation: unknown activation; no installed or local plugin registers it; registered: " \
+        in result.err, result.err
+    broken = write_plugin(workdir / "plugins", "swish.py", 'import not_installed_dependency\n' + SWISH)
+    result = cli("validate", study)
+    assert result.code == 2
+    assert (f'search.activation: unknown activation; it may come from a plugin that failed to load (Error loading '
+            f'plugin "{broken.resolve()}": ModuleNotFoundError: No module named \'not_installed_dependency\' '
+            f'(swish.py:1)); registered: ') in result.err, result.err
+    assert result.err.count("Error loading plugin") == 2  # the warning, and the reason in the error
+
+
+def test_a_broken_plugin_is_named_once_per_run_not_once_per_worker(workdir):
+    write_plugin(workdir / "plugins", "raises_at_import.py", 'raise RuntimeError("boom at import")\n')
+    (workdir / "study.yaml").write_text(TINY_STUDY.replace("trials: 3, max_epochs: 2", "trials: 2, max_epochs: 1"))
+    run = subprocess.run([str(Path(sys.executable).with_name("automl")), "run", "study.yaml", "--workers", "2",
+                          "--no-tracking"], cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    output = run.stdout + run.stderr
+    # (before, each of the two workers repeated the supervisor's warning, since their output is passed on)
+    assert output.count('Error loading plugin "') == 1, output
 
 
 SWISH_AGAIN = SWISH.replace("x * sigmoid(beta * x)", "another swish")

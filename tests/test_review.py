@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import mlflow
+import mlflow.pyfunc
 import mlflow.pytorch
 import pytest
 import torch
@@ -16,7 +19,8 @@ from orchestrator.session import load_data
 from orchestrator.studyfile import load_study
 
 
-SINGLE_PLOTS = ("optimization_history.png", "param_importances.png", "parallel_coordinates.png")
+SINGLE_PLOTS = ("optimization_history.png", "param_importances.png", "parallel_coordinates.png",
+                "learning_curves.png", "objective_by_component.png")
 
 MULTI_STUDY = """
 name: trade-off
@@ -52,17 +56,25 @@ def test_the_best_model_is_logged_registered_and_predicts_like_its_trial(write_s
     client, parents, _ = mlflow_runs(workdir)
     parent = parents[0]
     assert parent.data.tags["best_model.trial"] == str(best.number)
-    uri = parent.data.tags["best_model.uri"]
+    uri, network_uri = parent.data.tags["best_model.uri"], parent.data.tags["best_network.uri"]
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
-    info = mlflow.models.get_model_info(uri)
-    assert info.signature is not None and info.saved_input_example_info is not None
+    for logged in (uri, network_uri):
+        info = mlflow.models.get_model_info(logged)
+        assert info.signature is not None and info.saved_input_example_info is not None
     # the same digits split the study trained on, rebuilt by the data set plugin
     data = load_data(load_study(workdir / "study.yaml", builtin_registry)).to("cpu")
-    for loaded in (mlflow.pytorch.load_model(uri), mlflow.pytorch.load_model("models:/tiny-net@best")):
-        with torch.no_grad():
-            predicted = loaded(data.x_test).argmax(dim=1)
-        accuracy = (predicted == data.y_test).float().mean().item()
-        assert accuracy == pytest.approx(best.user_attrs["test_metrics"]["test_accuracy"], abs=1e-6)
+    tested = best.user_attrs["test_metrics"]["test_accuracy"]
+    # for PyTorch users: a plain nn.Module (eval() works) that takes float32 or float64 tensors
+    network = mlflow.pytorch.load_model(network_uri)
+    assert type(network).__name__ == "FloatInputs" and network.eval() is network
+    with torch.no_grad():
+        predicted = network(data.x_test).argmax(dim=1)
+        assert torch.equal(network(data.x_test.double()).argmax(dim=1), predicted)
+    assert (predicted == data.y_test).float().mean().item() == pytest.approx(tested, abs=1e-6)
+    # the registered model is the pyfunc one: inputs as the data set gives them, class labels out
+    for served in (mlflow.pyfunc.load_model(uri), mlflow.pyfunc.load_model("models:/tiny-net@best")):
+        labels = served.predict(data.x_test.numpy())
+        assert list(labels) == predicted.tolist()
     version = client.get_model_version_by_alias("tiny-net", "best")
     assert str(version.version) == "1" and "best" in version.aliases
 
@@ -76,7 +88,16 @@ def test_the_best_model_is_logged_registered_and_predicts_like_its_trial(write_s
     report = (Path(folder) / "report.md").read_text()
     assert f"## Best trial: {best.number}" in report
     assert "| mlp | adam | 3 | 3 |" in report  # the architecture x optimizer table
-    assert "<table>" in (Path(folder) / "report.html").read_text()
+    tested = best.user_attrs["test_metrics"]["test_accuracy"]
+    assert "On the held-out test split (never used to choose): " in report and f"test_accuracy = {tested:.6g}" in report
+    page = (Path(folder) / "report.html").read_text()
+    assert "<table>" in page and f"test_accuracy = {tested:.6g}" in page
+    # every plot is embedded (MLflow's artifact viewer shows the page alone), byte for byte the PNG beside it
+    embedded = dict(re.findall(r"<img src='data:image/png;base64,([A-Za-z0-9+/=]+)' alt='([^']+)'>", page))
+    assert sorted(embedded.values()) == sorted(SINGLE_PLOTS)
+    for data, name in embedded.items():
+        assert base64.b64decode(data) == (Path(folder) / name).read_bytes()
+    assert "src='" not in page.replace("src='data:", "")
 
 
 def test_enqueued_configurations_run_first_and_a_rerun_reproduces_a_trial(write_study, workdir, cli):
@@ -147,6 +168,7 @@ def test_a_multi_objective_study_shows_its_pareto_front_and_respects_constraints
     client, parents, children = mlflow_runs(workdir, "trade-off")
     summary = {a.path for a in client.list_artifacts(parents[0].info.run_id, "summary")}
     assert "summary/pareto_front.png" in summary and "summary/report.md" in summary
+    assert "summary/objective_by_component.png" in summary and "summary/learning_curves.png" not in summary
     for child in children:
         assert {"objective_0", "objective_1", "objective_2", "params", "latency_ms"} <= set(child.data.metrics)
 

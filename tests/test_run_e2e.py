@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import urllib.request
 import pytest
 from optuna.trial import TrialState
 
-from conftest import AUTOML, TINY_STUDY, load_optuna, mlflow_runs
+from conftest import AUTOML, TINY_STUDY, free_port, load_optuna, mlflow_runs
 
 def test_run_records_every_trial_in_optuna_and_mlflow(write_study, workdir):
     study_file = write_study()
@@ -44,6 +43,8 @@ def test_run_records_every_trial_in_optuna_and_mlflow(write_study, workdir):
 
     client, parents, children = mlflow_runs(workdir)
     assert len(parents) == 1 and len(children) == 3
+    # marked as model training, so that MLflow 3's UI opens it on its runs, not in its GenAI view
+    assert client.get_experiment_by_name("tiny").tags["mlflow.experimentKind"] == "custom_model_development"
     parent = parents[0]
     assert study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
     assert parent.info.status == "FINISHED"
@@ -113,11 +114,37 @@ def test_show_reports_counts_and_best_trial(write_study, workdir, cli):
     assert data["best"]["number"] == study.best_trial.number
     assert data["best"]["value"] == pytest.approx(study.best_value)
     assert data["best"]["params"]["architecture"] == "mlp"
+    tested = study.best_trial.user_attrs["test_metrics"]
+    assert data["best"]["test_metrics"] == pytest.approx(tested) and "test_accuracy" in tested
     text = cli("show", "tiny")
     assert text.code == 0 and f"best: trial {study.best_trial.number}" in text.out
+    assert f"  on the held-out test split (never used to choose): test_accuracy {tested['test_accuracy']:.6g}" \
+        in text.out
     missing = cli("show", "nope")
     assert missing.code == 2 and "no study named 'nope'" in missing.err and "tiny" in missing.err
     assert not (workdir / "mlflow.db").exists()  # --no-tracking wrote nothing to MLflow
+
+
+def test_show_and_ui_honour_the_environment_variables(write_study, workdir, cli, monkeypatch):
+    """AUTOML_STORAGE and AUTOML_TRACKING_URI reach `show` and `ui` as they reach `run` and `worker`."""
+    (workdir / "elsewhere").mkdir()
+    journal = workdir / "elsewhere" / "study.journal"
+    monkeypatch.setenv("AUTOML_STORAGE", f"journal:{journal}")
+    assert cli("run", write_study(), "--trials", "1", "--no-tracking").code == 0
+    assert journal.exists() and not (workdir / "optuna.journal").exists()
+    shown = cli("show", "tiny")
+    assert shown.code == 0 and "trials: complete 1" in shown.out and str(journal) in shown.out, shown.out + shown.err
+    monkeypatch.delenv("AUTOML_STORAGE")
+    assert cli("show", "tiny").code == 2
+
+    executed: list[list[str]] = []
+    monkeypatch.setattr("os.execv", lambda path, command: executed.append(command))
+    monkeypatch.setenv("AUTOML_TRACKING_URI", "sqlite:////tmp/elsewhere/mlflow.db")
+    assert cli("ui", "--port", "5999").code == 0
+    command = executed[-1]
+    assert command[command.index("--backend-store-uri") + 1] == "sqlite:////tmp/elsewhere/mlflow.db"
+    assert cli("ui", "--tracking-uri", "sqlite:////tmp/flag.db").code == 0
+    assert executed[-1][executed[-1].index("--backend-store-uri") + 1] == "sqlite:////tmp/flag.db"
 
 
 BROKEN_PLUGIN = '''
@@ -234,15 +261,11 @@ def test_a_stop_signal_leaves_nothing_running_and_the_rerun_resumes(write_study,
     assert sorted(c.info.status for c in children) == ["FINISHED", "KILLED"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_ui_serves_the_study_from_the_default_store(write_study, workdir, cli):
     assert cli("run", write_study(), "--trials", "1").code == 0
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([AUTOML, "ui", "--port", str(port)], cwd=workdir, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:

@@ -137,4 +137,4 @@ def test_a_finished_study_run_again_logs_its_best_model_once(write_study, workdi
     assert again.code == 0 and "best model" not in again.out
     client, parents, _ = mlflow_runs(workdir)
     models = client.search_logged_models(experiment_ids=[parents[0].info.experiment_id])
-    assert len(models) == 1
+    assert sorted(m.name for m in models) == ["best_model", "best_network"]  # the pyfunc and the nn.Module, once

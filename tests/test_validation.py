@@ -186,7 +186,8 @@ def test_unknown_component_name_suggests_the_nearest(write_study, cli, workdir, 
     path = write_study(study_text(changes))
     hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
     results = assert_rejected(cli, workdir, path, [
-        f"{path}: {key}: unknown {kind}{hint}; registered: {registered(registry, kind)} (got {typo!r})\n"])
+        f"{path}: {key}: unknown {kind}{hint}; no installed or local plugin registers it; registered: "
+        f"{registered(registry, kind)} (got {typo!r})\n"])
     if suggestion is None:
         assert "did you mean" not in results["validate"].err
 
@@ -351,7 +352,8 @@ def test_unknown_dataset(write_study, cli, workdir, registry, dataset, typo, sug
     path = write_study(study_text({"dataset": dataset}))
     hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
     results = assert_rejected(cli, workdir, path, [
-        f"{path}: {key}: unknown data set{hint}; registered: {registered(registry, 'dataset')} (got {typo!r})\n"])
+        f"{path}: {key}: unknown data set{hint}; no installed or local plugin registers it; registered: "
+        f"{registered(registry, 'dataset')} (got {typo!r})\n"])
     if suggestion is None:
         assert "did you mean" not in results["validate"].err
 
@@ -580,6 +582,20 @@ def test_validate_quickstart_shows_the_whole_search_space(cli, workdir):
     assert listing(workdir) == ["quickstart.yaml"]
 
 
+def test_a_narrowed_list_keeps_the_declared_default_when_it_lists_it(write_study, cli, workdir, registry):
+    """mlp depth is declared 1..4 with default 2: the list [1, 2] keeps default 2; [1, 3] has no 2: its first."""
+    assert registry.get("architecture", "mlp").spec.params["depth"].default == 2
+    for depth, default in (([1, 2], 2), ([1, 3], 1)):
+        result = cli("validate", write_study(study_text({"search.architecture.mlp.depth": depth})))
+        assert result.code == 0, result.err
+        assert f"    architecture.mlp.depth: one of {depth} (default {default})\n" in result.out, result.out
+    assert "    architecture.mlp.width: one of [16, 32] (default 16)\n" in result.out  # declared default 128
+    # the same for a declared categorical: sgd's nesterov is one of [True, False], default True
+    result = cli("validate", write_study(study_text({"search.optimizer": {"sgd": {"nesterov": [False, True]}}})))
+    assert result.code == 0, result.err
+    assert "    optimizer.sgd.nesterov: one of [False, True] (default True)\n" in result.out, result.out
+
+
 @pytest.mark.parametrize("loss", [None, "all"], ids=["omitted", "all"])
 def test_validate_shows_incompatible_components_removed(write_study, cli, workdir, registry, loss):
     text = study_text(drop=["search.loss"]) if loss is None else study_text({"search.loss": loss})
@@ -624,6 +640,25 @@ def test_validate_shows_the_searched_schedules(write_study, cli, workdir, regist
         assert {"constant", "cosine", "step", "one_cycle"} <= set(expected)
         assert "    schedule.cosine.min_factor: 0.0..0.5 (default 0.0)" in result.out
     assert "removed as incompatible" not in result.out
+    assert listing(workdir) == ["study.yaml"]
+
+
+@pytest.mark.parametrize("regularizers", [None, "all", ["dropout"]], ids=["omitted", "all", "list"])
+def test_validate_shows_the_searched_regularizers(write_study, cli, workdir, registry, regularizers):
+    """Regularizers left out: none; `all`: every registered one that fits the task, each searched on/off."""
+    assert "regularizers" not in BASE["search"]
+    changes = {} if regularizers is None else {"search.regularizers": regularizers}
+    result = cli("validate", write_study(study_text(changes)))
+    assert result.code == 0, result.err
+    shown = [line.split(": ")[0].strip().removeprefix("regularizer.") for line in result.out.splitlines()
+             if line.startswith("    regularizer.") and line.count(".") == 1]
+    expected = {None: [], "all": registry.names("regularizer"), "list": ["dropout"]}[
+        regularizers if not isinstance(regularizers, list) else "list"]
+    assert shown == expected, result.out
+    assert ("  regularizers:\n" in result.out) == bool(expected)
+    if regularizers == "all":
+        assert {"dropout", "l2", "batchnorm", "grad_clip"} <= set(shown)
+        assert all(f"    regularizer.{name}: on or off" in result.out for name in shown)
     assert listing(workdir) == ["study.yaml"]
 
 

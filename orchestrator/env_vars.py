@@ -1,0 +1,4 @@
+"""Environment variables every `automl` command honours (a module without heavy imports, for a fast CLI)."""
+
+STORAGE_ENV = "AUTOML_STORAGE"  # the Optuna storage URL (keeps a password off the process list)
+TRACKING_ENV = "AUTOML_TRACKING_URI"  # the MLflow tracking URI

@@ -1,0 +1,73 @@
+"""The best model as a user serves it: an MLflow pyfunc model that takes inputs as the data set provided them
+(for a CSV study, a DataFrame of raw rows: the CSV's columns without the target) and returns predictions as the
+data wrote its targets (class labels as in the CSV, regression values in the target's own units).
+
+The network inside is a plain `nn.Module` (pickled, not `torch.export`ed: it has `eval()` and accepts float64),
+so `mlflow models serve` and `mlflow.pyfunc.load_model` need the same project installed (its pip requirement)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from mlflow.pyfunc import PythonModel
+from torch import nn
+
+from orchestrator.components import DataBundle
+
+
+class FloatInputs(nn.Module):
+    """The trained network behind a cast: inputs of any floating or integer dtype become float32 first."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(torch.as_tensor(x).to(torch.float32))
+
+
+class ServingModel(PythonModel):
+    """Raw inputs in, predictions out: the data set's encoder (if any), the network, then the targets' decoding."""
+
+    def __init__(self, network: nn.Module, data: DataBundle) -> None:
+        self.network = FloatInputs(network.cpu().eval()).eval()
+        self.encoder = data.encoder
+        self.task = data.task
+        self.classes = list(data.classes) if data.classes is not None else None
+        self.input_shape = tuple(data.input_shape)
+        self.target_scale = float(data.target_scale)
+        self.target_offset = np.asarray(data.target_offset, dtype=np.float64) if data.target_offset else 0.0
+
+    def inputs(self, model_input: Any) -> np.ndarray:
+        """The network's inputs for `model_input`: rows for the encoder, else arrays of the trained shape."""
+        if self.encoder is not None:
+            import pandas as pd
+
+            frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+            return self.encoder.transform(frame)
+        array = np.asarray(model_input.to_numpy() if hasattr(model_input, "to_numpy") else model_input,
+                           dtype=np.float32)
+        size = int(np.prod(self.input_shape))
+        if array.size % size:
+            raise ValueError(f"inputs of {array.size // max(1, len(array))} values per sample, expected "
+                             f"{size} (shape {self.input_shape})")
+        return array.reshape(-1, *self.input_shape)
+
+    def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
+        """Predictions for `model_input`: class labels as the data wrote them, or values in the target's units."""
+        with torch.no_grad():
+            outputs = self.network(torch.as_tensor(self.inputs(model_input))).numpy()
+        if self.task == "classification":
+            indices = outputs.argmax(axis=1)
+            return [self.classes[i] for i in indices] if self.classes is not None else indices.tolist()
+        values = outputs.astype(np.float64) * self.target_scale + self.target_offset
+        return values[:, 0] if values.shape[1] == 1 else values
+
+
+def raw_example(data: DataBundle, rows: int = 5) -> Any:
+    """A few inputs as a user passes them: raw table rows for an encoded data set, else the validation inputs."""
+    if data.encoder is not None and getattr(data.encoder, "example", None) is not None:
+        return data.encoder.example.head(rows)
+    return data.x_val[:rows].detach().cpu().numpy()

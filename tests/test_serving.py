@@ -1,0 +1,131 @@
+"""Taking the best model away: a CSV study's best model served over HTTP by `mlflow models serve` scores raw rows
+(the CSV's columns without the target: text, categories, missing values) and answers with the CSV's own labels."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import AUTOML, free_port, load_optuna, mlflow_runs, stop_group
+
+MLFLOW = str(Path(sys.executable).with_name("mlflow"))
+LABELS = ("benign", "malignant")
+
+STUDY = """
+name: tumours
+dataset: {name: csv, path: tumours.csv, target: diagnosis, ignore: row}
+objective: {metric: val_accuracy, direction: maximize}
+budget: {trials: 2, max_epochs: 8}
+pruner: none
+seed: 0
+search:
+  architecture:
+    mlp: {depth: 1, width: 32}
+  activation: relu
+  loss: cross_entropy
+  optimizer:
+    adam: {lr: 0.01}
+  batch_size: 32
+"""
+
+
+def tumour_table(n: int = 300) -> pd.DataFrame:
+    """A breast-cancer-like table: an ID, a row number, numbers with '?' for missing, a text category, missing
+    values, string labels (and a few rows without one)."""
+    rng = np.random.default_rng(3)
+    size = rng.integers(1, 11, n)
+    shape = rng.integers(1, 11, n)
+    site = rng.choice(["left", "right", "both"], n)
+    malignant = (size + shape + (site == "both") * 3 + rng.normal(0, 2, n)) > 12
+    frame = pd.DataFrame({
+        "row": np.arange(n),
+        "sample_code": [f"S-{code}" for code in rng.permutation(100_000)[:n]],
+        "size": size.astype(object),
+        "shape": shape.astype(float),
+        "site": site.astype(object),
+        "diagnosis": np.where(malignant, LABELS[1], LABELS[0]).astype(object),
+    })
+    frame.loc[::17, "size"] = "?"
+    frame.loc[5::23, "shape"] = np.nan
+    frame.loc[7::29, "site"] = None
+    frame.loc[[11, 12], "diagnosis"] = None
+    return frame
+
+
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def test_the_best_model_of_a_csv_study_serves_raw_rows_over_http_with_the_csv_labels(workdir, tmp_path):
+    table = tumour_table()
+    table.to_csv(workdir / "tumours.csv", index=False)
+    (workdir / "study.yaml").write_text(textwrap.dedent(STUDY))
+
+    shown = subprocess.run([AUTOML, "validate", "study.yaml"], cwd=workdir, capture_output=True, text=True,
+                           timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    assert "2 row(s) without a value in 'diagnosis' dropped" in shown.stdout
+    assert "'sample_code': left out: looks like an identifier" in shown.stdout
+    assert "'row': left out: named in `ignore`" in shown.stdout
+    assert "'size': number; the token(s) '?'" in shown.stdout
+    assert "'site': one-hot, 3 categories ('both', 'left', 'right')" in shown.stdout
+
+    run = subprocess.run([AUTOML, "run", "study.yaml"], cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    best = load_optuna(workdir, "tumours").best_trial
+    _, parents, _ = mlflow_runs(workdir, "tumours")
+    uri = parents[0].data.tags["best_model.uri"]
+
+    # the test rows, raw, as the data set split them (same file, same seed)
+    from automl_plugins.user_files import _csv_table
+
+    params = {"path": str(workdir / "tumours.csv"), "target": "diagnosis", "task": "auto", "delimiter": ",",
+              "ignore": "row", "test_fraction": 0.2, "val_fraction": 0.2}
+    frame, _, _, _, _, (_, _, test), _, _ = _csv_table(params, 0)
+    rows = frame.loc[test].reset_index(drop=True)
+    features = rows.drop(columns=["diagnosis"])
+    body = {"dataframe_split": json.loads(features.to_json(orient="split", index=False))}
+
+    port = free_port()
+    # `mlflow models serve` starts `uvicorn` by name: the venv's bin folder must be on PATH (an activated venv)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen([MLFLOW, "models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1",
+                               "-p", str(port)], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        answer = None
+        deadline = time.monotonic() + 180
+        while answer is None and time.monotonic() < deadline:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            try:
+                answer = _post(f"http://127.0.0.1:{port}/invocations", body)
+            except urllib.error.HTTPError as exc:
+                pytest.fail(f"the scoring server refused the rows: {exc.code} {exc.read().decode()[:2000]}")
+            except OSError:
+                time.sleep(1)
+        assert answer is not None, (tmp_path / "serve.log").read_text()[-3000:]
+    finally:
+        stop_group(server, grace=10)
+        log.close()
+    predictions = answer["predictions"]
+    assert len(predictions) == len(rows) and set(predictions) <= set(LABELS), predictions[:10]
+    accuracy = float(np.mean(np.array(predictions) == rows["diagnosis"].to_numpy()))
+    assert accuracy == pytest.approx(best.user_attrs["test_metrics"]["test_accuracy"], abs=1e-6)  # (logged as float32)
+    assert accuracy > 0.7  # the labels are learnable: a real model, not a constant
