@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from orchestrator.storage import redact
+from orchestrator.storage import redact, storage_file
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MAX_PARAMS_PER_BATCH = 100
@@ -209,7 +209,8 @@ def study_views(tracking_uri: str, base_url: str) -> list[tuple[str, str]]:
     with its objective; the study's parent run comes last (it has no `objective` of its own)."""
     from urllib.parse import urlencode
 
-    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).exists():
+    local = storage_file(tracking_uri)
+    if local is not None and not local.exists():
         return []  # nothing tracked yet (and MLflow would create the file)
     client = MlflowClient(tracking_uri=tracking_uri)
     views = []
