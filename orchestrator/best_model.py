@@ -6,9 +6,12 @@ the plain `nn.Module` with `mlflow.pytorch` for PyTorch users (inputs as the net
 
 from __future__ import annotations
 
+import logging
 import tempfile
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import optuna
 import torch
@@ -50,6 +53,24 @@ def rebuild_network(config: dict[str, Any], registry: Registry, data: DataBundle
     return module.network.cpu().eval()
 
 
+@contextmanager
+def _quiet_model_logging() -> Iterator[None]:
+    """MLflow's advice while logging, which does not apply here: type hints on `predict` (they would become the
+    schema), integer outputs (class indices), and pickle's risks (the network is saved as pickle on purpose: pt2
+    graphs cannot `eval()` or take float64)."""
+    loggers = [logging.getLogger(name) for name in ("mlflow.pyfunc", "mlflow.pytorch")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+
+
 def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tracking_uri: str, parent_run_id: str,
                    register: str | None = None) -> str | None:
     """Log the best trial's network on the parent run; returns the model URI, or None when there is no best
@@ -60,7 +81,9 @@ def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tr
     from mlflow.tracking import MlflowClient
 
     from orchestrator import __version__
-    from orchestrator.serving import FloatInputs, ServingModel, raw_example  # mlflow.pyfunc: only here
+
+    with _quiet_model_logging():
+        from orchestrator.serving import FloatInputs, ServingModel, raw_example  # mlflow.pyfunc: only here
 
     if data.task == "generative":
         return None  # a GAN's generator takes noise, not the data's inputs: nothing to predict with
@@ -88,7 +111,7 @@ def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tr
     with torch.no_grad():
         outputs = plain(torch.as_tensor(tensors)).numpy()
     mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(run_id=parent_run_id):
+    with mlflow.start_run(run_id=parent_run_id), _quiet_model_logging():
         info = mlflow.pyfunc.log_model(
             name=MODEL_NAME, python_model=serving, signature=infer_signature(example, serving.predict(None, example)),
             input_example=example, pip_requirements=requirements)

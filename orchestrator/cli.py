@@ -327,15 +327,20 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from orchestrator.tracking import default_tracking_uri, study_views
+    from orchestrator.review_view import study_views
+    from orchestrator.tracking import default_tracking_uri
 
     uri = _tracking_option(args) or default_tracking_uri()
     base = f"http://127.0.0.1:{args.port}"
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
                "--port", str(args.port)]
     print(f"MLflow UI on {base} (Ctrl-C stops it)")
-    for study, address in study_views(uri, base):
+    views = study_views(uri, base)
+    for study, address in views:
         print(f"  study {study}, every trial by its objective: {address}")
+    if views:
+        print("  (these open MLflow's Model training view; a new browser starts on GenAI, which shows experiments "
+              "as traces: the switch at the top left of every page)")
     sys.stdout.flush()
     os.execv(sys.executable, command)
     return EXIT_OK  # not reached

@@ -31,6 +31,10 @@ class FloatInputs(nn.Module):
 class ServingModel(PythonModel):
     """Raw inputs in, predictions out: the data set's encoder (if any), the network, then the targets' decoding."""
 
+    # `predict` has no type hints (MLflow would make them the schema; the logged signature is the schema), so
+    # MLflow's check of them, which only warns about their absence, is skipped
+    _skip_type_hint_validation = True
+
     def __init__(self, network: nn.Module, data: DataBundle) -> None:
         self.network = FloatInputs(network.cpu().eval()).eval()
         self.encoder = data.encoder
@@ -50,9 +54,10 @@ class ServingModel(PythonModel):
         array = np.asarray(model_input.to_numpy() if hasattr(model_input, "to_numpy") else model_input,
                            dtype=np.float32)
         size = int(np.prod(self.input_shape))
-        if array.size % size:
-            raise ValueError(f"inputs of {array.size // max(1, len(array))} values per sample, expected "
-                             f"{size} (shape {self.input_shape})")
+        if array.ndim == 0 or array.size % size:
+            raise ValueError(f"inputs of shape {array.shape} do not split into samples of shape {self.input_shape} "
+                             f"({size} values each): pass an array of shape (n, {', '.join(map(str, self.input_shape))})"
+                             f" or (n, {size})")
         return array.reshape(-1, *self.input_shape)
 
     def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
@@ -69,5 +74,7 @@ class ServingModel(PythonModel):
 def raw_example(data: DataBundle, rows: int = 5) -> Any:
     """A few inputs as a user passes them: raw table rows for an encoded data set, else the validation inputs."""
     if data.encoder is not None and getattr(data.encoder, "example", None) is not None:
-        return data.encoder.example.head(rows)
+        frame = data.encoder.example.head(rows)
+        # integer columns declared as doubles: a row with a missing value (NaN) must pass the schema too
+        return frame.astype({c: "float64" for c in frame.columns if frame[c].dtype.kind in "iu"})
     return data.x_val[:rows].detach().cpu().numpy()

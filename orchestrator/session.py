@@ -18,6 +18,7 @@ from orchestrator.promotion import is_asha
 from orchestrator.records import (CONFIG_ATTR, ENQUEUED_ATTR, FINGERPRINT_ATTR, PARENT_RUN_ATTR, STRATEGY_ATTR,
                                   leading_trial, pareto_front, trial_counts)
 from orchestrator.recovery import stale_trial_callback
+from orchestrator.review_view import view_tags
 from orchestrator.samplers import PRUNERS, SAMPLERS
 from orchestrator.storage import default_storage_url, open_storage, redact, storage_file
 from orchestrator.studyfile import StudySpec
@@ -162,7 +163,7 @@ def open_tracked_study(spec: StudySpec, storage_url: str, tracking_uri: str | No
         parent = tracker.open_study(spec.name, study.user_attrs.get(PARENT_RUN_ATTR),
                                     {"automl.dataset": spec.dataset.spec.name, "automl.task": spec.task,
                                      "automl.metric": spec.metric, "automl.direction": spec.direction},
-                                    spec.resolved_yaml())
+                                    spec.resolved_yaml(), view_tags(spec))
         tracker.close()
         if study.user_attrs.get(PARENT_RUN_ATTR) != parent:
             study.set_user_attr(PARENT_RUN_ATTR, parent)

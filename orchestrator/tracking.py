@@ -17,13 +17,11 @@ from typing import Any, Callable, Mapping
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from orchestrator.storage import redact, storage_file
+from orchestrator.storage import redact
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MAX_PARAMS_PER_BATCH = 100
 MAX_PARAM_LENGTH = 6000
-# MLflow 3 opens an experiment without this tag in its GenAI view (traces, evaluations); a study is model training
-EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "PAUSED": "FINISHED", "FAIL": "FAILED",
               "INTERRUPTED": "KILLED"}
 
@@ -91,8 +89,8 @@ class TrialRun:
     def end(self, state: str, metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
         """Write what is left and close the run with the MLflow status for `state`."""
         self.flush(tags={"state": state, **tags}, metrics=metrics)
-        status = RUN_STATUS[state]
-        self.tracker.submit(lambda c: c.set_terminated(self.run_id.result(), status=status))
+        status, end_time = RUN_STATUS[state], _now_ms()  # the trial's own end, not when the write runs
+        self.tracker.submit(lambda c: c.set_terminated(self.run_id.result(), status=status, end_time=end_time))
 
 
 class Tracker:
@@ -123,8 +121,10 @@ class Tracker:
     # -- study ---------------------------------------------------------------------------------
 
     def open_study(self, study_name: str, parent_run_id: str | None, tags: Mapping[str, str],
-                   study_yaml: str) -> str:
-        """Get or create the experiment and the parent run (reopened when resuming); return its id."""
+                   study_yaml: str, experiment_tags: Mapping[str, str] | None = None) -> str:
+        """Get or create the experiment (with `experiment_tags`; an existing one gets those it
+        lacks, so a view the user edited in the UI stays theirs) and the parent run
+        (reopened when resuming); return its id."""
         experiment = self.client.get_experiment_by_name(study_name)
         if experiment is None:
             artifact_location = None
@@ -132,13 +132,14 @@ class Tracker:
                 db = Path(self.tracking_uri.removeprefix("sqlite:///"))
                 artifact_location = (db.parent / "mlartifacts").resolve().as_uri()
             self.experiment_id = self.client.create_experiment(study_name, artifact_location=artifact_location,
-                                                               tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
+                                                               tags=dict(experiment_tags or {}))
         else:
             if experiment.lifecycle_stage == "deleted":
                 self.client.restore_experiment(experiment.experiment_id)
             self.experiment_id = experiment.experiment_id
-            if EXPERIMENT_KIND_TAG not in experiment.tags:  # an experiment made by an earlier version
-                self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
+            for key, value in (experiment_tags or {}).items():
+                if key not in experiment.tags:
+                    self.client.set_experiment_tag(self.experiment_id, key, value)
         status = self._run_status(parent_run_id) if parent_run_id is not None else None
         if status == "RUNNING":  # a live run (the supervisor or another worker) already set it up
             self.parent_run_id = parent_run_id
@@ -186,15 +187,15 @@ class Tracker:
 
     def start_trial(self, number: int, config: Mapping[str, Any], tags: Mapping[str, str]) -> TrialRun:
         """Open a child run with every parameter of the configuration (written in the background)."""
-        experiment_id, parent = self.experiment_id, self.parent_run_id
-        create = lambda c: create_trial_run(c, experiment_id, parent, number, config, tags)  # noqa: E731
+        experiment_id, parent, start_time = self.experiment_id, self.parent_run_id, _now_ms()
+        create = lambda c: create_trial_run(c, experiment_id, parent, number, config, tags, start_time)  # noqa: E731
         return TrialRun(self, self.submit(create), self.flush_seconds)
 
 
 def create_trial_run(client: MlflowClient, experiment_id: str | None, parent_run_id: str | None, number: int,
-                     config: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+                     config: Mapping[str, Any], tags: Mapping[str, str], start_time: int | None = None) -> str:
     """Create trial `number`'s child run under the parent run, with every parameter; returns its id."""
-    run = client.create_run(experiment_id, run_name=f"trial-{number}",
+    run = client.create_run(experiment_id, run_name=f"trial-{number}", start_time=start_time,
                             tags={"mlflow.parentRunId": parent_run_id, "automl.role": "trial",
                                   "optuna.trial_number": str(number), **tags})
     params = [Param(k, _param_value(v)) for k, v in config.items()]
@@ -202,23 +203,3 @@ def create_trial_run(client: MlflowClient, experiment_id: str | None, parent_run
         client.log_batch(run.info.run_id, params=params[start:start + MAX_PARAMS_PER_BATCH])
     return run.info.run_id
 
-
-def study_views(tracking_uri: str, base_url: str) -> list[tuple[str, str]]:
-    """(study, address) of each study in the tracking store: its experiment's runs sorted by the objective, best
-    first. MLflow nests child runs (collapsed) only in its default order, so this view lists every trial at once
-    with its objective; the study's parent run comes last (it has no `objective` of its own)."""
-    from urllib.parse import urlencode
-
-    local = storage_file(tracking_uri)
-    if local is not None and not local.exists():
-        return []  # nothing tracked yet (and MLflow would create the file)
-    client = MlflowClient(tracking_uri=tracking_uri)
-    views = []
-    for experiment in client.search_experiments():
-        parents = client.search_runs([experiment.experiment_id], "tags.`automl.role` = 'study'", max_results=1)
-        if not parents:
-            continue
-        ascending = parents[0].data.tags.get("automl.direction") == "minimize"
-        query = urlencode({"orderByKey": "metrics.`objective`", "orderByAsc": str(ascending).lower()})
-        views.append((experiment.name, f"{base_url}/#/experiments/{experiment.experiment_id}/runs?{query}"))
-    return views

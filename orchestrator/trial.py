@@ -26,6 +26,7 @@ from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, CONFIG_ATTR, EPOCHS_ATT
                                   PAUSED_ATTR, PROMOTED_ATTR, REASON_ATTR, RESUME_SKIPPED_ATTR, RESUMED_ATTR,
                                   RETRY_OF_ATTR, RUNGS_ATTR, TEST_METRICS_ATTR, leading_trial, lineage)
 from orchestrator.recovery import retry_trial
+from orchestrator.review_view import OBJECTIVE_METRIC
 from orchestrator.rung_callback import RungCallback
 from orchestrator.space import CHOSEN_KINDS
 from orchestrator.storage import redact
@@ -319,9 +320,9 @@ class TrialRunner:
             checkpoints.delete(attempt.checkpoint)  # the lineage ends here
         if run:
             final = {**outcome.test_metrics, **outcome.measured,
-                     **({"objective": value} if state == "COMPLETE" and value is not None else {})}
+                     **({OBJECTIVE_METRIC: value} if state == "COMPLETE" and value is not None else {})}
             if state == "COMPLETE" and spec.multi_objective:
-                final.update({f"objective_{i}": v for i, v in enumerate(outcome.values)})
+                final.update({f"{OBJECTIVE_METRIC}_{i}": v for i, v in enumerate(outcome.values)})
             run.end(state, final, {"reason": reason} if reason else {})
         self.registry.hook.after_trial(trial=trial, config=attempt.config, state=state, value=value,
                                        metrics=outcome.test_metrics)

@@ -75,15 +75,24 @@ def ignored_columns(params, features: list[str]) -> tuple[str, ...]:
 
 def _text(series) -> np.ndarray:
     """A column's values as stripped text (object array); missing values stay None."""
-    return np.array([None if value is None or value != value else str(value).strip() for value in series],
-                    dtype=object)
+    import pandas as pd
+
+    values = pd.Series(series, dtype=object).reset_index(drop=True)
+    present = values.notna().to_numpy()
+    text = np.full(len(values), None, dtype=object)
+    text[present] = values[present].astype(str).str.strip().to_numpy()
+    return text
 
 
 def _numbers(series) -> np.ndarray:
     """A column's values as floats: anything that is not a number (missing, "?", "n/a") is NaN."""
+    return _text_numbers(_text(series))
+
+
+def _text_numbers(text: np.ndarray) -> np.ndarray:
     import pandas as pd
 
-    return pd.to_numeric(pd.Series(_text(series), dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    return pd.to_numeric(pd.Series(text, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
 
 
 def _quoted(values, limit: int = 6) -> str:
@@ -136,17 +145,17 @@ def fit_column(name: str, series, train: np.ndarray, ignored: bool = False) -> C
 
     if ignored:
         return ColumnCode(name, "left out", why="named in `ignore`")
-    rows = series.iloc[train]
-    text = _text(rows)
+    all_text = _text(series)
+    all_numbers = _text_numbers(all_text)  # every row parsed once; the statistics take the training rows
+    text, numbers = all_text[train], all_numbers[train]
     present = text[text != None]  # noqa: E711 - elementwise comparison on an object array
     missing = len(text) - len(present)
-    numbers = _numbers(rows)
     known = numbers[~np.isnan(numbers)]
     tokens = sorted({t for t, n in zip(text, numbers) if t is not None and np.isnan(n)})
     numeric = pd.api.types.is_numeric_dtype(series) or (
         len(known) > 0 and len(tokens) <= MAX_NUMBER_TOKENS and len(known) >= len(present) / 2)
     if numeric:
-        ordered = _numbers(series)[np.sort(train)]
+        ordered = all_numbers[np.sort(train)]
         row_number = (len(known) >= ID_MIN_ROWS and len(np.unique(known)) == len(known)
                       and np.all(known == np.round(known)) and bool(np.all(np.diff(ordered) > 0)))
         std = float(known.std()) if len(known) else 1.0

@@ -203,21 +203,31 @@ def test_the_mlflow_ui_shows_the_study_its_parent_run_and_every_trial(workdir, a
         child_names = {c["info"]["run_id"]: c["info"]["run_name"] for c in children}
         assert parent["run_name"] and all(child_names.values()) and len(set(child_names.values())) == TRIALS
 
-        # 4. the study's view that `automl ui` prints: the experiment's runs sorted by the objective, best first.
-        #    (In MLflow's default order, child runs are nested under their parent, collapsed behind an expander;
-        #    sorted by anything else the table lists every run flat.)
+        # 4. the study's view that `automl ui` prints: the experiment's runs page in MLflow's model-training view
+        #    (not GenAI's overview, traces and issue detection), on the saved view the study put on its experiment:
+        #    every run listed flat, sorted by the objective, best first, with the objective, the objective's metric
+        #    and the searched parameters as columns. (In MLflow's default order child runs are nested under their
+        #    parent, collapsed behind an expander.)
         run_link = f"#/experiments/{exp_id}/runs/"
         all_runs = {parent["run_id"]: parent["run_name"], **child_names}
         expected = {(run_link + run_id, name) for run_id, name in all_runs.items()}
         printed = re.search(r"study tiny, every trial by its objective: (\S+)", (tmp_path / "ui.log").read_text())
         assert printed, (tmp_path / "ui.log").read_text()
-        assert printed.group(1).startswith(f"{base}/#/experiments/{exp_id}/runs?orderByKey=metrics.")
+        assert printed.group(1) == (f"{base}/#/experiments/{exp_id}/runs?viewStateShareKey=automl-trials"
+                                    "&workflowType=machine_learning")
         page = _show(chromium, printed.group(1), tmp_path, artifacts, "mlflow-ui-experiment",
                      lambda p: expected <= set(p.links))
         assert (f"#/experiments/{exp_id}", "tiny") in page.links, "the experiment 'tiny' is not shown"
         missing = expected - set(page.links)
         assert not missing, f"runs not shown in the runs table: {sorted(missing)}; page text: {page.text[:2000]}"
         assert f"{len(all_runs)} matching runs" in page.text, page.text[:2000]
+        for shown in ("automl: every trial by its objective", "Sort: objective"):
+            assert shown in page.text, f"{shown!r} is not on the page: {page.text[:2000]}"
+        columns = set(re.findall(r'col-id="((?:metrics|params)\.`[^`]+`)"', page.dom))  # the grid's column headers
+        assert {"metrics.`objective`", "metrics.`val_accuracy`", "metrics.`test_accuracy`",
+                "params.`activation`"} <= columns, columns
+        for genai in ("Detect issues", "Traces logged", "No traces"):
+            assert genai not in page.text, f"the GenAI view's {genai!r} is on the page: {page.text[:2000]}"
         shown_runs = [href.removeprefix(run_link) for href, _ in page.links if href.startswith(run_link)]
         objective = {c["info"]["run_id"]: m["value"] for c in children for m in c["data"].get("metrics", [])
                      if m["key"] == "objective"}

@@ -395,6 +395,8 @@ def test_a_broken_plugin_is_named_once_per_run_not_once_per_worker(workdir):
     output = run.stdout + run.stderr
     # (before, each of the two workers repeated the supervisor's warning, since their output is passed on)
     assert output.count('Error loading plugin "') == 1, output
+    # the workers' own output is still passed on: each says it is ready
+    assert "worker cpu0 ready after" in output and "worker cpu1 ready after" in output, output
 
 
 SWISH_AGAIN = SWISH.replace("x * sigmoid(beta * x)", "another swish")

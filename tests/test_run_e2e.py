@@ -44,7 +44,11 @@ def test_run_records_every_trial_in_optuna_and_mlflow(write_study, workdir):
     client, parents, children = mlflow_runs(workdir)
     assert len(parents) == 1 and len(children) == 3
     # marked as model training, so that MLflow 3's UI opens it on its runs, not in its GenAI view
-    assert client.get_experiment_by_name("tiny").tags["mlflow.experimentKind"] == "custom_model_development"
+    experiment_tags = client.get_experiment_by_name("tiny").tags
+    assert experiment_tags["mlflow.experimentKind"] == "custom_model_development"
+    # with a saved view of every trial by its objective (what `automl ui` links to)
+    view = json.loads(experiment_tags["mlflow.sharedViewState.automl-trials"])
+    assert json.loads(view["state"])["orderByKey"] == "metrics.`objective`"
     parent = parents[0]
     assert study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
     assert parent.info.status == "FINISHED"

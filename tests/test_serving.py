@@ -129,3 +129,22 @@ def test_the_best_model_of_a_csv_study_serves_raw_rows_over_http_with_the_csv_la
     accuracy = float(np.mean(np.array(predictions) == rows["diagnosis"].to_numpy()))
     assert accuracy == pytest.approx(best.user_attrs["test_metrics"]["test_accuracy"], abs=1e-6)  # (logged as float32)
     assert accuracy > 0.7  # the labels are learnable: a real model, not a constant
+
+
+def test_the_served_network_names_the_input_shape_it_needs():
+    import torch
+    from torch import nn
+
+    from orchestrator.components import DataBundle
+    from orchestrator.serving import ServingModel
+
+    x, y = torch.zeros(4, 1, 8), torch.zeros(4, dtype=torch.int64)
+    data = DataBundle(x, y, x, y, x, y, input_kind="sequence", task="classification", output_size=2,
+                      classes=("no", "yes"))
+    model = ServingModel(nn.Sequential(nn.Flatten(), nn.Linear(8, 2)), data)
+    assert model.predict(None, np.zeros((3, 8), dtype=np.float64)) in (["no"] * 3, ["yes"] * 3)  # float64, flat
+    with pytest.raises(ValueError, match=r"inputs of shape \(3, 5\) do not split into samples of shape \(1, 8\) "
+                                         r"\(8 values each\): pass an array of shape \(n, 1, 8\) or \(n, 8\)"):
+        model.predict(None, np.zeros((3, 5)))
+    with pytest.raises(ValueError, match=r"inputs of shape \(\) do not split"):
+        model.predict(None, 1.0)
