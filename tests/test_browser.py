@@ -260,7 +260,8 @@ def test_the_mlflow_ui_shows_the_study_its_parent_run_and_every_trial(workdir, a
         assert widths, page.dom[:2000]
         loaded = [int(w) for w in widths.group(1).split(",") if w]
         assert len(loaded) == images and all(w > 0 for w in loaded), f"natural widths of the report's images: {loaded}"
-        _show(chromium, f"{base}/#/experiments/{exp_id}/runs/{parent['run_id']}/artifacts/summary/report.html",
+        _show(chromium, f"{base}/#/experiments/{exp_id}/runs/{parent['run_id']}/artifacts/summary/report.html"
+              "?workflowType=machine_learning",
               tmp_path, artifacts, "mlflow-ui-report", lambda p: "report.html" in p.text)
         _assert_png(artifacts / "mlflow-ui-report.png")
     finally:
