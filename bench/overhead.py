@@ -1,46 +1,50 @@
-"""Overhead benchmark (shared/BENCHMARKS.md): `automl` against a bare PyTorch loop, same run.
+"""Overhead benchmark (shared/BENCHMARKS.md): the user's `automl run` against a bare PyTorch loop and the
+tutorial stack, each as one whole process started in a fresh folder, side by side in one invocation.
 
-The workload: MNIST-1D (3600 train / 400 validation by a fixed permutation, seed 0), MLP
-40->w->w->10 with ReLU, Adam, batch 100, 15 epochs, 10 fixed (width, lr) configurations
-enqueued, no pruning, MLflow tracking on, trial i seeded with i, one CPU thread.
-Wall time counts from after imports and data generation to the end of the last trial: `automl run`
-starts a worker process, whose own start (imports, data, study: it reports the seconds) is taken
-out of `overhead_ratio` and kept in `end_to_end_ratio`.
+The workload (bench/peers/workload.py): MNIST-1D (3600 train / 400 validation, seed 0), MLP 40->w->w->10 with
+ReLU, Adam, batch 100, 15 epochs, 10 fixed (width, lr) configurations (enqueued in the study file, no pruning),
+trial i seeded with i, one CPU thread (`--threads 1`).
 
-    .venv/bin/python bench/overhead.py [--rounds 2] [--epochs 15] [--checkpoint-rounds 3]
+Sides, in an order that rotates every round (--rounds, at least 3; medians):
+- `bare`: bench/peers/bare_loop.py, tensors and index batching (the limit);
+- `automl`: `automl run overhead.yaml --threads 1` (tracking on: mlflow.db in the folder, 1 worker);
+- `automl-no-tracking`: the same with `--no-tracking`;
+- `tutorial`: bench/peers/tutorial_stack.py (Optuna + Lightning + DataLoader + MLFlowLogger, as documented).
 
-Prints one summary line per figure, e.g. `overhead_ratio mnist1d-mlp 1.21 (...)`.
+Two times per side: the whole process (interpreter, imports, data, study, tracking, exit: what a user waits
+for) and the training window (from after imports and data to the end of the last trial; study creation,
+tracking and storage included). The bare loop and the tutorial report their window; for `automl` the window
+starts when its worker's data is ready (the worker prints the time under AUTOML_TIMINGS=1) and ends at the last
+trial's completion time in the Optuna journal. Every `automl` run is checked: 10 complete trials of 15 epochs.
 
-Checkpointing on vs off: the same `automl run` with checkpoints off (`every_epochs: 0`), with the default policy
-(every epoch, at most every 5 s) and with a checkpoint at every epoch (`min_seconds: 0`), in alternating order,
-whole `automl run` wall time each; `checkpoint_ratio` = default / off (target <= 1.05).
+    .venv/bin/python bench/overhead.py [--rounds 3] [--epochs 15] [--sides bare,automl,...] [--checkpoint-rounds 0]
+
+Checkpointing on vs off (`--checkpoint-rounds N`): the same `automl run` with checkpoints off
+(`every_epochs: 0`), with the default policy and with a checkpoint at every epoch (`min_seconds: 0`),
+alternating, whole process each; `checkpoint_ratio` = default / off (target <= 1.05).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import json
 import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-from torch import nn
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench" / "peers"))
+from workload import BATCH, CONFIGS, EPOCHS  # noqa: E402
 
-from orchestrator.cli import main as automl
-from orchestrator.plugins import load_registry
-from orchestrator.session import open_study
-from orchestrator.studyfile import load_study
-from orchestrator.training import quiet_libraries
-
-CONFIGS = [(64, 1e-3), (128, 1e-3), (256, 1e-3), (512, 1e-3), (100, 2e-3),
-           (64, 3e-3), (128, 3e-3), (256, 5e-3), (512, 5e-3), (100, 1e-2)]
-BATCH = 100
+PYTHON = sys.executable
+AUTOML = str(Path(sys.executable).with_name("automl"))
 
 STUDY = """
 name: overhead
@@ -58,82 +62,91 @@ search:
   optimizer:
     adam: {{lr: {{low: 0.0001, high: 0.1, log: true}}, beta1: 0.9, beta2: 0.999}}
   batch_size: {batch}
+enqueue:
+{enqueue}
 {extra}"""
 
-
-def bare_loop(data, epochs: int) -> list[float]:
-    """The limit: a plain PyTorch loop over tensors with index batching, validation every epoch."""
-    x_train, y_train = data.x_train.flatten(1), data.y_train
-    x_val, y_val = data.x_val.flatten(1), data.y_val
-    x_test, y_test = data.x_test.flatten(1), data.y_test
-    accuracies = []
-    for i, (width, lr) in enumerate(CONFIGS):
-        torch.manual_seed(i)
-        model = nn.Sequential(nn.Linear(40, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
-                              nn.Linear(width, 10))
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        loss_fn = nn.CrossEntropyLoss()
-        generator = torch.Generator().manual_seed(i)
-        for _ in range(epochs):
-            model.train()
-            order = torch.randperm(len(x_train), generator=generator)
-            for start in range(0, len(order), BATCH):
-                idx = order[start:start + BATCH]
-                loss = loss_fn(model(x_train[idx]), y_train[idx])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-            model.eval()
-            with torch.no_grad():
-                val_acc = (model(x_val).argmax(1) == y_val).float().mean().item()
-        with torch.no_grad():
-            (model(x_test).argmax(1) == y_test).float().mean().item()
-        accuracies.append(val_acc)
-    return accuracies
-
-
-READY = re.compile(r"worker (\S+) ready after ([0-9.]+) s")
-
-
-def orchestrated(workdir: Path, epochs: int, configs: list[tuple[int, float]] = CONFIGS,
-                 args: tuple[str, ...] = ("--threads", "1"), extra: str = "") -> tuple[float, list[float]]:
-    """The configurations enqueued and run by `automl run ARGS` from this process; returns the wall
-    seconds and each worker's start-up seconds (imports, data, study) as the workers report them."""
-    study_file = workdir / "overhead.yaml"
-    study_file.write_text(textwrap.dedent(STUDY.format(trials=len(configs), epochs=epochs, batch=BATCH, extra=extra)))
-    previous = Path.cwd()
-    os.chdir(workdir)
-    start = time.perf_counter()
-    spec = load_study(study_file, load_registry())
-    study = open_study(spec, f"journal:{workdir / 'optuna.journal'}")
-    for width, lr in configs:
-        study.enqueue_trial({"architecture.mlp.width": width, "optimizer.adam.lr": lr})
-    output = io.StringIO()
-    stdout, sys.stdout = sys.stdout, output
-    try:
-        code = automl(["run", str(study_file), *args])
-    finally:
-        sys.stdout = stdout
-    elapsed = time.perf_counter() - start
-    os.chdir(previous)
-    assert code == 0, f"automl run exited {code}:\n{output.getvalue()}"
-    check_completed(workdir / "optuna.journal", len(configs), epochs)
-    return elapsed, [float(seconds) for _, seconds in READY.findall(output.getvalue())]
-
-
-def check_completed(journal: Path, trials: int, epochs: int) -> None:
-    """The run did what the workload says: `trials` complete trials of `epochs` epochs each."""
-    import optuna
-
-    study = optuna.load_study(study_name="overhead", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(journal))))
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(complete) == trials, f"{len(complete)} of {trials} trials completed"
-    assert all(len(t.intermediate_values) == epochs for t in complete), "a trial did not train every epoch"
-
-
+DATA_READY = re.compile(r"timing: data ready at ([0-9.]+)")
+READY = re.compile(r"ready after ([0-9.]+) s \(imports and data ([0-9.]+) s, study and tracking ([0-9.]+) s\)")
+SIDES = ("bare", "automl", "automl-no-tracking", "tutorial")
 CHECKPOINT_POLICIES = {"off": "checkpoints: {every_epochs: 0}\n", "default": "",
                        "every epoch": "checkpoints: {min_seconds: 0}\n"}
+
+
+@dataclass
+class Run:
+    whole: float
+    window: float
+    accuracies: list[float]
+    startup: tuple[float, float] | None = None  # automl's worker: imports and data, study and tracking (s)
+
+
+@dataclass
+class Side:
+    runs: list[Run] = field(default_factory=list)
+
+    def median(self, attribute: str) -> float:
+        return statistics.median(getattr(r, attribute) for r in self.runs)
+
+
+def study_text(epochs: int, extra: str = "") -> str:
+    enqueue = "\n".join(f"  - {{architecture.mlp.width: {w}, optimizer.adam.lr: {lr}}}" for w, lr in CONFIGS)
+    return textwrap.dedent(STUDY).format(trials=len(CONFIGS), epochs=epochs, batch=BATCH, enqueue=enqueue,
+                                         extra=extra)
+
+
+def run_process(command: list[str], folder: Path) -> tuple[float, str]:
+    """Run one whole process in `folder`; returns its wall seconds and its output (failing loudly)."""
+    env = {**os.environ, "AUTOML_TIMINGS": "1", "PYTHONPATH": str(REPO)}
+    start = time.perf_counter()
+    proc = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=1800)
+    whole = time.perf_counter() - start
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} exited {proc.returncode}:\n{output[-4000:]}")
+    return whole, output
+
+
+def peer(script: str, epochs: int, folder: Path) -> Run:
+    whole, output = run_process([PYTHON, str(REPO / "bench" / "peers" / script), "--epochs", str(epochs)], folder)
+    result = json.loads(output[output.rindex("RESULT ") + len("RESULT "):].splitlines()[0])
+    return Run(whole, result["window"], result["accuracies"])
+
+
+def automl(epochs: int, folder: Path, *flags: str, extra: str = "") -> Run:
+    (folder / "overhead.yaml").write_text(study_text(epochs, extra))
+    whole, output = run_process([AUTOML, "run", "overhead.yaml", "--threads", "1", *flags], folder)
+    ready = DATA_READY.search(output)
+    assert ready, f"no data-ready time in the output:\n{output[-3000:]}"
+    ends, accuracies = completed_trials(folder / "optuna.journal", epochs)
+    startup = READY.search(output)
+    return Run(whole, max(ends) - float(ready.group(1)), accuracies,
+               (float(startup.group(2)), float(startup.group(3))) if startup else None)
+
+
+def completed_trials(journal: Path, epochs: int) -> tuple[list[float], list[float]]:
+    """The run did what the workload says (every configuration complete after `epochs` epochs); returns each
+    trial's completion time (unix) and validation accuracy, in trial order."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name="overhead", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    trials = sorted(study.trials, key=lambda t: t.number)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == len(trials) == len(CONFIGS), f"{len(complete)} of {len(CONFIGS)} trials completed"
+    assert all(len(t.intermediate_values) == epochs for t in complete), "a trial did not train every epoch"
+    return [t.datetime_complete.timestamp() for t in complete], [t.value for t in complete]
+
+
+def run_side(name: str, epochs: int) -> Run:
+    with tempfile.TemporaryDirectory(prefix=f"automl-bench-{name}-") as tmp:
+        folder = Path(tmp)
+        if name == "bare":
+            return peer("bare_loop.py", epochs, folder)
+        if name == "tutorial":
+            return peer("tutorial_stack.py", epochs, folder)
+        return automl(epochs, folder, *(["--no-tracking"] if name == "automl-no-tracking" else []))
 
 
 def checkpoint_rounds(rounds: int, epochs: int) -> dict[str, list[float]]:
@@ -143,69 +156,78 @@ def checkpoint_rounds(rounds: int, epochs: int) -> dict[str, list[float]]:
         order = list(CHECKPOINT_POLICIES)[round_ % 3:] + list(CHECKPOINT_POLICIES)[:round_ % 3]
         for name in order:
             with tempfile.TemporaryDirectory(prefix="automl-bench-") as tmp:
-                prepare_tracking_store(Path(tmp))
-                total, _ = orchestrated(Path(tmp), epochs, extra=CHECKPOINT_POLICIES[name])
+                run = automl(epochs, Path(tmp), extra=CHECKPOINT_POLICIES[name])
                 left = list((Path(tmp) / "checkpoints").rglob("*.pt"))
                 assert not left, f"checkpoints left behind: {left}"
-            times[name].append(total)
+            times[name].append(run.whole)
         print(f"checkpoint round {round_}: " + ", ".join(f"{name} {times[name][-1]:.2f} s" for name in times),
               flush=True)
     return times
 
 
-def prepare_tracking_store(workdir: Path) -> float:
-    """Create mlflow.db's schema once (a one-time cost per folder, reported apart); returns seconds."""
-    from mlflow.tracking import MlflowClient
-
-    start = time.perf_counter()
-    MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}").search_experiments()
-    return time.perf_counter() - start
+def report(sides: dict[str, Side], epochs: int, rounds: int) -> None:
+    n = len(CONFIGS)
+    for name, side in sides.items():
+        accuracies = [statistics.median(values) for values in zip(*(r.accuracies for r in side.runs))]
+        print(f"{name:<19} whole process {side.median('whole'):6.2f} s, training window {side.median('window'):6.2f} s"
+              f" (medians of {len(side.runs)}); val_accuracy of the 10 configurations: "
+              + " ".join(f"{a:.3f}" for a in accuracies))
+    if "automl" in sides and sides["automl"].runs[0].startup:
+        imports = statistics.median(r.startup[0] for r in sides["automl"].runs if r.startup)
+        study = statistics.median(r.startup[1] for r in sides["automl"].runs if r.startup)
+        print(f"automl worker start-up: imports and data {imports:.2f} s, study and tracking {study:.2f} s")
+    what = f"{n} trials, {epochs} epochs, median of {rounds} rounds"
+    if "bare" in sides and "automl" in sides:
+        bare, ours = sides["bare"], sides["automl"]
+        print(f"whole_run_ratio mnist1d-mlp {ours.median('whole') / bare.median('whole'):.2f} (automl run "
+              f"{ours.median('whole'):.1f} s / bare loop process {bare.median('whole'):.1f} s, {what}; target <= 1.5)")
+        print(f"overhead_ratio mnist1d-mlp {ours.median('window') / bare.median('window'):.2f} (training window: "
+              f"automl {ours.median('window'):.1f} s / bare loop {bare.median('window'):.1f} s; target <= 1.3)")
+        print(f"trial_fixed_cost_ms mnist1d-mlp {(ours.median('window') - bare.median('window')) / n * 1000:.0f} "
+              f"(bare trial {bare.median('window') / n:.2f} s, automl trial {ours.median('window') / n:.2f} s; "
+              "target <= 100)")
+    if "automl" in sides and "automl-no-tracking" in sides:
+        on, off = sides["automl"], sides["automl-no-tracking"]
+        print(f"tracking_ratio mnist1d-mlp {on.median('whole') / off.median('whole'):.3f} (whole process: tracking on "
+              f"{on.median('whole'):.1f} s / off {off.median('whole'):.1f} s; training window "
+              f"{on.median('window') / off.median('window'):.3f}; target <= 1.05)")
+    if "tutorial" in sides and "automl" in sides:
+        tutorial, ours = sides["tutorial"], sides["automl"]
+        print(f"tutorial_ratio mnist1d-mlp {tutorial.median('whole') / ours.median('whole'):.2f} (the tutorial stack's "
+              f"whole process {tutorial.median('whole'):.1f} s / automl run {ours.median('whole'):.1f} s; training "
+              f"window {tutorial.median('window') / ours.median('window'):.2f}; target >= 1.8)")
+    if "tutorial" in sides and "bare" in sides:
+        print(f"tutorial_vs_bare mnist1d-mlp {sides['tutorial'].median('whole') / sides['bare'].median('whole'):.2f}"
+              " (whole process)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of each side (median)")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--checkpoint-rounds", type=int, default=3, help="alternating rounds of checkpointing "
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every side, order rotating (>= 3)")
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--sides", default=",".join(SIDES), help=f"comma-separated, of: {', '.join(SIDES)}")
+    parser.add_argument("--checkpoint-rounds", type=int, default=0, help="alternating rounds of checkpointing "
                         "off / default / every epoch (0 skips them)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    quiet_libraries()
-    registry = load_registry()
-    data = registry.get("dataset", "mnist1d").spec.build({"val_fraction": 0.1, "train_samples": 3800}, 0)
-    bare_loop(data, 1)  # warm up kernels and allocator once, for both sides
-
-    bare_times, orch_times, total_times, start_times, schema_times = [], [], [], [], []
+    names = [s.strip() for s in args.sides.split(",") if s.strip()]
+    unknown = sorted(set(names) - set(SIDES))
+    if unknown or args.rounds < 1:
+        parser.error(f"unknown side(s) {unknown}" if unknown else "--rounds must be >= 1")
+    sides = {name: Side() for name in names}
     for round_ in range(args.rounds):
-        start = time.perf_counter()
-        accuracies = bare_loop(data, args.epochs)
-        bare_times.append(time.perf_counter() - start)
-        with tempfile.TemporaryDirectory(prefix="automl-bench-") as tmp:
-            schema_times.append(prepare_tracking_store(Path(tmp)))
-            total, ready = orchestrated(Path(tmp), args.epochs)
-        total_times.append(total)
-        start_times.append(ready[0])
-        orch_times.append(total - ready[0])
-        print(f"round {round_}: bare {bare_times[-1]:.2f} s, automl {orch_times[-1]:.2f} s + worker start "
-              f"{ready[0]:.2f} s (bare best val_accuracy {max(accuracies):.3f})", flush=True)
-
-    bare, orch, total = (statistics.median(bare_times), statistics.median(orch_times),
-                         statistics.median(total_times))
-    n = len(CONFIGS)
-    print(f"overhead_ratio mnist1d-mlp {orch / bare:.2f} (orchestrator {orch:.1f} s / bare loop {bare:.1f} s, "
-          f"{n} trials, {args.epochs} epochs, median of {args.rounds} rounds; worker start-up excluded)")
-    print(f"end_to_end_ratio mnist1d-mlp {total / bare:.2f} (including the worker process start-up of "
-          f"{statistics.median(start_times):.1f} s: imports, data, study; paid once per worker, not per trial)")
-    print(f"trial_fixed_cost_ms mnist1d-mlp {(orch - bare) / n * 1000:.0f} "
-          f"(bare trial {bare / n:.2f} s, automl trial {orch / n:.2f} s)")
-    print(f"tracking_schema_setup_s {statistics.median(schema_times):.2f} "
-          "(one-time creation of mlflow.db's tables in a new folder, not in the ratio)")
+        order = names[round_ % len(names):] + names[:round_ % len(names)]
+        for name in order:
+            sides[name].runs.append(run_side(name, args.epochs))
+        print(f"round {round_} ({' -> '.join(order)}): " + ", ".join(
+            f"{name} {sides[name].runs[-1].whole:.2f} s (window {sides[name].runs[-1].window:.2f} s)"
+            for name in names), flush=True)
+    report(sides, args.epochs, args.rounds)
     if args.checkpoint_rounds:
         times = {name: statistics.median(values) for name, values in
                  checkpoint_rounds(args.checkpoint_rounds, args.epochs).items()}
-        print(f"checkpoint_ratio mnist1d-mlp {times['default'] / times['off']:.3f} (default policy {times['default']:.1f} s"
-              f" / checkpoints off {times['off']:.1f} s, whole automl run, median of {args.checkpoint_rounds}; "
-              "target <= 1.05)")
+        print(f"checkpoint_ratio mnist1d-mlp {times['default'] / times['off']:.3f} (default policy "
+              f"{times['default']:.1f} s / checkpoints off {times['off']:.1f} s, whole automl run, median of "
+              f"{args.checkpoint_rounds}; target <= 1.05)")
         print(f"checkpoint_every_epoch_ratio mnist1d-mlp {times['every epoch'] / times['off']:.3f} "
               f"(a checkpoint after each of the {args.epochs} epochs of every trial: {times['every epoch']:.1f} s)")
 

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from overhead import CONFIGS, orchestrated, prepare_tracking_store  # noqa: E402
 
-from orchestrator.training import quiet_libraries  # noqa: E402
+from orchestrator.quiet import quiet_libraries  # noqa: E402
 
 
 def configs(count: int) -> list[tuple[int, float]]:

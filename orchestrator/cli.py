@@ -147,8 +147,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from orchestrator.session import RunOptions, resolve_storage, resolve_tracking
     from orchestrator.preemption import STOP
-    from orchestrator.supervisor import DEADLINE_ENV
-    from orchestrator.worker import EXIT_REPEATED_FAILURE, Worker, WorkerOptions, recycle, repeated_failure_message
+    from orchestrator.handshake import DEADLINE_ENV, EXIT_REPEATED_FAILURE, repeated_failure_message
+    from orchestrator.worker import Worker, WorkerOptions, recycle
 
     # a supervised worker's plugins are the supervisor's, which has named any that failed to load: once per run
     spec, registry = _load(args.study, args.plugins_dir, warn=not args.supervised)
@@ -438,5 +438,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def entry() -> None:
+    """The `automl` command (and `python -m orchestrator`): `main`, then an exit that skips the interpreter's
+    teardown of PyTorch, Lightning and MLflow (up to a second, and nothing left to write: every run, journal and
+    file is closed by then)."""
+    code = main()
+    import logging
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
 import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 class DeviceError(Exception):
@@ -26,10 +30,53 @@ class Slot:
 
 
 def visible_gpu_count() -> int:
-    """GPUs this process can see (0 without CUDA); imports torch."""
+    """GPUs this process can see (0 without CUDA). Asked without importing PyTorch where possible (about a second,
+    before any worker can start): a CPU build of torch sees none; for a CUDA build the CUDA driver counts them."""
+    cuda_build = _torch_cuda_build()
+    if cuda_build is False:
+        return 0
+    if cuda_build is True:
+        count = _driver_device_count()
+        if count is not None:
+            return count
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def training_device() -> str:
+    """`cuda` when a GPU is visible, else `cpu` (imports torch, not Lightning)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _torch_cuda_build() -> bool | None:
+    """Whether the installed torch is a CUDA build, read from its version.py (None: cannot tell)."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    try:
+        text = (Path(list(spec.submodule_search_locations)[0]) / "version.py").read_text()
+    except OSError:
+        return None
+    found = re.search(r"^cuda\s*(?::[^=]*)?=\s*(None|['\"][^'\"]*['\"])", text, re.M)
+    return None if found is None else found.group(1) != "None"
+
+
+def _driver_device_count() -> int | None:
+    """The CUDA driver's count of visible devices (honours CUDA_VISIBLE_DEVICES); None if it cannot be asked."""
+    try:
+        driver = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0  # a CUDA build of torch on a machine without the driver: no GPU it could use
+    count = ctypes.c_int(0)
+    try:
+        if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
+            return 0
+    except AttributeError:
+        return None
+    return count.value
 
 
 def plan_slots(devices: str | Sequence[int], workers: int | None, trials_per_device: int, threads: int | None,

@@ -11,7 +11,8 @@ from orchestrator.records import CONFIG_ATTR, REASON_ATTR, lineage
 from orchestrator.session import load_data
 from orchestrator.storage import open_storage
 from orchestrator.studyfile import StudySpec
-from orchestrator.training import quiet_libraries, train
+from orchestrator.quiet import quiet_libraries
+from orchestrator.training import train
 
 
 class RerunError(Exception):

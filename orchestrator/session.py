@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import optuna
 
-from orchestrator.checkpoints import CheckpointPolicy
-from orchestrator.components import DataBundle
 from orchestrator.coordination import study_lock
 from orchestrator.errors import DatasetError, StudyChangedError
 from orchestrator.promotion import is_asha
@@ -23,7 +21,10 @@ from orchestrator.samplers import PRUNERS, SAMPLERS
 from orchestrator.storage import default_storage_url, open_storage, redact, storage_file
 from orchestrator.studyfile import StudySpec
 from orchestrator.tracking import Tracker, default_tracking_uri
-from orchestrator.training import training_device
+
+if TYPE_CHECKING:  # PyTorch and Lightning load where they are used: a supervisor starts its workers first
+    from orchestrator.checkpoints import CheckpointPolicy
+    from orchestrator.components import DataBundle
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,11 @@ def resolve_tracking(spec: StudySpec, options: RunOptions) -> str:
     return options.tracking_uri or spec.tracking_uri or default_tracking_uri()
 
 
-def checkpoint_policy(spec: StudySpec, storage_url: str) -> CheckpointPolicy:
+def checkpoint_policy(spec: StudySpec, storage_url: str) -> "CheckpointPolicy":
     """The study's checkpoint settings, with the default folder `checkpoints/` beside the journal or SQLite
     file (for a server storage, in the working directory)."""
+    from orchestrator.checkpoints import CheckpointPolicy
+
     settings = spec.checkpoints
     beside = storage_file(storage_url)
     folder = settings.dir or ((beside.expanduser().resolve().parent if beside else Path.cwd()) / "checkpoints")
@@ -170,8 +173,10 @@ def open_tracked_study(spec: StudySpec, storage_url: str, tracking_uri: str | No
         return study, parent
 
 
-def load_data(spec: StudySpec) -> DataBundle:
+def load_data(spec: StudySpec) -> "DataBundle":
     """Build the study's data set and move it to the training device."""
+    from orchestrator.devices import training_device
+
     dataset = spec.dataset.spec
     try:
         data = dataset.build(dict(spec.dataset_params), spec.seed)  # type: ignore[union-attr]

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,8 +21,6 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import TrialState
 
-from orchestrator import checkpoints
-from orchestrator.best_model import log_best_model
 from orchestrator.coordination import count_budget, study_lock
 from orchestrator.devices import Slot, plan_slots, visible_gpu_count
 from orchestrator.env_vars import STORAGE_ENV, TRACKING_ENV
@@ -31,16 +30,13 @@ from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, INTERRUPTED, PROMOTED_A
                                   continued_numbers, leading_trial, paused_trials, repeated_failure, retry_of,
                                   trial_counts)
 from orchestrator.recovery import recover_trials
+from orchestrator.handshake import (DEADLINE_ENV, EXIT_REPEATED_FAILURE, GO, READY, RELEASED_ENV, SPAWNED_AT_ENV,
+                                    repeated_failure_message)
+from orchestrator.quiet import quiet_libraries
 from orchestrator.session import RunOptions, checkpoint_policy, load_data, open_tracked_study, update_summary
 from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
-from orchestrator.summary import log_summary
 from orchestrator.tracking import Tracker
-from orchestrator.training import quiet_libraries
-from orchestrator.worker import (EXIT_REPEATED_FAILURE, GO, READY, RELEASED_ENV, SPAWNED_AT_ENV,
-                                 repeated_failure_message)
-
-DEADLINE_ENV = "AUTOML_DEADLINE"
 EXIT_USAGE = 2  # a worker that stopped on a study-file or data error
 KILL_AFTER_GRACE_SECONDS = 10.0  # how much longer than its grace period a stopped worker may take
 SUMMARY_SECONDS = 60.0
@@ -125,7 +121,6 @@ class Supervisor:
         self.trials = options.trials or spec.budget.trials
         self.slots = slots
         self.memory_mb = spec.execution.worker_memory_mb or default_memory_mb(len(slots))
-        self.policy = checkpoint_policy(spec, storage_url)
         self.workers: list[WorkerProcess] = []
         self.started = 0
         self.startup_crashes = 0
@@ -156,7 +151,6 @@ class Supervisor:
         try:
             for slot in self.slots:
                 self._start(slot)
-            data = load_data(self.spec)  # a data set that cannot be built stops us before anything is created
             study, parent = open_tracked_study(self.spec, self.storage_url, self.tracking_uri)
             with study_lock(self.storage_url, self.spec.name):
                 for number in recover_trials(study, self.tracking_uri, parent):
@@ -171,10 +165,13 @@ class Supervisor:
             self.released = True
             for worker in self.workers:
                 self._release(worker)
+            # the data only serves to log the best model at the end: built while the trials run, not before them
+            # (each worker builds it before it opens the study, and stops with the error if it cannot)
+            data = self._background(load_data, self.spec) if self.tracking_uri and parent else None
             self._watch(study, parent)
             status = "FINISHED"
-            if self.tracking_uri and parent:
-                self._log_best_model(study, data, parent)
+            if data is not None:
+                self._log_best_model(study, data, parent)  # type: ignore[arg-type]
         except KeyboardInterrupt as exc:
             status = "KILLED"
             outcomes = self._stop_all(study, parent)
@@ -188,7 +185,9 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             if study is not None:
-                checkpoints.sweep_study(self.policy, study)
+                from orchestrator import checkpoints  # Lightning: imported once the workers have started
+
+                checkpoints.sweep_study(checkpoint_policy(self.spec, self.storage_url), study)
                 if self.tracking_uri and parent:
                     self._log_summary(study, parent)
                     tracker = Tracker(self.tracking_uri).attach(parent)
@@ -208,14 +207,25 @@ class Supervisor:
         self.summary_at = time.monotonic()
         self.summary_finished = count_budget(study, self.trials).finished
         try:
+            from orchestrator.summary import log_summary
+
             log_summary(study, self.tracking_uri, parent)  # type: ignore[arg-type]
         except Exception as exc:  # the study goes on without its summary
             self.progress.message(f"warning: the study summary could not be written: {type(exc).__name__}: "
                                   f"{redact(str(exc))}")
 
-    def _log_best_model(self, study: optuna.Study, data: Any, parent: str) -> None:
+    @staticmethod
+    def _background(call: Any, *args: Any) -> Future:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="supervisor-data")
+        future = executor.submit(call, *args)
+        executor.shutdown(wait=False)
+        return future
+
+    def _log_best_model(self, study: optuna.Study, data: Future, parent: str) -> None:
+        from orchestrator.best_model import log_best_model
+
         try:
-            uri = log_best_model(study, self.registry, data.to("cpu"), self.tracking_uri, parent, self.options.register)
+            uri = log_best_model(study, self.registry, data.result().to("cpu"), self.tracking_uri, parent, self.options.register)
         except Exception as exc:  # the study's results stand without it
             self.progress.message(f"warning: the best model could not be logged: {type(exc).__name__}: "
                                   f"{redact(str(exc))}")

@@ -12,12 +12,13 @@ import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Mapping
-
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from orchestrator.storage import redact
+
+if TYPE_CHECKING:  # MLflow loads with the first Tracker: a supervisor starts its workers before that
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MAX_PARAMS_PER_BATCH = 100
@@ -46,16 +47,20 @@ class TrialRun:
         self.tracker = tracker
         self.run_id = run_id
         self.flush_seconds = flush_seconds
-        self.pending: list[Metric] = []
+        self.pending: list["Metric"] = []
         self.last_flush = time.monotonic()
 
     def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        from mlflow.entities import Metric
+
         now = _now_ms()
         self.pending.extend(Metric(k, float(v), now, epoch) for k, v in metrics.items())
         if time.monotonic() - self.last_flush >= self.flush_seconds:
             self.flush()
 
     def flush(self, tags: Mapping[str, str] | None = None, metrics: Mapping[str, float] | None = None) -> None:
+        from mlflow.entities import Metric, RunTag
+
         batch, self.pending = self.pending, []
         now = _now_ms()
         batch += [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
@@ -66,6 +71,8 @@ class TrialRun:
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Tag the run (in the background, in order with its other writes)."""
+        from mlflow.entities import RunTag
+
         run_tags = [RunTag(k, str(v)) for k, v in tags.items()]
         self.tracker.submit(lambda c: c.log_batch(self.run_id.result(), tags=run_tags))
 
@@ -75,7 +82,7 @@ class TrialRun:
     def log_file(self, path: Path, artifact_file: str) -> None:
         """Upload a local file as `artifact_file` (in the background), then delete the local file."""
 
-        def upload(c: MlflowClient) -> None:
+        def upload(c: "MlflowClient") -> None:
             try:
                 with tempfile.TemporaryDirectory() as folder:
                     named = Path(folder) / artifact_file
@@ -99,13 +106,15 @@ class Tracker:
     def __init__(self, tracking_uri: str | None = None, flush_seconds: float = 10.0) -> None:
         self.tracking_uri = tracking_uri or default_tracking_uri()
         self.flush_seconds = flush_seconds
+        from mlflow.tracking import MlflowClient
+
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-writer")
         self.errors: list[str] = []
         self.parent_run_id: str | None = None
         self.experiment_id: str | None = None
 
-    def submit(self, call: Callable[[MlflowClient], Any]) -> Future:
+    def submit(self, call: Callable[["MlflowClient"], Any]) -> Future:
         def guarded() -> Any:
             try:
                 return call(self.client)
@@ -169,6 +178,8 @@ class Tracker:
 
     def update_study(self, metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
         parent = self.parent_run_id
+        from mlflow.entities import Metric, RunTag
+
         batch = [Metric(k, float(v), _now_ms(), 0) for k, v in metrics.items()]
         self.submit(lambda c: c.log_batch(parent, metrics=batch, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
 
@@ -192,9 +203,11 @@ class Tracker:
         return TrialRun(self, self.submit(create), self.flush_seconds)
 
 
-def create_trial_run(client: MlflowClient, experiment_id: str | None, parent_run_id: str | None, number: int,
+def create_trial_run(client: "MlflowClient", experiment_id: str | None, parent_run_id: str | None, number: int,
                      config: Mapping[str, Any], tags: Mapping[str, str], start_time: int | None = None) -> str:
     """Create trial `number`'s child run under the parent run, with every parameter; returns its id."""
+    from mlflow.entities import Param
+
     run = client.create_run(experiment_id, run_name=f"trial-{number}", start_time=start_time,
                             tags={"mlflow.parentRunId": parent_run_id, "automl.role": "trial",
                                   "optuna.trial_number": str(number), **tags})

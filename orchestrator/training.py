@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import math
-import os
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -23,24 +20,6 @@ from orchestrator.pruning import OptunaPruning
 from orchestrator.tasks import TASK_METRICS
 
 EpochListener = Callable[[int, dict[str, float]], None]
-
-
-def quiet_libraries() -> None:
-    """Silence per-Trainer banners, Optuna's per-trial log lines and MLflow's set-up chatter."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    for name in ("pytorch_lightning", "lightning_fabric", "mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING if name == "mlflow" else logging.ERROR)
-    warnings.filterwarnings("ignore", module=r"pytorch_lightning\..*")
-    warnings.filterwarnings("ignore", module=r"lightning_fabric\..*")
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    # our workers record heartbeats themselves (ask/tell, not Study.optimize)
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def training_device() -> str:
-    """`cuda` when a GPU is visible, else `cpu`."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def split_metrics(module: Any, data: DataBundle, split: str) -> dict[str, float]:

@@ -19,6 +19,8 @@ import torch
 
 from orchestrator import checkpoints
 from orchestrator.coordination import DONE, WAIT, claim_trial, study_lock
+from orchestrator.env_vars import TIMINGS_ENV
+from orchestrator.handshake import EXIT_GRACE_EXPIRED, GO, READY, RELEASED_ENV, SPAWNED_AT_ENV, repeated_failure_message
 from orchestrator.plugins import Registry
 from orchestrator.preemption import STOP, install_stop_handlers
 from orchestrator.progress import Progress, choices_width
@@ -28,23 +30,10 @@ from orchestrator.session import checkpoint_policy, load_data, open_tracked_stud
 from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
 from orchestrator.tracking import Tracker
-from orchestrator.training import quiet_libraries
+from orchestrator.quiet import quiet_libraries
 from orchestrator.trial import TrialRunner
 
 WAIT_SECONDS = 1.0
-GO = "go"  # the supervisor's go-ahead on a supervised worker's standard input
-READY = "automl-worker-ready"  # a supervised worker's line (not shown) that it waits for GO: set-up is done
-RELEASED_ENV = "AUTOML_RELEASED"  # set once the go-ahead came: a recycled worker does not wait again
-SPAWNED_AT_ENV = "AUTOML_SPAWNED_AT"  # wall-clock time the worker process was started (or recycled)
-EXIT_REPEATED_FAILURE = 4  # a supervised worker stopped because trial after trial failed alike
-EXIT_GRACE_EXPIRED = 75  # still alive a grace period after a stop signal: its trial is recovered like a dead one's
-
-
-def repeated_failure_message(limit: int, reason: str | None) -> str:
-    """What a run stopped by `max_consecutive_failures` says."""
-    return f"{limit} trials in a row failed with the same reason: {reason or '(see above)'}"
-
-
 def seconds_since_start() -> float:
     """Seconds since this worker process was started: its imports, data and study set-up so far."""
     spawned = os.environ.get(SPAWNED_AT_ENV)
@@ -139,6 +128,9 @@ class Worker:
         if options.threads:
             torch.set_num_threads(options.threads)
         data = load_data(self.spec)
+        data_seconds = seconds_since_start()
+        if os.environ.get(TIMINGS_ENV) == "1":
+            self.progress.message(f"timing: data ready at {time.time():.3f} (unix time)")
         study, parent = open_tracked_study(self.spec, options.storage_url, options.tracking_uri, heartbeat=True,
                                            seed_offset=options.seed_offset)
         if not options.supervised:
@@ -148,7 +140,8 @@ class Worker:
         if not options.supervised:
             self.registry.hook.before_study(study=study, spec=self.spec)
         self.progress.message(f"worker {options.slot or options.worker_id} ready after {seconds_since_start():.1f} s "
-                              "(imports, data, study)")
+                              f"(imports and data {data_seconds:.1f} s, study and tracking "
+                              f"{seconds_since_start() - data_seconds:.1f} s)")
         if options.supervised and not os.environ.get(RELEASED_ENV):
             print(READY, flush=True)
             if sys.stdin.readline().strip() != GO:

@@ -17,7 +17,8 @@ from orchestrator.components import DataBundle
 from orchestrator.params import Choice
 from orchestrator.plugins import Registry
 from orchestrator.studyfile import incompatibility
-from orchestrator.training import quiet_libraries, train
+from orchestrator.quiet import quiet_libraries
+from orchestrator.training import train
 
 NEW = ("cnn", "rnn", "lstm", "gru", "transformer")
 RECURRENT = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}

@@ -20,7 +20,9 @@ from orchestrator.model import assemble
 from orchestrator.plugins import Registry
 from orchestrator.space import ComponentOptions, RegularizerOption, SearchSpace
 from orchestrator.studyfile import SHARED_PARAMS, load_study
-from orchestrator.training import quiet_libraries, train, training_device
+from orchestrator.quiet import quiet_libraries
+from orchestrator.devices import training_device
+from orchestrator.training import train
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -466,3 +467,31 @@ def test_heartbeat_beats_survives_errors_and_stops() -> None:
     count = len(storage.beats)
     threading.Event().wait(0.1)
     assert len(storage.beats) == count  # no beats after close
+
+
+@pytest.mark.parametrize("line, expected", [("cuda: Optional[str] = None", False),
+                                            ("cuda: Optional[str] = '12.8'", True),
+                                            ('cuda = "13.0"', True), ("hip = None", None)])
+def test_the_gpu_count_reads_whether_torch_is_a_cuda_build_without_importing_it(tmp_path, monkeypatch, line,
+                                                                                expected):
+    import importlib.util
+
+    from orchestrator import devices
+
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "version.py").write_text(f"__version__ = '2.13.0'\n{line}\n")
+    spec = importlib.util.spec_from_file_location("torch", tmp_path / "torch" / "__init__.py",
+                                                  submodule_search_locations=[str(tmp_path / "torch")])
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
+    assert devices._torch_cuda_build() is expected
+
+
+def test_a_cpu_build_of_torch_sees_no_gpu_and_is_not_imported_to_say_so():
+    code = ("import sys; from orchestrator.devices import visible_gpu_count; "
+            "print(visible_gpu_count(), 'torch' in sys.modules)")
+    import torch
+
+    if torch.version.cuda is not None:
+        pytest.skip("a CUDA build of torch: the driver is asked instead")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["0", "False"]
