@@ -67,7 +67,7 @@ enqueue:
 {extra}"""
 
 DATA_READY = re.compile(r"timing: data ready at ([0-9.]+)")
-READY = re.compile(r"ready after ([0-9.]+) s \(imports and data ([0-9.]+) s, study and tracking ([0-9.]+) s\)")
+READY = re.compile(r"ready after ([0-9.]+) s \(imports and data ([0-9.]+) s, study set-up ([0-9.]+) s\)")
 SIDES = ("bare", "automl", "automl-no-tracking", "tutorial")
 CHECKPOINT_POLICIES = {"off": "checkpoints: {every_epochs: 0}\n", "default": "",
                        "every epoch": "checkpoints: {min_seconds: 0}\n"}
@@ -78,7 +78,7 @@ class Run:
     whole: float
     window: float
     accuracies: list[float]
-    startup: tuple[float, float] | None = None  # automl's worker: imports and data, study and tracking (s)
+    startup: tuple[float, float] | None = None  # automl's worker: imports and data, study set-up (s)
 
 
 @dataclass
@@ -175,7 +175,7 @@ def report(sides: dict[str, Side], epochs: int, rounds: int) -> None:
     if "automl" in sides and sides["automl"].runs[0].startup:
         imports = statistics.median(r.startup[0] for r in sides["automl"].runs if r.startup)
         study = statistics.median(r.startup[1] for r in sides["automl"].runs if r.startup)
-        print(f"automl worker start-up: imports and data {imports:.2f} s, study and tracking {study:.2f} s")
+        print(f"automl worker start-up: imports and data {imports:.2f} s, study set-up {study:.2f} s")
     what = f"{n} trials, {epochs} epochs, median of {rounds} rounds"
     if "bare" in sides and "automl" in sides:
         bare, ours = sides["bare"], sides["automl"]

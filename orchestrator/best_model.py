@@ -71,6 +71,16 @@ def _quiet_model_logging() -> Iterator[None]:
                 logger.setLevel(level)
 
 
+def prepare_imports() -> None:
+    """Import what logging the best model needs (MLflow's pyfunc and PyTorch flavours), ahead of time."""
+    import mlflow.pyfunc  # noqa: F401
+    import mlflow.pytorch  # noqa: F401
+    from mlflow.models import infer_signature  # noqa: F401
+
+    with _quiet_model_logging():
+        from orchestrator import serving  # noqa: F401
+
+
 def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tracking_uri: str, parent_run_id: str,
                    register: str | None = None) -> str | None:
     """Log the best trial's network on the parent run; returns the model URI, or None when there is no best

@@ -125,6 +125,16 @@ def _top_params(study: optuna.Study, count: int = 8) -> list[str]:
     return sorted(seen, key=lambda n: -seen[n])[:count]
 
 
+def prepare_imports() -> None:
+    """Import what drawing the summary needs (Matplotlib, Optuna's plots, MLflow's client), ahead of time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+    from mlflow.tracking import MlflowClient  # noqa: F401
+    from optuna.visualization import matplotlib as plots  # noqa: F401
+
+
 def write_summary(study: optuna.Study, folder: Path) -> list[str]:
     """Render the plots and the report into `folder`; returns the file names written (a plot Optuna cannot
     draw yet, e.g. importances before two complete trials, is left out and named in the report)."""

@@ -103,6 +103,16 @@ def _describe_exit(code: int) -> str:
     return f"exit code {code}"
 
 
+def _prepare_the_end(spec: StudySpec) -> Any:
+    """The data for logging the best model, and the modules the study's end needs (PyTorch, Lightning, MLflow's
+    model flavours, Matplotlib), loaded while the trials run rather than after them."""
+    from orchestrator import best_model, summary  # noqa: F401
+
+    best_model.prepare_imports()
+    summary.prepare_imports()
+    return load_data(spec)
+
+
 class Supervisor:
     """Runs a study on worker processes, one per slot, until its budget is met."""
 
@@ -156,6 +166,10 @@ class Supervisor:
                 for number in recover_trials(study, self.tracking_uri, parent):
                     self.progress.message(f"trial {number} was left RUNNING by a worker that no longer exists: "
                                           "marked FAIL and retried")
+            # the data only serves to log the best model at the end: built (with the modules the end needs) while
+            # the workers finish starting and the trials run (each worker builds it before it opens the study, and
+            # stops with the error if it cannot)
+            data = self._background(_prepare_the_end, self.spec) if self.tracking_uri and parent else None
             self._await_ready()  # their start-up lines come before the table, not inside it
             self.progress.header(self.spec.name, self.trials, redact(self.storage_url),
                                  redact(self.tracking_uri) if self.tracking_uri else None,
@@ -165,9 +179,6 @@ class Supervisor:
             self.released = True
             for worker in self.workers:
                 self._release(worker)
-            # the data only serves to log the best model at the end: built while the trials run, not before them
-            # (each worker builds it before it opens the study, and stops with the error if it cannot)
-            data = self._background(load_data, self.spec) if self.tracking_uri and parent else None
             self._watch(study, parent)
             status = "FINISHED"
             if data is not None:

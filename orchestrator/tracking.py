@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -106,13 +107,23 @@ class Tracker:
     def __init__(self, tracking_uri: str | None = None, flush_seconds: float = 10.0) -> None:
         self.tracking_uri = tracking_uri or default_tracking_uri()
         self.flush_seconds = flush_seconds
-        from mlflow.tracking import MlflowClient
-
-        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        self._client: "MlflowClient | None" = None
+        self._client_lock = threading.Lock()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-writer")
         self.errors: list[str] = []
         self.parent_run_id: str | None = None
         self.experiment_id: str | None = None
+
+    @property
+    def client(self) -> "MlflowClient":
+        """The MLflow client, made on first use (connecting to the store costs up to a second: a worker makes it
+        in the background thread, while its first trial trains)."""
+        with self._client_lock:
+            if self._client is None:
+                from mlflow.tracking import MlflowClient
+
+                self._client = MlflowClient(tracking_uri=self.tracking_uri)
+            return self._client
 
     def submit(self, call: Callable[["MlflowClient"], Any]) -> Future:
         def guarded() -> Any:
@@ -164,9 +175,14 @@ class Tracker:
         return self.parent_run_id
 
     def attach(self, parent_run_id: str) -> "Tracker":
-        """Write trials under an existing parent run (a worker: the supervisor opened the study)."""
+        """Write trials under an existing parent run (a worker: the supervisor opened the study). Its experiment
+        is looked up in the background, before any trial's run is created there."""
         self.parent_run_id = parent_run_id
-        self.experiment_id = self.client.get_run(parent_run_id).info.experiment_id
+
+        def look_up(c: "MlflowClient") -> None:
+            self.experiment_id = c.get_run(parent_run_id).info.experiment_id
+
+        self.submit(look_up)
         return self
 
     def _run_status(self, run_id: str) -> str | None:
@@ -198,8 +214,9 @@ class Tracker:
 
     def start_trial(self, number: int, config: Mapping[str, Any], tags: Mapping[str, str]) -> TrialRun:
         """Open a child run with every parameter of the configuration (written in the background)."""
-        experiment_id, parent, start_time = self.experiment_id, self.parent_run_id, _now_ms()
-        create = lambda c: create_trial_run(c, experiment_id, parent, number, config, tags, start_time)  # noqa: E731
+        parent, start_time = self.parent_run_id, _now_ms()
+        # the experiment as known when the write runs (after `attach` looked it up)
+        create = lambda c: create_trial_run(c, self.experiment_id, parent, number, config, tags, start_time)  # noqa: E731
         return TrialRun(self, self.submit(create), self.flush_seconds)
 
 

@@ -6,6 +6,7 @@ Started by `automl run`'s supervisor (one per device slot) or by hand with `auto
 from __future__ import annotations
 
 import ctypes
+import importlib
 import os
 import signal
 import sys
@@ -24,7 +25,7 @@ from orchestrator.handshake import EXIT_GRACE_EXPIRED, GO, READY, RELEASED_ENV, 
 from orchestrator.plugins import Registry
 from orchestrator.preemption import STOP, install_stop_handlers
 from orchestrator.progress import Progress, choices_width
-from orchestrator.records import WORKER_ATTR, repeated_failure
+from orchestrator.records import PARENT_RUN_ATTR, WORKER_ATTR, repeated_failure
 from orchestrator.recovery import recover_trials, start_ticks, worker_identity
 from orchestrator.session import checkpoint_policy, load_data, open_tracked_study, update_summary
 from orchestrator.storage import redact
@@ -127,26 +128,31 @@ class Worker:
         quiet_libraries()
         if options.threads:
             torch.set_num_threads(options.threads)
+        if options.tracking_uri:  # with the other imports: the tracker then connects without holding up a trial
+            importlib.import_module("mlflow.tracking")
         data = load_data(self.spec)
         data_seconds = seconds_since_start()
         if os.environ.get(TIMINGS_ENV) == "1":
             self.progress.message(f"timing: data ready at {time.time():.3f} (unix time)")
+        # a supervised worker leaves the MLflow experiment and parent run to its supervisor (set up meanwhile)
         study, parent = open_tracked_study(self.spec, options.storage_url, options.tracking_uri, heartbeat=True,
-                                           seed_offset=options.seed_offset)
+                                           seed_offset=options.seed_offset, open_run=not options.supervised)
         if not options.supervised:
             self.progress.header(self.spec.name, options.trials, redact(options.storage_url),
                                  redact(options.tracking_uri) if options.tracking_uri else None)
-        tracker = Tracker(options.tracking_uri).attach(parent) if options.tracking_uri and parent else None
-        if not options.supervised:
             self.registry.hook.before_study(study=study, spec=self.spec)
         self.progress.message(f"worker {options.slot or options.worker_id} ready after {seconds_since_start():.1f} s "
-                              f"(imports and data {data_seconds:.1f} s, study and tracking "
+                              f"(imports and data {data_seconds:.1f} s, study set-up "
                               f"{seconds_since_start() - data_seconds:.1f} s)")
         if options.supervised and not os.environ.get(RELEASED_ENV):
             print(READY, flush=True)
             if sys.stdin.readline().strip() != GO:
                 return "done"  # the supervisor is gone, or stopped before the study began
             os.environ[RELEASED_ENV] = "1"
+        if options.supervised and options.tracking_uri:
+            parent = study.user_attrs.get(PARENT_RUN_ATTR)  # the supervisor's parent run, set before the go-ahead
+        # MLflow connects in the tracker's background thread: the first trial starts at once
+        tracker = Tracker(options.tracking_uri).attach(parent) if options.tracking_uri and parent else None
         outcome = "stopped"
         try:
             outcome = self._loop(study, data, tracker, parent)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,11 +18,17 @@ from conftest import AUTOML, TINY_STUDY, free_port, load_optuna, mlflow_runs
 
 def test_run_records_every_trial_in_optuna_and_mlflow(write_study, workdir):
     study_file = write_study()
+    started = time.time()
     proc = subprocess.run([AUTOML, "run", study_file.name], cwd=workdir, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env={**os.environ, "AUTOML_TIMINGS": "1"})
     assert proc.returncode == 0, proc.stderr
     # live progress: a header and one row per trial, then a summary
     assert "trial  choices" in proc.stdout
+    # where the worker's start-up went, and (AUTOML_TIMINGS=1, for benchmarks) when its data was ready
+    assert re.search(r"worker cpu0 ready after [0-9.]+ s \(imports and data [0-9.]+ s, study set-up [0-9.]+ s\)",
+                     proc.stdout), proc.stdout
+    ready_at = float(re.search(r"timing: data ready at ([0-9.]+) \(unix time\)", proc.stdout).group(1))
+    assert started < ready_at < time.time()
     rows = [line for line in proc.stdout.splitlines() if line.strip().split(" ")[0].isdigit()]
     assert len(rows) == 3 and "Done: 3 trial(s)" in proc.stdout
     # with no storage flags, every file lands in the working directory

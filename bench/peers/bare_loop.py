@@ -3,7 +3,6 @@ epoch, test at the end. One whole process: python bench/peers/bare_loop.py [--ep
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ import torch
 from torch import nn
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]
-from workload import BATCH, CONFIGS, EPOCHS, mnist1d, report  # noqa: E402
+from workload import BATCH, CONFIGS, prepare, report  # noqa: E402
 
 
 def train(data, width: int, lr: float, seed: int, epochs: int) -> float:
@@ -42,14 +41,10 @@ def train(data, width: int, lr: float, seed: int, epochs: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    data = mnist1d()
+    epochs, data = prepare()
     start = time.perf_counter()
-    accuracies = [train(data, width, lr, i, args.epochs) for i, (width, lr) in enumerate(CONFIGS)]
-    report(start, accuracies, epochs=[args.epochs] * len(CONFIGS))
+    accuracies = [train(data, width, lr, i, epochs) for i, (width, lr) in enumerate(CONFIGS)]
+    report(start, accuracies, epochs=[epochs] * len(CONFIGS))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ working folder, one run per trial); the validation accuracy is logged with `self
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]
-from workload import BATCH, CONFIGS, EPOCHS, mnist1d, report  # noqa: E402
+from workload import BATCH, CONFIGS, prepare, report  # noqa: E402
 
 
 class LitMLP(pl.LightningModule):
@@ -54,11 +53,7 @@ class LitMLP(pl.LightningModule):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    data = mnist1d()
+    epochs, data = prepare()
     start = time.perf_counter()
     train = TensorDataset(data.x_train.flatten(1), data.y_train)
     val = TensorDataset(data.x_val.flatten(1), data.y_val)
@@ -71,7 +66,7 @@ def main() -> None:
         model = LitMLP(width, lr)
         logger = MLFlowLogger(experiment_name="tutorial", tracking_uri="sqlite:///mlflow.db",
                               run_name=f"trial-{trial.number}")
-        trainer = pl.Trainer(max_epochs=args.epochs, logger=logger, enable_checkpointing=False,
+        trainer = pl.Trainer(max_epochs=epochs, logger=logger, enable_checkpointing=False,
                              accelerator="auto", devices=1)
         trainer.fit(model, DataLoader(train, batch_size=BATCH, shuffle=True), DataLoader(val, batch_size=BATCH))
         accuracy = trainer.callback_metrics["val_acc"].item()
@@ -83,7 +78,7 @@ def main() -> None:
         study.enqueue_trial({"width": width, "lr": lr})
     study.optimize(objective, n_trials=len(CONFIGS))
     trials = sorted(study.trials, key=lambda t: t.number)
-    report(start, [t.value for t in trials], epochs=[args.epochs] * len(trials))
+    report(start, [t.value for t in trials], epochs=[epochs] * len(trials))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ imports and data to the end of the last trial) and the validation accuracy of ea
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 
@@ -22,6 +23,17 @@ def mnist1d():
     from plugins.datasets import build_mnist1d
 
     return build_mnist1d({"val_fraction": 0.1, "train_samples": 3800}, 0)
+
+
+def prepare():
+    """A peer's start: its `--epochs` argument, one CPU thread, the data; returns (epochs, data)."""
+    import torch
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    epochs = parser.parse_args().epochs
+    torch.set_num_threads(1)
+    return epochs, mnist1d()
 
 
 def report(window_start: float, accuracies: list[float], **extra) -> None:
