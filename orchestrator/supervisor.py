@@ -103,10 +103,14 @@ def _describe_exit(code: int) -> str:
     return f"exit code {code}"
 
 
-def _prepare_the_end(spec: StudySpec) -> Any:
-    """The data for logging the best model, and the modules the study's end needs (PyTorch, Lightning, MLflow's
-    model flavours, Matplotlib), loaded while the trials run rather than after them."""
-    from orchestrator import best_model, summary  # noqa: F401
+def _prepare_the_end(spec: StudySpec, tracked: bool) -> Any:
+    """The modules the study's end needs (the checkpoint sweep's; when tracked, MLflow's model flavours,
+    Matplotlib) and the data for logging the best model, loaded while the trials run rather than after them."""
+    from orchestrator import checkpoints  # noqa: F401
+
+    if not tracked:
+        return None
+    from orchestrator import best_model, summary
 
     best_model.prepare_imports()
     summary.prepare_imports()
@@ -169,7 +173,7 @@ class Supervisor:
             # the data only serves to log the best model at the end: built (with the modules the end needs) while
             # the workers finish starting and the trials run (each worker builds it before it opens the study, and
             # stops with the error if it cannot)
-            data = self._background(_prepare_the_end, self.spec) if self.tracking_uri and parent else None
+            data = self._background(_prepare_the_end, self.spec, bool(self.tracking_uri and parent))
             self._await_ready()  # their start-up lines come before the table, not inside it
             self.progress.header(self.spec.name, self.trials, redact(self.storage_url),
                                  redact(self.tracking_uri) if self.tracking_uri else None,
@@ -181,8 +185,8 @@ class Supervisor:
                 self._release(worker)
             self._watch(study, parent)
             status = "FINISHED"
-            if data is not None:
-                self._log_best_model(study, data, parent)  # type: ignore[arg-type]
+            if self.tracking_uri and parent:
+                self._log_best_model(study, data, parent)
         except KeyboardInterrupt as exc:
             status = "KILLED"
             outcomes = self._stop_all(study, parent)
