@@ -630,3 +630,17 @@ def test_csv_study_validates_and_runs_end_to_end(workdir, cli):
     for t in trials:
         assert 0.0 <= t.value <= 1.0
         assert t.user_attrs["config"]["loss"] in ("nll", "cross_entropy")
+
+
+def test_a_csv_that_fails_to_build_stops_the_run_with_the_workers_error(workdir, cli):
+    folder = workdir / "project"
+    (folder / "data").mkdir(parents=True)
+    # the header and the target pass validation; the only feature column has no value at all
+    (folder / "data" / "table.csv").write_text("empty,label\n" + "".join(f",{'ab'[i % 2]}\n" for i in range(40)))
+    study = folder / "study.yaml"
+    study.write_text(textwrap.dedent(CSV_STUDY.format(path="data/table.csv", target="label")))
+    result = cli("run", study)
+    assert result.code == 1, result.out + result.err
+    assert "have no values in the training split" in result.err, result.err
+    assert "error: worker cpu0 stopped with a study error (above)" in result.err, result.err
+    assert "Done:" not in result.out
