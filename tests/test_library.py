@@ -635,8 +635,8 @@ def test_csv_study_validates_and_runs_end_to_end(workdir, cli):
 def test_a_csv_that_fails_to_build_stops_the_run_with_the_workers_error(workdir, cli):
     folder = workdir / "project"
     (folder / "data").mkdir(parents=True)
-    # the header and the target pass validation; the only feature column has no value at all
-    (folder / "data" / "table.csv").write_text("empty,label\n" + "".join(f",{'ab'[i % 2]}\n" for i in range(40)))
+    # the header and the target pass validation; the only feature column is an identifier (left out): no inputs
+    (folder / "data" / "table.csv").write_text("name,label\n" + "".join(f"id{i},{'ab'[i % 2]}\n" for i in range(40)))
     study = folder / "study.yaml"
     study.write_text(textwrap.dedent(CSV_STUDY.format(path="data/table.csv", target="label")))
     result = cli("run", study)
