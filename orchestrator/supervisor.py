@@ -16,7 +16,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 import optuna
 from optuna.trial import TrialState
@@ -37,6 +37,7 @@ from orchestrator.session import RunOptions, checkpoint_policy, load_data, open_
 from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
 from orchestrator.tracking import Tracker
+from orchestrator.tracking_relay import relayed_operation
 EXIT_USAGE = 2  # a worker that stopped on a study-file or data error
 KILL_AFTER_GRACE_SECONDS = 10.0  # how much longer than its grace period a stopped worker may take
 SUMMARY_SECONDS = 60.0
@@ -84,11 +85,17 @@ def default_memory_mb(workers: int) -> int:
     return int(0.8 * total / max(1, workers))
 
 
-def _relay(stream: Any, sink: TextIO, ready: threading.Event | None = None) -> None:
-    """Pass a worker's output on, line by line; its READY line only sets `ready`."""
+def _relay(stream: Any, sink: TextIO, ready: threading.Event | None = None,
+           tracked: Callable[[str, str, dict[str, Any]], None] | None = None) -> None:
+    """Pass a worker's output on, line by line; its READY line only sets `ready`, and its relayed tracking
+    writes go to `tracked`."""
     for line in stream:
         if ready is not None and line.strip() == READY:
             ready.set()
+            continue
+        operation = relayed_operation(line) if tracked is not None else None
+        if operation is not None:
+            tracked(*operation)
             continue
         sink.write(line)
         sink.flush()
@@ -140,6 +147,7 @@ class Supervisor:
         self.startup_crashes = 0
         self.deadline: float | None = None
         self.released = False  # workers may claim trials (the study and its parent run are set up)
+        self.tracker: Tracker | None = None  # writes the trial runs the workers relay
         self.summary_at = time.monotonic()  # when the summary on the parent run was last written
         self.summary_finished = 0  # and how many trials had finished then
 
@@ -166,6 +174,8 @@ class Supervisor:
             for slot in self.slots:
                 self._start(slot)
             study, parent = open_tracked_study(self.spec, self.storage_url, self.tracking_uri)
+            if self.tracking_uri and parent:  # writes the workers' trial runs, which they relay
+                self.tracker = Tracker(self.tracking_uri).attach(parent)
             with study_lock(self.storage_url, self.spec.name):
                 for number in recover_trials(study, self.tracking_uri, parent):
                     self.progress.message(f"trial {number} was left RUNNING by a worker that no longer exists: "
@@ -185,6 +195,7 @@ class Supervisor:
                 self._release(worker)
             self._watch(study, parent)
             status = "FINISHED"
+            self._flush_tracking(close=True)  # the best trial's weights are among the writes
             if self.tracking_uri and parent:
                 self._log_best_model(study, data, parent)
         except KeyboardInterrupt as exc:
@@ -199,6 +210,7 @@ class Supervisor:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            self._flush_tracking(close=True)
             if study is not None:
                 from orchestrator import checkpoints  # Lightning: imported once the workers have started
 
@@ -228,6 +240,27 @@ class Supervisor:
         except Exception as exc:  # the study goes on without its summary
             self.progress.message(f"warning: the study summary could not be written: {type(exc).__name__}: "
                                   f"{redact(str(exc))}")
+
+    def _track(self, worker_id: str, handle: str, op: str, args: dict[str, Any]) -> None:
+        """A worker's relayed write of one of its trial runs (its handles are its own: prefixed with its id)."""
+        if self.tracker is None:
+            return
+        try:
+            if op == "update_study":
+                self.tracker.update_study(args["metrics"], args["tags"])
+            else:
+                self.tracker.send(f"{worker_id}/{handle}", op, **args)
+        except RuntimeError:  # the writer is closed: the study has ended (a worker's very last line)
+            self.progress.message(f"warning: a tracking write of worker {worker_id} came after the study's end")
+
+    def _flush_tracking(self, close: bool = False) -> None:
+        """Wait until the relayed writes queued so far are in MLflow (and, with `close`, stop the writer)."""
+        if self.tracker is None:
+            return
+        if close:
+            self.tracker.close()
+        else:
+            self.tracker.wait()
 
     @staticmethod
     def _background(call: Any, *args: Any) -> Future:
@@ -276,8 +309,10 @@ class Supervisor:
         process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True, bufsize=1)
         worker = WorkerProcess(slot, worker_id, process)
-        for stream, sink, ready in ((process.stdout, self.out, worker.ready), (process.stderr, self.err, None)):
-            relay = threading.Thread(target=_relay, args=(stream, sink, ready), daemon=True,
+        tracked = lambda handle, op, args: self._track(worker_id, handle, op, args)  # noqa: E731
+        for stream, sink, ready, writes in ((process.stdout, self.out, worker.ready, tracked),
+                                            (process.stderr, self.err, None, None)):
+            relay = threading.Thread(target=_relay, args=(stream, sink, ready, writes), daemon=True,
                                      name=f"relay-{slot.name}")
             relay.start()
             worker.relays.append(relay)
@@ -329,6 +364,7 @@ class Supervisor:
 
     def _replace(self, study: optuna.Study, parent: str | None, worker: WorkerProcess, code: int) -> None:
         with study_lock(self.storage_url, self.spec.name):
+            self._flush_tracking()  # its relayed writes are in MLflow before its runs are judged
             recovered = recover_trials(study, self.tracking_uri, parent, worker.worker_id)
         ran_trials = any((t.user_attrs.get(WORKER_ATTR) or {}).get("id") == worker.worker_id
                          for t in study.get_trials(deepcopy=False))
@@ -366,6 +402,7 @@ class Supervisor:
                 worker.process.kill()
                 worker.process.wait()
             self._finish(worker)
+            self._flush_tracking()
             if study is not None:
                 with study_lock(self.storage_url, self.spec.name):
                     recover_trials(study, self.tracking_uri, parent, worker.worker_id)

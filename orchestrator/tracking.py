@@ -11,14 +11,14 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from orchestrator.storage import redact
 
 if TYPE_CHECKING:  # MLflow loads with the first Tracker: a supervisor starts its workers before that
-    from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -42,63 +42,84 @@ def _param_value(value: Any) -> str:
 
 
 class TrialRun:
-    """A trial's child run: buffered epoch metrics, flushed by time and at the end."""
+    """A trial's child run: buffered epoch metrics, flushed by time and at the end. Its writes go to a `sink`
+    (a Tracker, which writes them to MLflow in the background, or a supervised worker's relay to its
+    supervisor) as plain operations on the run's handle."""
 
-    def __init__(self, tracker: "Tracker", run_id: Future, flush_seconds: float) -> None:
-        self.tracker = tracker
-        self.run_id = run_id
+    def __init__(self, sink: "RunSink", handle: str, flush_seconds: float) -> None:
+        self.sink = sink
+        self.handle = handle
         self.flush_seconds = flush_seconds
-        self.pending: list["Metric"] = []
+        self.pending: list[tuple[str, float, int, int]] = []  # (key, value, timestamp ms, step)
         self.last_flush = time.monotonic()
 
     def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        from mlflow.entities import Metric
-
         now = _now_ms()
-        self.pending.extend(Metric(k, float(v), now, epoch) for k, v in metrics.items())
+        self.pending.extend((k, float(v), now, epoch) for k, v in metrics.items())
         if time.monotonic() - self.last_flush >= self.flush_seconds:
             self.flush()
 
     def flush(self, tags: Mapping[str, str] | None = None, metrics: Mapping[str, float] | None = None) -> None:
-        from mlflow.entities import Metric, RunTag
-
         batch, self.pending = self.pending, []
         now = _now_ms()
-        batch += [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
-        run_tags = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        batch += [(k, float(v), now, 0) for k, v in (metrics or {}).items()]
         self.last_flush = time.monotonic()
-        if batch or run_tags:
-            self.tracker.submit(lambda c: c.log_batch(self.run_id.result(), metrics=batch, tags=run_tags))
+        if batch or tags:
+            self.sink.send(self.handle, "log_batch", metrics=batch, tags={k: str(v) for k, v in (tags or {}).items()})
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Tag the run (in the background, in order with its other writes)."""
-        from mlflow.entities import RunTag
-
-        run_tags = [RunTag(k, str(v)) for k, v in tags.items()]
-        self.tracker.submit(lambda c: c.log_batch(self.run_id.result(), tags=run_tags))
+        self.sink.send(self.handle, "log_batch", metrics=[], tags={k: str(v) for k, v in tags.items()})
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.tracker.submit(lambda c: c.log_text(self.run_id.result(), text, artifact_file))
+        self.sink.send(self.handle, "log_text", text=text, artifact_file=artifact_file)
 
     def log_file(self, path: Path, artifact_file: str) -> None:
         """Upload a local file as `artifact_file` (in the background), then delete the local file."""
-
-        def upload(c: "MlflowClient") -> None:
-            try:
-                with tempfile.TemporaryDirectory() as folder:
-                    named = Path(folder) / artifact_file
-                    path.replace(named)
-                    c.log_artifact(self.run_id.result(), str(named))
-            finally:
-                path.unlink(missing_ok=True)
-
-        self.tracker.submit(upload)
+        self.sink.send(self.handle, "log_file", path=str(path), artifact_file=artifact_file)
 
     def end(self, state: str, metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
         """Write what is left and close the run with the MLflow status for `state`."""
         self.flush(tags={"state": state, **tags}, metrics=metrics)
-        status, end_time = RUN_STATUS[state], _now_ms()  # the trial's own end, not when the write runs
-        self.tracker.submit(lambda c: c.set_terminated(self.run_id.result(), status=status, end_time=end_time))
+        # the trial's own end, not when the write runs
+        self.sink.send(self.handle, "terminate", status=RUN_STATUS[state], end_time=_now_ms())
+
+
+class RunSink(Protocol):
+    def send(self, handle: str, op: str, **args: Any) -> None: ...
+
+
+def start_trial_run(sink: RunSink, number: int, config: Mapping[str, Any], tags: Mapping[str, str],
+                    flush_seconds: float) -> TrialRun:
+    """Open trial `number`'s child run through `sink`, with every parameter of the configuration."""
+    handle = uuid.uuid4().hex
+    sink.send(handle, "create", number=number, config={k: _param_value(v) for k, v in config.items()},
+              tags=dict(tags), start_time=_now_ms())
+    return TrialRun(sink, handle, flush_seconds)
+
+
+def apply_run_op(client: "MlflowClient", run_id: str, op: str, args: Mapping[str, Any]) -> None:
+    """One write of a trial's run: `log_batch`, `log_text`, `log_file` or `terminate`."""
+    from mlflow.entities import Metric, RunTag
+
+    if op == "log_batch":
+        client.log_batch(run_id, metrics=[Metric(*m) for m in args["metrics"]],
+                         tags=[RunTag(k, v) for k, v in args["tags"].items()])
+    elif op == "log_text":
+        client.log_text(run_id, args["text"], args["artifact_file"])
+    elif op == "log_file":
+        path = Path(args["path"])
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                named = Path(folder) / args["artifact_file"]
+                path.replace(named)
+                client.log_artifact(run_id, str(named))
+        finally:
+            path.unlink(missing_ok=True)
+    elif op == "terminate":
+        client.set_terminated(run_id, status=args["status"], end_time=args["end_time"])
+    else:
+        raise ValueError(f"unknown run operation {op!r}")
 
 
 class Tracker:
@@ -111,6 +132,7 @@ class Tracker:
         self._client_lock = threading.Lock()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-writer")
         self.errors: list[str] = []
+        self.runs: dict[str, str] = {}  # a trial run's handle -> its MLflow run id (known once created)
         self.parent_run_id: str | None = None
         self.experiment_id: str | None = None
 
@@ -214,10 +236,24 @@ class Tracker:
 
     def start_trial(self, number: int, config: Mapping[str, Any], tags: Mapping[str, str]) -> TrialRun:
         """Open a child run with every parameter of the configuration (written in the background)."""
-        parent, start_time = self.parent_run_id, _now_ms()
-        # the experiment as known when the write runs (after `attach` looked it up)
-        create = lambda c: create_trial_run(c, self.experiment_id, parent, number, config, tags, start_time)  # noqa: E731
-        return TrialRun(self, self.submit(create), self.flush_seconds)
+        return start_trial_run(self, number, config, tags, self.flush_seconds)
+
+    def send(self, handle: str, op: str, **args: Any) -> None:
+        """Queue one write of the run `handle` (`create` opens it under the parent run)."""
+        parent = self.parent_run_id
+
+        def write(c: "MlflowClient") -> None:
+            if op == "create":  # the experiment as known when the write runs (after `attach` looked it up)
+                self.runs[handle] = create_trial_run(c, self.experiment_id, parent, args["number"], args["config"],
+                                                     args["tags"], args["start_time"])
+            else:
+                apply_run_op(c, self.runs[handle], op, args)
+
+        self.submit(write)
+
+    def wait(self) -> None:
+        """Block until every write queued so far is done."""
+        self.submit(lambda c: None).result()
 
 
 def create_trial_run(client: "MlflowClient", experiment_id: str | None, parent_run_id: str | None, number: int,

@@ -31,6 +31,7 @@ from orchestrator.session import checkpoint_policy, load_data, open_tracked_stud
 from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
 from orchestrator.tracking import Tracker
+from orchestrator.tracking_relay import RelayTracker
 from orchestrator.quiet import quiet_libraries
 from orchestrator.trial import TrialRunner
 
@@ -128,8 +129,8 @@ class Worker:
         quiet_libraries()
         if options.threads:
             torch.set_num_threads(options.threads)
-        if options.tracking_uri:  # with the other imports: the tracker then connects without holding up a trial
-            importlib.import_module("mlflow.tracking")
+        if options.tracking_uri and not options.supervised:  # with the other imports: the tracker then connects
+            importlib.import_module("mlflow.tracking")  # without holding up a trial
         data = load_data(self.spec)
         data_seconds = seconds_since_start()
         if os.environ.get(TIMINGS_ENV) == "1":
@@ -151,8 +152,11 @@ class Worker:
             os.environ[RELEASED_ENV] = "1"
         if options.supervised and options.tracking_uri:
             parent = study.user_attrs.get(PARENT_RUN_ATTR)  # the supervisor's parent run, set before the go-ahead
-        # MLflow connects in the tracker's background thread: the first trial starts at once
-        tracker = Tracker(options.tracking_uri).attach(parent) if options.tracking_uri and parent else None
+        tracker: Tracker | RelayTracker | None = None
+        if options.tracking_uri and parent:
+            # supervised: the supervisor writes the runs (relayed on stdout); else MLflow connects in the tracker's
+            # background thread, and the first trial starts at once
+            tracker = RelayTracker(sys.stdout) if options.supervised else Tracker(options.tracking_uri).attach(parent)
         outcome = "stopped"
         try:
             outcome = self._loop(study, data, tracker, parent)
