@@ -73,12 +73,11 @@ def _quiet_model_logging() -> Iterator[None]:
 
 def prepare_imports() -> None:
     """Import what logging the best model needs (MLflow's pyfunc and PyTorch flavours), ahead of time."""
-    import mlflow.pyfunc  # noqa: F401
-    import mlflow.pytorch  # noqa: F401
-    from mlflow.models import infer_signature  # noqa: F401
+    import importlib
 
     with _quiet_model_logging():
-        from orchestrator import serving  # noqa: F401
+        for module in ("mlflow.pyfunc", "mlflow.pytorch", "mlflow.models", "orchestrator.serving"):
+            importlib.import_module(module)
 
 
 def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tracking_uri: str, parent_run_id: str,

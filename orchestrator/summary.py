@@ -127,12 +127,13 @@ def _top_params(study: optuna.Study, count: int = 8) -> list[str]:
 
 def prepare_imports() -> None:
     """Import what drawing the summary needs (Matplotlib, Optuna's plots, MLflow's client), ahead of time."""
+    import importlib
+
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
-    from mlflow.tracking import MlflowClient  # noqa: F401
-    from optuna.visualization import matplotlib as plots  # noqa: F401
+    for module in ("matplotlib.pyplot", "mlflow.tracking", "optuna.visualization.matplotlib"):
+        importlib.import_module(module)
 
 
 def write_summary(study: optuna.Study, folder: Path) -> list[str]:

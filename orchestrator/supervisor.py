@@ -7,6 +7,7 @@ marked FAIL, its MLflow run closed, the trial retried once), and stops them all 
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -113,8 +114,7 @@ def _describe_exit(code: int) -> str:
 def _prepare_the_end(spec: StudySpec, tracked: bool) -> Any:
     """The modules the study's end needs (the checkpoint sweep's; when tracked, MLflow's model flavours,
     Matplotlib) and the data for logging the best model, loaded while the trials run rather than after them."""
-    from orchestrator import checkpoints  # noqa: F401
-
+    importlib.import_module("orchestrator.checkpoints")
     if not tracked:
         return None
     from orchestrator import best_model, summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -10,6 +11,7 @@ import optuna
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping
+from pytorch_lightning.profilers import Profiler
 
 from orchestrator.batches import IndexBatches
 from orchestrator.checkpoints import Checkpointing, EpochCheckpoint, StopOnRequest, TrainingParts, start_at_epoch
@@ -107,6 +109,23 @@ class TrainingResult:
         return self.last(metric)
 
 
+class NoProfiler(Profiler):
+    """Lightning's default profiler does nothing, but opens a generator-based context manager around each of
+    the ~60 hook calls of a training step; this one hands back one shared no-op context (about 2% of a small
+    model's training time on a CPU)."""
+
+    _NOTHING = contextlib.nullcontext()
+
+    def profile(self, action_name: str) -> Any:  # type: ignore[override]
+        return self._NOTHING
+
+    def start(self, action_name: str) -> None:
+        pass
+
+    def stop(self, action_name: str) -> None:
+        pass
+
+
 def train(config: Mapping[str, Any], registry: Registry, data: DataBundle, *, max_epochs: int, seed: int,
           trial: optuna.trial.BaseTrial | None = None, monitor: str = "val_loss", direction: str = "minimize",
           listeners: Sequence[EpochListener] = (), callbacks: Sequence[pl.Callback] = (),
@@ -150,7 +169,7 @@ def train(config: Mapping[str, Any], registry: Registry, data: DataBundle, *, ma
     trainer = pl.Trainer(
         max_epochs=max_epochs, accelerator="gpu" if data.x_train.is_cuda else "cpu", devices=1,
         logger=False, enable_checkpointing=saver is not None, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=1_000_000,
+        num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=1_000_000, profiler=NoProfiler(),
         # A manually optimized module (the GAN) clips its own gradients.
         gradient_clip_val=effects["grad_clip"] if module.automatic_optimization else None,
         callbacks=[*own, *callbacks],
