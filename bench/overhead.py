@@ -89,9 +89,10 @@ class Side:
         return statistics.median(getattr(r, attribute) for r in self.runs)
 
 
-def study_text(epochs: int, extra: str = "") -> str:
-    enqueue = "\n".join(f"  - {{architecture.mlp.width: {w}, optimizer.adam.lr: {lr}}}" for w, lr in CONFIGS)
-    return textwrap.dedent(STUDY).format(trials=len(CONFIGS), epochs=epochs, batch=BATCH, enqueue=enqueue,
+def study_text(epochs: int, extra: str = "", configs: list[tuple[int, float]] = CONFIGS) -> str:
+    """The workload's study file, `configs` (width, lr) enqueued."""
+    enqueue = "\n".join(f"  - {{architecture.mlp.width: {w}, optimizer.adam.lr: {lr}}}" for w, lr in configs)
+    return textwrap.dedent(STUDY).format(trials=len(configs), epochs=epochs, batch=BATCH, enqueue=enqueue,
                                          extra=extra)
 
 
@@ -124,7 +125,7 @@ def automl(epochs: int, folder: Path, *flags: str, extra: str = "") -> Run:
                (float(startup.group(2)), float(startup.group(3))) if startup else None)
 
 
-def completed_trials(journal: Path, epochs: int) -> tuple[list[float], list[float]]:
+def completed_trials(journal: Path, epochs: int, count: int = len(CONFIGS)) -> tuple[list[float], list[float]]:
     """The run did what the workload says (every configuration complete after `epochs` epochs); returns each
     trial's completion time (unix) and validation accuracy, in trial order."""
     import optuna
@@ -134,7 +135,7 @@ def completed_trials(journal: Path, epochs: int) -> tuple[list[float], list[floa
         optuna.storages.journal.JournalFileBackend(str(journal))))
     trials = sorted(study.trials, key=lambda t: t.number)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(complete) == len(trials) == len(CONFIGS), f"{len(complete)} of {len(CONFIGS)} trials completed"
+    assert len(complete) == len(trials) == count, f"{len(complete)} of {count} trials completed"
     assert all(len(t.intermediate_values) == epochs for t in complete), "a trial did not train every epoch"
     return [t.datetime_complete.timestamp() for t in complete], [t.value for t in complete]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from overhead import CONFIGS, orchestrated, prepare_tracking_store  # noqa: E402
+from overhead import AUTOML, CONFIGS, READY, completed_trials, run_process, study_text  # noqa: E402
 
 from orchestrator.quiet import quiet_libraries  # noqa: E402
 
@@ -35,10 +35,14 @@ def configs(count: int) -> list[tuple[int, float]]:
 
 
 def timed_run(epochs: int, trials: int, args: tuple[str, ...]) -> tuple[float, float]:
-    """(wall seconds, wall seconds after the last worker was ready) of one `automl run ARGS`."""
+    """(wall seconds, wall seconds after the last worker was ready) of one whole `automl run ARGS` process in a
+    fresh folder; every enqueued trial is checked to have completed all its epochs."""
     with tempfile.TemporaryDirectory(prefix="automl-parallel-") as tmp:
-        prepare_tracking_store(Path(tmp))
-        wall, ready = orchestrated(Path(tmp), epochs, configs(trials), args)
+        folder = Path(tmp)
+        (folder / "overhead.yaml").write_text(study_text(epochs, configs=configs(trials)))
+        wall, output = run_process([AUTOML, "run", "overhead.yaml", *args], folder)
+        completed_trials(folder / "optuna.journal", epochs, trials)
+    ready = [float(seconds) for seconds, _, _ in READY.findall(output)]
     return wall, wall - max(ready)
 
 
