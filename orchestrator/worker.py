@@ -25,6 +25,7 @@ from orchestrator.handshake import EXIT_GRACE_EXPIRED, GO, READY, RELEASED_ENV, 
 from orchestrator.plugins import Registry
 from orchestrator.preemption import STOP, install_stop_handlers
 from orchestrator.progress import Progress, choices_width
+from orchestrator.quiet import quiet_libraries
 from orchestrator.records import PARENT_RUN_ATTR, WORKER_ATTR, repeated_failure
 from orchestrator.recovery import recover_trials, start_ticks, worker_identity
 from orchestrator.session import checkpoint_policy, load_data, open_tracked_study, update_summary
@@ -32,7 +33,6 @@ from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
 from orchestrator.tracking import Tracker
 from orchestrator.tracking_relay import RelayTracker
-from orchestrator.quiet import quiet_libraries
 from orchestrator.trial import TrialRunner
 
 WAIT_SECONDS = 1.0
@@ -152,11 +152,7 @@ class Worker:
             os.environ[RELEASED_ENV] = "1"
         if options.supervised and options.tracking_uri:
             parent = study.user_attrs.get(PARENT_RUN_ATTR)  # the supervisor's parent run, set before the go-ahead
-        tracker: Tracker | RelayTracker | None = None
-        if options.tracking_uri and parent:
-            # supervised: the supervisor writes the runs (relayed on stdout); else MLflow connects in the tracker's
-            # background thread, and the first trial starts at once
-            tracker = RelayTracker(sys.stdout) if options.supervised else Tracker(options.tracking_uri).attach(parent)
+        tracker = self._tracker(parent)
         outcome = "stopped"
         try:
             outcome = self._loop(study, data, tracker, parent)
@@ -170,6 +166,14 @@ class Worker:
                 if outcome == "done":
                     checkpoints.sweep_study(self.policy, study)
                 self.registry.hook.after_study(study=study, spec=self.spec)
+
+    def _tracker(self, parent: str | None) -> Tracker | RelayTracker | None:
+        """Where the trials' runs go: supervised, to the supervisor (relayed on stdout: it writes them to MLflow);
+        on its own, to MLflow through a Tracker that connects in its background thread (the first trial starts at
+        once). None without tracking."""
+        if not self.options.tracking_uri or not parent:
+            return None
+        return RelayTracker(sys.stdout) if self.options.supervised else Tracker(self.options.tracking_uri).attach(parent)
 
     def _loop(self, study: optuna.Study, data: Any, tracker: Tracker | None, parent: str | None) -> str:
         options = self.options
