@@ -110,7 +110,8 @@ def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tr
                 weights = Path(client.download_artifacts(run.info.run_id, WEIGHTS_FILE, folder))
                 break
         else:
-            return None
+            raise LookupError(f"trial {best.number}'s network weights ({WEIGHTS_FILE}) are not on its MLflow run "
+                              f"({len(runs)} run(s) found)")
         network = rebuild_network(dict(best.user_attrs[CONFIG_ATTR]), registry, data, weights)
     requirements = [f"torch=={torch.__version__.split('+')[0]}", f"automl-orchestrator=={__version__}"]
     serving = ServingModel(network, data)

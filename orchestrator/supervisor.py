@@ -336,8 +336,10 @@ class Supervisor:
             pass
 
     def _finish(self, worker: WorkerProcess) -> None:
-        for relay in worker.relays:
-            relay.join(timeout=5)
+        for relay in worker.relays:  # its output to the end: the last lines may be relayed tracking writes
+            relay.join(timeout=60)
+            if relay.is_alive():
+                self.progress.message(f"warning: worker {worker.slot.name}'s output is still open after it exited")
         self.workers.remove(worker)
 
     def _watch(self, study: optuna.Study, parent: str | None) -> None:
