@@ -157,13 +157,12 @@ def open_tracked_study(spec: StudySpec, storage_url: str, tracking_uri: str | No
                        seed_offset: int = 0, open_run: bool = True) -> tuple[optuna.Study, str | None]:
     """Open the study and (with tracking) its MLflow experiment and parent run, under the study lock, so
     that concurrent workers create each exactly once. Returns the study and the parent run id. Without
-    `open_run` (a supervised worker: its supervisor opens the run), MLflow is not touched and the parent run
-    id is the one the study holds, if any."""
+    `open_run` (a supervised worker: its supervisor opens the run), MLflow is not touched and the id is None."""
     with study_lock(storage_url, spec.name):
         study = open_study(spec, storage_url, heartbeat, tracking_uri, seed_offset)
         enqueue_known(study, spec)
         if not tracking_uri or not open_run:
-            return study, study.user_attrs.get(PARENT_RUN_ATTR) if tracking_uri else None
+            return study, None
         tracker = Tracker(tracking_uri)
         parent = tracker.open_study(spec.name, study.user_attrs.get(PARENT_RUN_ATTR),
                                     {"automl.dataset": spec.dataset.spec.name, "automl.task": spec.task,

@@ -30,10 +30,10 @@ from orchestrator.progress import Progress, choices_width
 from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, INTERRUPTED, PROMOTED_ATTR, REASON_ATTR, WORKER_ATTR,
                                   continued_numbers, leading_trial, paused_trials, repeated_failure, retry_of,
                                   trial_counts)
-from orchestrator.recovery import recover_trials
 from orchestrator.handshake import (DEADLINE_ENV, EXIT_REPEATED_FAILURE, GO, READY, RELEASED_ENV, SPAWNED_AT_ENV,
                                     repeated_failure_message)
 from orchestrator.quiet import quiet_libraries
+from orchestrator.recovery import recover_trials
 from orchestrator.session import RunOptions, checkpoint_policy, load_data, open_tracked_study, update_summary
 from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
@@ -195,7 +195,7 @@ class Supervisor:
                 self._release(worker)
             self._watch(study, parent)
             status = "FINISHED"
-            self._flush_tracking(close=True)  # the best trial's weights are among the writes
+            self._flush_tracking()  # the best trial's weights are among the relayed writes
             if self.tracking_uri and parent:
                 self._log_best_model(study, data, parent)
         except KeyboardInterrupt as exc:
@@ -210,16 +210,14 @@ class Supervisor:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            self._flush_tracking(close=True)
             if study is not None:
                 from orchestrator import checkpoints  # Lightning: imported once the workers have started
 
                 checkpoints.sweep_study(checkpoint_policy(self.spec, self.storage_url), study)
-                if self.tracking_uri and parent:
+                if self.tracker is not None and parent:
                     self._log_summary(study, parent)
-                    tracker = Tracker(self.tracking_uri).attach(parent)
-                    update_summary(study, tracker)
-                    tracker.close_study(status)
+                    update_summary(study, self.tracker)
+                    self.tracker.close_study(status)  # after every relayed write
                 self.registry.hook.after_study(study=study, spec=self.spec)
         counts = trial_counts(study)
         trials = study.get_trials(deepcopy=False)
@@ -246,20 +244,13 @@ class Supervisor:
         if self.tracker is None:
             return
         try:
-            if op == "update_study":
-                self.tracker.update_study(args["metrics"], args["tags"])
-            else:
-                self.tracker.send(f"{worker_id}/{handle}", op, **args)
+            self.tracker.send(f"{worker_id}/{handle}", op, **args)
         except RuntimeError:  # the writer is closed: the study has ended (a worker's very last line)
             self.progress.message(f"warning: a tracking write of worker {worker_id} came after the study's end")
 
-    def _flush_tracking(self, close: bool = False) -> None:
-        """Wait until the relayed writes queued so far are in MLflow (and, with `close`, stop the writer)."""
-        if self.tracker is None:
-            return
-        if close:
-            self.tracker.close()
-        else:
+    def _flush_tracking(self) -> None:
+        """Wait until the relayed writes queued so far are in MLflow."""
+        if self.tracker is not None:
             self.tracker.wait()
 
     @staticmethod
@@ -273,7 +264,8 @@ class Supervisor:
         from orchestrator.best_model import log_best_model
 
         try:
-            uri = log_best_model(study, self.registry, data.result().to("cpu"), self.tracking_uri, parent, self.options.register)
+            uri = log_best_model(study, self.registry, data.result().to("cpu"), self.tracking_uri, parent,
+                                 self.options.register)
         except Exception as exc:  # the study's results stand without it
             self.progress.message(f"warning: the best model could not be logged: {type(exc).__name__}: "
                                   f"{redact(str(exc))}")

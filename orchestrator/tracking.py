@@ -93,6 +93,7 @@ def start_trial_run(sink: RunSink, number: int, config: Mapping[str, Any], tags:
                     flush_seconds: float) -> TrialRun:
     """Open trial `number`'s child run through `sink`, with every parameter of the configuration."""
     handle = uuid.uuid4().hex
+    # parameters as the strings MLflow stores: what a relay line carries is then plain JSON whatever the value type
     sink.send(handle, "create", number=number, config={k: _param_value(v) for k, v in config.items()},
               tags=dict(tags), start_time=_now_ms())
     return TrialRun(sink, handle, flush_seconds)
@@ -239,7 +240,11 @@ class Tracker:
         return start_trial_run(self, number, config, tags, self.flush_seconds)
 
     def send(self, handle: str, op: str, **args: Any) -> None:
-        """Queue one write of the run `handle` (`create` opens it under the parent run)."""
+        """Queue one write of the run `handle` (`create` opens it under the parent run; `update_study` writes the
+        parent run's counts and best trial, whatever the handle)."""
+        if op == "update_study":
+            self.update_study(args["metrics"], args["tags"])
+            return
         parent = self.parent_run_id
 
         def write(c: "MlflowClient") -> None:

@@ -37,10 +37,7 @@ def test_a_relayed_trial_run_arrives_in_mlflow_as_the_worker_wrote_it(tmp_path):
     assert lines and all(line.startswith(PREFIX) for line in lines)
     for line in lines:  # as the supervisor's relay thread hands them on
         handle, op, args = relayed_operation(line)
-        if op == "update_study":
-            supervisor.update_study(args["metrics"], args["tags"])
-        else:
-            supervisor.send(f"w1/{handle}", op, **args)
+        supervisor.send(f"w1/{handle}", op, **args)
     supervisor.close()
 
     client = MlflowClient(uri)
