@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import replace
 from typing import Any, Callable, Mapping, Sequence
 
@@ -62,6 +63,12 @@ class CandidateModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.epoch_loss.reset(self.device)
 
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        # Index batches are cut from tensors already on the training device; skip Lightning's walk over them.
+        if isinstance(batch, tuple) and all(isinstance(t, torch.Tensor) and t.device == device for t in batch):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def epoch_train_loss(self) -> float:
         return self.epoch_loss.mean()
 
@@ -78,6 +85,11 @@ class CandidateModule(pl.LightningModule):
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+
+# Lightning inspects `training_step`'s signature at every step (does it take `batch_idx`?); a signature
+# computed once makes that a lookup.
+CandidateModule.training_step.__signature__ = inspect.signature(CandidateModule.training_step)  # type: ignore[attr-defined]
 
 
 def combine_effects(effects: Sequence[RegularizerEffect]) -> dict[str, Any]:
