@@ -9,7 +9,11 @@ Sides, in an order that rotates every round (--rounds, at least 3; medians):
 - `bare`: bench/peers/bare_loop.py, tensors and index batching (the limit);
 - `automl`: `automl run overhead.yaml --threads 1` (tracking on: mlflow.db in the folder, 1 worker);
 - `automl-no-tracking`: the same with `--no-tracking`;
-- `tutorial`: bench/peers/tutorial_stack.py (Optuna + Lightning + DataLoader + MLFlowLogger, as documented).
+- `tutorial`: bench/peers/tutorial_stack.py (Optuna + Lightning + DataLoader + MLFlowLogger, as documented);
+- `lightning`: bench/peers/lightning_loop.py, the bare loop's training through a plain LightningModule and Trainer
+  (no Optuna, no tracking): Lightning's own floor, so the report can say what is Lightning's and what is ours;
+- `ray`, `ray-2`: bench/peers/ray_tune.py, Ray Tune as documented, one or two trials at a time (only where
+  `ray[tune]` is installed: it is not a dependency; the report says when it was left out).
 
 Two times per side: the whole process (interpreter, imports, data, study, tracking, exit: what a user waits
 for) and the training window (from after imports and data to the end of the last trial; study creation,
@@ -17,7 +21,14 @@ tracking and storage included). The bare loop and the tutorial report their wind
 starts when its worker's data is ready (the worker prints the time under AUTOML_TIMINGS=1) and ends at the last
 trial's completion time in the Optuna journal. Every `automl` run is checked: 10 complete trials of 15 epochs.
 
-    .venv/bin/python bench/overhead.py [--rounds 3] [--epochs 15] [--sides bare,automl,...] [--checkpoint-rounds 0]
+The fixed cost per trial is the part of a trial's extra time (automl's window minus the bare loop's, per trial)
+that does not grow with training: `--fixed-rounds` more rounds of `bare` and `automl` at 1 epoch give the extra
+time at 1 epoch; the line through it and the extra time at `--epochs` gives the fixed cost (its value at 0
+epochs) and the extra cost of each epoch. The whole extra time per trial is printed beside it (`trial_gap_ms`;
+before 2026-12-01 this script printed that figure as trial_fixed_cost_ms).
+
+    .venv/bin/python bench/overhead.py [--rounds 3] [--epochs 15] [--sides bare,automl,...] [--fixed-rounds 3]
+                                       [--checkpoint-rounds 0]
 
 Checkpointing on vs off (`--checkpoint-rounds N`): the same `automl run` with checkpoints off
 (`every_epochs: 0`), with the default policy and with a checkpoint at every epoch (`min_seconds: 0`),
@@ -27,6 +38,7 @@ alternating, whole process each; `checkpoint_ratio` = default / off (target <= 1
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -68,7 +80,9 @@ enqueue:
 
 DATA_READY = re.compile(r"timing: data ready at ([0-9.]+)")
 READY = re.compile(r"ready after ([0-9.]+) s \(imports and data ([0-9.]+) s, study set-up ([0-9.]+) s\)")
-SIDES = ("bare", "automl", "automl-no-tracking", "tutorial")
+SIDES = ("bare", "automl", "automl-no-tracking", "tutorial", "lightning", "ray", "ray-2")
+PEERS = {"bare": ["bare_loop.py"], "tutorial": ["tutorial_stack.py"], "lightning": ["lightning_loop.py"],
+         "ray": ["ray_tune.py", "--concurrent", "1"], "ray-2": ["ray_tune.py", "--concurrent", "2"]}
 CHECKPOINT_POLICIES = {"off": "checkpoints: {every_epochs: 0}\n", "default": "",
                        "every epoch": "checkpoints: {min_seconds: 0}\n"}
 
@@ -108,8 +122,9 @@ def run_process(command: list[str], folder: Path) -> tuple[float, str]:
     return whole, output
 
 
-def peer(script: str, epochs: int, folder: Path) -> Run:
-    whole, output = run_process([PYTHON, str(REPO / "bench" / "peers" / script), "--epochs", str(epochs)], folder)
+def peer(script: str, epochs: int, folder: Path, *flags: str) -> Run:
+    whole, output = run_process([PYTHON, str(REPO / "bench" / "peers" / script), "--epochs", str(epochs), *flags],
+                                folder)
     result = json.loads(output[output.rindex("RESULT ") + len("RESULT "):].splitlines()[0])
     return Run(whole, result["window"], result["accuracies"])
 
@@ -143,10 +158,8 @@ def completed_trials(journal: Path, epochs: int, count: int = len(CONFIGS)) -> t
 def run_side(name: str, epochs: int) -> Run:
     with tempfile.TemporaryDirectory(prefix=f"automl-bench-{name}-") as tmp:
         folder = Path(tmp)
-        if name == "bare":
-            return peer("bare_loop.py", epochs, folder)
-        if name == "tutorial":
-            return peer("tutorial_stack.py", epochs, folder)
+        if name in PEERS:
+            return peer(PEERS[name][0], epochs, folder, *PEERS[name][1:])
         return automl(epochs, folder, *(["--no-tracking"] if name == "automl-no-tracking" else []))
 
 
@@ -166,7 +179,30 @@ def checkpoint_rounds(rounds: int, epochs: int) -> dict[str, list[float]]:
     return times
 
 
-def report(sides: dict[str, Side], epochs: int, rounds: int) -> None:
+def fixed_rounds(rounds: int) -> tuple[float, float]:
+    """`bare` and `automl` at 1 epoch, alternating; the medians of their windows (s)."""
+    sides = {"bare": Side(), "automl": Side()}
+    for round_ in range(rounds):
+        for name in (["bare", "automl"] if round_ % 2 == 0 else ["automl", "bare"]):
+            sides[name].runs.append(run_side(name, 1))
+        print(f"1-epoch round {round_}: bare window {sides['bare'].runs[-1].window:.2f} s, automl window "
+              f"{sides['automl'].runs[-1].window:.2f} s", flush=True)
+    return sides["bare"].median("window"), sides["automl"].median("window")
+
+
+def print_fixed_cost(one_epoch: tuple[float, float], gap: float, epochs: int) -> None:
+    """The extra time per trial at 1 epoch and at `epochs` (s) -> the fixed part and the part per epoch."""
+    n = len(CONFIGS)
+    gap_1 = (one_epoch[1] - one_epoch[0]) / n
+    per_epoch = (gap - gap_1) / (epochs - 1)
+    steps = -(-3600 // BATCH)
+    print(f"trial_fixed_cost_ms mnist1d-mlp {(gap_1 - per_epoch) * 1000:.0f} (the extra time per trial at 0 epochs, "
+          f"from {gap_1 * 1000:.0f} ms at 1 epoch and {gap * 1000:.0f} ms at {epochs}; target <= 100)")
+    print(f"trial_gap_ms mnist1d-mlp {gap * 1000:.0f} (automl's trial minus the bare loop's, {epochs} epochs: the "
+          f"fixed cost + {per_epoch * 1000:.1f} ms per epoch, {per_epoch / steps * 1000:.2f} ms per step of {steps})")
+
+
+def report(sides: dict[str, Side], epochs: int, rounds: int, fixed: tuple[float, float] | None = None) -> None:
     n = len(CONFIGS)
     for name, side in sides.items():
         accuracies = [statistics.median(values) for values in zip(*(r.accuracies for r in side.runs))]
@@ -184,9 +220,12 @@ def report(sides: dict[str, Side], epochs: int, rounds: int) -> None:
               f"{ours.median('whole'):.1f} s / bare loop process {bare.median('whole'):.1f} s, {what}; target <= 1.5)")
         print(f"overhead_ratio mnist1d-mlp {ours.median('window') / bare.median('window'):.2f} (training window: "
               f"automl {ours.median('window'):.1f} s / bare loop {bare.median('window'):.1f} s; target <= 1.3)")
-        print(f"trial_fixed_cost_ms mnist1d-mlp {(ours.median('window') - bare.median('window')) / n * 1000:.0f} "
-              f"(bare trial {bare.median('window') / n:.2f} s, automl trial {ours.median('window') / n:.2f} s; "
-              "target <= 100)")
+        gap = ours.median('window') / n - bare.median('window') / n
+        if fixed is not None:
+            print_fixed_cost(fixed, gap, epochs)
+        else:
+            print(f"trial_gap_ms mnist1d-mlp {gap * 1000:.0f} (automl's trial minus the bare loop's, {epochs} epochs; "
+                  "no 1-epoch rounds: the fixed part is not separated)")
     if "automl" in sides and "automl-no-tracking" in sides:
         on, off = sides["automl"], sides["automl-no-tracking"]
         print(f"tracking_ratio mnist1d-mlp {on.median('whole') / off.median('whole'):.3f} (whole process: tracking on "
@@ -200,6 +239,21 @@ def report(sides: dict[str, Side], epochs: int, rounds: int) -> None:
     if "tutorial" in sides and "bare" in sides:
         print(f"tutorial_vs_bare mnist1d-mlp {sides['tutorial'].median('whole') / sides['bare'].median('whole'):.2f}"
               " (whole process)")
+    if "lightning" in sides and "bare" in sides:
+        floor, bare = sides["lightning"], sides["bare"]
+        line = (f"lightning_floor_ratio mnist1d-mlp {floor.median('window') / bare.median('window'):.2f} (training "
+                f"window: a plain LightningModule and Trainer {floor.median('window'):.1f} s / bare loop "
+                f"{bare.median('window'):.1f} s")
+        if "automl" in sides:
+            line += f"; automl / this floor {sides['automl'].median('window') / floor.median('window'):.2f}"
+        print(line + ")")
+    for name, what in (("ray", "one trial at a time"), ("ray-2", "two trials at a time")):
+        if name in sides and "automl" in sides:
+            ray, ours = sides[name], sides["automl"]
+            print(f"ray_tune_ratio{'_2' if name == 'ray-2' else ''} mnist1d-mlp "
+                  f"{ray.median('whole') / ours.median('whole'):.2f} (Ray Tune, {what}: whole process "
+                  f"{ray.median('whole'):.1f} s / automl run {ours.median('whole'):.1f} s; training window "
+                  f"{ray.median('window') / ours.median('window'):.2f}; target >= 4)")
 
 
 def main() -> None:
@@ -207,6 +261,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every side, order rotating (>= 3)")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--sides", default=",".join(SIDES), help=f"comma-separated, of: {', '.join(SIDES)}")
+    parser.add_argument("--fixed-rounds", type=int, default=3, help="rounds of bare and automl at 1 epoch, for "
+                        "the fixed cost per trial (0 skips them)")
     parser.add_argument("--checkpoint-rounds", type=int, default=0, help="alternating rounds of checkpointing "
                         "off / default / every epoch (0 skips them)")
     args = parser.parse_args()
@@ -214,6 +270,9 @@ def main() -> None:
     unknown = sorted(set(names) - set(SIDES))
     if unknown or args.rounds < 1:
         parser.error(f"unknown side(s) {unknown}" if unknown else "--rounds must be >= 1")
+    if importlib.util.find_spec("ray") is None and {"ray", "ray-2"} & set(names):
+        print("ray, ray-2: left out: Ray Tune is not installed (pip install 'ray[tune]'; not a dependency)")
+        names = [n for n in names if n not in ("ray", "ray-2")]
     sides = {name: Side() for name in names}
     for round_ in range(args.rounds):
         order = names[round_ % len(names):] + names[:round_ % len(names)]
@@ -222,7 +281,9 @@ def main() -> None:
         print(f"round {round_} ({' -> '.join(order)}): " + ", ".join(
             f"{name} {sides[name].runs[-1].whole:.2f} s (window {sides[name].runs[-1].window:.2f} s)"
             for name in names), flush=True)
-    report(sides, args.epochs, args.rounds)
+    fixed = (fixed_rounds(args.fixed_rounds) if args.fixed_rounds and args.epochs > 1 and {"bare", "automl"} <= set(names)
+             else None)
+    report(sides, args.epochs, args.rounds, fixed)
     if args.checkpoint_rounds:
         times = {name: statistics.median(values) for name, values in
                  checkpoint_rounds(args.checkpoint_rounds, args.epochs).items()}

@@ -14,7 +14,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).res
 from workload import BATCH, CONFIGS, prepare, report  # noqa: E402
 
 
-def train(data, width: int, lr: float, seed: int, epochs: int) -> float:
+def train(data, width: int, lr: float, seed: int, epochs: int, on_epoch=None) -> float:
+    """One configuration; returns the last epoch's validation accuracy (also handed to `on_epoch` after each)."""
     x_train, y_train = data.x_train.flatten(1), data.y_train
     x_val, y_val = data.x_val.flatten(1), data.y_val
     torch.manual_seed(seed)
@@ -35,6 +36,8 @@ def train(data, width: int, lr: float, seed: int, epochs: int) -> float:
         model.eval()
         with torch.no_grad():
             val_acc = (model(x_val).argmax(1) == y_val).float().mean().item()
+        if on_epoch is not None:
+            on_epoch(val_acc)
     with torch.no_grad():
         (model(data.x_test.flatten(1)).argmax(1) == data.y_test).float().mean().item()
     return val_acc
