@@ -28,7 +28,10 @@ epochs) and the extra cost of each epoch. The whole extra time per trial is prin
 before 2026-12-01 this script printed that figure as trial_fixed_cost_ms).
 
     .venv/bin/python bench/overhead.py [--rounds 3] [--epochs 15] [--sides bare,automl,...] [--fixed-rounds 3]
-                                       [--checkpoint-rounds 0]
+                                       [--checkpoint-rounds 0] [--fresh]
+
+Each run is saved as it finishes (a JSON line in the temporary folder, named by the commit): started again on the
+same commit, the script resumes where it stopped (`--fresh` starts over).
 
 Checkpointing on vs off (`--checkpoint-rounds N`): the same `automl run` with checkpoints off
 (`every_epochs: 0`), with the default policy and with a checkpoint at every epoch (`min_seconds: 0`),
@@ -48,8 +51,9 @@ import sys
 import tempfile
 import textwrap
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench" / "peers"))
@@ -155,12 +159,54 @@ def completed_trials(journal: Path, epochs: int, count: int = len(CONFIGS)) -> t
     return [t.datetime_complete.timestamp() for t in complete], [t.value for t in complete]
 
 
-def run_side(name: str, epochs: int) -> Run:
+class Results:
+    """Each finished run, saved as it finishes (a JSON line per run, in the temporary folder, per commit): a run of
+    this script that stopped resumes where it stopped on the same commit; `--fresh` starts over."""
+
+    def __init__(self, fresh: bool) -> None:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                text=True).stdout.strip() or "unknown"
+        self.path = Path(tempfile.gettempdir()) / f"automl-bench-overhead-{commit}.jsonl"
+        if fresh:
+            self.path.unlink(missing_ok=True)
+        self.done: dict[str, Run] = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                record = json.loads(line)
+                startup = record["run"].pop("startup")
+                self.done[record["key"]] = Run(**record["run"], startup=tuple(startup) if startup else None)
+            print(f"resuming: {len(self.done)} run(s) of this commit already done ({self.path})", flush=True)
+
+    def get(self, key: str, make: Callable[[], Run]) -> Run:
+        if key not in self.done:
+            self.done[key] = make()
+            with self.path.open("a") as file:
+                file.write(json.dumps({"key": key, "run": asdict(self.done[key])}) + "\n")
+        return self.done[key]
+
+
+RESULTS: Results | None = None  # set by main()
+
+
+def run_side(name: str, epochs: int, round_: int) -> Run:
+    assert RESULTS is not None
+    return RESULTS.get(f"{epochs}/{name}/{round_}", lambda: _run_side(name, epochs))
+
+
+def _run_side(name: str, epochs: int) -> Run:
     with tempfile.TemporaryDirectory(prefix=f"automl-bench-{name}-") as tmp:
         folder = Path(tmp)
         if name in PEERS:
             return peer(PEERS[name][0], epochs, folder, *PEERS[name][1:])
         return automl(epochs, folder, *(["--no-tracking"] if name == "automl-no-tracking" else []))
+
+
+def checkpoint_run(epochs: int, policy: str) -> Run:
+    with tempfile.TemporaryDirectory(prefix="automl-bench-") as tmp:
+        run = automl(epochs, Path(tmp), extra=CHECKPOINT_POLICIES[policy])
+        left = list((Path(tmp) / "checkpoints").rglob("*.pt"))
+        assert not left, f"checkpoints left behind: {left}"
+    return run
 
 
 def checkpoint_rounds(rounds: int, epochs: int) -> dict[str, list[float]]:
@@ -169,10 +215,8 @@ def checkpoint_rounds(rounds: int, epochs: int) -> dict[str, list[float]]:
     for round_ in range(rounds):
         order = list(CHECKPOINT_POLICIES)[round_ % 3:] + list(CHECKPOINT_POLICIES)[:round_ % 3]
         for name in order:
-            with tempfile.TemporaryDirectory(prefix="automl-bench-") as tmp:
-                run = automl(epochs, Path(tmp), extra=CHECKPOINT_POLICIES[name])
-                left = list((Path(tmp) / "checkpoints").rglob("*.pt"))
-                assert not left, f"checkpoints left behind: {left}"
+            assert RESULTS is not None
+            run = RESULTS.get(f"checkpoints/{epochs}/{name}/{round_}", lambda: checkpoint_run(epochs, name))
             times[name].append(run.whole)
         print(f"checkpoint round {round_}: " + ", ".join(f"{name} {times[name][-1]:.2f} s" for name in times),
               flush=True)
@@ -184,7 +228,7 @@ def fixed_rounds(rounds: int) -> tuple[float, float]:
     sides = {"bare": Side(), "automl": Side()}
     for round_ in range(rounds):
         for name in (["bare", "automl"] if round_ % 2 == 0 else ["automl", "bare"]):
-            sides[name].runs.append(run_side(name, 1))
+            sides[name].runs.append(run_side(name, 1, round_))
         print(f"1-epoch round {round_}: bare window {sides['bare'].runs[-1].window:.2f} s, automl window "
               f"{sides['automl'].runs[-1].window:.2f} s", flush=True)
     return sides["bare"].median("window"), sides["automl"].median("window")
@@ -265,7 +309,10 @@ def main() -> None:
                         "the fixed cost per trial (0 skips them)")
     parser.add_argument("--checkpoint-rounds", type=int, default=0, help="alternating rounds of checkpointing "
                         "off / default / every epoch (0 skips them)")
+    parser.add_argument("--fresh", action="store_true", help="start over (else the runs saved on this commit count)")
     args = parser.parse_args()
+    global RESULTS
+    RESULTS = Results(args.fresh)
     names = [s.strip() for s in args.sides.split(",") if s.strip()]
     unknown = sorted(set(names) - set(SIDES))
     if unknown or args.rounds < 1:
@@ -277,7 +324,7 @@ def main() -> None:
     for round_ in range(args.rounds):
         order = names[round_ % len(names):] + names[:round_ % len(names)]
         for name in order:
-            sides[name].runs.append(run_side(name, args.epochs))
+            sides[name].runs.append(run_side(name, args.epochs, round_))
         print(f"round {round_} ({' -> '.join(order)}): " + ", ".join(
             f"{name} {sides[name].runs[-1].whole:.2f} s (window {sides[name].runs[-1].window:.2f} s)"
             for name in names), flush=True)
