@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import signal
@@ -97,9 +98,35 @@ def _check_storage(spec: Any, url: str) -> None:
         raise CliError(f"{spec.path}: storage: {problem}")
 
 
+def _cluster_supervisor(spec: Any, registry: Any, options: Any, storage_url: str, tracking_uri: str | None,
+                        plugin_dirs: list[Path], launcher: str) -> Any:
+    """A supervisor whose workers a cluster's scheduler runs, once the study is known to be shareable by its
+    nodes and the scheduler's commands are here (else exit 2, nothing created)."""
+    import shutil
+
+    from orchestrator.cluster_run import ClusterSupervisor, launcher_for
+    from orchestrator.session import checkpoint_policy
+    from orchestrator.sharing import sharing_problems
+
+    policy = checkpoint_policy(spec, storage_url)
+    settings = spec.launcher.slurm if launcher == "slurm" else spec.launcher.ray
+    problems = sharing_problems(launcher, storage_url, tracking_uri, policy.folder if policy.enabled else None,
+                                settings.shared, f"launcher.{launcher}")
+    if launcher == "slurm" and shutil.which("sbatch") is None:
+        problems.append("`sbatch` is not on PATH: run `automl run --launcher slurm` where SLURM's commands are "
+                        "(a login node)")
+    if launcher == "ray" and importlib.util.find_spec("ray") is None:
+        problems.append("Ray is not installed: pip install 'automl-orchestrator[ray]' (or 'ray[default]')")
+    if problems:
+        raise CliError(f"{spec.path}: --launcher {launcher}:\n  " + "\n  ".join(problems))
+    return ClusterSupervisor(spec, registry, options, storage_url, tracking_uri, plugin_dirs,
+                             launcher=launcher_for(spec, launcher))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from orchestrator.devices import DeviceError
     from orchestrator.session import RunOptions, resolve_storage, resolve_tracking
+    from orchestrator.launch_settings import LaunchError
     from orchestrator.supervisor import Stopped, Supervisor, WorkersFailedError, plan_for
 
     spec, registry = _load(args.study, args.plugins_dir)
@@ -119,16 +146,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError(f"{spec.path}: {exc}") from None
     storage_url = resolve_storage(spec, options)
     _check_storage(spec, storage_url)
-    supervisor = Supervisor(spec, registry, options, storage_url,
-                            resolve_tracking(spec, options) if options.tracking else None,
-                            [Path(d).resolve() for d in args.plugins_dir], slots)
+    tracking_uri = resolve_tracking(spec, options) if options.tracking else None
+    plugin_dirs = [Path(d).resolve() for d in args.plugins_dir]
+    launcher = args.launcher or spec.launcher.name
+    if launcher == "local":
+        supervisor = Supervisor(spec, registry, options, storage_url, tracking_uri, plugin_dirs, slots)
+    else:
+        supervisor = _cluster_supervisor(spec, registry, options, storage_url, tracking_uri, plugin_dirs, launcher)
     try:
         counts = supervisor.run()
     except Stopped as exc:
         print(f"interrupted by {exc}: " + ("; ".join(exc.outcomes) if exc.outcomes else "no trial was running")
               + ". Run the same command again to resume.", file=sys.stderr)
         return 128 + exc.signum
-    except WorkersFailedError as exc:
+    except (WorkersFailedError, LaunchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     resumed = f" ({counts['RETRIED']} of them retried)" if counts.get("RETRIED") else ""
@@ -164,7 +195,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         storage_url=storage_url, tracking_uri=resolve_tracking(spec, options) if options.tracking else None,
         trials=args.trials or spec.budget.trials, worker_id=args.worker_id or f"{socket.gethostname()}:{os.getpid()}",
         deadline=deadline, threads=args.threads,
-        memory_mb=args.memory_mb or spec.execution.worker_memory_mb, supervised=args.supervised,
+        memory_mb=args.memory_mb or spec.execution.worker_memory_mb, supervised=args.supervised, launched=args.launched,
         slot=args.slot or "", seed_offset=args.seed_offset if args.seed_offset is not None else os.getpid()))
     outcome = worker.run()
     if outcome == "recycle":
@@ -367,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, help="CPU worker processes (default: study key workers, else 1)")
     run.add_argument("--devices", help="auto (default: every visible GPU, else CPU), cpu, or GPU indices: 0,2")
     run.add_argument("--trials-per-device", type=int, help="workers sharing each GPU (default 1)")
+    run.add_argument("--launcher", choices=("local", "slurm", "ray"), help="where the workers run: this machine "
+                     "(default), a SLURM job array or a Ray cluster (settings: the study key launcher)")
     run.add_argument("--register", metavar="NAME", help="register the best model in MLflow's model registry "
                      "under NAME, with the alias 'best'")
     plugins_dir(run)
@@ -386,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--seed-offset", type=int, help="added to the study's seed for this worker's sampler "
                         "(default: the process id, so that workers propose different trials)")
     worker.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
+    worker.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)  # a SLURM task or Ray actor
     worker.add_argument("--worker-id", help=argparse.SUPPRESS)
     worker.add_argument("--slot", help=argparse.SUPPRESS)
     plugins_dir(worker)

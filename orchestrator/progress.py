@@ -65,12 +65,13 @@ class Progress:
             self._print(f"{text}  (running){self.tag}")
 
     def trial_done(self, number: int, config: Mapping[str, Any], epochs: int, value: float | None, state: str,
-                   best: tuple[int, float] | None, reason: str | None = None) -> None:
+                   best: tuple[int, float] | None, reason: str | None = None, tag: str | None = None) -> None:
+        """One row; `tag` names the worker that ran the trial when it is not this table's own."""
         choices = " ".join(str(config.get(kind, "")) for kind in CHOSEN_KINDS)
         best_text = f"{best[1]:.4f} (#{best[0]})" if best else "-"
         clear = "\r\033[K" if self.live else ""
         self._print(f"{clear}{number:>5}  {choices:<{self.width}} {epochs:>6}  {_fmt(value):>12}  {state:<8}  "
-                    f"{best_text}{self.tag}")
+                    f"{best_text}{f'  [{tag}]' if tag else self.tag}")
         if reason and (state == "FAIL" or reason.startswith("out of memory")):
             self._print(f"{'':>7}reason: {reason}")
 

@@ -15,6 +15,7 @@ import yaml
 
 from orchestrator.components import TASKS
 from orchestrator.errors import StudyFileError
+from orchestrator.launch_settings import LauncherSpec, check_launcher
 from orchestrator.params import Choice, Int, OverrideError, Param, Text, is_finite_number
 from orchestrator.plugins import Registered, Registry
 from orchestrator.samplers import PRUNERS, SAMPLERS, check_options
@@ -24,7 +25,7 @@ from orchestrator.tasks import MODEL_METRICS, default_objective, objective_choic
 TOP_KEYS = {"name", "description", "dataset", "task", "objective", "budget", "sampler", "pruner", "seed",
             "search", "storage", "tracking_uri", "plugins_dir", "workers", "devices", "trials_per_device",
             "worker_memory_mb", "heartbeat_seconds", "enqueue", "constraints", "checkpoints", "stop_grace_seconds",
-            "max_consecutive_failures"}
+            "max_consecutive_failures", "launcher"}
 CHECKPOINT_KEYS = {"dir", "every_epochs", "min_seconds", "keep"}
 CONSTRAINT_KEYS = {"max_params": "params", "max_latency_ms": "latency_ms"}  # bound -> model metric
 BUDGET_KEYS = {"trials", "timeout", "max_epochs"}
@@ -100,6 +101,7 @@ class StudySpec:
     objectives: tuple[tuple[str, str], ...] = ()  # (metric, direction) each; the first is `metric`/`direction`
     constraints: Mapping[str, float] = field(default_factory=dict)  # model metric -> upper bound
     checkpoints: CheckpointSettings = CheckpointSettings()
+    launcher: LauncherSpec = LauncherSpec()  # where the workers run: this machine, SLURM or Ray
 
     @property
     def multi_objective(self) -> bool:
@@ -248,6 +250,9 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
     if pruner[0] == "asha" and checkpoints.every_epochs == 0:
         check.add("checkpoints.every_epochs", 0, "the asha pruner pauses trials at rungs and resumes them from their "
                   "checkpoints: checkpoints must be on (every_epochs >= 1), or choose another pruner")
+    launcher, launcher_problems = check_launcher(data.get("launcher"), Path(path).resolve().parent)
+    for key, value, message in launcher_problems:
+        check.add(key, value, message)
     space, removed = (None, [])
     if dataset is not None and task is not None:
         space, removed = _check_search(check, data.get("search"), registry, input_kind, task)
@@ -263,7 +268,7 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
         direction=direction, budget=budget, sampler=sampler, pruner=pruner, seed=seed, space=space,
         removed=tuple(removed), storage=data.get("storage"), tracking_uri=data.get("tracking_uri"),
         plugin_dirs=tuple(plugin_dirs_of(path, data)), execution=execution, enqueue=enqueue,
-        objectives=tuple(objectives), constraints=constraints, checkpoints=checkpoints)
+        objectives=tuple(objectives), constraints=constraints, checkpoints=checkpoints, launcher=launcher)
 
 
 def _check_objectives(check: _Checker, raw: Any, task: str | None) -> list[tuple[str, str]]:

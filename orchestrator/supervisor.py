@@ -171,8 +171,7 @@ class Supervisor:
         parent: str | None = None
         status = "FAILED"
         try:
-            for slot in self.slots:
-                self._start(slot)
+            self._start_workers()
             study, parent = open_tracked_study(self.spec, self.storage_url, self.tracking_uri)
             if self.tracking_uri and parent:  # writes the workers' trial runs, which they relay
                 self.tracker = Tracker(self.tracking_uri).attach(parent)
@@ -187,12 +186,9 @@ class Supervisor:
             self._await_ready()  # their start-up lines come before the table, not inside it
             self.progress.header(self.spec.name, self.trials, redact(self.storage_url),
                                  redact(self.tracking_uri) if self.tracking_uri else None,
-                                 f"{len(self.slots)} ({', '.join(s.name for s in self.slots)}; "
-                                 f"{self.slots[0].threads} CPU thread(s) each)", count_budget(study, self.trials).finished)
+                                 self._workers_description(), count_budget(study, self.trials).finished)
             self.registry.hook.before_study(study=study, spec=self.spec)
-            self.released = True
-            for worker in self.workers:
-                self._release(worker)
+            self._release_workers(study, parent)
             self._watch(study, parent)
             status = "FINISHED"
             self._flush_tracking()  # the best trial's weights are among the relayed writes
@@ -277,7 +273,22 @@ class Supervisor:
     def _on_signal(self, signum: int, frame: Any) -> None:
         raise Stopped(signum)
 
-    # -- workers ---------------------------------------------------------------------------------------
+    # -- workers (a cluster launcher overrides these: orchestrator/cluster_run.py) -------------------------
+
+    def _start_workers(self) -> None:
+        """Start the workers; they import and build their data while the study is set up here."""
+        for slot in self.slots:
+            self._start(slot)
+
+    def _workers_description(self) -> str:
+        return (f"{len(self.slots)} ({', '.join(s.name for s in self.slots)}; "
+                f"{self.slots[0].threads} CPU thread(s) each)")
+
+    def _release_workers(self, study: optuna.Study, parent: str | None) -> None:
+        """The study and its parent run are set up: the workers may claim trials."""
+        self.released = True
+        for worker in self.workers:
+            self._release(worker)
 
     def _start(self, slot: Slot) -> None:
         self.started += 1

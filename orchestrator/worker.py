@@ -57,6 +57,7 @@ class WorkerOptions:
     threads: int | None = None
     memory_mb: int | None = None  # recycle the process between trials above this resident size
     supervised: bool = False  # the supervisor opened the study and owns the parent run
+    launched: bool = False  # a cluster launcher's task: `automl run` opened the study and owns its start and end
     slot: str = ""
     seed_offset: int = 0  # distinct per worker, so that seeded samplers do not propose alike
 
@@ -141,6 +142,7 @@ class Worker:
         if not options.supervised:
             self.progress.header(self.spec.name, options.trials, redact(options.storage_url),
                                  redact(options.tracking_uri) if options.tracking_uri else None)
+        if not options.supervised and not options.launched:
             self.registry.hook.before_study(study=study, spec=self.spec)
         self.progress.message(f"worker {options.slot or options.worker_id} ready after {seconds_since_start():.1f} s "
                               f"(imports and data {data_seconds:.1f} s, study set-up "
@@ -158,11 +160,11 @@ class Worker:
             outcome = self._loop(study, data, tracker, parent)
             return outcome
         finally:
-            if tracker and not options.supervised and outcome == "done":
+            if tracker and not options.supervised and not options.launched and outcome == "done":
                 tracker.close_study("FINISHED")  # the last worker out closes the parent run
             elif tracker:
                 tracker.close()
-            if not options.supervised:
+            if not options.supervised and not options.launched:
                 if outcome == "done":
                     checkpoints.sweep_study(self.policy, study)
                 self.registry.hook.after_study(study=study, spec=self.spec)

@@ -18,6 +18,9 @@ fi
 # and we can (scripts/postgres.sh says how; quiet when it already answers, one warning line when it
 # cannot). Without it those tests skip locally, and fail under CI.
 bash scripts/postgres.sh
+# tests/test_slurm.py starts a real single-node SLURM cluster: install slurm-wlm and munge when missing and
+# we can (scripts/slurm.sh). Without them those tests skip locally, and fail under CI.
+bash scripts/slurm.sh
 .venv/bin/python -m pytest "$@"
 code=$?
 if [ "$code" -eq 5 ]; then

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -140,4 +141,51 @@ def stop_group(proc: subprocess.Popen, grace: float) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    proc.wait(timeout=30)
+
+
+POSTGRES = os.environ.get("AUTOML_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> str:
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(POSTGRES)
+        with engine.connect():
+            pass
+        engine.dispose()
+        return POSTGRES
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        reason = f"no PostgreSQL server answers at {POSTGRES}: {str(exc).splitlines()[0]}"
+    # Outside the except block, so that the report is this one line, not the chained traceback.
+    if os.environ.get("CI"):  # pragma: no cover - depends on the machine
+        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping; run `bash scripts/postgres.sh`,"
+                    " as root to let it install and start PostgreSQL)", pytrace=False)
+    pytest.skip(reason)  # pragma: no cover - depends on the machine
+
+
+@pytest.fixture
+def tracking_server(tmp_path_factory):
+    """A real MLflow tracking server on 127.0.0.1 (its own SQLite store and artifact folder)."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                             "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
+                             "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
+                            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("the MLflow tracking server did not start")
+    yield uri
+    proc.terminate()
     proc.wait(timeout=30)

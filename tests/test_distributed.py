@@ -13,9 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -23,10 +21,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import AUTOML, free_port, mlflow_runs
+from conftest import AUTOML, mlflow_runs
 
 FIXTURES = Path(__file__).parent / "fixtures"
-POSTGRES = os.environ.get("AUTOML_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 SECRET = "s3cr3t-Pa55word"
 FINAL = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -45,25 +42,6 @@ search:
   optimizer: {{adam: {{lr: {{low: 0.001, high: 0.05, log: true}}}}}}
   batch_size: 64
 """
-
-
-@pytest.fixture(scope="module")
-def postgres() -> str:
-    import sqlalchemy
-
-    try:
-        engine = sqlalchemy.create_engine(POSTGRES)
-        with engine.connect():
-            pass
-        engine.dispose()
-        return POSTGRES
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        reason = f"no PostgreSQL server answers at {POSTGRES}: {str(exc).splitlines()[0]}"
-    # Outside the except block, so that the report is this one line, not the chained traceback.
-    if os.environ.get("CI"):  # pragma: no cover - depends on the machine
-        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping; run `bash scripts/postgres.sh`,"
-                    " as root to let it install and start PostgreSQL)", pytrace=False)
-    pytest.skip(reason)  # pragma: no cover - depends on the machine
 
 
 @pytest.fixture
@@ -155,31 +133,6 @@ def test_a_dead_worker_is_found_by_its_missing_heartbeat_and_its_trial_retried(p
     assert not [c for c in children if c.info.status == "RUNNING"]
 
 
-
-
-@pytest.fixture
-def tracking_server(tmp_path_factory):
-    """A real MLflow tracking server on 127.0.0.1 (its own SQLite store and artifact folder)."""
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
-                             "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
-                            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the MLflow tracking server did not start")
-    yield uri
-    proc.terminate()
-    proc.wait(timeout=30)
 
 
 def _children_of(pid: int) -> list[int]:

@@ -30,7 +30,7 @@ from orchestrator.plugins import Registry
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ("mlflow.db", "optuna.journal", "mlartifacts", "mlruns")
 TOP_ALLOWED = ("budget, checkpoints, constraints, dataset, description, devices, enqueue, heartbeat_seconds, "
-               "max_consecutive_failures, name, objective, plugins_dir, pruner, sampler, search, seed, "
+               "launcher, max_consecutive_failures, name, objective, plugins_dir, pruner, sampler, search, seed, "
                "stop_grace_seconds, storage, task, tracking_uri, trials_per_device, worker_memory_mb, workers")
 
 # A valid, tiny study; every error case changes one thing in it (see `study_text`).

@@ -1,0 +1,170 @@
+"""Where a study's workers run: this machine (`local`, the default), a SLURM job array (`slurm`) or actors on a
+Ray cluster (`ray`). The study key `launcher:` holds the scheduler's settings as data; `--launcher` picks one."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+LAUNCHERS = ("local", "slurm", "ray")
+_TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")  # sbatch --time: minutes, MM:SS, HH:MM:SS, D-HH[:MM[:SS]]
+_MEMORY = re.compile(r"^\d+[KMGT]?$")
+
+
+class LaunchError(Exception):
+    """A cluster's scheduler refused or failed to start the workers; the message says why."""
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """One job array of `tasks` tasks, each one `automl worker` with its own GPUs and CPUs."""
+
+    tasks: int = 2
+    partition: str | None = None
+    gpus_per_task: int = 0
+    cpus_per_task: int = 1
+    mem: str | None = None  # per node, as sbatch takes it: 16G, 4000M
+    time: str | None = None  # the time limit, as sbatch takes it: 90, 02:00:00, 1-00:00:00
+    account: str | None = None
+    signal_seconds: int = 120  # SIGUSR1 this long before the time limit: checkpoint, requeue
+    sbatch: tuple[str, ...] = ()  # more sbatch options, as written on its command line
+    shared: tuple[Path, ...] = ()  # folders every node sees (besides network file systems, found by themselves)
+    logs: Path | None = None  # the tasks' output files (default: slurm/ beside the study file)
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """`workers` actors on the Ray cluster at `address`, each with `num_cpus` CPUs and `num_gpus` GPUs."""
+
+    address: str = "auto"
+    workers: int = 2
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    shared: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class LauncherSpec:
+    name: str = "local"
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
+    ray: RaySettings = field(default_factory=RaySettings)
+
+    def settings(self) -> SlurmSettings | RaySettings | None:
+        return {"slurm": self.slurm, "ray": self.ray}.get(self.name)
+
+
+def _keys(cls: type) -> set[str]:
+    return {f.name for f in fields(cls)}
+
+
+def check_launcher(raw: Any, study_folder: Path) -> tuple[LauncherSpec, list[tuple[str, Any, str]]]:
+    """The `launcher:` key: a name (`local`, `slurm`, `ray`) or `{name: {settings}}`; returns the launcher and the
+    problems found, each (key, value, message)."""
+    problems: list[tuple[str, Any, str]] = []
+    if raw is None:
+        return LauncherSpec(), problems
+    if isinstance(raw, str):
+        raw = {raw: {}}
+    if not isinstance(raw, dict) or len(raw) != 1:
+        problems.append(("launcher", raw, f"must be one of {', '.join(LAUNCHERS)}, or a mapping of one of them to "
+                                          "its settings, e.g. {slurm: {tasks: 4, partition: gpu}}"))
+        return LauncherSpec(), problems
+    name, settings = next(iter(raw.items()))
+    settings = settings if settings is not None else {}
+    if name not in LAUNCHERS:
+        problems.append(("launcher", name, f"unknown launcher; choose one of {', '.join(LAUNCHERS)}"))
+        return LauncherSpec(), problems
+    if not isinstance(settings, dict):
+        problems.append((f"launcher.{name}", settings, "must be a mapping of settings"))
+        return LauncherSpec(), problems
+    if name == "local":
+        if settings:
+            problems.append(("launcher.local", settings, "takes no settings (workers, devices: see their own keys)"))
+        return LauncherSpec(), problems
+    cls = SlurmSettings if name == "slurm" else RaySettings
+    for key in settings:
+        if key not in _keys(cls):
+            problems.append((f"launcher.{name}.{key}", key, "unknown setting; allowed: "
+                             + ", ".join(sorted(_keys(cls)))))
+    checked = (_check_slurm if name == "slurm" else _check_ray)(settings, study_folder, problems)
+    return LauncherSpec(name=name, **{name: checked}), problems
+
+
+def _folders(key: str, value: Any, study_folder: Path, problems: list) -> tuple[Path, ...]:
+    if value is None:
+        return ()
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+        problems.append((key, value, "must be a folder path or a list of them (relative to the study file)"))
+        return ()
+    return tuple((study_folder / Path(v).expanduser()).resolve() for v in values)
+
+
+def _count(key: str, value: Any, minimum: int, problems: list) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        problems.append((key, value, f"must be an integer >= {minimum}"))
+        return None
+    return value
+
+
+def _text(key: str, value: Any, pattern: re.Pattern | None, what: str, problems: list) -> str | None:
+    if value is None:
+        return None
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not text or (pattern is not None and not pattern.match(text)):
+        problems.append((key, value, what))
+        return None
+    return text
+
+
+def _check_slurm(raw: Mapping[str, Any], study_folder: Path, problems: list) -> SlurmSettings:
+    default = SlurmSettings()
+    where = "launcher.slurm"
+    extra = raw.get("sbatch", [])
+    if isinstance(extra, str):
+        extra = extra.split()
+    if not isinstance(extra, list) or not all(isinstance(o, str) and o.startswith("-") for o in extra):
+        problems.append((f"{where}.sbatch", raw.get("sbatch"), "must be a list of sbatch options such as "
+                         "['--qos=high', '--constraint=a100']"))
+        extra = []
+    logs = raw.get("logs")
+    if logs is not None and not (isinstance(logs, str) and logs):
+        problems.append((f"{where}.logs", logs, "must be a folder path (relative to the study file)"))
+        logs = None
+    return SlurmSettings(
+        tasks=_count(f"{where}.tasks", raw.get("tasks"), 1, problems) or default.tasks,
+        partition=_text(f"{where}.partition", raw.get("partition"), None, "must be a partition name", problems),
+        gpus_per_task=_count(f"{where}.gpus_per_task", raw.get("gpus_per_task"), 0, problems) or 0,
+        cpus_per_task=_count(f"{where}.cpus_per_task", raw.get("cpus_per_task"), 1, problems) or 1,
+        mem=_text(f"{where}.mem", raw.get("mem"), _MEMORY, "must be a size as sbatch takes it: 4000M, 16G",
+                  problems),
+        time=_text(f"{where}.time", raw.get("time"), _TIME, "must be a time limit as sbatch takes it: minutes, "
+                   "HH:MM:SS or D-HH:MM:SS", problems),
+        account=_text(f"{where}.account", raw.get("account"), None, "must be an account name", problems),
+        signal_seconds=_count(f"{where}.signal_seconds", raw.get("signal_seconds"), 1, problems)
+        or default.signal_seconds,
+        sbatch=tuple(extra),
+        shared=_folders(f"{where}.shared", raw.get("shared"), study_folder, problems),
+        logs=(study_folder / Path(logs).expanduser()).resolve() if logs else None,
+    )
+
+
+def _check_ray(raw: Mapping[str, Any], study_folder: Path, problems: list) -> RaySettings:
+    default = RaySettings()
+    where = "launcher.ray"
+    numbers = {}
+    for key in ("num_cpus", "num_gpus"):
+        value = raw.get(key, getattr(default, key))
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            problems.append((f"{where}.{key}", value, "must be a number >= 0"))
+            value = getattr(default, key)
+        numbers[key] = float(value)
+    return RaySettings(
+        address=_text(f"{where}.address", raw.get("address"), None, "must be a Ray address: auto, HOST:PORT or "
+                      "ray://HOST:PORT", problems) or default.address,
+        workers=_count(f"{where}.workers", raw.get("workers"), 1, problems) or default.workers,
+        shared=_folders(f"{where}.shared", raw.get("shared"), study_folder, problems), **numbers)
