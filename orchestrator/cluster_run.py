@@ -8,6 +8,7 @@ checkpoints its trial and marks it to resume), waits for them, and fails and ret
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,6 +45,17 @@ class Launcher(Protocol):
     def describe(self) -> str: ...
 
     def log_files(self) -> list[Path]: ...
+
+    def take_lost(self) -> list[str]:
+        """Worker ids whose task or actor was lost with its node since the last call (their trials are retried
+        at once; without this, heartbeats find them)."""
+        ...
+
+    def problems(self) -> list[str]:
+        """What the ended workers said went wrong (exit codes and their output's end)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class TrialFeed:
@@ -118,7 +130,11 @@ class ClusterSupervisor(Supervisor):
 
     def _release_workers(self, study: optuna.Study, parent: str | None) -> None:
         self.feed.skip_finished(study)
-        env = {STORAGE_ENV: self.storage_url, **({TRACKING_ENV: self.tracking_uri} if self.tracking_uri else {})}
+        # our own settings travel with the workers (a Ray actor starts from its node's environment, not ours)
+        env = {k: v for k, v in os.environ.items() if k.startswith("AUTOML_") and k != TRACKING_ENV}
+        env[STORAGE_ENV] = self.storage_url
+        if self.tracking_uri:
+            env[TRACKING_ENV] = self.tracking_uri
         self.launcher.submit(self.worker_command(), env, Path.cwd())
         self.submitted = self.released = True
         self.progress.message(f"submitted: {self.launcher.describe()}")
@@ -136,17 +152,31 @@ class ClusterSupervisor(Supervisor):
             if time.monotonic() - asked >= SCHEDULER_POLL_SECONDS:
                 asked = time.monotonic()
                 active = self.launcher.active()
+                for worker in self.launcher.take_lost():
+                    self._recover_lost(study, parent, worker)
                 if active == 0:
                     break
         self.feed.show_new(study)
         left = self._orphans(study, parent, "its worker's task ended while the trial ran")
+        self.launcher.close()
         timed_out = self.deadline is not None and time.time() >= self.deadline
         if not count_budget(study, self.trials).done and not timed_out:
-            logs = ", ".join(str(p) for p in self.launcher.log_files()[:4]) or "none written"
-            raise WorkersFailedError(f"every worker task has ended, but the budget is not met "
+            logs = ", ".join(str(p) for p in self.launcher.log_files()[:4])
+            said = "\n".join(self.launcher.problems()[-3:])
+            raise WorkersFailedError(f"every worker has ended, but the budget is not met "
                                      f"({count_budget(study, self.trials).finished} of {self.trials} trials finished"
-                                     f"{'; ' + str(len(left)) + ' orphaned trial(s) retried' if left else ''}); "
-                                     f"their output: {logs}")
+                                     f"{'; ' + str(len(left)) + ' orphaned trial(s) retried' if left else ''})"
+                                     + (f"; their output: {logs}" if logs else "") + (f"\n{said}" if said else ""))
+
+    def _recover_lost(self, study: optuna.Study, parent: str | None, worker: str) -> None:
+        """A worker lost with its node: FAIL and retry (from its checkpoint) the trial it was running."""
+        with study_lock(self.storage_url, self.spec.name):
+            numbers = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                       if str((t.user_attrs.get(WORKER_ATTR) or {}).get("id", "")).startswith(f"{worker}@")]
+            recovered = [n for n in numbers if fail_and_retry(study, n, f"worker {worker} was lost with its node",
+                                                              self.tracking_uri, parent)]
+        lost = "".join(f"; trial {n} marked FAIL and retried from its last checkpoint" for n in recovered)
+        self.progress.message(f"worker {worker} was lost{lost}; a replacement is started")
 
     def _stop_all(self, study: optuna.Study | None, parent: str | None) -> list[str]:
         """Cancel the tasks (each worker checkpoints and marks its trial to resume), wait until the scheduler
@@ -168,6 +198,7 @@ class ClusterSupervisor(Supervisor):
             self.progress.message(f"warning: could not cancel the workers: {exc}")
         if study is not None:
             self._orphans(study, parent, "its worker's task was cancelled")
+        self.launcher.close()
         return self._stop_outcomes(study, running)
 
     def _orphans(self, study: optuna.Study, parent: str | None, reason: str) -> list[int]:

@@ -123,3 +123,12 @@ class SlurmArray:
 
     def describe(self) -> str:
         return f"SLURM job {self.job_id}, {self.settings.tasks} task(s); their output in {self.logs}"
+
+    def take_lost(self) -> list[str]:
+        return []  # a task lost with its node is found by its missing heartbeats
+
+    def problems(self) -> list[str]:
+        return []  # the tasks' own output files say (log_files)
+
+    def close(self) -> None:
+        pass

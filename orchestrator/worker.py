@@ -124,7 +124,7 @@ class Worker:
         """Run trials; returns `done`, `deadline`, `recycle` (memory limit), `stopped` (SIGINT or SIGTERM: the
         running trial checkpointed and will resume) or `failing` (trials in a row failed alike: `failure`)."""
         options = self.options
-        if options.supervised:
+        if options.supervised or options.launched:  # a supervisor's, a SLURM batch script's or a Ray actor's child
             die_with_parent()
         install_stop_handlers(self.spec.execution.stop_grace_seconds, EXIT_GRACE_EXPIRED)
         quiet_libraries()

@@ -189,3 +189,34 @@ def tracking_server(tmp_path_factory):
     yield uri
     proc.terminate()
     proc.wait(timeout=30)
+
+
+# A study for a cluster launcher's tests: PostgreSQL heartbeats, a checkpoint at every epoch, `launcher` filled in.
+CLUSTER_STUDY = """
+name: {name}
+dataset: digits
+objective: {{metric: val_accuracy, direction: maximize}}
+budget: {{trials: {trials}, max_epochs: {epochs}}}
+pruner: median
+seed: 0
+heartbeat_seconds: 2
+checkpoints: {{min_seconds: 0}}
+launcher:
+  {launcher}
+search:
+  architecture:
+    mlp: {{depth: 1, width: [16, 32]}}
+  activation: [relu, sigmoid]
+  loss: cross_entropy
+  optimizer:
+    adam: {{lr: {{low: 0.001, high: 0.01, log: true}}}}
+  batch_size: 64
+"""
+
+
+def drop_study(name: str, storage: str) -> None:
+    """Delete a test's study from a shared storage (if it was created)."""
+    try:
+        optuna.delete_study(study_name=name, storage=storage)
+    except KeyError:
+        pass

@@ -21,7 +21,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import AUTOML, mlflow_runs
+from conftest import AUTOML, drop_study, mlflow_runs
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "s3cr3t-Pa55word"
@@ -57,10 +57,7 @@ def pg_study(postgres, workdir):
         return path
 
     yield name, write
-    try:
-        optuna.delete_study(study_name=name, storage=postgres)
-    except KeyError:
-        pass
+    drop_study(name, postgres)
 
 
 def start_worker(workdir: Path, storage: str, tracking: str) -> subprocess.Popen:

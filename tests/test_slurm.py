@@ -18,31 +18,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import AUTOML, mlflow_runs
+from conftest import AUTOML, CLUSTER_STUDY, drop_study, mlflow_runs
 from slurm_cluster import SlurmCluster, require_slurm
 
 FIXTURES = Path(__file__).parent / "fixtures"
+SLURM = "slurm: {{tasks: {tasks}, cpus_per_task: 1, shared: [.]}}"
 
-STUDY = """
-name: {name}
-dataset: digits
-objective: {{metric: val_accuracy, direction: maximize}}
-budget: {{trials: {trials}, max_epochs: {epochs}}}
-pruner: median
-seed: 0
-heartbeat_seconds: 2
-checkpoints: {{min_seconds: 0}}
-launcher:
-  slurm: {{tasks: {tasks}, cpus_per_task: 1, shared: [.]}}
-search:
-  architecture:
-    mlp: {{depth: 1, width: [16, 32]}}
-  activation: [relu, sigmoid]
-  loss: cross_entropy
-  optimizer:
-    adam: {{lr: {{low: 0.001, high: 0.01, log: true}}}}
-  batch_size: 64
-"""
 
 
 @pytest.fixture(scope="module")
@@ -62,15 +43,13 @@ def slurm_study(slurm, postgres, workdir, monkeypatch):
 
     def write(trials: int = 4, tasks: int = 2, epochs: int = 2, extra: str = "") -> Path:
         path = workdir / "study.yaml"
-        path.write_text(STUDY.format(name=name, trials=trials, tasks=tasks, epochs=epochs) + extra)
+        launcher = SLURM.format(tasks=tasks)
+        path.write_text(CLUSTER_STUDY.format(name=name, trials=trials, epochs=epochs, launcher=launcher) + extra)
         return path
 
     yield name, write
     subprocess.run(["scancel", "--name", f"automl-{name}"], env=slurm.env, capture_output=True)
-    try:
-        optuna.delete_study(study_name=name, storage=postgres)
-    except KeyError:
-        pass
+    drop_study(name, postgres)
 
 
 def run_automl(workdir: Path, storage: str, *extra: str, **kwargs) -> subprocess.Popen:
@@ -171,7 +150,8 @@ def test_ctrl_c_cancels_the_tasks_and_leaves_no_trial_running(slurm, slurm_study
 
 
 def test_a_study_the_nodes_cannot_share_is_refused_before_anything_is_created(write_study, workdir, cli):
-    path = write_study(STUDY.format(name="local-files", trials=2, tasks=2, epochs=1).replace(", shared: [.]", ""))
+    path = write_study(CLUSTER_STUDY.format(name="local-files", trials=2, epochs=1,
+                                            launcher="slurm: {tasks: 2}"))
     result = cli("run", str(path), "--launcher", "slurm")
     assert result.code == 2
     assert "the Optuna storage" in result.err and "is a local file that the slurm nodes cannot share" in result.err
