@@ -357,6 +357,57 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_storage_proxy(args: argparse.Namespace) -> int:
+    """Serve an RDB storage to workers through Optuna's gRPC proxy, with the study locks beside it."""
+    import socket
+    import threading
+    import time
+    import warnings
+
+    import optuna
+
+    from orchestrator.lock_server import LockServer
+    from orchestrator.storage import RDB_SCHEMES, redact, storage_problem
+
+    url = _storage_option(args)
+    if not url or url.split(":", 1)[0].split("+", 1)[0] not in RDB_SCHEMES:
+        raise CliError("storage-proxy: --storage (or AUTOML_STORAGE) must be a database URL such as "
+                       "postgresql://USER@HOST/DB")
+    problem = storage_problem(url)
+    if problem:
+        raise CliError(f"storage-proxy: {problem}")
+    try:
+        locks = LockServer(args.host, args.port + 1)
+    except OSError as exc:
+        raise CliError(f"storage-proxy: cannot listen on {args.host}:{args.port + 1}: {exc.strerror}") from None
+    locks.start()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    server = threading.Thread(target=optuna.storages.run_grpc_proxy_server, args=(optuna.storages.RDBStorage(url),),
+                              kwargs={"host": args.host, "port": args.port}, daemon=True, name="grpc-proxy")
+    server.start()
+    deadline = time.monotonic() + 30
+    while server.is_alive() and time.monotonic() < deadline:  # say so once it accepts connections
+        try:
+            socket.create_connection((args.host, args.port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    if not server.is_alive() or time.monotonic() >= deadline:
+        locks.shutdown()
+        raise CliError(f"storage-proxy: the gRPC proxy did not start on {args.host}:{args.port}")
+    print(f"serving {redact(url)} as storage: grpc://{args.host}:{args.port} (study locks on port {args.port + 1});"
+          " Ctrl-C stops", flush=True)
+    try:
+        while server.is_alive():
+            server.join(timeout=1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        locks.shutdown()
+    return EXIT_OK
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from orchestrator.review_view import study_views
     from orchestrator.tracking import default_tracking_uri
@@ -448,6 +499,13 @@ def build_parser() -> argparse.ArgumentParser:
     rerun.add_argument("--storage", help="Optuna storage URL (or env AUTOML_STORAGE)")
     plugins_dir(rerun)
     rerun.set_defaults(func=cmd_rerun)
+
+    proxy = sub.add_parser("storage-proxy", help="serve a study database to many workers through Optuna's gRPC "
+                           "proxy (workers then use storage: grpc://HOST:PORT)")
+    proxy.add_argument("--storage", help="the database URL (or env AUTOML_STORAGE)")
+    proxy.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    proxy.add_argument("--port", type=int, default=13000, help="the proxy's port; the study locks use the next")
+    proxy.set_defaults(func=cmd_storage_proxy)
 
     ui = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)

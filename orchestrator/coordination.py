@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from orchestrator.promotion import is_asha, promote
 from orchestrator.records import continued_numbers
-from orchestrator.storage import storage_file
+from orchestrator.storage import grpc_address, storage_file
 
 DONE: Literal["done"] = "done"
 WAIT: Literal["wait"] = "wait"
@@ -38,6 +38,11 @@ def study_lock(storage_url: str, study_name: str) -> Iterator[None]:
                 fcntl.flock(handle, fcntl.LOCK_UN)
     elif storage_url.startswith("postgresql"):
         with _postgres_lock(storage_url, study_name):
+            yield
+    elif (address := grpc_address(storage_url)) is not None:
+        from orchestrator.lock_server import remote_lock
+
+        with remote_lock(address[0], address[1] + 1, f"automl:{study_name}"):
             yield
     else:
         yield
