@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,21 +58,10 @@ def worker(url: str, name: str, budget: int, ready: multiprocessing.Barrier, out
     out.put((latencies[:-1], ends))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_proxy(database: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    while True:  # the lock server takes the next port: both must be free
-        try:
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", port + 1))
-            break
-        except OSError:
-            port = free_port()
+    from orchestrator.lock_server import free_port_pair
+
+    port = free_port_pair()  # the lock server takes the next port
     automl = str(Path(sys.executable).with_name("automl"))
     proxy = subprocess.Popen([automl, "storage-proxy", "--port", str(port)], env={**os.environ,
                              "AUTOML_STORAGE": database}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -376,6 +376,8 @@ def cmd_storage_proxy(args: argparse.Namespace) -> int:
     problem = storage_problem(url)
     if problem:
         raise CliError(f"storage-proxy: {problem}")
+    if importlib.util.find_spec("grpc") is None:
+        raise CliError("storage-proxy: needs gRPC: pip install 'automl-orchestrator[grpc]'")
     try:
         locks = LockServer(args.host, args.port + 1)
     except OSError as exc:

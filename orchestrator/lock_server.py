@@ -69,3 +69,17 @@ def remote_lock(host: str, port: int, name: str) -> Iterator[None]:
         finally:
             with contextlib.suppress(OSError):
                 connection.sendall(b"UNLOCK\n")
+
+
+def free_port_pair(host: str = "127.0.0.1") -> int:
+    """A port that, like the one after it, nothing listens on now: for `automl storage-proxy --port`."""
+    while True:
+        with socket.socket() as first:
+            first.bind((host, 0))
+            port = first.getsockname()[1]
+            try:
+                with socket.socket() as second:
+                    second.bind((host, port + 1))
+                return port
+            except OSError:
+                continue

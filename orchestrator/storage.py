@@ -98,8 +98,11 @@ def open_storage(url: str, heartbeat_seconds: int | None = None,
 
 
 def _proxy_problem(url: str) -> str | None:
+    import importlib.util
     import socket
 
+    if importlib.util.find_spec("grpc") is None:
+        return "a grpc:// storage needs gRPC: pip install 'automl-orchestrator[grpc]'"
     address = grpc_address(url)
     if address is None:
         return f"a gRPC storage proxy URL is grpc://HOST:PORT (got {redact(url)!r})"

@@ -4,8 +4,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh || exit 1
-# tests/test_ray.py starts a Ray head node and runs a study on it: the optional `ray` extra.
-.venv/bin/python -m pip install --quiet -e ".[dev,ray]" || exit 1
+# tests/test_ray.py starts a Ray head node and runs a study on it, tests/test_storage_proxy.py Optuna's gRPC
+# storage proxy: the optional extras `ray` and `grpc`.
+.venv/bin/python -m pip install --quiet -e ".[dev,ray,grpc]" || exit 1
 # tests/test_browser.py drives Debian's headless Chromium; install it when it is missing and we can
 # (root with apt-get), refreshing the package lists only if the first try fails. Without it the
 # test skips locally, and fails under CI (env var CI set).
