@@ -54,7 +54,8 @@ def batch_script(settings: SlurmSettings, name: str, worker: Sequence[str], work
     options += settings.sbatch
     task = "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
     lines = ["#!/bin/bash", *(f"#SBATCH {option}" for option in options), "",
-             f'echo "automl: task {task} on $(hostname), start $((${{SLURM_RESTART_COUNT:-0}} + 1))"',
+             'node="${SLURMD_NODENAME:-$(hostname)}"',
+             f'echo "automl: task {task} on $node, start $((${{SLURM_RESTART_COUNT:-0}} + 1))"',
              "worker=",
              "requeue() {",
              '    echo "automl: SIGUSR1 (time limit near): the worker checkpoints, then the task is requeued"',
@@ -66,7 +67,7 @@ def batch_script(settings: SlurmSettings, name: str, worker: Sequence[str], work
              "trap requeue USR1",
              "trap stop TERM INT",
              f'{shlex.join(worker)} --threads "${{SLURM_CPUS_PER_TASK:-1}}" '
-             f'--worker-id "slurm-{task}.${{SLURM_RESTART_COUNT:-0}}@$(hostname)" &',
+             f'--worker-id "slurm-{task}.${{SLURM_RESTART_COUNT:-0}}@$node" &',
              "worker=$!",
              'wait "$worker"',
              "exit $?", ""]

@@ -169,26 +169,29 @@ def postgres() -> str:
 @pytest.fixture
 def tracking_server(tmp_path_factory):
     """A real MLflow tracking server on 127.0.0.1 (its own SQLite store and artifact folder)."""
-    folder = tmp_path_factory.mktemp("mlflow-server")
+    proc, uri = start_tracking_server(tmp_path_factory.mktemp("mlflow-server"), "127.0.0.1")
+    yield uri
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def start_tracking_server(folder: Path, host: str) -> tuple[subprocess.Popen, str]:
+    """`mlflow server` on host (a free port), its store and artifacts in `folder`, once it answers /health."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port),
                              "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
                              "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
                             cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    uri = f"http://127.0.0.1:{port}"
+    uri = f"http://{host}:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"{uri}/health", timeout=2)
-            break
+            return proc, uri
         except OSError:
             time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the MLflow tracking server did not start")
-    yield uri
-    proc.terminate()
-    proc.wait(timeout=30)
+    proc.kill()
+    pytest.fail("the MLflow tracking server did not start")
 
 
 # A study for a cluster launcher's tests: PostgreSQL heartbeats, a checkpoint at every epoch, `launcher` filled in.

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,7 @@ def require_slurm() -> None:
 
 
 CONF = """ClusterName=automltest
-SlurmctldHost={host}(127.0.0.1)
+SlurmctldHost={host}({controller})
 AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=cred_expire=10
@@ -55,11 +56,11 @@ SchedulerParameters=sched_interval=2
 SlurmctldPort={ctld_port}
 SlurmdPort={slurmd_port}
 StateSaveLocation={root}/state
-SlurmdSpoolDir={root}/spool
+SlurmdSpoolDir={root}/spool-%n
 SlurmctldPidFile={root}/slurmctld.pid
-SlurmdPidFile={root}/slurmd.pid
+SlurmdPidFile={root}/slurmd-%n.pid
 SlurmctldLogFile={root}/slurmctld.log
-SlurmdLogFile={root}/slurmd.log
+SlurmdLogFile={root}/slurmd-%n.log
 ReturnToService=2
 KillWait=10
 JobAcctGatherType=jobacct_gather/none
@@ -67,34 +68,56 @@ AccountingStorageType=accounting_storage/none
 MpiDefault=none
 SlurmUser=root
 SlurmdUser=root
-NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=4000 State=UNKNOWN
+{nodes}
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
+
+
+@dataclass(frozen=True)
+class Node:
+    """A slurmd: its node name, the address the others reach it at, and the network namespace it runs in (None:
+    this machine's own network)."""
+
+    name: str
+    address: str = "127.0.0.1"
+    netns: str | None = None
+    cpus: int = max(2, os.cpu_count() or 2)
 
 
 class SlurmCluster:
     """The running cluster: its configuration file (SLURM_CONF) and daemons."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, nodes: list[Node] | None = None, controller: str = "127.0.0.1") -> None:
         self.root = root
+        self.nodes = nodes or [Node(socket.gethostname())]
+        self.controller = controller
         self.conf = root / "slurm.conf"
         self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
         self.daemons: list[subprocess.Popen] = []
 
     def start(self) -> None:
-        for folder in ("state", "spool"):
+        for folder in ("state", *(f"spool-{n.name}" for n in self.nodes)):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(CONF.format(host=socket.gethostname(), root=self.root, ctld_port=free_port(),
-                                         slurmd_port=free_port(), cpus=max(2, os.cpu_count() or 2)))
+        nodes = "\n".join(f"NodeName={n.name} NodeAddr={n.address} CPUs={n.cpus} RealMemory=4000 State=UNKNOWN"
+                          for n in self.nodes)
+        self.conf.write_text(CONF.format(host=socket.gethostname(), controller=self.controller, root=self.root,
+                                         ctld_port=free_port(), slurmd_port=free_port(), nodes=nodes))
         self._munge()
-        for daemon in ("slurmctld", "slurmd"):
-            self.daemons.append(subprocess.Popen([_find(daemon), "-D", "-f", str(self.conf)], env=self.env,
-                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.daemons.append(subprocess.Popen([_find("slurmctld"), "-D", "-f", str(self.conf)], env=self.env,
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for node in self.nodes:
+            command = [_find("slurmd"), "-D", "-f", str(self.conf), "-N", node.name]
+            if node.netns:  # nsenter, not `ip netns exec`: that remounts /sys, hiding the cgroups slurmd reads
+                command = ["nsenter", f"--net=/var/run/netns/{node.netns}", *command]
+            self.daemons.append(subprocess.Popen(command, env=self.env, stdout=subprocess.DEVNULL,
+                                                 stderr=subprocess.DEVNULL))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            out = subprocess.run(["sinfo", "--noheader", "--format=%t"], env=self.env, capture_output=True,
-                                 text=True)
-            if out.returncode == 0 and out.stdout.strip() in ("idle", "mix", "alloc"):
+            out = subprocess.run(["sinfo", "--noheader", "--Node", "--format=%t"], env=self.env,
+                                 capture_output=True, text=True)
+            states = out.stdout.split()
+            if out.returncode == 0 and len(states) == len(self.nodes) and \
+                    all(state in ("idle", "mix", "alloc") for state in states):
                 return
             time.sleep(0.5)
         raise RuntimeError(f"the test SLURM cluster did not come up: {self.log_tail()}")
@@ -122,8 +145,7 @@ class SlurmCluster:
         return self.run("squeue", "--noheader", "--array", "--format=%i %T").splitlines()
 
     def log_tail(self) -> str:
-        return "\n".join((self.root / f"{d}.log").read_text()[-1500:] for d in ("slurmctld", "slurmd")
-                         if (self.root / f"{d}.log").exists())
+        return "\n".join(log.read_text()[-1500:] for log in sorted(self.root.glob("*.log")))
 
     def stop(self) -> None:
         subprocess.run(["scancel", "--user", "root"], env=self.env, capture_output=True)
