@@ -104,9 +104,9 @@ def _cluster_supervisor(spec: Any, registry: Any, options: Any, storage_url: str
     nodes and the scheduler's commands are here (else exit 2, nothing created)."""
     import shutil
 
-    from orchestrator.cluster_run import ClusterSupervisor, launcher_for
+    from orchestrator.launchers.cluster_run import ClusterSupervisor, launcher_for
     from orchestrator.session import checkpoint_policy
-    from orchestrator.sharing import sharing_problems
+    from orchestrator.launchers.sharing import sharing_problems
 
     policy = checkpoint_policy(spec, storage_url)
     settings = spec.launcher.slurm if launcher == "slurm" else spec.launcher.ray
@@ -126,7 +126,7 @@ def _cluster_supervisor(spec: Any, registry: Any, options: Any, storage_url: str
 def cmd_run(args: argparse.Namespace) -> int:
     from orchestrator.devices import DeviceError
     from orchestrator.session import RunOptions, resolve_storage, resolve_tracking
-    from orchestrator.launch_settings import LaunchError
+    from orchestrator.launchers.settings import LaunchError
     from orchestrator.supervisor import Stopped, Supervisor, WorkersFailedError, plan_for
 
     spec, registry = _load(args.study, args.plugins_dir)

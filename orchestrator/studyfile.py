@@ -15,7 +15,7 @@ import yaml
 
 from orchestrator.components import TASKS
 from orchestrator.errors import StudyFileError
-from orchestrator.launch_settings import LauncherSpec, check_launcher
+from orchestrator.launchers.settings import LauncherSpec, check_launcher
 from orchestrator.params import Choice, Int, OverrideError, Param, Text, is_finite_number
 from orchestrator.plugins import Registered, Registry
 from orchestrator.samplers import PRUNERS, SAMPLERS, check_options

@@ -273,7 +273,7 @@ class Supervisor:
     def _on_signal(self, signum: int, frame: Any) -> None:
         raise Stopped(signum)
 
-    # -- workers (a cluster launcher overrides these: orchestrator/cluster_run.py) -------------------------
+    # -- workers (a cluster launcher overrides these: orchestrator/launchers/cluster_run.py) ---------------
 
     def _start_workers(self) -> None:
         """Start the workers; they import and build their data while the study is set up here."""

@@ -14,7 +14,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Sequence
 
-from orchestrator.launch_settings import LaunchError, RaySettings
+from orchestrator.launchers.settings import LaunchError, RaySettings
 
 MAX_REPLACEMENTS_PER_WORKER = 2  # an actor lost more often than this (per worker slot) is not replaced again
 OUTPUT_LINES = 30  # the end of a worker's output an actor hands back

@@ -219,11 +219,11 @@ class ClusterSupervisor(Supervisor):
 def launcher_for(spec: Any, name: str) -> Launcher:
     """The launcher `name` with the study's settings for it."""
     if name == "slurm":
-        from orchestrator.slurm import SlurmArray
+        from orchestrator.launchers.slurm import SlurmArray
 
         return SlurmArray(spec.launcher.slurm, spec.name, spec.path)
     if name == "ray":
-        from orchestrator.ray_launcher import RayActors
+        from orchestrator.launchers.ray import RayActors
 
         return RayActors(spec.launcher.ray, spec.name)
     raise ValueError(f"no cluster launcher {name!r}")

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from orchestrator.launch_settings import LaunchError, SlurmSettings
+from orchestrator.launchers.settings import LaunchError, SlurmSettings
 
 ACTIVE_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
                  "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "PREEMPTED"}
