@@ -5,10 +5,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from orchestrator import DataBundle, Dataset, Float, Int, Text, hookimpl
+from orchestrator import Choice, DataBundle, Dataset, Float, Int, Text, hookimpl
 
 from .splits import TASK_PARAM, fraction_params, scale_targets, split_train_val, standardise, standardized_bundle, \
     three_way_split
+from .image_folder import build_image_folder, probe_image_folder
 from .user_files import build_csv, build_npz, describe_csv, probe_csv, probe_npz
 
 
@@ -96,6 +97,18 @@ def register_datasets(register):
         },
         build=build_csv, input_kind="vector", tasks=("classification", "regression"), probe=probe_csv,
         describe=describe_csv))
+    register(Dataset(
+        "image_folder", "Your own images: a folder with one sub-folder per class of PNG/JPEG files, resized to "
+                        "size x size, grey or RGB, normalised per channel with the training split's statistics.",
+        params={
+            "path": Text("", help="the folder of class sub-folders (relative to the study file)", is_path=True),
+            "size": Int(4, 512, default=32, help="images are resized to size x size pixels"),
+            "colour": Choice(("grey", "rgb"), default="grey", help="grey: 1 channel; rgb: 3"),
+            "unreadable": Choice(("refuse", "skip"), default="refuse",
+                                 help="an unreadable file: refuse the study (exit 2, named) or leave it out (counted)"),
+            **fraction_params(),
+        },
+        build=build_image_folder, input_kind="image", tasks=("classification",), probe=probe_image_folder))
     register(Dataset(
         "npz", "Your own arrays: an .npz file (numpy.savez) with inputs x (N, features), (N, length, channels) "
                "or (N, channels, height, width) and targets y; x_test/y_test and x_val/y_val are used if present.",

@@ -115,8 +115,15 @@ def _npz_file(folder: Path) -> dict:
     return {"path": str(folder / "arrays.npz"), "task": "regression"}
 
 
+def _image_folder(folder: Path) -> dict:
+    from test_image_folder import write_images
+
+    write_images(folder / "images", per_class=10)
+    return {"path": str(folder / "images"), "size": 8}
+
+
 # Sample files for the built-in data sets that read a user's file (others needing one are skipped).
-USER_FILES = {"csv": _csv_file, "npz": _npz_file}
+USER_FILES = {"csv": _csv_file, "npz": _npz_file, "image_folder": _image_folder}
 
 
 class TestBuiltinDatasets(DatasetConformance):
