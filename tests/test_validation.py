@@ -345,7 +345,7 @@ def test_bad_task(write_study, cli, workdir, changes, expected):
 @pytest.mark.parametrize(("dataset", "typo", "suggestion", "key"), [
     ("mnist_1d", "mnist_1d", "mnist1d", "dataset"),
     ({"name": "digitz"}, "digitz", "digits", "dataset.name"),
-    ({"name": "imagenet1k"}, "imagenet1k", None, "dataset.name"),
+    ({"name": "sentinel2"}, "sentinel2", None, "dataset.name"),
 ], ids=["name", "mapping", "no-suggestion"])
 def test_unknown_dataset(write_study, cli, workdir, registry, dataset, typo, suggestion, key):
     assert_suggests(registry, "dataset", typo, suggestion)
