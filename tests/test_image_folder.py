@@ -4,20 +4,23 @@ normalisation; unreadable files refused (exit 2, named, nothing created) or left
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 
 from conftest import load_optuna, mlflow_runs
 from plugins.image_folder import build_image_folder
+from scripts.make_shapes import write_shapes
 
 STUDY = """
 name: tiny
 dataset: {{name: image_folder, path: images, size: 12, colour: {colour}{extra}}}
 objective: {{metric: val_accuracy, direction: maximize}}
-budget: {{trials: 2, max_epochs: 4}}
+budget: {{trials: 2, max_epochs: 10}}
 pruner: none
 seed: 0
 search:
@@ -31,21 +34,9 @@ search:
 """
 
 
-def write_images(root: Path, per_class: int = 30, size: int = 20) -> None:
-    """Two classes that a CNN tells apart: a filled circle or a filled square, at random places, in colour,
-    on a noisy background (PNG and JPEG)."""
-    rng = np.random.default_rng(0)
-    for shape in ("circle", "square"):
-        (root / shape).mkdir(parents=True)
-        for i in range(per_class):
-            background = (rng.random((size, size, 3)) * 60).astype(np.uint8)
-            image = Image.fromarray(background)
-            draw = ImageDraw.Draw(image)
-            x, y = rng.integers(2, size - 12, size=2)
-            box = (int(x), int(y), int(x) + 9, int(y) + 9)
-            colour = tuple(int(c) for c in rng.integers(150, 255, size=3))
-            (draw.ellipse if shape == "circle" else draw.rectangle)(box, fill=colour)
-            image.save(root / shape / f"{i}.{'png' if i % 2 else 'jpg'}")
+def write_images(root: Path, per_class: int = 30) -> None:
+    """Two classes that a CNN tells apart (scripts/make_shapes.py): circles and squares, PNG and JPEG."""
+    write_shapes(root, per_class=per_class, size=20, shapes=("circle", "square"))
 
 
 @pytest.fixture
@@ -122,3 +113,15 @@ def test_a_folder_not_laid_out_by_class_is_refused_with_exit_2(layout, message, 
     path = write_study(STUDY.format(colour="grey", extra=""))
     result = cli("validate", str(path))
     assert result.code == 2 and message in result.err, result.err
+
+
+
+def test_the_example_study_validates_on_the_images_the_script_writes(workdir, cli):
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copy(repo / "studies" / "shapes.yaml", workdir / "shapes.yaml")
+    done = subprocess.run([sys.executable, str(repo / "scripts" / "make_shapes.py"), str(workdir / "shapes"),
+                           "--per-class", "5"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "wrote 15 images of 24x24" in done.stdout, done.stderr
+    result = cli("validate", str(workdir / "shapes.yaml"))
+    assert result.code == 0, result.err
+    assert "image_folder" in result.out
