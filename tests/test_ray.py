@@ -84,7 +84,9 @@ def test_a_lost_actor_is_replaced_and_its_trial_resumes_from_its_checkpoint(ray_
     name, write = ray_study
     (workdir / "plugins").mkdir()
     shutil.copy(FIXTURES / "pause.py", workdir / "plugins" / "pause.py")
-    write(trials=3, epochs=4)
+    path = write(trials=3, epochs=4)
+    # heartbeats that cannot go stale during the test: only the launcher's own notice of the lost actor recovers
+    path.write_text(path.read_text().replace("heartbeat_seconds: 2", "heartbeat_seconds: 600"))
     monkeypatch.setenv("AUTOML_TEST_PAUSE_EPOCH", "2")
     proc = run_automl(workdir, postgres)
     try:
@@ -102,10 +104,8 @@ def test_a_lost_actor_is_replaced_and_its_trial_resumes_from_its_checkpoint(ray_
     assert proc.returncode == 0, out
     study = optuna.load_study(study_name=name, storage=postgres)
     lost = next(t for t in study.trials if t.state == TrialState.FAIL)
+    assert "was lost with its node" in lost.user_attrs["reason"]
     retry = next(t for t in study.trials if t.user_attrs.get("retry_of") == lost.number)
-    # whichever comes first: the launcher seeing the actor gone, or another worker finding its heartbeat stale
-    why = lost.user_attrs.get("reason") or retry.user_attrs["retry_reason"]
-    assert "was lost with its node" in why or "stopped sending heartbeats" in why, why
     assert retry.state == TrialState.COMPLETE and retry.user_attrs["resumed"]["epoch"] == 2, \
         "the retry resumed from the checkpoint of the lost trial's second epoch"
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 3, "the budget met exactly"

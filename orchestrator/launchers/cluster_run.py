@@ -142,7 +142,6 @@ class ClusterSupervisor(Supervisor):
     def _watch(self, study: optuna.Study, parent: str | None) -> None:
         """Show each trial as it finishes, refresh the summary, until the scheduler has no task left."""
         asked = 0.0
-        active = 1
         while True:
             time.sleep(POLL_SECONDS)
             self.feed.show_new(study)
@@ -153,30 +152,24 @@ class ClusterSupervisor(Supervisor):
                 asked = time.monotonic()
                 active = self.launcher.active()
                 for worker in self.launcher.take_lost():
-                    self._recover_lost(study, parent, worker)
+                    lost = self._fail_running(study, parent, f"worker {worker} was lost with its node", worker)
+                    self.progress.message(f"worker {worker} was lost" + "".join(
+                        f"; trial {n} marked FAIL and retried from its last checkpoint" for n in lost)
+                        + "; a replacement is started")
                 if active == 0:
                     break
         self.feed.show_new(study)
         left = self._orphans(study, parent, "its worker's task ended while the trial ran")
         self.launcher.close()
         timed_out = self.deadline is not None and time.time() >= self.deadline
-        if not count_budget(study, self.trials).done and not timed_out:
+        count = count_budget(study, self.trials)
+        if not count.done and not timed_out:
             logs = ", ".join(str(p) for p in self.launcher.log_files()[:4])
             said = "\n".join(self.launcher.problems()[-3:])
-            raise WorkersFailedError(f"every worker has ended, but the budget is not met "
-                                     f"({count_budget(study, self.trials).finished} of {self.trials} trials finished"
+            raise WorkersFailedError(f"every worker has ended, but the budget is not met ({count.finished} of "
+                                     f"{self.trials} trials finished"
                                      f"{'; ' + str(len(left)) + ' orphaned trial(s) retried' if left else ''})"
                                      + (f"; their output: {logs}" if logs else "") + (f"\n{said}" if said else ""))
-
-    def _recover_lost(self, study: optuna.Study, parent: str | None, worker: str) -> None:
-        """A worker lost with its node: FAIL and retry (from its checkpoint) the trial it was running."""
-        with study_lock(self.storage_url, self.spec.name):
-            numbers = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                       if str((t.user_attrs.get(WORKER_ATTR) or {}).get("id", "")).startswith(f"{worker}@")]
-            recovered = [n for n in numbers if fail_and_retry(study, n, f"worker {worker} was lost with its node",
-                                                              self.tracking_uri, parent)]
-        lost = "".join(f"; trial {n} marked FAIL and retried from its last checkpoint" for n in recovered)
-        self.progress.message(f"worker {worker} was lost{lost}; a replacement is started")
 
     def _stop_all(self, study: optuna.Study | None, parent: str | None) -> list[str]:
         """Cancel the tasks (each worker checkpoints and marks its trial to resume), wait until the scheduler
@@ -204,15 +197,24 @@ class ClusterSupervisor(Supervisor):
     def _orphans(self, study: optuna.Study, parent: str | None, reason: str) -> list[int]:
         """Every task has ended: a trial still RUNNING has no worker. FAIL it and retry it (from its
         checkpoint)."""
-        recovered = []
-        with study_lock(self.storage_url, self.spec.name):
-            for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                worker = (trial.user_attrs.get(WORKER_ATTR) or {}).get("id", "?")
-                if fail_and_retry(study, trial.number, f"worker {worker}: {reason}", self.tracking_uri, parent):
-                    recovered.append(trial.number)
+        recovered = self._fail_running(study, parent, reason)
         for number in recovered:
             self.progress.message(f"trial {number} was left RUNNING when its worker's task ended: marked FAIL and "
                                   "retried from its last checkpoint")
+        return recovered
+
+    def _fail_running(self, study: optuna.Study, parent: str | None, reason: str,
+                      worker: str | None = None) -> list[int]:
+        """FAIL and retry the RUNNING trials (of `worker` only, when given); returns their numbers."""
+        recovered = []
+        with study_lock(self.storage_url, self.spec.name):
+            for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                owner = str((trial.user_attrs.get(WORKER_ATTR) or {}).get("id", "?"))
+                if worker is not None and not owner.startswith(f"{worker}@"):
+                    continue
+                why = reason if worker is not None else f"worker {owner}: {reason}"
+                if fail_and_retry(study, trial.number, why, self.tracking_uri, parent):
+                    recovered.append(trial.number)
         return recovered
 
 
