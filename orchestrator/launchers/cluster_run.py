@@ -229,4 +229,3 @@ def launcher_for(spec: Any, name: str) -> Launcher:
 
         return RayActors(spec.launcher.ray, spec.name)
     raise ValueError(f"no cluster launcher {name!r}")
-
