@@ -10,8 +10,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 _HOMES = {
-    "orchestrator.components": ("Activation", "AdversarialLoss", "Architecture", "BuildContext", "DataBundle",
-                                "Dataset", "Loss", "Optimizer", "Regularizer", "RegularizerEffect", "Schedule"),
+    "orchestrator.components": ("Activation", "AdversarialLoss", "Architecture", "Augmentation", "BuildContext",
+                                "DataBundle", "Dataset", "Loss", "MixedTargets", "Optimizer", "PADDING_TOKEN",
+                                "Regularizer", "RegularizerEffect", "Schedule"),
     "orchestrator.hookspecs": ("hookimpl",),
     "orchestrator.params": ("Choice", "Fixed", "Float", "Int", "Text"),
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import torch
 
@@ -41,3 +41,18 @@ def predict(model: torch.nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch
         outputs = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)])
     model.train(was_training)
     return outputs
+
+
+def predict_batches(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Outputs of `model` (eval mode, no gradients) over streamed `(inputs, targets)` batches, and the targets,
+    each concatenated on `device`."""
+    was_training = model.training
+    model.eval()
+    outputs, targets = [], []
+    with torch.no_grad():
+        for x, y in batches:
+            outputs.append(model(x.to(device, non_blocking=True)))
+            targets.append(y.to(device, non_blocking=True))
+    model.train(was_training)
+    return torch.cat(outputs), torch.cat(targets)

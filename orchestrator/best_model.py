@@ -125,8 +125,8 @@ def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tr
     requirements = [f"torch=={torch.__version__.split('+')[0]}", f"automl-orchestrator=={__version__}"]
     serving = ServingModel(network, data)
     example = raw_example(data)
-    plain = FloatInputs(network).eval()
-    tensors = data.x_val[:5].detach().cpu().numpy()
+    plain = FloatInputs(network, data.input_kind == "tokens").eval()
+    tensors = data.inputs("val", 5).detach().cpu().numpy()
     with torch.no_grad():
         outputs = plain(torch.as_tensor(tensors)).numpy()
     mlflow.set_tracking_uri(tracking_uri)

@@ -11,15 +11,19 @@ if TYPE_CHECKING:  # torch only where a component is built: `automl plugins` and
     import torch
     from torch import nn
 
-Kind = Literal["architecture", "activation", "loss", "optimizer", "schedule", "regularizer", "dataset"]
-KINDS: tuple[Kind, ...] = ("architecture", "activation", "loss", "optimizer", "schedule", "regularizer", "dataset")
+Kind = Literal["architecture", "activation", "loss", "optimizer", "schedule", "regularizer", "augmentation", "dataset"]
+KINDS: tuple[Kind, ...] = ("architecture", "activation", "loss", "optimizer", "schedule", "regularizer", "augmentation",
+                          "dataset")
 
 # Where a normalisation layer sits: (N, F) features, (N, C, L) 1-D conv maps, (N, C, H, W) 2-D
 # conv maps, or (N, L, F) sequences (RNN / Transformer hidden states).
 Layout = Literal["vector", "conv1d", "conv2d", "sequence"]
 
-InputKind = Literal["vector", "sequence", "image"]
-INPUT_KINDS: tuple[InputKind, ...] = ("vector", "sequence", "image")
+# `tokens`: (N, length) int64 token ids, 0 the padding. An architecture that takes sequences gets them embedded
+# (N, length, embedding_dim) unless it declares `tokens` itself (it then builds `ctx.embedding()` where it likes).
+InputKind = Literal["vector", "sequence", "image", "tokens"]
+INPUT_KINDS: tuple[InputKind, ...] = ("vector", "sequence", "image", "tokens")
+PADDING_TOKEN = 0
 
 Task = Literal["classification", "regression", "generative"]
 TASKS: tuple[Task, ...] = ("classification", "regression", "generative")
@@ -34,10 +38,12 @@ def _relu() -> nn.Module:
 
 @dataclass(frozen=True)
 class DataBundle:
-    """A data set split three ways, held as tensors (moved to the training device whole).
+    """A data set split three ways, held as tensors (moved to the training device whole), or streamed: see
+    `from_datasets`.
 
-    Shapes: `vector` (N, features); `sequence` (N, length, channels); `image` (N, C, H, W).
-    Classification targets are class indices (int64); regression targets are (N, outputs) floats.
+    Shapes: `vector` (N, features); `sequence` (N, length, channels); `image` (N, C, H, W); `tokens` (N, length)
+    int64 ids below `vocab_size`. Classification targets are class indices (int64); regression targets are
+    (N, outputs) floats.
     """
 
     x_train: torch.Tensor
@@ -56,15 +62,57 @@ class DataBundle:
     encoder: Any = None
     classes: tuple[Any, ...] | None = None
     target_offset: tuple[float, ...] | None = None
+    vocab_size: int | None = None  # `tokens` inputs: ids run from 0 (padding) to vocab_size - 1
+    loader_workers: int | None = None  # streamed data: DataLoader worker processes (None: chosen for the machine)
+
+    @classmethod
+    def from_datasets(cls, train: Any, val: Any, test: Any, **fields: Any) -> "DataBundle":
+        """Data streamed from map-style `torch.utils.data.Dataset`s whose items are `(x, y)` pairs of one sample,
+        for data larger than memory: training and evaluation read them in mini-batches through a DataLoader, so
+        only the batches in flight are held. `x_*` hold the Datasets, `y_*` are None."""
+        return cls(train, None, val, None, test, None, **fields)
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the splits are Datasets read batch by batch (else tensors held whole)."""
+        return self.y_train is None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        if self.streaming:
+            return tuple(_as_tensor(self.x_train[0][0]).shape)
         return tuple(self.x_train.shape[1:])
 
+    def inputs(self, split: str, rows: int) -> torch.Tensor:
+        """The first `rows` inputs of `split` (train, val or test) as one tensor, streamed or not."""
+        x = getattr(self, f"x_{split}")
+        if not self.streaming:
+            return x[:rows]
+        import torch
+
+        return torch.stack([_as_tensor(x[i][0]) for i in range(min(rows, len(x)))])
+
     def to(self, device: torch.device | str) -> "DataBundle":
+        if self.streaming:
+            return self  # batches move to the device as they are read
         moved = {name: getattr(self, name).to(device) for name in
                  ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
         return replace(self, **moved)
+
+
+def _as_tensor(value: Any) -> torch.Tensor:
+    import torch
+
+    return torch.as_tensor(value)
+
+
+@dataclass(frozen=True)
+class MixedTargets:
+    """Targets mixed by an augmentation (mixup): the loss is `weight * loss(out, a) + (1 - weight) * loss(out, b)`."""
+
+    a: torch.Tensor
+    b: torch.Tensor
+    weight: float
 
 
 @dataclass(frozen=True)
@@ -105,7 +153,8 @@ class BuildContext:
     when `dropout` > 0, and `norm(features, layout)` after hidden layers when `norm` is set
     (`layout` says the tensor's shape there: vector, conv1d, conv2d or sequence).
     An optimizer applies `weight_decay`; a schedule reads `max_epochs` and `steps_per_epoch`.
-    Losses read `task` and `output_size`.
+    Losses read `task` and `output_size`. With `tokens` data, an architecture that declares `tokens` gets
+    `embedding()` (token ids to vectors); one that takes only sequences is handed embedded sequences instead.
     """
 
     input_shape: tuple[int, ...]
@@ -118,6 +167,8 @@ class BuildContext:
     weight_decay: float = 0.0
     max_epochs: int = 1
     steps_per_epoch: int = 1
+    vocab_size: int | None = None
+    embedding: Callable[[], nn.Module] | None = None  # `tokens` data: an nn.Embedding (padding 0) of the searched size
 
 
 @dataclass(frozen=True)
@@ -194,6 +245,21 @@ class Regularizer(_Spec):
     kind = "regularizer"
 
 
+Augment = Callable[["torch.Tensor", "torch.Tensor"], tuple["torch.Tensor", "torch.Tensor | MixedTargets"]]
+
+
+@dataclass(frozen=True)
+class Augmentation(_Spec):
+    """A change to training batches: `build(params, ctx) -> augment(x, y) -> (x, y)`, called on each training
+    mini-batch on the training device (never on validation or test data). It may return `MixedTargets` for `y`
+    (mixup). A study may switch each on or off, like regularizers."""
+
+    build: Callable[[Mapping[str, Any], BuildContext], Augment] = None  # type: ignore[assignment]
+    input_kinds: tuple[InputKind, ...] = INPUT_KINDS
+    tasks: tuple[Task, ...] = ("classification", "regression")
+    kind = "augmentation"
+
+
 @dataclass(frozen=True)
 class Dataset(_Spec):
     """A data set: `build(params, seed) -> DataBundle`. Its params are set in the study file, not searched.
@@ -202,6 +268,7 @@ class Dataset(_Spec):
     `probe(params) -> (task, input_kind)`: it reads just enough to tell, before anything is
     created, and raises ValueError (or OSError) with a readable message when the data is unusable.
     `describe(params, seed) -> lines` says what reading the user's data will do (`automl validate` shows it).
+    Data larger than memory: `build` returns `DataBundle.from_datasets(...)`.
     """
 
     build: Callable[[Mapping[str, Any], int], DataBundle] = None  # type: ignore[assignment]
@@ -212,6 +279,6 @@ class Dataset(_Spec):
     kind = "dataset"
 
 
-ComponentSpec = Architecture | Activation | Loss | Optimizer | Schedule | Regularizer | Dataset
+ComponentSpec = Architecture | Activation | Loss | Optimizer | Schedule | Regularizer | Augmentation | Dataset
 SPEC_TYPES: dict[str, type] = {cls.kind: cls for cls in (Architecture, Activation, Loss, Optimizer, Schedule, Regularizer,
-                                                         Dataset)}
+                                                         Augmentation, Dataset)}

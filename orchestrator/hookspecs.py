@@ -50,6 +50,11 @@ def register_regularizers(register: Register) -> None:
 
 
 @hookspec
+def register_augmentations(register: Register) -> None:
+    """Register training-batch augmentations: call `register(orchestrator.Augmentation(...))` for each."""
+
+
+@hookspec
 def register_datasets(register: Register) -> None:
     """Register data sets: call `register(orchestrator.Dataset(...))` for each."""
 

@@ -10,12 +10,12 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from orchestrator.batches import predict
-from orchestrator.components import BuildContext, DataBundle, RegularizerEffect
+from orchestrator.batches import predict, predict_batches
+from orchestrator.components import Augment, BuildContext, DataBundle, MixedTargets, PADDING_TOKEN, RegularizerEffect
 from orchestrator.epoch_loss import EpochLoss
 from orchestrator.gan import GANModule
 from orchestrator.plugins import Registry
-from orchestrator.space import CHOSEN_KINDS, component_params
+from orchestrator.space import CHOSEN_KINDS, component_params, switched_on
 
 _PLAIN_TYPES = (str, int, float, bool, type(None))
 
@@ -30,10 +30,12 @@ class CandidateModule(pl.LightningModule):
     def __init__(self, network: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                  make_optimizer: Callable[[Any], torch.optim.Optimizer],
                  penalties: Sequence[Callable[[nn.Module], torch.Tensor]] = (),
-                 make_schedule: Callable[[torch.optim.Optimizer], tuple[Any, str]] | None = None) -> None:
+                 make_schedule: Callable[[torch.optim.Optimizer], tuple[Any, str]] | None = None,
+                 augmentations: Sequence[Augment] = ()) -> None:
         super().__init__()
         self.network = network
         self.loss_fn = loss_fn
+        self.augmentations = list(augmentations)
         self.make_optimizer = make_optimizer
         self.make_schedule = make_schedule
         self.penalties = list(penalties)
@@ -54,7 +56,13 @@ class CandidateModule(pl.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
-        loss = self.loss_fn(self.network(x), y)
+        for augment in self.augmentations:
+            x, y = augment(x, y)
+        outputs = self.network(x)
+        if isinstance(y, MixedTargets):
+            loss = y.weight * self.loss_fn(outputs, y.a) + (1.0 - y.weight) * self.loss_fn(outputs, y.b)
+        else:
+            loss = self.loss_fn(outputs, y)
         for penalty in self.penalties:
             loss = loss + penalty(self.network)
         self.epoch_loss.add(loss)
@@ -72,8 +80,11 @@ class CandidateModule(pl.LightningModule):
     def epoch_train_loss(self) -> float:
         return self.epoch_loss.mean()
 
-    def evaluation_pair(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The network's outputs on `x` (eval mode, no gradients) and the targets they are judged against."""
+    def evaluation_pair(self, x: Any, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's outputs on `x` (eval mode, no gradients) and the targets they are judged against; `x`
+        may be a DataLoader of (inputs, targets) batches (streamed data, `y` None)."""
+        if y is None:
+            return predict_batches(self.network, x, self.device)
         return predict(self.network, x), y
 
     def evaluation_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> float | None:
@@ -111,8 +122,7 @@ def combine_effects(effects: Sequence[RegularizerEffect]) -> dict[str, Any]:
 
 def regularizer_effects(config: Mapping[str, Any], registry: Registry) -> dict[str, Any]:
     """The merged effects of the regularizers a configuration switched on."""
-    names = [key.split(".", 1)[1] for key, used in config.items()
-             if key.startswith("regularizer.") and key.count(".") == 1 and used]
+    names = switched_on(config, "regularizer")
     return combine_effects([registry.get("regularizer", name).spec.build(
         component_params(config, f"regularizer.{name}")) for name in names])
 
@@ -127,7 +137,42 @@ def build_context(config: Mapping[str, Any], registry: Registry, data: DataBundl
                        task=data.task, max_epochs=max_epochs, steps_per_epoch=steps_per_epoch)
     ctx = replace(ctx, activation=lambda: activation.build(activation_params), dropout=merged["dropout"],
                   norm=merged["norm"], weight_decay=merged["weight_decay"])
+    if data.input_kind == "tokens":
+        vocab, dim = int(data.vocab_size or 0), int(config.get("embedding_dim", DEFAULT_EMBEDDING_DIM))
+        if vocab < 2:
+            raise ValueError(f"tokens data needs a vocab_size of at least 2 (padding and one token), got {vocab}")
+        ctx = replace(ctx, vocab_size=vocab, embedding=lambda: nn.Embedding(vocab, dim, padding_idx=PADDING_TOKEN))
     return ctx, merged["penalties"]
+
+
+DEFAULT_EMBEDDING_DIM = 64
+
+
+class EmbeddedTokens(nn.Module):
+    """Token ids (N, L) embedded to (N, L, dim), then a network built for sequences."""
+
+    def __init__(self, embedding: nn.Module, network: nn.Module) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.network = network
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.network(self.embedding(tokens.long()))
+
+
+def build_network(architecture: Any, params: Mapping[str, Any], ctx: BuildContext) -> nn.Module:
+    """The architecture's network; with `tokens` data and an architecture for sequences, behind the embedding."""
+    if ctx.input_kind != "tokens" or "tokens" in architecture.input_kinds:
+        return architecture.build(params, ctx)
+    embedding = ctx.embedding()
+    as_sequence = replace(ctx, input_kind="sequence", input_shape=(*ctx.input_shape, embedding.embedding_dim))
+    return EmbeddedTokens(embedding, architecture.build(params, as_sequence))
+
+
+def augmentations(config: Mapping[str, Any], registry: Registry, ctx: BuildContext) -> list[Augment]:
+    """The training-batch augmentations a configuration switched on, built."""
+    return [registry.get("augmentation", name).spec.build(component_params(config, f"augmentation.{name}"), ctx)
+            for name in switched_on(config, "augmentation")]
 
 
 def assemble(config: Mapping[str, Any], registry: Registry, data: DataBundle, max_epochs: int = 1,
@@ -137,7 +182,7 @@ def assemble(config: Mapping[str, Any], registry: Registry, data: DataBundle, ma
     ctx, penalties = build_context(config, registry, data, effects, max_epochs, steps_per_epoch)
     chosen = {kind: registry.get(kind, config[kind]).spec for kind in CHOSEN_KINDS}
     params = {kind: component_params(config, f"{kind}.{config[kind]}") for kind in CHOSEN_KINDS}
-    network = chosen["architecture"].build(params["architecture"], ctx)
+    network = build_network(chosen["architecture"], params["architecture"], ctx)
     loss_fn = chosen["loss"].build(params["loss"], ctx)
     optimizer = chosen["optimizer"]
 
@@ -151,4 +196,5 @@ def assemble(config: Mapping[str, Any], registry: Registry, data: DataBundle, ma
 
     if data.task == "generative":
         return GANModule(network, loss_fn, make_optimizer, penalties, grad_clip=effects["grad_clip"], eval_seed=seed)
-    return CandidateModule(network, loss_fn, make_optimizer, penalties, make_schedule)
+    return CandidateModule(network, loss_fn, make_optimizer, penalties, make_schedule,
+                           augmentations(config, registry, ctx))

@@ -30,6 +30,7 @@ REGISTER_HOOKS = {
     "optimizer": "register_optimizers",
     "schedule": "register_schedules",
     "regularizer": "register_regularizers",
+    "augmentation": "register_augmentations",
     "dataset": "register_datasets",
 }
 

@@ -18,14 +18,16 @@ from orchestrator.components import DataBundle
 
 
 class FloatInputs(nn.Module):
-    """The trained network behind a cast: inputs of any floating or integer dtype become float32 first."""
+    """The trained network behind a cast: inputs of any floating or integer dtype become float32 first (token
+    ids of `tokens` data: int64)."""
 
-    def __init__(self, network: nn.Module) -> None:
+    def __init__(self, network: nn.Module, tokens: bool = False) -> None:
         super().__init__()
         self.network = network
+        self.tokens = tokens
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(torch.as_tensor(x).to(torch.float32))
+        return self.network(torch.as_tensor(x).to(torch.int64 if getattr(self, "tokens", False) else torch.float32))
 
 
 class ServingModel(PythonModel):
@@ -36,7 +38,7 @@ class ServingModel(PythonModel):
     _skip_type_hint_validation = True
 
     def __init__(self, network: nn.Module, data: DataBundle) -> None:
-        self.network = FloatInputs(network.cpu().eval()).eval()
+        self.network = FloatInputs(network.cpu().eval(), data.input_kind == "tokens").eval()
         self.encoder = data.encoder
         self.task = data.task
         self.classes = list(data.classes) if data.classes is not None else None
@@ -52,7 +54,7 @@ class ServingModel(PythonModel):
             frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
             return self.encoder.transform(frame)
         array = np.asarray(model_input.to_numpy() if hasattr(model_input, "to_numpy") else model_input,
-                           dtype=np.float32)
+                           dtype=np.int64 if self.network.tokens else np.float32)
         size = int(np.prod(self.input_shape))
         if array.ndim == 0 or array.size % size:
             raise ValueError(f"inputs of shape {array.shape} do not split into samples of shape {self.input_shape} "
@@ -77,4 +79,4 @@ def raw_example(data: DataBundle, rows: int = 5) -> Any:
         frame = data.encoder.example.head(rows)
         # integer columns declared as doubles: a row with a missing value (NaN) must pass the schema too
         return frame.astype({c: "float64" for c in frame.columns if frame[c].dtype.kind in "iu"})
-    return data.x_val[:rows].detach().cpu().numpy()
+    return data.inputs("val", rows).detach().cpu().numpy()

@@ -183,6 +183,9 @@ def load_data(spec: StudySpec) -> "DataBundle":
         data = dataset.build(dict(spec.dataset_params), spec.seed)  # type: ignore[union-attr]
     except (ValueError, OSError, KeyError) as exc:
         raise DatasetError(f"{spec.path}: dataset {dataset.name!r}: {type(exc).__name__}: {exc}") from exc
+    if data.streaming and data.task == "generative":
+        raise DatasetError(f"{spec.path}: dataset {dataset.name!r} is streamed; the generative task needs its data "
+                           "as tensors (DataBundle with x_train ...)")
     return data.to(training_device())
 
 

@@ -20,25 +20,36 @@ class ComponentOptions:
 
 @dataclass(frozen=True)
 class RegularizerOption:
-    """One regularizer the study may use: searched on/off (`optional`) or always on."""
+    """One regularizer (or augmentation: `kind`) the study may use: searched on/off (`optional`) or always on."""
 
     name: str
     params: Mapping[str, Param]
     optional: bool = True
+    kind: str = "regularizer"
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}.{self.name}"
 
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """Component kinds to choose from, regularizers to switch, and shared hyperparameters.
+    """Component kinds to choose from, regularizers and augmentations to switch, and shared hyperparameters.
 
     `sample(trial)` returns a flat configuration: `architecture: mlp`,
     `architecture.mlp.width: 128`, `regularizer.dropout: True`, `regularizer.dropout.p: 0.2`,
-    `batch_size: 100`. Only the chosen component's params are suggested (conditional space).
+    `augmentation.flip: False`, `batch_size: 100`. Only the chosen component's params are suggested
+    (conditional space).
     """
 
     components: Mapping[str, ComponentOptions]
     regularizers: tuple[RegularizerOption, ...] = ()
     shared: Mapping[str, Param] = field(default_factory=dict)
+    augmentations: tuple[RegularizerOption, ...] = ()
+
+    @property
+    def switches(self) -> tuple[RegularizerOption, ...]:
+        return (*self.regularizers, *self.augmentations)
 
     def sample(self, trial: Suggester) -> dict[str, Any]:
         config: dict[str, Any] = {}
@@ -48,8 +59,8 @@ class SearchSpace:
             name = Choice(tuple(names)).suggest(trial, kind) if len(names) > 1 else names[0]
             config[kind] = name
             _suggest_all(trial, f"{kind}.{name}", options[name], config)
-        for reg in self.regularizers:
-            key = f"regularizer.{reg.name}"
+        for reg in self.switches:
+            key = reg.key
             used = Choice((True, False)).suggest(trial, key) if reg.optional else True
             config[key] = used
             if used:
@@ -66,10 +77,10 @@ class SearchSpace:
                 found[kind] = Choice(tuple(options))
             for name, params in options.items():
                 found.update({f"{kind}.{name}.{p}": v for p, v in params.items()})
-        for reg in self.regularizers:
+        for reg in self.switches:
             if reg.optional:
-                found[f"regularizer.{reg.name}"] = Choice((True, False))
-            found.update({f"regularizer.{reg.name}.{p}": v for p, v in reg.params.items()})
+                found[reg.key] = Choice((True, False))
+            found.update({f"{reg.key}.{p}": v for p, v in reg.params.items()})
         found.update(self.shared)
         return {key: param for key, param in found.items() if not isinstance(param, Fixed)}
 
@@ -84,6 +95,9 @@ class SearchSpace:
                       for name, params in self.components[kind].options.items()} for kind in CHOSEN_KINDS},
             "regularizers": {reg.name: {"optional": reg.optional, **{p: v.to_json() for p, v in reg.params.items()}}
                              for reg in self.regularizers},
+            # only when used: the fingerprints of studies from before augmentations stay as they were
+            **({"augmentations": {reg.name: {"optional": reg.optional, **{p: v.to_json() for p, v in reg.params.items()}}
+                                  for reg in self.augmentations}} if self.augmentations else {}),
             **{name: param.to_json() for name, param in self.shared.items()},
         }
 
@@ -96,12 +110,13 @@ class SearchSpace:
             for name, params in options.items():
                 for pname, param in params.items():
                     lines.append(f"    {kind}.{name}.{pname}: {param.describe()}")
-        if self.regularizers:
-            lines.append("regularizers:")
-            for reg in self.regularizers:
-                lines.append(f"  regularizer.{reg.name}: {'on or off' if reg.optional else 'always on'}")
+        for title, switches in (("regularizers", self.regularizers), ("augmentations", self.augmentations)):
+            if switches:
+                lines.append(f"{title}:")
+            for reg in switches:
+                lines.append(f"  {reg.key}: {'on or off' if reg.optional else 'always on'}")
                 for pname, param in reg.params.items():
-                    lines.append(f"    regularizer.{reg.name}.{pname}: {param.describe()}")
+                    lines.append(f"    {reg.key}.{pname}: {param.describe()}")
         for name, param in self.shared.items():
             lines.append(f"{name}: {param.describe()}")
         return lines
@@ -128,6 +143,13 @@ def _suggest_all(trial: Suggester, prefix: str, params: Mapping[str, Param], con
     for pname, param in params.items():
         key = f"{prefix}.{pname}" if prefix else pname
         config[key] = param.value if isinstance(param, Fixed) else param.suggest(trial, key)
+
+
+def switched_on(config: Mapping[str, Any], kind: str) -> list[str]:
+    """The names of the regularizers (or augmentations) a configuration switched on, in order."""
+    start = kind + "."
+    return [key[len(start):] for key, used in config.items()
+            if key.startswith(start) and "." not in key[len(start):] and used is True]
 
 
 def component_params(config: Mapping[str, Any], prefix: str) -> dict[str, Any]:

@@ -30,13 +30,17 @@ CHECKPOINT_KEYS = {"dir", "every_epochs", "min_seconds", "keep"}
 CONSTRAINT_KEYS = {"max_params": "params", "max_latency_ms": "latency_ms"}  # bound -> model metric
 BUDGET_KEYS = {"trials", "timeout", "max_epochs"}
 OBJECTIVE_KEYS = {"metric", "direction"}
-SEARCH_KEYS = set(CHOSEN_KINDS) | {"regularizers", "batch_size"}
+SEARCH_KEYS = set(CHOSEN_KINDS) | {"regularizers", "augmentations", "batch_size", "embedding_dim"}
 SHARED_PARAMS: dict[str, Param] = {  # what a study may narrow them to
     "batch_size": Int(1, 8192, default=100, log=True, help="mini-batch size"),
+}
+INPUT_KIND_PARAMS: dict[str, dict[str, Param]] = {  # shared parameters that only data of one input kind has
+    "tokens": {"embedding_dim": Int(2, 1024, default=64, log=True, help="features per token")},
 }
 # What a study that leaves a shared parameter out searches: the values a practitioner would try.
 SHARED_DEFAULT_SEARCH: dict[str, Param] = {
     "batch_size": Choice((32, 64, 128, 256), default=128, help="mini-batch size"),
+    "embedding_dim": Choice((16, 32, 64, 128), default=64, help="features per token"),
 }
 DEFAULT_SAMPLER, DEFAULT_PRUNER = "tpe", "asha"  # 3.0x random search: bench/baselines/search-542f6dd.txt
 # Kinds that a study leaving them out does not search over (`all` still does).
@@ -485,14 +489,18 @@ def _check_search(check: _Checker, raw: Any, registry: Registry, input_kind: str
         options = _check_component_kind(check, kind, search.get(kind), registry, input_kind, task, removed)
         if options is not None:
             components[kind] = ComponentOptions(kind, options)
-    regularizers = _check_regularizers(check, search.get("regularizers"), registry, task)
+    regularizers = _check_switches(check, "regularizer", search.get("regularizers"), registry, "", task)
+    augmentations = _check_switches(check, "augmentation", search.get("augmentations"), registry, input_kind, task)
     shared = {}
-    for pname, declared in SHARED_PARAMS.items():
+    for kind, params in INPUT_KIND_PARAMS.items():
+        for pname in set(params) & set(search) if kind != input_kind else ():
+            check.add(f"search.{pname}", search[pname], f"only {kind} inputs have it; this data set gives {input_kind}")
+    for pname, declared in {**SHARED_PARAMS, **INPUT_KIND_PARAMS.get(input_kind, {})}.items():
         shared[pname] = (_narrow(check, f"search.{pname}", declared, search[pname]) if pname in search
                          else SHARED_DEFAULT_SEARCH.get(pname, declared))
     if len(components) < len(CHOSEN_KINDS):
         return None, removed
-    return SearchSpace(components, tuple(regularizers), shared), removed
+    return SearchSpace(components, tuple(regularizers), shared, tuple(augmentations)), removed
 
 
 def incompatibility(kind: str, entry: Registered, input_kind: str, task: str) -> str | None:
@@ -502,7 +510,9 @@ def incompatibility(kind: str, entry: Registered, input_kind: str, task: str) ->
     if tasks is not None and task not in tasks:
         return f"{kind} {spec.name!r} is for {'/'.join(tasks)}, this study's task is {task}"
     kinds = getattr(spec, "input_kinds", None)
-    if kinds is not None and input_kind not in kinds:
+    if kind == "architecture" and input_kind == "tokens" and kinds is not None and "sequence" in kinds:
+        return None  # tokens reach it embedded, as sequences
+    if kinds is not None and input_kind and input_kind not in kinds:
         return f"{kind} {spec.name!r} takes {'/'.join(kinds)} inputs, this data set gives {input_kind}"
     return None
 
@@ -560,28 +570,30 @@ def _check_component_kind(check: _Checker, kind: str, raw: Any, registry: Regist
     return options if options else None
 
 
-def _check_regularizers(check: _Checker, raw: Any, registry: Registry, task: str) -> list[RegularizerOption]:
-    where = "search.regularizers"
+def _check_switches(check: _Checker, kind: str, raw: Any, registry: Registry, input_kind: str,
+                    task: str) -> list[RegularizerOption]:
+    """`search.regularizers` or `search.augmentations`: components each switched on/off (or always on)."""
+    where = f"search.{kind}s"
     if raw is None:
         return []
-    registered = registry.names("regularizer")
-    if raw == "all":  # every compatible regularizer, each searched on/off
+    registered = registry.names(kind)
+    if raw == "all":  # every compatible one, each searched on/off
         named: dict[str, Any] = {name: None for name in registered
-                                 if not incompatibility("regularizer", registry.get("regularizer", name), "", task)}
+                                 if not incompatibility(kind, registry.get(kind, name), input_kind, task)}
     elif isinstance(raw, list):
         named = {str(item): None for item in raw}
     elif isinstance(raw, dict):
         named = raw
     else:
-        check.add(where, raw, "must be `all`, a list of regularizer names or a mapping of names to parameter ranges")
+        check.add(where, raw, f"must be `all`, a list of {kind} names or a mapping of names to parameter ranges")
         return []
     result = []
     for name, overrides in named.items():
         key = f"{where}.{name}"
-        if name not in registry.components["regularizer"]:
-            check.add(key, name, _unregistered("regularizer", name, registry))
+        if name not in registry.components[kind]:
+            check.add(key, name, _unregistered(kind, name, registry))
             continue
-        reason = incompatibility("regularizer", registry.get("regularizer", name), "", task)
+        reason = incompatibility(kind, registry.get(kind, name), input_kind, task)
         if reason:
             check.add(key, name, f"incompatible: {reason}")
             continue
@@ -591,8 +603,8 @@ def _check_regularizers(check: _Checker, raw: Any, registry: Registry, task: str
             optional = overrides.pop("optional")
             if not isinstance(optional, bool):
                 check.add(f"{key}.optional", optional, "must be true (searched on/off) or false (always on)")
-        params = _narrow_params(check, key, registry.get("regularizer", name).spec.params, overrides)
-        result.append(RegularizerOption(name, params, optional is not False))
+        params = _narrow_params(check, key, registry.get(kind, name).spec.params, overrides)
+        result.append(RegularizerOption(name, params, optional is not False, kind))
     return result
 
 

@@ -16,17 +16,27 @@ from pytorch_lightning.profilers import Profiler
 from orchestrator.batches import IndexBatches
 from orchestrator.checkpoints import Checkpointing, EpochCheckpoint, StopOnRequest, TrainingParts, start_at_epoch
 from orchestrator.components import DataBundle
+from orchestrator.devices import training_device
 from orchestrator.model import assemble, regularizer_effects
 from orchestrator.plugins import Registry
 from orchestrator.pruning import OptunaPruning
+from orchestrator.streaming import StreamBatches, evaluation_batches
 from orchestrator.tasks import TASK_METRICS
 
 EpochListener = Callable[[int, dict[str, float]], None]
 
 
-def split_metrics(module: Any, data: DataBundle, split: str) -> dict[str, float]:
-    """Loss (where the task has one) and task metrics of the current model on `val` or `test`."""
-    x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+def split_source(data: DataBundle, split: str, device: str) -> tuple[Any, Any]:
+    """What evaluation reads for `split`: its (inputs, targets) tensors, or (a DataLoader, None) when streamed."""
+    if data.streaming:
+        return evaluation_batches(data, split, device), None
+    return getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+
+
+def split_metrics(module: Any, data: DataBundle, split: str, source: tuple[Any, Any] | None = None) -> dict[str, float]:
+    """Loss (where the task has one) and task metrics of the current model on `val` or `test` (read from
+    `source`, default `split_source`)."""
+    x, y = source or split_source(data, split, str(module.device.type))
     outputs, targets = module.evaluation_pair(x, y)
     loss = module.evaluation_loss(outputs, targets)
     metrics = {f"{split}_loss": loss} if loss is not None else {}
@@ -42,14 +52,15 @@ class EpochEvaluator(pl.Callback):
     Stops training when the training loss is no longer finite (divergence).
     """
 
-    def __init__(self, data: DataBundle, listeners: Sequence[EpochListener] = ()) -> None:
+    def __init__(self, data: DataBundle, listeners: Sequence[EpochListener] = (), device: str = "cpu") -> None:
         self.data = data
+        self.val_source = split_source(data, "val", device)
         self.listeners = list(listeners)
         self.history: list[dict[str, float]] = []
         self.diverged_at: int | None = None
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        metrics = {"train_loss": pl_module.epoch_train_loss(), **split_metrics(pl_module, self.data, "val")}
+        metrics = {"train_loss": pl_module.epoch_train_loss(), **split_metrics(pl_module, self.data, "val", self.val_source)}
         trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
         self.history.append(metrics)
         if not math.isfinite(metrics["train_loss"]):
@@ -139,11 +150,17 @@ def train(config: Mapping[str, Any], registry: Registry, data: DataBundle, *, ma
     request (preemption) raises TrialInterrupted.
     """
     torch.manual_seed(seed)
-    batches = IndexBatches(data.x_train, data.y_train, int(config.get("batch_size", 100)), seed)
+    batch_size = int(config.get("batch_size", 100))
+    if data.streaming:
+        device = training_device()
+        batches: Any = StreamBatches(data, batch_size, seed, device)
+    else:
+        device = data.x_train.device.type
+        batches = IndexBatches(data.x_train, data.y_train, batch_size, seed)
     effects = regularizer_effects(config, registry)
     module = assemble(config, registry, data, max_epochs=max_epochs, steps_per_epoch=len(batches), seed=seed,
                       effects=effects)
-    evaluator = EpochEvaluator(data, listeners)
+    evaluator = EpochEvaluator(data, listeners, device)
     pruning = OptunaPruning(trial, monitor) if trial is not None else None
     own: list[pl.Callback] = [evaluator, *([pruning] if pruning else [])]
     keep_best = early_stopping = None
@@ -167,7 +184,7 @@ def train(config: Mapping[str, Any], registry: Registry, data: DataBundle, *, ma
     saver = EpochCheckpoint(checkpointing, parts, config, replay) if checkpointing else None
     own += [StopOnRequest(saver), *([saver] if saver else [])]
     trainer = pl.Trainer(
-        max_epochs=max_epochs, accelerator="gpu" if data.x_train.is_cuda else "cpu", devices=1,
+        max_epochs=max_epochs, accelerator="gpu" if device == "cuda" else "cpu", devices=1,
         logger=False, enable_checkpointing=saver is not None, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=1_000_000, profiler=NoProfiler(),
         # A manually optimized module (the GAN) clips its own gradients.

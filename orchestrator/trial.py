@@ -230,7 +230,7 @@ class TrialRunner:
                 if name == "params":
                     measured.append(float(parameter_count(module.network)))
                 elif name == "latency_ms":
-                    measured.append(latency_ms(module.network, data.x_val))
+                    measured.append(latency_ms(module.network, data.inputs("val", 1).to(module.device)))
                 elif name in trainer.callback_metrics:
                     measured.append(float(trainer.callback_metrics[name]))
                 else:
@@ -290,7 +290,7 @@ class TrialRunner:
         measured = {"params": float(parameter_count(network))}
         wanted = {m for m, _ in self.spec.objectives} | set(self.spec.constraints)
         if "latency_ms" in wanted and data.task != "generative":
-            measured["latency_ms"] = latency_ms(network, data.x_val)
+            measured["latency_ms"] = latency_ms(network, data.inputs("val", 1).to(result.model.device))  # type: ignore[union-attr]
         return measured
 
     # -- recording it ------------------------------------------------------------------------------------
