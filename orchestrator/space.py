@@ -96,7 +96,8 @@ class SearchSpace:
             "regularizers": {reg.name: {"optional": reg.optional, **{p: v.to_json() for p, v in reg.params.items()}}
                              for reg in self.regularizers},
             # only when used: the fingerprints of studies from before augmentations stay as they were
-            **({"augmentations": {reg.name: {"optional": reg.optional, **{p: v.to_json() for p, v in reg.params.items()}}
+            **({"augmentations": {reg.name: {"optional": reg.optional,
+                                             **{p: v.to_json() for p, v in reg.params.items()}}
                                   for reg in self.augmentations}} if self.augmentations else {}),
             **{name: param.to_json() for name, param in self.shared.items()},
         }

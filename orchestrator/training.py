@@ -60,7 +60,8 @@ class EpochEvaluator(pl.Callback):
         self.diverged_at: int | None = None
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        metrics = {"train_loss": pl_module.epoch_train_loss(), **split_metrics(pl_module, self.data, "val", self.val_source)}
+        metrics = {"train_loss": pl_module.epoch_train_loss(),
+                   **split_metrics(pl_module, self.data, "val", self.val_source)}
         trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
         self.history.append(metrics)
         if not math.isfinite(metrics["train_loss"]):

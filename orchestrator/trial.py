@@ -290,7 +290,8 @@ class TrialRunner:
         measured = {"params": float(parameter_count(network))}
         wanted = {m for m, _ in self.spec.objectives} | set(self.spec.constraints)
         if "latency_ms" in wanted and data.task != "generative":
-            measured["latency_ms"] = latency_ms(network, data.inputs("val", 1).to(result.model.device))  # type: ignore[union-attr]
+            device = result.model.device  # type: ignore[union-attr]
+            measured["latency_ms"] = latency_ms(network, data.inputs("val", 1).to(device))
         return measured
 
     # -- recording it ------------------------------------------------------------------------------------

@@ -128,7 +128,8 @@ def infer_task(values, requested: str, what: str) -> str:
     if requested == "classification":
         labels = np.unique(values if numeric else values.astype(str))
         if len(labels) < 2:
-            raise ValueError(f"{what} has a single value ({labels[0]!r}): classification needs two classes or more")
+            raise ValueError(f"{what} has a single value ({labels[0].item()!r}): classification needs two classes "
+                             "or more")
     return requested
 
 

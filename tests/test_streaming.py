@@ -104,8 +104,8 @@ def test_loader_workers_follow_the_bundle_or_the_thread_share(tmp_path):
 def test_a_streamed_study_pauses_resumes_and_is_tracked(workdir, write_study, cli):
     """asha pauses trials at rungs and resumes the promoted ones from their checkpoints: over streamed data too."""
     write_npy(workdir, rows=600, features=16)
-    write_study(STUDY.format(extra="", trials=6, epochs=6, settings="", width="[16, 48]", lr="{low: 0.0005, high: 0.05}",
-                             batch=32))
+    write_study(STUDY.format(extra="", trials=6, epochs=6, settings="", width="[16, 48]",
+                             lr="{low: 0.0005, high: 0.05}", batch=32))
     result = cli("run", "study.yaml")
     assert result.code == 0, result.err
     study = load_optuna(workdir)

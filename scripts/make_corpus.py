@@ -1,0 +1,114 @@
+"""Write a small labelled text corpus for `dataset: text`: short film reviews whose sentiment depends on WORD ORDER.
+
+    .venv/bin/python scripts/make_corpus.py studies/text/corpus.csv [--rows 4000] [--seed 0]
+
+Most reviews name a good and a bad quality and negate one of them ("the plot was not clever, and the acting was
+dull"); the label is the sentiment that remains (here `negative`). Which adjective a negation belongs to is a matter
+of order, so a bag of words (which sees the same words either way) cannot tell: that is the known weakness of
+bag-of-words models, and the reason this corpus exists. The mix (deterministic for a seed):
+
+- 50% contrast: one positive and one negative adjective, one of them negated (bag of words: chance);
+- 25% single: one adjective, negated or not (a linear bag of words: at best about 75%, an XOR of two words);
+- 25% agreeing: two adjectives of the same polarity, none negated (bag of words: easy).
+
+The words vary: openers, nouns, intensifiers ("very", "remotely"), several negations ("not", "never", "hardly",
+"far from", "in no way"), connectors and endings. The labels are exact (no noise): a model that reads the order can
+reach 100%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+
+POSITIVE = ("good", "great", "brilliant", "clever", "moving", "charming", "gripping", "funny", "beautiful", "superb",
+            "delightful", "tense", "original", "witty", "memorable", "elegant", "powerful", "fresh", "warm", "sharp")
+NEGATIVE = ("bad", "dull", "boring", "awful", "clumsy", "silly", "flat", "tedious", "weak", "lazy", "messy", "bland",
+            "predictable", "painful", "forgettable", "shallow", "slow", "cheap", "stiff", "confused")
+NOUNS = ("plot", "acting", "script", "music", "soundtrack", "ending", "camera work", "dialogue", "cast", "story",
+         "pacing", "editing", "direction", "lead", "humour", "score", "set design", "first half", "finale", "casting")
+OPENERS = ("", "honestly,", "overall", "in short,", "to be fair", "I thought", "frankly,", "all in all", "for me",
+           "as far as I am concerned,", "well,")
+COPULAS = ("was", "is", "felt", "seemed", "looked", "came across as")
+NEGATIONS = ("not", "never", "hardly", "far from", "not at all", "in no way")
+INTENSIFIERS = ("", "", "", "very", "really", "truly", "quite", "particularly")
+NEGATED_INTENSIFIERS = INTENSIFIERS + ("that", "remotely", "even")  # "not remotely funny", never "remotely funny"
+CONNECTORS = (", but", ", and", "; however,", ", while", ", although", ". Yet", ", whereas", ". On the other hand,")
+AGREEING = (", and", "; also,", ". Besides,", ", and what is more,", ", and")
+ENDINGS = (".", "!", ".", ".", " overall.", " in my opinion.", ", to be honest.", "...")
+LABELS = ("negative", "positive")
+
+
+def _pick(rng: np.random.Generator, words: tuple[str, ...]) -> str:
+    return words[int(rng.integers(len(words)))]
+
+
+def _clause(rng: np.random.Generator, noun: str, adjective: str, negated: bool) -> str:
+    """`the NOUN COPULA [NEGATION] [INTENSIFIER] ADJECTIVE`."""
+    words = ["the", noun, _pick(rng, COPULAS)]
+    if negated:
+        words.append(_pick(rng, NEGATIONS))
+    words += [_pick(rng, NEGATED_INTENSIFIERS if negated else INTENSIFIERS), adjective]
+    return " ".join(w for w in words if w)
+
+
+def review(rng: np.random.Generator) -> tuple[str, str, str]:
+    """One review, its label (`positive` or `negative`) and its kind (`contrast`, `single`, `agreeing`)."""
+    draw = rng.random()
+    nouns = rng.choice(len(NOUNS), size=2, replace=False)
+    first, second = NOUNS[nouns[0]], NOUNS[nouns[1]]
+    if draw < 0.5:  # contrast: a good and a bad quality, one negated; the other decides
+        good, bad = _pick(rng, POSITIVE), _pick(rng, NEGATIVE)
+        negate_good = bool(rng.random() < 0.5)
+        clauses = [(good, negate_good), (bad, not negate_good)]
+        if rng.random() < 0.5:
+            clauses.reverse()
+        body = (_clause(rng, first, *clauses[0]) + _pick(rng, CONNECTORS) + " "
+                + _clause(rng, second, *clauses[1]))
+        label, kind = LABELS[0] if negate_good else LABELS[1], "contrast"
+    elif draw < 0.75:  # single: one adjective, negated or not
+        positive, negated = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
+        body = _clause(rng, first, _pick(rng, POSITIVE if positive else NEGATIVE), negated)
+        label, kind = LABELS[int(positive != negated)], "single"
+    else:  # agreeing: two adjectives of one polarity
+        positive = bool(rng.random() < 0.5)
+        words = POSITIVE if positive else NEGATIVE
+        body = (_clause(rng, first, _pick(rng, words), False) + _pick(rng, AGREEING) + " "
+                + _clause(rng, second, _pick(rng, words), False))
+        label, kind = LABELS[int(positive)], "agreeing"
+    opener = _pick(rng, OPENERS)
+    text = (f"{opener} {body}" if opener else body) + _pick(rng, ENDINGS)
+    return text[0].upper() + text[1:], label, kind
+
+
+def write_corpus(path: Path, rows: int = 4000, seed: int = 0) -> dict[str, int]:
+    """Write `rows` reviews to the CSV file `path` (columns `text`, `label`, and `kind`, which the data set ignores:
+    benchmarks break accuracy down by it); return the count of each label."""
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    counts = dict.fromkeys(LABELS, 0)
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["text", "label", "kind"])
+        for _ in range(rows):
+            text, label, kind = review(rng)
+            writer.writerow([text, label, kind])
+            counts[label] += 1
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("path", type=Path, help="the CSV file to write")
+    parser.add_argument("--rows", type=int, default=4000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    counts = write_corpus(args.path, args.rows, args.seed)
+    print(f"wrote {args.rows} reviews to {args.path}: " + ", ".join(f"{n} {label}" for label, n in counts.items()))
+
+
+if __name__ == "__main__":
+    main()
