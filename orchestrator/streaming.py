@@ -3,6 +3,7 @@ memory is never held whole. The in-memory path (orchestrator.batches) stays the 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any, Iterator
 
 import torch
@@ -40,15 +41,16 @@ class SeededBatchSampler(Sampler[list[int]]):
 
 
 def loader_workers(data: DataBundle) -> int:
-    """The data set's own choice, else one less than this worker's thread share (the training needs one),
-    at most MAX_LOADER_WORKERS: 1 on a 2-core machine with one trial at a time, 0 with two."""
+    """The data set's own choice, else one less than this worker's thread share (the training keeps at least
+    one; the loader processes' threads are taken from it while training: `StreamBatches.cpu_share`), at most
+    MAX_LOADER_WORKERS: 1 on a 2-core machine with one trial at a time, 0 with two."""
     if data.loader_workers is not None:
         return max(0, int(data.loader_workers))
     return max(0, min(MAX_LOADER_WORKERS, torch.get_num_threads() - 1))
 
 
 def _loader(dataset: Any, data: DataBundle, device: str, workers: int, **kwargs: Any) -> DataLoader:
-    return DataLoader(dataset, num_workers=workers, pin_memory=device == "cuda", persistent_workers=workers > 0,
+    return DataLoader(dataset, num_workers=workers, pin_memory=device == "cuda",
                       **kwargs)
 
 
@@ -59,6 +61,18 @@ class StreamBatches:
         self.sampler = SeededBatchSampler(len(data.x_train), batch_size, seed)
         self.loader = _loader(data.x_train, data, device, loader_workers(data), batch_sampler=self.sampler)
 
+    @contextmanager
+    def cpu_share(self) -> Iterator[None]:
+        """While training: the loader's worker processes take their CPU threads from the training's (restored
+        after). PyTorch's threads busy-wait between operations; beside a loader process on the same cores they
+        starve it (on 2 cores, 1 loader process beside 2 training threads made epochs about 10x slower)."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, threads - self.loader.num_workers))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+
     @property
     def generator(self) -> torch.Generator:
         return self.sampler.generator
@@ -68,8 +82,17 @@ class StreamBatches:
 
     def __iter__(self) -> Iterator[Any]:
         # A generator: the loader starts (and its workers draw this epoch's order) at the first batch asked for,
-        # not when Lightning merely calls iter(), so the batch order is that of the in-memory path.
-        yield from self.loader
+        # not when Lightning merely calls iter(), so the batch order is that of the in-memory path. The loader is
+        # run to its end before the last batch is handed over, so that its worker processes stop then: Lightning
+        # does not always ask past the last batch, and a loader iterator left to the garbage collector waits 5 s
+        # for each worker to stop.
+        iterator = iter(self.loader)
+        for _ in range(len(self) - 1):
+            yield next(iterator)
+        last = next(iterator)
+        for _ in iterator:
+            raise RuntimeError("the data loader gave more batches than its sampler holds")
+        yield last
 
 
 def evaluation_batches(data: DataBundle, split: str, device: str) -> DataLoader:

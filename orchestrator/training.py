@@ -197,7 +197,8 @@ def train(config: Mapping[str, Any], registry: Registry, data: DataBundle, *, ma
     resumed_at = int(checkpointing.resume["epoch"]) if checkpointing and checkpointing.resume else None
     if resumed_at is not None:
         start_at_epoch(trainer, resumed_at)
-    trainer.fit(module, train_dataloaders=batches)
+    with batches.cpu_share() if data.streaming else contextlib.nullcontext():
+        trainer.fit(module, train_dataloaders=batches)
     result = TrainingResult(history=evaluator.history, pruned_at=pruning.pruned_at if pruning else None,
                             diverged_at=evaluator.diverged_at, model=module, resumed_at=resumed_at,
                             best_epoch=keep_best.best_epoch if keep_best and evaluator.diverged_at is None else None)

@@ -99,13 +99,21 @@ def register_datasets(register):
         describe=describe_csv))
     register(Dataset(
         "image_folder", "Your own images: a folder with one sub-folder per class of PNG/JPEG files, resized to "
-                        "size x size, grey or RGB, normalised per channel with the training split's statistics.",
+                        "size x size, grey or RGB, normalised per channel with the training split's statistics; held "
+                        "in memory or streamed file by file. The best model takes image file bytes, returns class "
+                        "names.",
         params={
             "path": Text("", help="the folder of class sub-folders (relative to the study file)", is_path=True),
             "size": Int(4, 512, default=32, help="images are resized to size x size pixels"),
             "colour": Choice(("grey", "rgb"), default="grey", help="grey: 1 channel; rgb: 3"),
             "unreadable": Choice(("refuse", "skip"), default="refuse",
                                  help="an unreadable file: refuse the study (exit 2, named) or leave it out (counted)"),
+            "load": Choice(("memory", "stream"), default="memory",
+                           help="memory: every image held as one tensor; stream: one file read per sample as "
+                                "training asks (folders larger than memory)"),
+            "workers": Choice(("auto", 0, 1, 2, 4, 8), default="auto",
+                              help="load: stream: processes that read the files while the network trains (0: "
+                                   "the training process reads them; auto: chosen for the machine)"),
             **fraction_params(),
         },
         build=build_image_folder, input_kind="image", tasks=("classification",), probe=probe_image_folder))

@@ -5,21 +5,35 @@ training split's mean and standard deviation.
 
 Unreadable files (truncated, not an image) are named before anything is created (`unreadable: refuse`, the
 default: `automl validate` and `automl run` exit 2), or left out with their count (`unreadable: skip`).
+
+`load: memory` (the default) holds every image as one tensor; `load: stream` holds only the file names and
+reads one file per sample as training asks for it (plugins/image_files.py), for folders larger than memory.
+Either way the build reads each file once, one at a time, to leave out unreadable ones and to sum the training
+split's statistics, and the bundle carries an `ImageEncoder`: the best model (an MLflow pyfunc) takes raw image
+file bytes, preprocesses them exactly as training saw them and returns the class names (the sub-folders).
+
+No torch here: `automl plugins` and `automl validate` import this module.
 """
 
 from __future__ import annotations
 
+import io
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from orchestrator import DataBundle
 
-from .splits import standardise, three_way_split
+from .splits import three_way_split
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SHOWN = 5  # unreadable files named in a message
+IMAGE_COLUMN = "image"  # the served model's input: a DataFrame column of image file bytes
+EXAMPLE_ROWS = 3  # training images in the logged model's input example (one per class while classes last)
+UNREADABLE = (OSError, ValueError, SyntaxError)  # what Pillow raises on a file it cannot decode
 
 
 def image_folder_root(params) -> Path:
@@ -51,14 +65,110 @@ def scan(params) -> tuple[list[Path], np.ndarray, list[str]]:
     return files, np.asarray(labels, dtype=np.int64), classes
 
 
-def read_image(path: Path, size: int, colour: str) -> np.ndarray:
-    """One image as a float array (channels, size, size) in [0, 1]; raises OSError/ValueError if unreadable."""
+def read_image(source: Path | str | bytes, size: int, colour: str) -> np.ndarray:
+    """One image (a file, or a file's bytes) as a float32 array (channels, size, size) in [0, 1]; raises
+    OSError/ValueError if unreadable."""
     from PIL import Image
 
-    with Image.open(path) as image:
+    opened = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source)
+    with opened as image:
         converted = image.convert("RGB" if colour == "rgb" else "L").resize((size, size), Image.Resampling.BILINEAR)
         array = np.asarray(converted, dtype=np.float32) / 255.0
     return array.transpose(2, 0, 1) if array.ndim == 3 else array[None]
+
+
+def channel_sums(image: np.ndarray) -> np.ndarray:
+    """(2, channels): the sum of one image's values per channel, and of their squares (float64)."""
+    values = image.astype(np.float64).reshape(image.shape[0], -1)
+    return np.stack([values.sum(axis=1), (values * values).sum(axis=1)])
+
+
+def channel_statistics(sums: np.ndarray, pixels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and (population) std from the `channel_sums` of n images of `pixels` pixels each; a
+    constant channel keeps std 1 (only centred)."""
+    total = sums.sum(axis=0)
+    count = len(sums) * pixels
+    mean = total[0] / count
+    std = np.sqrt(np.maximum(total[1] / count - mean * mean, 0.0))
+    return mean, np.where(std > 1e-12, std, 1.0)
+
+
+def normalise(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Images (..., channels, size, size) in [0, 1] minus the channel means, over the channel stds, as float32.
+    Element-wise in float64, so that one image gives the same values alone as in a batch."""
+    shape = (-1, 1, 1)
+    return ((images.astype(np.float64) - np.reshape(mean, shape)) / np.reshape(std, shape)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ImageEncoder:
+    """Raw images as the network's inputs, the way training saw them: it goes with the best model (an MLflow
+    pyfunc), so that image files can be scored. `transform` takes a DataFrame whose column `image` holds each
+    image file's bytes (PNG, JPEG ... as read from disk) and returns float32 (N, channels, size, size): the image
+    converted to grey or RGB, resized, and normalised with the training split's per-channel mean and std."""
+
+    size: int
+    colour: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    example: Any = field(default=None, compare=False)  # a few training images' bytes: the model's input example
+
+    @property
+    def channels(self) -> int:
+        return 3 if self.colour == "rgb" else 1
+
+    def image(self, source: Path | str | bytes) -> np.ndarray:
+        """One image (a file or its bytes) as the network sees it: float32 (channels, size, size)."""
+        return normalise(read_image(source, self.size, self.colour), np.asarray(self.mean), np.asarray(self.std))
+
+    def transform(self, frame) -> np.ndarray:
+        """The images in column `image` of `frame` (file bytes) as float32 (N, channels, size, size)."""
+        import pandas as pd
+
+        if not isinstance(frame, pd.DataFrame):
+            frame = pd.DataFrame(frame)
+        if IMAGE_COLUMN not in frame.columns:
+            found = ", ".join(repr(str(c)) for c in frame.columns) or "none"
+            raise ValueError(f"the input has no column {IMAGE_COLUMN!r} (columns: {found}): pass a DataFrame whose "
+                             f"column {IMAGE_COLUMN!r} holds each image file's bytes, e.g. pandas.DataFrame("
+                             f"{{{IMAGE_COLUMN!r}: [open(path, 'rb').read()]}})")
+        images = [self._decoded(row, value) for row, value in enumerate(frame[IMAGE_COLUMN].tolist())]
+        if not images:
+            return np.zeros((0, self.channels, self.size, self.size), dtype=np.float32)
+        return np.stack(images)
+
+    def _decoded(self, row: int, value: Any) -> np.ndarray:
+        if isinstance(value, np.bytes_):
+            value = bytes(value)
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise ValueError(f"row {row} of column {IMAGE_COLUMN!r} holds {type(value).__name__} {_short(value)}, "
+                             "not an image file's bytes (PNG, JPEG ... as read with open(path, 'rb').read(); "
+                             "base64-encoded in a JSON request to a served model)")
+        try:
+            return self.image(bytes(value))
+        except UNREADABLE as exc:
+            from PIL import UnidentifiedImageError
+
+            reason = "not an image format Pillow knows" if isinstance(exc, UnidentifiedImageError) else str(exc)
+            raise ValueError(f"row {row} of column {IMAGE_COLUMN!r} is not a readable image ({len(value)} bytes "
+                             f"starting {bytes(value[:8])!r}): {reason}") from None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def example_frame(files: list[Path], labels: np.ndarray, rows: int = EXAMPLE_ROWS) -> Any:
+    """A few training images' bytes as a DataFrame (the logged model's input example): the smallest file of each
+    class in turn, so that the example is short and shows different classes."""
+    import pandas as pd
+
+    chosen: list[Path] = []
+    for label in np.unique(labels)[:rows]:
+        members = [f for f, y in zip(files, labels) if y == label]
+        chosen.append(min(members, key=lambda f: (f.stat().st_size, str(f))))
+    return pd.DataFrame({IMAGE_COLUMN: [f.read_bytes() for f in chosen]})
 
 
 def _unreadable(files: list[Path]) -> list[Path]:
@@ -90,25 +200,50 @@ def probe_image_folder(params) -> tuple[str, str]:
     return "classification", "image"
 
 
-def build_image_folder(params, seed: int) -> DataBundle:
-    import torch
-
-    files, labels, classes = scan(params)
-    size, colour = int(params["size"]), params["colour"]
-    images, kept, bad = [], [], []
+def read_folder(files: list[Path], size: int, colour: str, unreadable: str,
+                keep: bool) -> tuple[list[np.ndarray], np.ndarray, list[int]]:
+    """Every file read once, one at a time: the images (only with `keep`), each readable image's
+    `channel_sums` (n, 2, channels), and the indices of the readable files. Unreadable files refuse the
+    build, or are left out and counted on stderr (`unreadable: skip`)."""
+    images, sums, kept, bad = [], [], [], []
     for index, path in enumerate(files):
         try:
-            images.append(read_image(path, size, colour))
-            kept.append(index)
-        except (OSError, ValueError, SyntaxError):
+            image = read_image(path, size, colour)
+        except UNREADABLE:
             bad.append(path)
-    if bad and params.get("unreadable", "refuse") == "refuse":
+            continue
+        sums.append(channel_sums(image))
+        kept.append(index)
+        if keep:
+            images.append(image)
+    if bad and unreadable == "refuse":
         raise ValueError(f"{len(bad)} image file(s) cannot be read: {_named(bad)}")
     if bad:
         print(f"image_folder: left out {len(bad)} unreadable image file(s) of {len(files)}: {_named(bad)}",
               file=sys.stderr)
-    x, y = np.stack(images), labels[kept]
-    train, val, test = three_way_split(len(x), params["test_fraction"], params["val_fraction"], seed, labels=y)
-    inputs = standardise(x[train], x[val], x[test], axes=(0, 2, 3))  # per channel, the training split's statistics
-    tensors = [torch.as_tensor(a) for pair in zip(inputs, (y[train], y[val], y[test])) for a in pair]
-    return DataBundle(*tensors, input_kind="image", task="classification", output_size=len(classes))
+    return images, np.stack(sums), kept
+
+
+def build_image_folder(params, seed: int) -> DataBundle:
+    files, labels, classes = scan(params)
+    size, colour, load = int(params["size"]), params["colour"], params.get("load", "memory")
+    images, sums, kept = read_folder(files, size, colour, params.get("unreadable", "refuse"), keep=load == "memory")
+    files, y = [files[i] for i in kept], labels[kept]
+    train, val, test = three_way_split(len(files), params["test_fraction"], params["val_fraction"], seed, labels=y)
+    mean, std = channel_statistics(sums[train], size * size)  # per channel, the training split's statistics
+    encoder = ImageEncoder(size, colour, tuple(float(m) for m in mean), tuple(float(s) for s in std),
+                           example=example_frame([files[i] for i in train], y[train]))
+    fields: dict[str, Any] = dict(input_kind="image", task="classification", output_size=len(classes),
+                                  encoder=encoder, classes=tuple(classes))
+    if load == "stream":
+        from .image_files import ImageFiles
+
+        workers = params.get("workers", "auto")
+        return DataBundle.from_datasets(
+            *(ImageFiles([str(files[i]) for i in split], y[split], encoder) for split in (train, val, test)),
+            loader_workers=None if workers == "auto" else int(workers), **fields)
+    import torch
+
+    x = normalise(np.stack(images), mean, std)
+    tensors = [torch.as_tensor(a) for split in (train, val, test) for a in (x[split], y[split])]
+    return DataBundle(*tensors, **fields)

@@ -7,12 +7,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import load_optuna, mlflow_runs
+from orchestrator.testing import DatasetConformance
 from plugins.image_folder import build_image_folder
 from scripts.make_shapes import write_shapes
 
@@ -125,3 +127,191 @@ def test_the_example_study_validates_on_the_images_the_script_writes(workdir, cl
     result = cli("validate", str(workdir / "shapes.yaml"))
     assert result.code == 0, result.err
     assert "image_folder" in result.out
+
+
+# --- load: stream, and the best model served on raw image files -------------------------------------------------
+
+def file_bytes(paths):
+    """The files' bytes as the served model takes them: a DataFrame with a column `image`."""
+    import pandas as pd
+
+    return pd.DataFrame({"image": [Path(p).read_bytes() for p in paths]})
+
+
+@pytest.fixture(scope="module")
+def streamed_run(tmp_path_factory) -> Path:
+    """One `automl run` of the tiny study with `load: stream`, as a user runs it (in this process; the supervisor
+    starts its worker). `workers: 0`: the training process reads the files (DataLoader worker processes are
+    checked on their own below)."""
+    import contextlib
+    import io
+    import os
+
+    from orchestrator.cli import main
+
+    folder = tmp_path_factory.mktemp("streamed")
+    write_images(folder / "images")
+    (folder / "study.yaml").write_text(STUDY.format(colour="rgb", extra=", load: stream, workers: 0"))
+    saved, out, err = Path.cwd(), io.StringIO(), io.StringIO()
+    os.chdir(folder)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["run", "study.yaml"])
+    finally:
+        os.chdir(saved)
+    assert code == 0, err.getvalue()[-3000:]
+    assert "best model (trial" in out.getvalue()
+    return folder
+
+
+def best_model_uri(folder: Path) -> str:
+    _, parents, _ = mlflow_runs(folder)
+    assert len(parents) == 1
+    return parents[0].data.tags["best_model.uri"]
+
+
+def test_a_streamed_study_trains_on_files_read_one_by_one(streamed_run):
+    study = load_optuna(streamed_run)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert max(t.value for t in study.trials) >= 0.75, "circles and squares are told apart from streamed files"
+    assert study.best_trial.user_attrs["test_metrics"]["test_accuracy"] >= 0.6
+    _, _, children = mlflow_runs(streamed_run)
+    assert len(children) == 2
+
+
+def test_training_reads_a_streamed_folder_through_its_datasets(images, monkeypatch):
+    """In this process: every epoch reads each training file once through the split's Dataset."""
+    from orchestrator.plugins import load_registry
+    from orchestrator.training import train
+    from plugins.image_files import ImageFiles
+
+    data = build_image_folder(params(images, load="stream", workers=0), seed=0)
+    assert data.streaming and data.loader_workers == 0 and data.input_shape == (3, 12, 12)
+    reads: list[str] = []
+    original = ImageFiles.__getitem__
+
+    def counted(self, index):
+        reads.append(self.files[index])
+        return original(self, index)
+
+    monkeypatch.setattr(ImageFiles, "__getitem__", counted)
+    config = {"architecture": "cnn", "architecture.cnn.channels": 8, "architecture.cnn.depth": 2,
+              "architecture.cnn.kernel_size": 3, "architecture.cnn.growth": 1.5, "architecture.cnn.pooling": "max",
+              "activation": "relu", "loss": "cross_entropy", "optimizer": "adam", "optimizer.adam.lr": 0.01,
+              "optimizer.adam.beta1": 0.9, "optimizer.adam.beta2": 0.999, "schedule": "constant", "batch_size": 16}
+    history: list[dict] = []
+    train(config, load_registry(), data, max_epochs=2, seed=0, listeners=[lambda epoch, m: history.append(m)])
+    assert len(history) == 2 and all(0.0 <= m["val_accuracy"] <= 1.0 for m in history)
+    train_reads = Counter(f for f in reads if f in set(data.x_train.files))
+    assert set(train_reads) == set(data.x_train.files) and min(train_reads.values()) == 2  # once per epoch
+    assert sum(train_reads.values()) <= 2 * len(data.x_train) + 2  # (and the first sample's shape looked up)
+    assert set(data.x_val.files) <= set(reads)
+
+
+@pytest.mark.filterwarnings("ignore:.*validate_serving_input.*:FutureWarning")  # (its successor runs a subprocess)
+def test_the_served_best_model_takes_image_file_bytes_and_returns_class_names(streamed_run):
+    import mlflow
+    import pandas as pd
+    from mlflow.models import validate_serving_input
+
+    uri = best_model_uri(streamed_run)
+    mlflow.set_tracking_uri(f"sqlite:///{streamed_run / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model(uri)
+    assert str(model.metadata.get_input_schema()) == "['image': binary (required)]"
+
+    paths = sorted((streamed_run / "images").glob("*/*"))
+    predictions = model.predict(file_bytes(paths))
+    truth = [p.parent.name for p in paths]
+    assert set(predictions) <= {"circle", "square"} and len(predictions) == len(paths)
+    accuracy = float(np.mean(np.array(predictions) == np.array(truth)))
+    assert accuracy >= 0.85, accuracy
+
+    # the held-out test files score exactly as the trial's test accuracy: the same preprocessing as in training
+    data = build_image_folder(params(streamed_run / "images", load="stream"), seed=0)
+    test_files = data.x_test.files
+    served = model.predict(file_bytes(test_files))
+    served_accuracy = float(np.mean(np.array(served) == np.array([Path(f).parent.name for f in test_files])))
+    best = load_optuna(streamed_run).best_trial
+    assert served_accuracy == pytest.approx(best.user_attrs["test_metrics"]["test_accuracy"], abs=1e-6)
+
+    # a JSON request as `mlflow models serve` takes it: the logged example, the bytes base64-encoded
+    example = (Path(mlflow.artifacts.download_artifacts(uri)) / "serving_input_example.json").read_text()
+    assert set(validate_serving_input(uri, example)) <= {"circle", "square"}
+
+    with pytest.raises(ValueError, match=r"row 1 of column 'image' is not a readable image \(12 bytes"):
+        model.predict(pd.DataFrame({"image": [paths[0].read_bytes(), b"not an image"]}))
+
+
+def test_the_encoder_gives_exactly_what_training_saw(images):
+    import torch
+
+    for colour in ("rgb", "grey"):
+        memory = build_image_folder(params(images, colour=colour), seed=0)
+        streamed = build_image_folder(params(images, colour=colour, load="stream"), seed=0)
+        assert memory.classes == streamed.classes == ("circle", "square")
+        assert memory.encoder == streamed.encoder  # the same statistics either way
+        for split in ("train", "val", "test"):
+            files = getattr(streamed, f"x_{split}").files
+            encoded = torch.as_tensor(memory.encoder.transform(file_bytes(files)))
+            assert encoded.dtype == torch.float32 and encoded.shape[1:] == memory.input_shape
+            assert torch.equal(encoded, getattr(memory, f"x_{split}")), (colour, split)
+            items = [getattr(streamed, f"x_{split}")[i] for i in range(len(files))]
+            assert torch.equal(torch.stack([x for x, _ in items]), encoded)
+            assert torch.equal(torch.stack([y for _, y in items]), getattr(memory, f"y_{split}"))
+            assert all(y.dtype == torch.int64 and y.ndim == 0 for _, y in items)
+    example = memory.encoder.example
+    assert list(example.columns) == ["image"] and len(example) == 2  # one training image of each class
+    assert all(isinstance(v, bytes) for v in example["image"])
+
+
+def test_a_streamed_split_is_picklable_and_read_by_dataloader_worker_processes(images):
+    import pickle
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    data = build_image_folder(params(images, load="stream"), seed=0)
+    copy = pickle.loads(pickle.dumps(data.x_train))
+    assert len(copy) == len(data.x_train) and torch.equal(copy[3][0], data.x_train[3][0])
+    in_process = list(DataLoader(data.x_train, batch_size=8))
+    in_workers = list(DataLoader(data.x_train, batch_size=8, num_workers=2))
+    assert len(in_workers) == len(in_process)
+    for (a, y), (b, z) in zip(in_process, in_workers):
+        assert torch.equal(a, b) and torch.equal(y, z)
+
+
+def test_the_encoder_names_what_is_wrong_with_its_input(images):
+    import pandas as pd
+
+    encoder = build_image_folder(params(images), seed=0).encoder
+    with pytest.raises(ValueError, match=r"the input has no column 'image' \(columns: 'picture'\): pass a DataFrame"):
+        encoder.transform(pd.DataFrame({"picture": [b"x"]}))
+    with pytest.raises(ValueError, match=r"row 0 of column 'image' is not a readable image \(17 bytes starting "
+                                         r"b'\\x89PNG"):
+        encoder.transform(pd.DataFrame({"image": [b"\x89PNG\r\n\x1a\nnot a png"]}))
+    with pytest.raises(ValueError, match=r"row 0 of column 'image' holds str 'circle/1.png', not an image file's "
+                                         r"bytes"):
+        encoder.transform(pd.DataFrame({"image": ["circle/1.png"]}))
+    empty = encoder.transform(pd.DataFrame({"image": pd.Series([], dtype=object)}))
+    assert empty.shape == (0, 3, 12, 12) and empty.dtype == np.float32
+
+
+def test_a_streamed_folder_leaves_out_unreadable_files_too(images, capsys):
+    (images / "circle" / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    data = build_image_folder(params(images, unreadable="skip", load="stream"), seed=0)
+    files = data.x_train.files + data.x_val.files + data.x_test.files
+    assert len(files) == 60 and not any(f.endswith("truncated.jpg") for f in files)
+    assert "left out 1 unreadable image file(s) of 61" in capsys.readouterr().err
+
+
+class TestStreamedImageFolderConformance(DatasetConformance):
+    """The conformance kit on `load: stream` (tests/test_conformance.py checks the defaults)."""
+
+    @pytest.fixture
+    def component(self):
+        return "image_folder"
+
+    @pytest.fixture
+    def dataset_params(self, tmp_path):
+        write_images(tmp_path / "images", per_class=10)
+        return {"path": str(tmp_path / "images"), "size": 8, "load": "stream"}
