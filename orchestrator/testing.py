@@ -19,10 +19,10 @@ check is also a plain method taking the spec, e.g.
 (an AssertionError naming the component and the failing case) on a violation.
 
 Classes: ArchitectureConformance, ActivationConformance, LossConformance, OptimizerConformance,
-ScheduleConformance, RegularizerConformance, DatasetConformance. Opt-outs (class attributes, for
-components that legitimately do not do something): ArchitectureConformance.uses_activation /
+ScheduleConformance, RegularizerConformance, AugmentationConformance, DatasetConformance. Opt-outs
+(class attributes, for components that legitimately do not do something): ArchitectureConformance.uses_activation /
 uses_dropout / uses_norm, ActivationConformance.nonlinear, LossConformance.prefers_correct,
-OptimizerConformance.uses_weight_decay. DatasetConformance has a `dataset_params` fixture for
+OptimizerConformance.uses_weight_decay, AugmentationConformance.changes_batch. DatasetConformance has a `dataset_params` fixture for
 values over the defaults (e.g. a sample file for a data set that reads the user's file).
 
 "Respects its declared ranges": the component builds and works with every parameter at its default,
@@ -53,6 +53,7 @@ from orchestrator import (
     Activation,
     AdversarialLoss,
     Architecture,
+    Augmentation,
     BuildContext,
     Choice,
     DataBundle,
@@ -61,6 +62,7 @@ from orchestrator import (
     Float,
     Int,
     Loss,
+    MixedTargets,
     Optimizer,
     Regularizer,
     RegularizerEffect,
@@ -72,6 +74,7 @@ from orchestrator.components import INPUT_KINDS, TASKS
 __all__ = [
     "ActivationConformance",
     "ArchitectureConformance",
+    "AugmentationConformance",
     "BATCH_SIZE",
     "ConformanceError",
     "DatasetConformance",
@@ -94,7 +97,10 @@ SAMPLE_SHAPES: dict[str, tuple[int, ...]] = {
     "vector": (6,),          # (N, F)
     "sequence": (12, 3),     # (N, L, C)
     "image": (2, 8, 8),      # (N, C, H, W): as small as the built-in `digits` images
+    "tokens": (12,),         # (N, L) int64 token ids
 }
+SAMPLE_VOCAB = 20  # token ids of `tokens` samples run from 0 (padding) to SAMPLE_VOCAB - 1
+STREAMED_ROWS = 64  # the samples of each split a streamed data set is checked on
 OUTPUT_SIZES: dict[str, int] = {"classification": 3, "regression": 1}  # generative: the sample's features
 NORM_LAYOUT_SHAPES: dict[str, Callable[[int], tuple[int, ...]]] = {
     "vector": lambda f: (BATCH_SIZE, f),
@@ -181,18 +187,39 @@ def range_cases(params: Mapping[str, Any], max_int_value: int | None = None) -> 
     return cases
 
 
+def split_tensors(data: DataBundle, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split's (inputs, targets): the tensors, or a streamed split's first STREAMED_ROWS samples stacked."""
+    x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+    if not data.streaming:
+        _expect(isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor), f"{split} split is not tensors")
+        return x, y
+    _expect(hasattr(x, "__getitem__") and hasattr(x, "__len__"), f"streamed {split} split is not a map-style Dataset")
+    items = [x[i] for i in range(min(STREAMED_ROWS, len(x)))]
+    _expect(all(isinstance(item, (tuple, list)) and len(item) == 2 for item in items),
+            f"streamed {split} split: items must be (x, y) pairs")
+    if not items:
+        return torch.empty(0), torch.empty(0)
+    return torch.stack([torch.as_tensor(a) for a, _ in items]), torch.stack([torch.as_tensor(b) for _, b in items])
+
+
 def make_context(input_kind: str = "vector", task: str = "classification", *,
                  input_shape: tuple[int, ...] | None = None, **overrides: Any) -> BuildContext:
     """A BuildContext for the synthetic inputs of one input kind and task."""
     shape = tuple(input_shape or SAMPLE_SHAPES[input_kind])
     output_size = OUTPUT_SIZES.get(task, math.prod(shape))
+    tokens = {"vocab_size": SAMPLE_VOCAB, "embedding": lambda: nn.Embedding(SAMPLE_VOCAB, 8, padding_idx=0)} \
+        if input_kind == "tokens" else {}
     return BuildContext(**{"input_shape": shape, "input_kind": input_kind, "output_size": output_size,
-                           "task": task, **overrides})
+                           "task": task, **tokens, **overrides})
 
 
-def sample_input(shape: tuple[int, ...], n: int = BATCH_SIZE, seed: int = 0) -> torch.Tensor:
-    """A reproducible standard-normal batch of shape (n, *shape), independent of the global RNG."""
-    return torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed))
+def sample_input(shape: tuple[int, ...], n: int = BATCH_SIZE, seed: int = 0, input_kind: str = "") -> torch.Tensor:
+    """A reproducible standard-normal batch of shape (n, *shape), independent of the global RNG; for `tokens`,
+    int64 ids in 0..SAMPLE_VOCAB - 1."""
+    generator = torch.Generator().manual_seed(seed)
+    if input_kind == "tokens":
+        return torch.randint(0, SAMPLE_VOCAB, (n, *shape), generator=generator)
+    return torch.randn(n, *shape, generator=generator)
 
 
 def _expect(condition: Any, message: str) -> None:
@@ -358,7 +385,7 @@ class ArchitectureConformance(_ComponentConformance):
 
     def run(self, model: nn.Module, ctx: BuildContext, input_seed: int = 0) -> dict[str, torch.Tensor]:
         """The outputs to judge: `output` = model(x); generative: `generator(z)` and `discriminator(x)`."""
-        x = sample_input(ctx.input_shape, seed=input_seed)
+        x = sample_input(ctx.input_shape, seed=input_seed, input_kind=ctx.input_kind)
         if ctx.task != "generative":
             return {"output": model(x)}
         missing = [a for a in ("generator", "discriminator", "latent_dim") if not hasattr(model, a)]
@@ -949,6 +976,160 @@ class RegularizerConformance(_ComponentConformance):
 
 
 # ---------------------------------------------------------------------------
+# Augmentations
+# ---------------------------------------------------------------------------
+
+
+class AugmentationConformance(_ComponentConformance):
+    """An Augmentation builds, for every declared input kind and task, an `augment(x, y)` that returns an (x, y)
+    pair: x with the input's shape, dtype and device (floats finite, token ids still ids below the vocabulary),
+    y with its shape and dtype or `MixedTargets(a, b, weight)` with a and b shaped like y and weight in [0, 1]. It
+    writes into neither the batch nor the data set the batch is a view of (training batches may be views of the
+    data held on the device); the same `torch.manual_seed` gives the same result; a batch of one sample works (an
+    epoch's last batch may be that small). All this at its defaults (on the CPU, and on CUDA when there is one)
+    and at every range end. At its defaults it changes the batch (x, or y into MixedTargets) in at least one of
+    `draws` seeded draws (opt out: `changes_batch = False`)."""
+
+    kind = "augmentation"
+    spec_type = Augmentation
+    changes_batch: ClassVar[bool] = True
+    batch_size: ClassVar[int] = 8
+    draws: ClassVar[int] = 5
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")  # the tasks whose training is augmented
+
+    # -- helpers ------------------------------------------------------------
+
+    def contexts(self, spec: Augmentation) -> Iterator[tuple[str, BuildContext]]:
+        """One context per declared input kind and task."""
+        for input_kind in spec.input_kinds:
+            for task in spec.tasks:
+                yield f"input_kind={input_kind}, task={task}", make_context(input_kind, task)
+
+    @staticmethod
+    def devices() -> list[str]:
+        return ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
+    def data(self, ctx: BuildContext, n: int, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """A small "data set" of n + 2 samples on `device`: inputs of the context's kind, and targets of its task
+        (int64 classes, or (N, 1) floats)."""
+        x = sample_input(ctx.input_shape, n=n + 2, seed=self.seed, input_kind=ctx.input_kind)
+        if ctx.task == "classification":
+            y = torch.arange(n + 2) % ctx.output_size
+        else:
+            y = torch.randn(n + 2, ctx.output_size, generator=torch.Generator().manual_seed(self.seed + 1))
+        return x.to(device), y.to(device)
+
+    def run(self, spec: Augmentation, params: Mapping[str, Any], ctx: BuildContext, x: torch.Tensor, y: torch.Tensor,
+            seed: int | None = None) -> tuple[torch.Tensor, Any]:
+        """Build under a seed and augment (x, y) once; the result, checked to be an (x, y) pair."""
+        torch.manual_seed(self.seed if seed is None else seed)
+        augment = spec.build(dict(params), ctx)
+        _expect(callable(augment), f"build returned {type(augment).__name__}, which is not callable")
+        result = augment(x, y)
+        _expect(isinstance(result, (tuple, list)) and len(result) == 2,
+                f"augment(x, y) returned {type(result).__name__}, not an (x, y) pair")
+        return result[0], result[1]
+
+    def check_result(self, ctx: BuildContext, x: torch.Tensor, y: torch.Tensor, out_x: Any, out_y: Any) -> None:
+        _expect(isinstance(out_x, torch.Tensor), f"the augmented x is not a tensor: {type(out_x).__name__}")
+        _expect(tuple(out_x.shape) == tuple(x.shape), f"the augmented x has shape {tuple(out_x.shape)}, "
+                                                      f"the input {tuple(x.shape)}")
+        _expect(out_x.dtype == x.dtype, f"the augmented x has dtype {out_x.dtype}, the input {x.dtype}")
+        _expect(out_x.device == x.device, f"the augmented x is on {out_x.device}, the input on {x.device}")
+        if ctx.input_kind == "tokens":
+            vocab = int(ctx.vocab_size or SAMPLE_VOCAB)
+            _expect(len(out_x) == 0 or (int(out_x.min()) >= 0 and int(out_x.max()) < vocab),
+                    f"the augmented token ids leave 0..{vocab - 1}")
+        else:
+            _finite(out_x, "the augmented x")
+        if isinstance(out_y, MixedTargets):
+            weight = out_y.weight
+            is_number = isinstance(weight, (int, float)) and not isinstance(weight, bool)
+            is_scalar = isinstance(weight, torch.Tensor) and weight.ndim == 0
+            _expect(is_number or is_scalar, f"MixedTargets.weight is {type(weight).__name__}, not a number")
+            _expect(math.isfinite(float(weight)) and 0.0 <= float(weight) <= 1.0,
+                    f"MixedTargets.weight is {float(weight)!r}, outside [0, 1]")
+            for part in ("a", "b"):
+                target = getattr(out_y, part)
+                _expect(isinstance(target, torch.Tensor), f"MixedTargets.{part} is not a tensor")
+                _expect(tuple(target.shape) == tuple(y.shape) and target.dtype == y.dtype and target.device == y.device,
+                        f"MixedTargets.{part} is {target.dtype} {tuple(target.shape)} on {target.device}, the targets "
+                        f"{y.dtype} {tuple(y.shape)} on {y.device}")
+        else:
+            _expect(isinstance(out_y, torch.Tensor), f"the returned y is {type(out_y).__name__}, not the targets "
+                                                     f"(a tensor) or MixedTargets")
+            _expect(tuple(out_y.shape) == tuple(y.shape) and out_y.dtype == y.dtype and out_y.device == y.device,
+                    f"the returned y is {out_y.dtype} {tuple(out_y.shape)} on {out_y.device}, the targets "
+                    f"{y.dtype} {tuple(y.shape)} on {y.device}")
+
+    def check_works(self, spec: Augmentation, params: Mapping[str, Any], ctx: BuildContext, n: int,
+                    device: str = "cpu") -> None:
+        """Augment a batch that is a view of a small data set; check the result and that nothing was written into
+        the batch or the data set."""
+        data_x, data_y = self.data(ctx, n, device)
+        kept_x, kept_y = data_x.clone(), data_y.clone()
+        x, y = data_x[1:1 + n], data_y[1:1 + n]
+        out_x, out_y = self.run(spec, params, ctx, x, y)
+        _expect(torch.equal(data_x, kept_x), "augment wrote into the input batch (a view of the data set): it must "
+                                             "return a new tensor, not change the caller's")
+        _expect(torch.equal(data_y, kept_y), "augment wrote into the targets (a view of the data set)")
+        self.check_result(ctx, x, y, out_x, out_y)
+
+    @staticmethod
+    def same(first: tuple[torch.Tensor, Any], second: tuple[torch.Tensor, Any]) -> bool:
+        (x1, y1), (x2, y2) = first, second
+        if not torch.equal(x1, x2) or type(y1) is not type(y2):
+            return False
+        if isinstance(y1, MixedTargets):
+            return torch.equal(y1.a, y2.a) and torch.equal(y1.b, y2.b) and float(y1.weight) == float(y2.weight)
+        return torch.equal(y1, y2)
+
+    # -- checks -------------------------------------------------------------
+
+    def test_declares_input_kinds_and_tasks(self, spec: Augmentation) -> None:
+        _expect(spec.input_kinds and set(spec.input_kinds) <= set(INPUT_KINDS),
+                f"augmentation {spec.name!r}: input_kinds {spec.input_kinds!r} must be a non-empty subset of "
+                f"{INPUT_KINDS}")
+        _expect(spec.tasks and set(spec.tasks) <= set(self.tasks),
+                f"augmentation {spec.name!r}: tasks {spec.tasks!r} must be a non-empty subset of {self.tasks} (the "
+                f"tasks whose training batches are augmented)")
+
+    def test_contract_for_every_declared_input_kind_and_task(self, spec: Augmentation) -> None:
+        params = default_params(spec.params)
+        for label, ctx in self.contexts(spec):
+            for device in self.devices():
+                for n in (self.batch_size, 1):
+                    with _case(spec, f"{label}, device={device}, batch={n}"):
+                        self.check_works(spec, params, ctx, n, device)
+
+    def test_respects_declared_ranges(self, spec: Augmentation) -> None:
+        for case_label, params in range_cases(spec.params, self.max_int_value):
+            for label, ctx in self.contexts(spec):
+                with _case(spec, f"{case_label}, {label}"):
+                    self.check_works(spec, params, ctx, self.batch_size)
+
+    def test_deterministic_under_a_seed(self, spec: Augmentation) -> None:
+        params = default_params(spec.params)
+        for label, ctx in self.contexts(spec):
+            with _case(spec, label):
+                x, y = self.data(ctx, self.batch_size)
+                first, second = (self.run(spec, params, ctx, x, y) for _ in range(2))
+                _expect(self.same(first, second), f"two runs under torch.manual_seed({self.seed}) differ")
+
+    def test_changes_the_batch(self, spec: Augmentation) -> None:
+        if not self.changes_batch:
+            pytest.skip("opted out: changes_batch = False")
+        params = default_params(spec.params)
+        for label, ctx in self.contexts(spec):
+            with _case(spec, f"defaults, {label}"):
+                x, y = self.data(ctx, self.batch_size)
+                results = [self.run(spec, params, ctx, x, y, seed=self.seed + draw) for draw in range(self.draws)]
+                _expect(any(not self.same(result, (x, y)) for result in results),
+                        f"the batch came back unchanged in {self.draws} draws (seeds {self.seed}.."
+                        f"{self.seed + self.draws - 1}): the augmentation does nothing at its defaults")
+
+
+# ---------------------------------------------------------------------------
 # Data sets
 # ---------------------------------------------------------------------------
 
@@ -962,7 +1143,7 @@ class DatasetConformance(_ComponentConformance):
 
     kind = "dataset"
     spec_type = Dataset
-    ndims: ClassVar[dict[str, int]] = {"vector": 1, "sequence": 2, "image": 3}
+    ndims: ClassVar[dict[str, int]] = {"vector": 1, "sequence": 2, "image": 3, "tokens": 1}
 
     @pytest.fixture
     def dataset_params(self) -> dict[str, Any]:
@@ -991,8 +1172,7 @@ class DatasetConformance(_ComponentConformance):
                 and data.target_scale > 0, f"target_scale must be finite and > 0, got {data.target_scale!r}")
         shape = None
         for split in ("train", "val", "test"):
-            x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
-            _expect(isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor), f"{split} split is not tensors")
+            x, y = split_tensors(data, split)
             _expect(len(x) > 0, f"the {split} split is empty")
             _expect(len(x) == len(y), f"{split}: {len(x)} inputs but {len(y)} targets")
             _expect(x.ndim == 1 + self.ndims[data.input_kind],
@@ -1001,7 +1181,13 @@ class DatasetConformance(_ComponentConformance):
             _expect(shape is None or tuple(x.shape[1:]) == shape, f"x_{split} has sample shape {tuple(x.shape[1:])}, "
                                                                   f"x_train {shape}")
             shape = tuple(x.shape[1:])
-            _finite(x, f"x_{split}")
+            if data.input_kind == "tokens":
+                _expect(isinstance(data.vocab_size, int) and data.vocab_size >= 2,
+                        f"tokens data needs vocab_size >= 2, got {data.vocab_size!r}")
+                _expect(x.dtype == torch.int64 and int(x.min()) >= 0 and int(x.max()) < data.vocab_size,
+                        f"x_{split} must be int64 token ids in 0..{data.vocab_size - 1}")
+            else:
+                _finite(x, f"x_{split}")
             if data.task == "classification":
                 _expect(data.output_size >= 2, f"a classification data set needs output_size >= 2, got {data.output_size}")
                 _expect(y.dtype == torch.int64 and y.ndim == 1, f"y_{split} must be int64 class indices (N,), got "
@@ -1012,7 +1198,7 @@ class DatasetConformance(_ComponentConformance):
                 _finite(y, f"y_{split}")
                 _expect(tuple(y.shape) == (len(x), data.output_size),
                         f"y_{split} has shape {tuple(y.shape)}, expected (N, output_size) = {(len(x), data.output_size)}")
-        if data.task == "classification":
+        if data.task == "classification" and not data.streaming:
             _expect(len(data.y_train.unique()) >= 2, "the training split holds a single class")
 
     def test_builds_a_valid_bundle_at_defaults(self, spec: Dataset, dataset_params: Mapping[str, Any]) -> None:
@@ -1024,6 +1210,7 @@ class DatasetConformance(_ComponentConformance):
         params = self.params_or_skip(spec, dataset_params)
         with _case(spec, f"defaults, seed={self.seed}"):
             first, second = (spec.build(dict(params), self.seed) for _ in range(2))
-            for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
-                _expect(torch.equal(getattr(first, name), getattr(second, name)),
-                        f"{name} differs between two builds with the same seed")
+            for split in ("train", "val", "test"):
+                for name, a, b in zip((f"x_{split}", f"y_{split}"), split_tensors(first, split),
+                                      split_tensors(second, split)):
+                    _expect(torch.equal(a, b), f"{name} differs between two builds with the same seed")

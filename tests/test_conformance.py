@@ -296,3 +296,91 @@ def test_the_kit_reports_failures_through_pytest(pytester):
     result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=6, failed=1, skipped=3)
     result.stdout.fnmatch_lines(["*output has shape (4, 2), expected (N, output_size) = (4, 3)*"])
+
+
+# ---------------------------------------------------------------------------
+# Augmentations: the built-ins through the kit, and the kit catching broken ones.
+# ---------------------------------------------------------------------------
+
+from orchestrator import Augmentation, Float, MixedTargets  # noqa: E402 - kept with the augmentation tests
+from orchestrator.testing import AugmentationConformance  # noqa: E402
+
+
+class TestBuiltinAugmentations(AugmentationConformance):
+    component = _builtins("augmentation")
+
+
+def test_builtin_augmentations_are_registered():
+    assert set(REGISTRY.names("augmentation")) >= {"random_crop", "flip", "cutout", "shift", "noise", "time_mask",
+                                                   "mixup"}
+
+
+def augmentation(augment, input_kinds=("vector", "image"), **params) -> Augmentation:
+    """An augmentation doing `augment(params, x, y)`."""
+    return Augmentation("broken", "A broken augmentation.", params=params, input_kinds=input_kinds,
+                        build=lambda values, ctx: lambda x, y: augment(values, x, y))
+
+
+def test_the_kit_catches_an_augmentation_that_writes_into_the_batch():
+    kit = AugmentationConformance()
+    in_place = augmentation(lambda p, x, y: (x.mul_(-1.0), y))
+    with pytest.raises(ConformanceError, match=r"augmentation 'broken' \[input_kind=vector, task=classification, "
+                                               r"device=cpu, batch=8\]: augment wrote into the input batch"):
+        kit.test_contract_for_every_declared_input_kind_and_task(in_place)
+    kit.test_contract_for_every_declared_input_kind_and_task(augmentation(lambda p, x, y: (x.mul(-1.0), y)))
+
+
+def test_the_kit_catches_wrong_shapes_dtypes_and_targets():
+    kit = AugmentationConformance()
+    with pytest.raises(ConformanceError, match=r"\[input_kind=image, .*the augmented x has shape \(8, 2, 8, 7\), "
+                                               r"the input \(8, 2, 8, 8\)"):
+        kit.test_contract_for_every_declared_input_kind_and_task(
+            augmentation(lambda p, x, y: (x[..., 1:], y), input_kinds=("image",)))
+    with pytest.raises(ConformanceError, match="the augmented x has dtype torch.float64, the input torch.float32"):
+        kit.test_contract_for_every_declared_input_kind_and_task(augmentation(lambda p, x, y: (x.double(), y)))
+    with pytest.raises(ConformanceError, match=r"\[input_kind=tokens, .*token ids leave 0..19"):
+        kit.test_contract_for_every_declared_input_kind_and_task(
+            augmentation(lambda p, x, y: (x - 1, y), input_kinds=("tokens",)))
+    with pytest.raises(ConformanceError, match=r"the returned y is torch.float32 \(8, 3\)"):
+        kit.test_contract_for_every_declared_input_kind_and_task(
+            augmentation(lambda p, x, y: (x, nn.functional.one_hot(y, 3).float())))
+    with pytest.raises(ConformanceError, match=r"augmentation 'broken': tasks \('classification', 'generative'\) must be "
+                                               r"a non-empty subset of \('classification', 'regression'\)"):
+        kit.test_declares_input_kinds_and_tasks(replace(augmentation(lambda p, x, y: (x, y)),
+                                                        tasks=("classification", "generative")))
+
+
+def test_the_kit_catches_a_mixup_weight_outside_0_1_at_a_range_end():
+    def mix(params, x, y):
+        perm = torch.arange(len(x) - 1, -1, -1)
+        weight = 1.0 - params["strength"]  # 1 - 1.5 < 0 at the declared high end
+        return weight * x + (1 - weight) * x[perm], MixedTargets(y, y[perm], weight)
+
+    bad_range = augmentation(mix, strength=Float(0.0, 1.5, default=0.5))
+    kit = AugmentationConformance()
+    kit.test_contract_for_every_declared_input_kind_and_task(bad_range)  # fine at its defaults
+    with pytest.raises(ConformanceError, match=r"\[strength=1.5, input_kind=vector, task=classification\]: "
+                                               r"MixedTargets.weight is -0.5, outside \[0, 1\]"):
+        kit.test_respects_declared_ranges(bad_range)
+
+
+def test_the_kit_catches_a_random_or_idle_augmentation():
+    kit = AugmentationConformance()
+    unseeded = torch.Generator()
+    unseeded.seed()  # a non-deterministic seed for this generator only: not reproducible under torch.manual_seed
+    noisy = augmentation(lambda p, x, y: (x + torch.randn(x.shape, generator=unseeded), y))
+    with pytest.raises(ConformanceError, match=r"two runs under torch.manual_seed\(0\) differ"):
+        kit.test_deterministic_under_a_seed(noisy)
+    idle = augmentation(lambda p, x, y: (x.clone(), y))
+    kit.test_deterministic_under_a_seed(idle)
+    with pytest.raises(ConformanceError, match=r"\[defaults, input_kind=vector, task=classification\]: the batch "
+                                               r"came back unchanged in 5 draws"):
+        kit.test_changes_the_batch(idle)
+    kit.test_changes_the_batch(augmentation(lambda p, x, y: (x + torch.randn_like(x), y)))
+
+
+def test_the_kit_catches_an_augmentation_that_fails_on_a_batch_of_one():
+    swap_first_two = augmentation(lambda p, x, y: (x[[1, 0, *range(2, len(x))]], y))  # assumes two samples
+    with pytest.raises(ConformanceError, match=r"\[input_kind=vector, task=classification, device=cpu, batch=1\]: "
+                                               r"IndexError"):
+        AugmentationConformance().test_contract_for_every_declared_input_kind_and_task(swap_first_two)
