@@ -124,15 +124,23 @@ def measure(folder: Path, gib: float) -> tuple[int, float, float, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gib", type=float, default=4.0, help="size of the inputs file")
+    parser.add_argument("--small-gib", type=float, default=1 / 16,
+                        help="the same run on this much data too: how much of the peak the data's size accounts for")
     parser.add_argument("--folder", type=Path, default=Path("/tmp/automl-streaming"))
     args = parser.parse_args()
+    peaks = {}
+    for gib in (args.small_gib, args.gib):
+        shutil.rmtree(args.folder, ignore_errors=True)
+        args.folder.mkdir(parents=True)
+        code, peak, data, seconds, output = measure(args.folder, gib)
+        print(output.strip().splitlines()[-3] if code == 0 else output)
+        print(f"inputs_mib {data:.0f}  peak_resident_mib {peak:.0f}  ratio {data / peak:.2f}  run_seconds {seconds:.1f}"
+              f"  exit_code {code}")
+        peaks[data] = peak
     shutil.rmtree(args.folder, ignore_errors=True)
-    args.folder.mkdir(parents=True)
-    code, peak, data, seconds, output = measure(args.folder, args.gib)
-    print(output.strip().splitlines()[-3] if code == 0 else output)
-    print(f"inputs_mib {data:.0f}\npeak_resident_mib {peak:.0f}\nratio {data / peak:.1f}\nrun_seconds {seconds:.1f}"
-          f"\nexit_code {code}")
-    shutil.rmtree(args.folder, ignore_errors=True)
+    (small, small_peak), (large, large_peak) = sorted(peaks.items())
+    print(f"streaming_peak_mib {large_peak:.0f} for {large:.0f} MiB of inputs ({large / large_peak:.1f}x smaller); "
+          f"{large_peak - small_peak:+.0f} MiB against {small:.0f} MiB of inputs")
 
 
 if __name__ == "__main__":
