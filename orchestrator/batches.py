@@ -7,6 +7,15 @@ from typing import Iterable, Iterator
 import torch
 
 
+def batch_starts(size: int, batch_size: int) -> list[int]:
+    """Where each mini-batch of an epoch starts. A lone trailing sample joins the previous batch: batch norm
+    cannot train on one row."""
+    starts = list(range(0, size, batch_size))
+    if len(starts) > 1 and size - starts[-1] == 1:
+        starts.pop()
+    return starts
+
+
 class IndexBatches:
     """An epoch-wise iterable of `(x[idx], y[idx])` over a fresh seeded permutation each epoch."""
 
@@ -16,11 +25,7 @@ class IndexBatches:
         self.generator = torch.Generator().manual_seed(seed)
 
     def _starts(self) -> list[int]:
-        # A lone trailing sample joins the previous batch: batch norm cannot train on one row.
-        starts = list(range(0, len(self.x), self.batch_size))
-        if len(starts) > 1 and len(self.x) - starts[-1] == 1:
-            starts.pop()
-        return starts
+        return batch_starts(len(self.x), self.batch_size)
 
     def __len__(self) -> int:
         return len(self._starts())

@@ -9,6 +9,7 @@ from typing import Any, Iterator
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from orchestrator.batches import batch_starts
 from orchestrator.components import DataBundle
 
 EVAL_BATCH_SIZE = 512
@@ -25,10 +26,7 @@ class SeededBatchSampler(Sampler[list[int]]):
         self.generator = torch.Generator().manual_seed(seed)
 
     def _starts(self) -> list[int]:
-        starts = list(range(0, self.size, self.batch_size))
-        if len(starts) > 1 and self.size - starts[-1] == 1:
-            starts.pop()
-        return starts
+        return batch_starts(self.size, self.batch_size)
 
     def __len__(self) -> int:
         return len(self._starts())

@@ -122,8 +122,31 @@ def _image_folder(folder: Path) -> dict:
     return {"path": str(folder / "images"), "size": 8}
 
 
-# Sample files for the built-in data sets that read a user's file (others needing one are skipped).
-USER_FILES = {"csv": _csv_file, "npz": _npz_file, "image_folder": _image_folder}
+def _text_file(folder: Path) -> dict:
+    from scripts.make_corpus import write_corpus
+
+    write_corpus(folder / "corpus.csv", rows=120)
+    return {"path": str(folder / "corpus.csv"), "length": 16}
+
+
+def _npy_files(folder: Path) -> dict:
+    """Sequences (N, 6, 2), streamed from disk, with 3 classes."""
+    rng = np.random.default_rng(0)
+    np.save(folder / "x.npy", rng.normal(size=(60, 6, 2)).astype(np.float32))
+    np.save(folder / "y.npy", np.arange(60) % 3)
+    return {"path": str(folder / "x.npy"), "targets": str(folder / "y.npy")}
+
+
+# Sample files for the built-in data sets that read a user's file.
+USER_FILES = {"csv": _csv_file, "npz": _npz_file, "image_folder": _image_folder, "text": _text_file,
+              "npy": _npy_files}
+
+
+def test_every_builtin_data_set_that_reads_a_file_has_a_sample_here(builtin_registry):
+    """Otherwise the kit would skip it: a built-in data set that reads the user's file is covered by USER_FILES."""
+    needing = {name for name in builtin_registry.names("dataset")
+               if any(getattr(p, "is_path", False) for p in builtin_registry.get("dataset", name).spec.params.values())}
+    assert needing == set(USER_FILES)
 
 
 class TestBuiltinDatasets(DatasetConformance):

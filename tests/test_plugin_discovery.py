@@ -233,7 +233,7 @@ def test_plugins_text_heads_each_kind_with_its_plural(workdir, cli):
     assert text.code == 0, text.err
     headings = [line for line in text.out.splitlines() if line and not line.startswith(" ")]
     assert headings == ["architectures:", "activations:", "losses:", "optimizers:", "schedules:", "regularizers:",
-                        "datasets:"]
+                        "augmentations:", "datasets:"]
 
 
 # ---------------------------------------------------------------------------

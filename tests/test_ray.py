@@ -35,6 +35,8 @@ def ray_head():
         pytest.skip(reason)
     port = free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    # Ray's token authentication needs a token in ~/.ray/auth_token: a fresh machine has none (made once, kept)
+    subprocess.run([RAY, "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=120)
     subprocess.run([RAY, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
                     "--disable-usage-stats"], env=env, check=True, capture_output=True, timeout=120)
     yield f"127.0.0.1:{port}"
