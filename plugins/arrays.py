@@ -19,6 +19,7 @@ from orchestrator import Choice, DataBundle, Dataset, Text, hookimpl
 
 from .splits import TASK_PARAM, class_indices, fraction_params, infer_task, required_path, scale_targets, \
     three_way_split
+from .user_files import _labels
 
 INPUT_KINDS = {2: "vector", 3: "sequence", 4: "image"}
 CHUNK_BYTES = 8 << 20  # the statistics pass reads this much at a time
@@ -139,7 +140,7 @@ def build_npy(params, seed: int) -> DataBundle:
     if task == "classification":
         values, targets = class_indices(y)
         output_size, scale, labels = len(values), 1.0, targets
-        classes = tuple(int(v) if isinstance(v, float) and v.is_integer() else v for v in values.tolist())
+        classes = _labels(values)
     else:
         targets = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
         labels, output_size = None, targets.shape[1]
