@@ -9,6 +9,12 @@ of its rung (the highest rung first): it enqueues a continuation of it (a trial 
 resumes from the checkpoint, as a retry does), and only starts a new configuration when there is none. All of
 this goes through the shared Optuna storage, under the study lock.
 
+The leader rule (`leader=True`, the default): a trial whose lineage is ranked first among all that reached its
+rung trains on at once, also before eta lineages have reached it. So the study's first configuration runs to the
+end, and each configuration that beats every one before it at a rung goes on: the user has a complete model (an
+incumbent) about as soon as random search would give one, instead of only at the end of the first promotion
+chain. It adds at most the rungs' successive record holders to the top 1/eta that plain asha promotes.
+
 Several objectives are ranked by non-dominated sorting, ties in a front broken by crowding distance (MO-ASHA,
 Schmucker et al. 2021).
 """
@@ -32,14 +38,17 @@ HALVINGS = 3  # default: min_epochs = max_epochs / eta^3, so four rungs
 class SuccessiveHalving(optuna.pruners.BasePruner):
     """The `asha` pruner: never prunes by itself; its rungs drive pausing (RungCallback) and promotion."""
 
-    def __init__(self, eta: int = ETA, min_epochs: int | None = None) -> None:
+    def __init__(self, eta: int = ETA, min_epochs: int | None = None, leader: bool = True) -> None:
         if not isinstance(eta, int) or isinstance(eta, bool) or eta < 2:
             raise ValueError(f"eta must be an integer >= 2, got {eta!r}")
         if min_epochs is not None and (not isinstance(min_epochs, int) or isinstance(min_epochs, bool)
                                        or min_epochs < 1):
             raise ValueError(f"min_epochs must be an integer >= 1, got {min_epochs!r}")
+        if not isinstance(leader, bool):
+            raise ValueError(f"leader must be true or false, got {leader!r}")
         self.eta = eta
         self.min_epochs = min_epochs
+        self.leader = leader
         self.max_epochs: int | None = None  # set by `for_study`
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
@@ -108,6 +117,15 @@ def top_share(results: Mapping[int, Sequence[float]], directions: Sequence[Study
     (the study starts no more configurations: the best of each rung goes on, so the best one completes)."""
     share = len(results) // eta
     return set(ranked(results, directions)[:max(share, 1) if at_least_one else share])
+
+
+def trains_on(key: int, results: Mapping[int, Sequence[float]], directions: Sequence[StudyDirection],
+              pruner: SuccessiveHalving) -> bool:
+    """Whether lineage `key`, which has just reached a rung with `results` (its own included), trains on: it is in
+    the rung's top 1/eta, or (leader rule) ranked first there."""
+    if key in top_share(results, directions, pruner.eta):
+        return True
+    return pruner.leader and ranked(results, directions)[0] == key
 
 
 # -- what the storage says ----------------------------------------------------------------------------------------

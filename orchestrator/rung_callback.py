@@ -8,14 +8,14 @@ from typing import Callable
 import optuna
 import pytorch_lightning as pl
 
-from orchestrator.promotion import SuccessiveHalving, rung_results, top_share
+from orchestrator.promotion import SuccessiveHalving, rung_results, trains_on
 from orchestrator.records import RUNGS_ATTR
 
 
 class RungCallback(pl.Callback):
     """At the end of each rung but the last: record the trial's objective values there, then train on if its
-    lineage is in the top 1/eta of the rung, else ask `pause()` (the checkpoint callback writes the state and
-    ends the trial)."""
+    lineage is in the top 1/eta of the rung or leads it (`promotion.trains_on`), else ask `pause()` (the checkpoint
+    callback writes the state and ends the trial)."""
 
     def __init__(self, trial: optuna.Trial, pruner: SuccessiveHalving, trial_lineage: int,
                  values: Callable[[pl.Trainer, pl.LightningModule], list[float] | None],
@@ -40,5 +40,5 @@ class RungCallback(pl.Callback):
         study = self.trial.study
         at_rung = rung_results(study.get_trials(deepcopy=False)).get(epochs, {})
         at_rung[self.lineage] = values
-        if self.lineage not in top_share(at_rung, study.directions, self.pruner.eta):
+        if not trains_on(self.lineage, at_rung, study.directions, self.pruner):
             self.pause()

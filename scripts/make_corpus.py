@@ -1,6 +1,6 @@
 """Write a small labelled text corpus for `dataset: text`: short film reviews whose sentiment depends on WORD ORDER.
 
-    .venv/bin/python scripts/make_corpus.py studies/text/corpus.csv [--rows 4000] [--seed 0]
+    .venv/bin/python scripts/make_corpus.py studies/text/corpus.csv [--rows 4000] [--seed 0] [--flip 0.0]
 
 Most reviews name a good and a bad quality and negate one of them ("the plot was not clever, and the acting was
 dull"); the label is the sentiment that remains (here `negative`). Which adjective a negation belongs to is a matter
@@ -13,7 +13,8 @@ bag-of-words models, and the reason this corpus exists. The mix (deterministic f
 
 The words vary: openers, nouns, intensifiers ("very", "remotely"), several negations ("not", "never", "hardly",
 "far from", "in no way"), connectors and endings. The labels are exact (no noise): a model that reads the order can
-reach 100%.
+reach 100%. With `--flip P` each label is flipped with probability P (a separate seeded stream: the texts stay those
+of the same seed without it), so that the best possible accuracy is about 1 - P.
 """
 
 from __future__ import annotations
@@ -84,10 +85,12 @@ def review(rng: np.random.Generator) -> tuple[str, str, str]:
     return text[0].upper() + text[1:], label, kind
 
 
-def write_corpus(path: Path, rows: int = 4000, seed: int = 0) -> dict[str, int]:
+def write_corpus(path: Path, rows: int = 4000, seed: int = 0, flip: float = 0.0) -> dict[str, int]:
     """Write `rows` reviews to the CSV file `path` (columns `text`, `label`, and `kind`, which the data set ignores:
-    benchmarks break accuracy down by it); return the count of each label."""
+    benchmarks break accuracy down by it), each label flipped with probability `flip`; return the count of each
+    label."""
     rng = np.random.default_rng(seed)
+    flips = np.random.default_rng([seed, 1])  # its own stream: the texts do not depend on `flip`
     path.parent.mkdir(parents=True, exist_ok=True)
     counts = dict.fromkeys(LABELS, 0)
     with path.open("w", newline="") as file:
@@ -95,6 +98,8 @@ def write_corpus(path: Path, rows: int = 4000, seed: int = 0) -> dict[str, int]:
         writer.writerow(["text", "label", "kind"])
         for _ in range(rows):
             text, label, kind = review(rng)
+            if flip > 0 and flips.random() < flip:
+                label = LABELS[1 - LABELS.index(label)]
             writer.writerow([text, label, kind])
             counts[label] += 1
     return counts
@@ -105,8 +110,11 @@ def main() -> None:
     parser.add_argument("path", type=Path, help="the CSV file to write")
     parser.add_argument("--rows", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--flip", type=float, default=0.0, help="probability that a label is flipped (label noise)")
     args = parser.parse_args()
-    counts = write_corpus(args.path, args.rows, args.seed)
+    if not 0.0 <= args.flip <= 1.0:
+        parser.error(f"--flip must be between 0 and 1, not {args.flip}")
+    counts = write_corpus(args.path, args.rows, args.seed, args.flip)
     print(f"wrote {args.rows} reviews to {args.path}: " + ", ".join(f"{n} {label}" for label, n in counts.items()))
 
 

@@ -9,6 +9,7 @@ import subprocess
 from collections import defaultdict
 from pathlib import Path
 
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from conftest import AUTOML, load_optuna, mlflow_runs
@@ -24,7 +25,7 @@ dataset: digits
 objective: {objective}
 budget: {{trials: {trials}, max_epochs: 9}}
 sampler: {sampler}
-pruner: asha
+pruner: {pruner}
 seed: 3
 checkpoints: {{min_seconds: 0}}
 search:
@@ -35,14 +36,16 @@ search:
   batch_size: 64
 """
 ONE = "{metric: val_accuracy, direction: maximize}"
+PLAIN = "{name: asha, leader: false}"  # these tests follow plain asha's pausing and promotion step by step
 TWO = "[{metric: val_accuracy, direction: maximize}, {metric: params, direction: minimize}]"
 
 
 def run_study(workdir: Path, objective: str = ONE, trials: int = 12, sampler: str = "random",
-              *args: str) -> subprocess.CompletedProcess:
+              *args: str, pruner: str = PLAIN) -> subprocess.CompletedProcess:
     (workdir / "plugins").mkdir(exist_ok=True)
     shutil.copy(FIXTURES / "epoch_log.py", workdir / "plugins" / "epoch_log.py")
-    (workdir / "study.yaml").write_text(STUDY.format(objective=objective, trials=trials, sampler=sampler))
+    (workdir / "study.yaml").write_text(STUDY.format(objective=objective, trials=trials, sampler=sampler,
+                                                     pruner=pruner))
     result = subprocess.run([AUTOML, "run", "study.yaml", "--threads", "1", *args], cwd=workdir,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -116,7 +119,7 @@ def test_a_promoted_trial_has_one_continuous_history(workdir):
     (workdir / "extra.yaml").write_text(f"enqueue:\n  - {good}\n  - {poor.format(16)}\n  - {poor.format(32)}\n")
     (workdir / "plugins").mkdir()
     shutil.copy(FIXTURES / "epoch_log.py", workdir / "plugins" / "epoch_log.py")
-    (workdir / "study.yaml").write_text(STUDY.format(objective=ONE, trials=3, sampler="random")
+    (workdir / "study.yaml").write_text(STUDY.format(objective=ONE, trials=3, sampler="random", pruner=PLAIN)
                                         + (workdir / "extra.yaml").read_text())
     result = subprocess.run([AUTOML, "run", "study.yaml", "--threads", "1"], cwd=workdir, capture_output=True,
                             text=True, timeout=600)
@@ -172,3 +175,27 @@ def test_several_objectives_promote_by_non_dominated_rank(workdir):
     assert promoted_or_continued >= 2
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert complete and all(len(t.values) == 2 for t in complete)
+
+
+def test_the_leader_rule_completes_the_first_configuration_at_once(workdir):
+    """Default asha (the leader rule): the study's first configuration trains to max_epochs without pausing, so
+    the user has a complete model after one trial; a later trial trains on past a rung only if it led the rung
+    there or was in its top 1/eta, as the trials before it had recorded."""
+    result = run_study(workdir, ONE, 12, "random", "--workers", "1", pruner="asha")
+    trials = sorted(load_optuna(workdir, "asha").trials, key=lambda t: t.number)
+    first = trials[0]
+    assert first.state == TrialState.COMPLETE and len(first.intermediate_values) == RUNGS[-1], result.stdout
+    assert PAUSED_ATTR not in first.user_attrs and sorted(map(int, first.user_attrs[RUNGS_ATTR])) == RUNGS[:-1]
+    assert any(PAUSED_ATTR in t.user_attrs for t in trials)  # the others still pause
+    eta, leaders = SuccessiveHalving().eta, 0
+    for rung in RUNGS[:-1]:
+        for trial in trials:
+            rungs = trial.user_attrs.get(RUNGS_ATTR) or {}
+            if str(rung) not in rungs or not any(int(k) > rung for k in rungs) and trial.state != TrialState.COMPLETE:
+                continue  # did not train on from this rung within this trial
+            known = {lineage(t): (t.user_attrs.get(RUNGS_ATTR) or {})[str(rung)] for t in trials
+                     if t.number <= trial.number and str(rung) in (t.user_attrs.get(RUNGS_ATTR) or {})}
+            led = max(known, key=lambda key: (known[key][0], -key)) == lineage(trial)
+            assert led or lineage(trial) in top_share(known, [StudyDirection.MAXIMIZE], eta), (trial.number, rung)
+            leaders += led and lineage(trial) not in top_share(known, [StudyDirection.MAXIMIZE], eta)
+    assert leaders >= 2  # at least the first trial at each of its rungs went on as the leader alone

@@ -10,7 +10,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState, create_trial
 
 from orchestrator.bohb import BohbSampler, rung_view
-from orchestrator.promotion import SuccessiveHalving, next_promotion, promote, ranked, top_share
+from orchestrator.promotion import SuccessiveHalving, next_promotion, promote, ranked, top_share, trains_on
 from orchestrator.records import LINEAGE_ATTR, PAUSED_ATTR, PROMOTED_ATTR, RETRY_OF_ATTR, RUNGS_ATTR
 
 MAX, MIN = StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE
@@ -29,7 +29,8 @@ def test_rungs_end_at_max_epochs(eta, min_epochs, max_epochs, rungs):
 
 
 @pytest.mark.parametrize(("options", "message"), [({"eta": 1}, "eta must be an integer >= 2"),
-                                                  ({"min_epochs": 0}, "min_epochs must be an integer >= 1")])
+                                                  ({"min_epochs": 0}, "min_epochs must be an integer >= 1"),
+                                                  ({"leader": "yes"}, "leader must be true or false")])
 def test_bad_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
         SuccessiveHalving(**options)
@@ -41,6 +42,20 @@ def test_one_objective_ranks_by_value_in_its_direction():
     assert ranked(results, [MIN]) == [0, 2, 1, 3]
     assert top_share(results, [MAX], 3) == {1}  # floor(4 / 3) = 1
     assert top_share({0: [0.1], 1: [0.2]}, [MAX], 3) == set()  # fewer than eta results: nobody yet
+
+
+def test_a_rungs_leader_trains_on_before_eta_lineages_reached_it():
+    leading, plain = SuccessiveHalving(), SuccessiveHalving(leader=False)
+    assert trains_on(0, {0: [0.3]}, [MAX], leading)  # the study's first configuration runs to the end
+    assert not trains_on(0, {0: [0.3]}, [MAX], plain)  # plain asha: nobody until eta have reached the rung
+    assert trains_on(1, {0: [0.3], 1: [0.4]}, [MAX], leading)  # beats every one before it
+    assert not trains_on(1, {0: [0.3], 1: [0.2]}, [MAX], leading)
+    assert not trains_on(1, {0: [0.3], 1: [0.3]}, [MAX], leading)  # a tie goes to the earlier lineage
+    assert trains_on(1, {0: [0.3], 1: [0.2]}, [MIN], leading)  # ranked in the objective's direction
+    # with eta results, the top 1/eta trains on as before; the leader rule adds only the leader
+    results = {0: [0.9], 1: [0.5], 2: [0.4], 3: [0.8]}
+    assert [k for k in results if trains_on(k, results, [MAX], leading)] == [0]
+    assert [k for k in results if trains_on(k, results, [MAX], plain)] == [0]
 
 
 def test_several_objectives_rank_by_non_dominated_front_then_crowding():
