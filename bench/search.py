@@ -30,7 +30,7 @@ import optuna
 import yaml
 
 from search_probe import Probes, fingerprint, strategy_probe, training_probe, versions
-from search_report import report
+from search_report import as_runs, report
 from search_run import Run, run_folder, write_study
 from search_stats import target_at
 from search_strategies import ABLATIONS, PRIMARY, Strategy, strategies
@@ -95,16 +95,19 @@ def set_up(tasks: list[Task], chosen: list[Strategy], probes: Probes, slots: int
                      lambda t=template, d=data: training_probe(t, d)))
         setups[task.name] = TaskSetup(task, data, template, maximize, "")
     for strategy in chosen:
-        key = f"search {json.dumps([strategy.sampler, strategy.pruner], sort_keys=True)}"
-        jobs.append((key, lambda s=strategy: strategy_probe(s.sampler, s.pruner)))
+        jobs.append((_search_key(strategy), lambda s=strategy: strategy_probe(s.sampler, s.pruner)))
     with ThreadPoolExecutor(max_workers=slots) as pool:
         digests = dict(zip([k for k, _ in jobs], pool.map(lambda job: probes.get(*job), jobs)))
     for name, setup in setups.items():
         setup.fingerprint = fingerprint(data_digest(setup.data), setup.template.read_text(),
                                         digests[f"training {name} {data_digest(setup.data)}"])
-    strategy_prints = {s.key: fingerprint(s.sampler, s.pruner, digests[
-        f"search {json.dumps([s.sampler, s.pruner], sort_keys=True)}"]) for s in chosen}
+    strategy_prints = {s.key: fingerprint(s.sampler, s.pruner, digests[_search_key(s)]) for s in chosen}
     return setups, strategy_prints
+
+
+def _search_key(strategy: Strategy) -> str:
+    """The probe cache's key of a strategy's search probe (strategies with the same sampler and pruner share it)."""
+    return f"search {json.dumps([strategy.sampler, strategy.pruner], sort_keys=True)}"
 
 
 class Plan:
@@ -134,8 +137,6 @@ class Plan:
         baseline = self.done(task, "baseline")
         if len(baseline) < self.seeds:
             return None
-        from search_report import as_runs
-
         setup = self.setups[task]
         runs = as_runs(baseline, setup.maximize, self.seconds)
         try:
