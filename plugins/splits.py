@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestrator import Choice, DataBundle, Float
+from orchestrator import Choice, DataBundle, Float, Int
 
 
 def split_train_val(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -40,13 +40,24 @@ TASK_CHOICE_HELP = ("classification, regression, or auto: a non-numeric target, 
 # The `task` parameter of every data set that reads a user's file (see infer_task).
 TASK_PARAM = Choice(("auto", "classification", "regression"), default="auto", help=TASK_CHOICE_HELP)
 
+STUDY_SEED = -1  # `split_seed`: the split follows the study's seed
+
 
 def fraction_params(test_default: float = 0.2, val_default: float = 0.2) -> dict:
     return {
         "test_fraction": Float(0.05, 0.5, default=test_default, help="share of all rows held out for the test split"),
         "val_fraction": Float(0.05, 0.5, default=val_default,
                               help="share of the remaining rows held out for validation"),
+        "split_seed": Int(STUDY_SEED, 2**31 - 1, default=STUDY_SEED,
+                          help="seed of the train/validation/test split, so that studies with other seeds train "
+                               "and test on the same rows; -1: the study's seed"),
     }
+
+
+def split_seed(params, seed: int) -> int:
+    """The seed of a data set's split: its own `split_seed`, or the study's `seed` where that is -1 (or unset)."""
+    own = int(params.get("split_seed", STUDY_SEED))
+    return seed if own == STUDY_SEED else own
 
 
 def holdout(indices: np.ndarray, fraction: float, seed: int,

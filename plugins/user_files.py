@@ -8,8 +8,8 @@ import numpy as np
 
 from orchestrator import DataBundle
 
-from .splits import class_indices, holdout, infer_task, is_numeric, required_path, scale_targets, standardise, \
-    three_way_split
+from .splits import class_indices, holdout, infer_task, is_numeric, required_path, scale_targets, split_seed, \
+    standardise, three_way_split
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -233,7 +233,8 @@ def _csv_table(params, seed: int):
     frame = frame[keep].reset_index(drop=True)
     task = infer_task(frame[target], params["task"], f"target column {target!r}")
     classes, labels = class_indices(frame[target].to_numpy()) if task == "classification" else (None, None)
-    train, val, test = three_way_split(len(frame), params["test_fraction"], params["val_fraction"], seed, labels)
+    train, val, test = three_way_split(len(frame), params["test_fraction"], params["val_fraction"],
+                                       split_seed(params, seed), labels)
     features = frame.drop(columns=[target])
     encoder = TableEncoder.fit(features, train, ignored_columns(params, [str(c) for c in features.columns]))
     if encoder.width() == 0:
@@ -430,10 +431,10 @@ def build_npz(params, seed: int) -> DataBundle:
     strata = labels["pool"] if task == "classification" else None
     rest = np.arange(len(x_pool))
     if "test" not in arrays:
-        rest, test = holdout(rest, params["test_fraction"], seed, strata)
+        rest, test = holdout(rest, params["test_fraction"], split_seed(params, seed), strata)
         arrays["test"], labels["test"] = (x_pool[test], None), labels["pool"][test]
     if "val" not in arrays:
-        rest, val = holdout(rest, params["val_fraction"], seed, strata)
+        rest, val = holdout(rest, params["val_fraction"], split_seed(params, seed), strata)
         arrays["val"], labels["val"] = (x_pool[val], None), labels["pool"][val]
     arrays["train"], labels["train"] = (x_pool[rest], None), labels["pool"][rest]
     order = ("train", "val", "test")

@@ -1,6 +1,7 @@
 """Write a small labelled text corpus for `dataset: text`: short film reviews whose sentiment depends on WORD ORDER.
 
     .venv/bin/python scripts/make_corpus.py studies/text/corpus.csv [--rows 4000] [--seed 0] [--flip 0.0]
+                                            [--clauses 2]
 
 Most reviews name a good and a bad quality and negate one of them ("the plot was not clever, and the acting was
 dull"); the label is the sentiment that remains (here `negative`). Which adjective a negation belongs to is a matter
@@ -15,6 +16,11 @@ The words vary: openers, nouns, intensifiers ("very", "remotely"), several negat
 "far from", "in no way"), connectors and endings. The labels are exact (no noise): a model that reads the order can
 reach 100%. With `--flip P` each label is flipped with probability P (a separate seeded stream: the texts stay those
 of the same seed without it), so that the best possible accuracy is about 1 - P.
+
+With `--clauses N` (an odd N >= 3) every review is N clauses instead, each of a random polarity and negated or not
+at random; the label is the sentiment most clauses leave ("the plot was not dull, the music was bland, and the
+ending was never clever": negative, two to one). A model must read each clause's negation and count: a harder task
+that needs more data and more epochs (kind `majority`).
 """
 
 from __future__ import annotations
@@ -85,10 +91,28 @@ def review(rng: np.random.Generator) -> tuple[str, str, str]:
     return text[0].upper() + text[1:], label, kind
 
 
-def write_corpus(path: Path, rows: int = 4000, seed: int = 0, flip: float = 0.0) -> dict[str, int]:
+def majority_review(rng: np.random.Generator, clauses: int) -> tuple[str, str, str]:
+    """One review of `clauses` clauses (odd), each of a random polarity, negated or not; labelled by the sentiment
+    most of them leave. Its kind is `majority`."""
+    nouns = rng.choice(len(NOUNS), size=clauses, replace=False)
+    parts, votes = [], 0
+    for i, noun in enumerate(nouns):
+        positive, negated = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
+        clause = _clause(rng, NOUNS[noun], _pick(rng, POSITIVE if positive else NEGATIVE), negated)
+        parts.append(clause if i == 0 else _pick(rng, CONNECTORS if i % 2 else AGREEING) + " " + clause)
+        votes += 1 if positive != negated else -1
+    opener = _pick(rng, OPENERS)
+    body = "".join(parts)
+    text = (f"{opener} {body}" if opener else body) + _pick(rng, ENDINGS)
+    return text[0].upper() + text[1:], LABELS[int(votes > 0)], "majority"
+
+
+def write_corpus(path: Path, rows: int = 4000, seed: int = 0, flip: float = 0.0, clauses: int = 2) -> dict[str, int]:
     """Write `rows` reviews to the CSV file `path` (columns `text`, `label`, and `kind`, which the data set ignores:
     benchmarks break accuracy down by it), each label flipped with probability `flip`; return the count of each
-    label."""
+    label. `clauses` 2 is the mix above; an odd number >= 3 makes every review a majority of that many clauses."""
+    if clauses != 2 and (clauses < 3 or clauses % 2 == 0 or clauses > len(NOUNS)):
+        raise ValueError(f"clauses must be 2 (the mix) or an odd number from 3 to {len(NOUNS)}, not {clauses}")
     rng = np.random.default_rng(seed)
     flips = np.random.default_rng([seed, 1])  # its own stream: the texts do not depend on `flip`
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +121,7 @@ def write_corpus(path: Path, rows: int = 4000, seed: int = 0, flip: float = 0.0)
         writer = csv.writer(file)
         writer.writerow(["text", "label", "kind"])
         for _ in range(rows):
-            text, label, kind = review(rng)
+            text, label, kind = review(rng) if clauses == 2 else majority_review(rng, clauses)
             if flip > 0 and flips.random() < flip:
                 label = LABELS[1 - LABELS.index(label)]
             writer.writerow([text, label, kind])
@@ -111,10 +135,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--flip", type=float, default=0.0, help="probability that a label is flipped (label noise)")
+    parser.add_argument("--clauses", type=int, default=2,
+                        help="2: the mix above; an odd number >= 3: every review a majority of that many clauses")
     args = parser.parse_args()
     if not 0.0 <= args.flip <= 1.0:
         parser.error(f"--flip must be between 0 and 1, not {args.flip}")
-    counts = write_corpus(args.path, args.rows, args.seed, args.flip)
+    try:
+        counts = write_corpus(args.path, args.rows, args.seed, args.flip, args.clauses)
+    except ValueError as error:
+        parser.error(str(error))
     print(f"wrote {args.rows} reviews to {args.path}: " + ", ".join(f"{n} {label}" for label, n in counts.items()))
 
 

@@ -264,7 +264,7 @@ def test_diabetes_splits_standardisation_and_target_scale(registry):
     spec = registry.get("dataset", "diabetes").spec
     assert (spec.input_kind, spec.tasks, spec.probe) == ("vector", ("regression",), None)
     params = dataset_params(registry, "diabetes")
-    assert params == {"test_fraction": 0.2, "val_fraction": 0.2}
+    assert params == {"test_fraction": 0.2, "val_fraction": 0.2, "split_seed": -1}
     data = spec.build(params, 0)
     assert (data.input_kind, data.task, data.output_size) == ("vector", "regression", 1)
     n_test = math.ceil(0.2 * 442)
@@ -421,6 +421,26 @@ def test_csv_regression_target_delimiter_and_task_inference(registry, tmp_path):
     rows = recover_rows(labelled, numeric_labels[["x"]].to_numpy())
     for (_, y), idx in zip(splits(labelled), rows):
         assert y.tolist() == [[2, 10, 30].index(g) for g in numeric_labels.loc[idx, "grade"]]  # 10 after 2
+
+
+@pytest.mark.parametrize("dataset", ["csv", "npz"])
+def test_a_split_seed_keeps_the_split_when_the_study_seed_changes(registry, tmp_path, dataset):
+    n = 80
+    frame = pd.DataFrame({"id": np.arange(n, dtype=np.float64), "y": np.arange(n) % 2})
+    if dataset == "csv":
+        path = write_csv(tmp_path, frame)
+    else:
+        path = tmp_path / "rows.npz"
+        np.savez(path, x=frame[["id"]].to_numpy(), y=frame["y"].to_numpy())
+    spec = registry.get("dataset", dataset).spec
+
+    def test_rows(seed: int, **params: Any) -> set[int]:
+        data = spec.build(dataset_params(registry, dataset, path=str(path), **params), seed)
+        return set(recover_rows(data, frame[["id"]].to_numpy(), columns=slice(0, 1))[2])
+
+    assert test_rows(1) != test_rows(2)  # by default the split follows the study's seed
+    assert test_rows(1, split_seed=5) == test_rows(2, split_seed=5) == test_rows(5)
+    assert test_rows(1, split_seed=5) != test_rows(1, split_seed=6)
 
 
 def test_csv_unusable_files_raise_readable_errors(registry, tmp_path):

@@ -219,6 +219,29 @@ def test_the_example_study_validates_on_the_corpus_the_script_writes(workdir, cl
     assert "architecture: gru | transformer | cnn" in result.out and "embedding_dim: one of [16, 32]" in result.out
 
 
+def test_a_majority_corpus_labels_each_review_by_what_most_of_its_clauses_leave(tmp_path):
+    from scripts.make_corpus import NEGATIVE, POSITIVE
+
+    counts = write_corpus(tmp_path / "corpus.csv", rows=300, seed=3, clauses=3)
+    assert min(counts.values()) > 100  # both labels, roughly balanced
+    negations = ("not", "never", "hardly", "far from", "in no way")
+    for row in csv.DictReader((tmp_path / "corpus.csv").open()):
+        assert row["kind"] == "majority"
+        words = row["text"].lower().replace(",", " ").replace(".", " ").replace(";", " ").replace("!", " ").split()
+        votes, clause = [], []
+        for word in words:  # a clause ends at its adjective; a negation before it in the clause turns it round
+            clause.append(word)
+            if word in POSITIVE or word in NEGATIVE:
+                text = " " + " ".join(clause) + " "
+                negated = any(f" {negation} " in text for negation in negations)
+                votes.append((word in POSITIVE) != negated)
+                clause = []
+        assert len(votes) == 3, row["text"]
+        assert row["label"] == LABELS[int(sum(votes) >= 2)], row["text"]
+    with pytest.raises(ValueError, match="clauses must be 2 .* or an odd number from 3 to 20, not 4"):
+        write_corpus(tmp_path / "other.csv", rows=10, clauses=4)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The conformance kit
 # ---------------------------------------------------------------------------------------------------------
