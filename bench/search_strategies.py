@@ -46,6 +46,8 @@ def strategies() -> dict[str, Strategy]:
         Strategy("tpe-none", sampler, "none", 6000, "no multi-fidelity: every trial to max_epochs"),
         Strategy("tpe-median", sampler, "median", 7000, "Optuna's stopping median pruner instead of pausing"),
         Strategy("bohb-asha", "bohb", pruner, 8000, "BOHB's model (TPE on the highest rung with enough results)"),
+        Strategy("leader-first", sampler, {"name": "asha", "leader": "first"}, 9000,
+                 "asha's leader rule only until the study's first complete trial, then plain asha"),
     ]
     return {s.key: s for s in rows}
 
@@ -55,4 +57,4 @@ def _name(choice: Any) -> str:
 
 
 PRIMARY = ["baseline", "control", "default"]  # the evaluation's figures
-ABLATIONS = ["no-leader", "random-asha", "tpe-none", "tpe-median", "bohb-asha"]
+ABLATIONS = ["no-leader", "random-asha", "tpe-none", "tpe-median", "bohb-asha", "leader-first"]

@@ -13,7 +13,9 @@ The leader rule (`leader=True`, the default): a trial whose lineage is ranked fi
 rung trains on at once, also before eta lineages have reached it. So the study's first configuration runs to the
 end, and each configuration that beats every one before it at a rung goes on: the user has a complete model (an
 incumbent) about as soon as random search would give one, instead of only at the end of the first promotion
-chain. It adds at most the rungs' successive record holders to the top 1/eta that plain asha promotes.
+chain. It adds at most the rungs' successive record holders to the top 1/eta that plain asha promotes. With
+`leader="first"` the rule holds only until the study has its first complete trial: the first configuration still
+runs to the end, then promotion is plain asha's.
 
 Several objectives are ranked by non-dominated sorting, ties in a front broken by crowding distance (MO-ASHA,
 Schmucker et al. 2021).
@@ -33,19 +35,20 @@ from orchestrator.records import (EPOCHS_ATTR, LINEAGE_ATTR, PAUSED_ATTR, PROMOT
 
 ETA = 3
 HALVINGS = 3  # default: min_epochs = max_epochs / eta^3, so four rungs
+LEADER_FIRST = "first"  # the leader rule only until the study's first complete trial
 
 
 class SuccessiveHalving(optuna.pruners.BasePruner):
     """The `asha` pruner: never prunes by itself; its rungs drive pausing (RungCallback) and promotion."""
 
-    def __init__(self, eta: int = ETA, min_epochs: int | None = None, leader: bool = True) -> None:
+    def __init__(self, eta: int = ETA, min_epochs: int | None = None, leader: bool | str = True) -> None:
         if not isinstance(eta, int) or isinstance(eta, bool) or eta < 2:
             raise ValueError(f"eta must be an integer >= 2, got {eta!r}")
         if min_epochs is not None and (not isinstance(min_epochs, int) or isinstance(min_epochs, bool)
                                        or min_epochs < 1):
             raise ValueError(f"min_epochs must be an integer >= 1, got {min_epochs!r}")
-        if not isinstance(leader, bool):
-            raise ValueError(f"leader must be true or false, got {leader!r}")
+        if not (isinstance(leader, bool) or leader == LEADER_FIRST):
+            raise ValueError(f"leader must be true, false or {LEADER_FIRST!r}, got {leader!r}")
         self.eta = eta
         self.min_epochs = min_epochs
         self.leader = leader
@@ -120,12 +123,14 @@ def top_share(results: Mapping[int, Sequence[float]], directions: Sequence[Study
 
 
 def trains_on(key: int, results: Mapping[int, Sequence[float]], directions: Sequence[StudyDirection],
-              pruner: SuccessiveHalving) -> bool:
+              pruner: SuccessiveHalving, incumbent: bool = False) -> bool:
     """Whether lineage `key`, which has just reached a rung with `results` (its own included), trains on: it is in
-    the rung's top 1/eta, or (leader rule) ranked first there."""
+    the rung's top 1/eta, or (leader rule) ranked first there; with `leader="first"` the rule holds only while
+    the study has no complete trial (`incumbent` False)."""
     if key in top_share(results, directions, pruner.eta):
         return True
-    return pruner.leader and ranked(results, directions)[0] == key
+    rule = pruner.leader is True or (pruner.leader == LEADER_FIRST and not incumbent)
+    return rule and ranked(results, directions)[0] == key
 
 
 # -- what the storage says ----------------------------------------------------------------------------------------

@@ -38,7 +38,9 @@ class RungCallback(pl.Callback):
         recorded[str(epochs)] = values
         self.trial.set_user_attr(RUNGS_ATTR, recorded)
         study = self.trial.study
-        at_rung = rung_results(study.get_trials(deepcopy=False)).get(epochs, {})
+        trials = study.get_trials(deepcopy=False)
+        at_rung = rung_results(trials).get(epochs, {})
         at_rung[self.lineage] = values
-        if not trains_on(self.lineage, at_rung, study.directions, self.pruner):
+        incumbent = any(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+        if not trains_on(self.lineage, at_rung, study.directions, self.pruner, incumbent):
             self.pause()

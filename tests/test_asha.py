@@ -199,3 +199,25 @@ def test_the_leader_rule_completes_the_first_configuration_at_once(workdir):
             assert led or lineage(trial) in top_share(known, [StudyDirection.MAXIMIZE], eta), (trial.number, rung)
             leaders += led and lineage(trial) not in top_share(known, [StudyDirection.MAXIMIZE], eta)
     assert leaders >= 2  # at least the first trial at each of its rungs went on as the leader alone
+
+
+def test_leader_first_completes_the_first_configuration_then_promotes_as_plain_asha(workdir):
+    """`leader: first`: the first configuration trains to max_epochs without pausing; once the study has that
+    complete trial, a trial trains on past a rung only from the rung's top 1/eta (leading it is not enough)."""
+    result = run_study(workdir, ONE, 12, "random", "--workers", "1", pruner="{name: asha, leader: first}")
+    trials = sorted(load_optuna(workdir, "asha").trials, key=lambda t: t.number)
+    first = trials[0]
+    assert first.state == TrialState.COMPLETE and len(first.intermediate_values) == RUNGS[-1], result.stdout
+    assert PAUSED_ATTR not in first.user_attrs
+    assert sum(PAUSED_ATTR in t.user_attrs for t in trials) >= 6  # the others pause
+    eta, went_on = SuccessiveHalving().eta, 0
+    for rung in RUNGS[:-1]:
+        for trial in trials[1:]:
+            rungs = trial.user_attrs.get(RUNGS_ATTR) or {}
+            if str(rung) not in rungs or not any(int(k) > rung for k in rungs) and trial.state != TrialState.COMPLETE:
+                continue  # did not train on from this rung within this trial
+            known = {lineage(t): (t.user_attrs.get(RUNGS_ATTR) or {})[str(rung)] for t in trials
+                     if t.number <= trial.number and str(rung) in (t.user_attrs.get(RUNGS_ATTR) or {})}
+            assert lineage(trial) in top_share(known, [StudyDirection.MAXIMIZE], eta), (trial.number, rung)
+            went_on += 1
+    assert went_on >= 1, result.stdout  # some later trial did train on past a rung, from the top 1/eta

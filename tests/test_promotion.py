@@ -30,7 +30,7 @@ def test_rungs_end_at_max_epochs(eta, min_epochs, max_epochs, rungs):
 
 @pytest.mark.parametrize(("options", "message"), [({"eta": 1}, "eta must be an integer >= 2"),
                                                   ({"min_epochs": 0}, "min_epochs must be an integer >= 1"),
-                                                  ({"leader": "yes"}, "leader must be true or false")])
+                                                  ({"leader": "yes"}, "leader must be true, false or 'first'")])
 def test_bad_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
         SuccessiveHalving(**options)
@@ -56,6 +56,16 @@ def test_a_rungs_leader_trains_on_before_eta_lineages_reached_it():
     results = {0: [0.9], 1: [0.5], 2: [0.4], 3: [0.8]}
     assert [k for k in results if trains_on(k, results, [MAX], leading)] == [0]
     assert [k for k in results if trains_on(k, results, [MAX], plain)] == [0]
+
+
+def test_leader_first_holds_the_rule_only_until_the_study_has_a_complete_trial():
+    first = SuccessiveHalving(leader="first")
+    assert trains_on(0, {0: [0.3]}, [MAX], first, incumbent=False)  # the first configuration runs to the end
+    assert trains_on(1, {0: [0.3], 1: [0.4]}, [MAX], first, incumbent=False)  # a new leader, still no model
+    assert not trains_on(1, {0: [0.3], 1: [0.4]}, [MAX], first, incumbent=True)  # then plain asha's rule
+    assert trains_on(1, {0: [0.3], 1: [0.4]}, [MAX], SuccessiveHalving(), incumbent=True)  # `true`: always
+    results = {0: [0.9], 1: [0.5], 2: [0.4], 3: [0.8]}
+    assert [k for k in results if trains_on(k, results, [MAX], first, incumbent=True)] == [0]
 
 
 def test_several_objectives_rank_by_non_dominated_front_then_crowding():
