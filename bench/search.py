@@ -5,7 +5,8 @@ For each task (bench/search_tasks.py) and strategy (bench/search_strategies.py),
 `automl run` (bench/search_run.py: one worker, one thread, pinned to one core, a fresh folder each). The baseline
 (random search, every trial to max_epochs) runs T; its median incumbent quality at T and at T/2 are the targets.
 Every other strategy, the control (random search again, other seeds) included, runs until its incumbent reaches
-both targets, or T. Each run is saved to bench/baselines/search/runs.json as it ends, with the fingerprints of
+the highest target a bootstrap replicate can set (the best baseline quality at T and at T/2: a resample's median
+is never above its best), or T; so every replicate's time to target is observed, not censored by the stop. Each run is saved to bench/baselines/search/runs.json as it ends, with the fingerprints of
 its task and strategy (bench/search_probe.py: behavioural), so an interrupted benchmark resumes where it stopped
 and a change that alters results re-runs what it alters. Then the report (bench/search_report.py).
 
@@ -32,7 +33,7 @@ import yaml
 from search_probe import Probes, fingerprint, strategy_probe, training_probe, versions
 from search_report import as_runs, report
 from search_run import Run, run_folder, write_study
-from search_stats import target_at
+from search_stats import quality_at
 from search_strategies import ABLATIONS, PRIMARY, Strategy, strategies
 from search_tasks import TASKS, Task, data_digest, prepare
 
@@ -132,17 +133,20 @@ class Plan:
     def strategy(self, key: str) -> Strategy:
         return next(s for s in self.chosen if s.key == key)
 
-    def targets(self, task: str) -> tuple[float, float] | None:
-        """The targets at T and T/2 once every baseline seed of the task is done."""
+    def stop_target(self, task: str) -> float | None:
+        """Where a run other than the baseline's may stop, once every baseline seed of the task is done: the best
+        baseline quality at T or at T/2, the highest target any bootstrap replicate of the baseline can set (a
+        resample's median is never above its best). None (the run goes to T) before that, or if no baseline run
+        has an incumbent by T/2."""
         baseline = self.done(task, "baseline")
         if len(baseline) < self.seeds:
             return None
         setup = self.setups[task]
+        sign = setup.task.sign
         runs = as_runs(baseline, setup.maximize, self.seconds)
-        try:
-            return target_at(runs, self.seconds, setup.task.sign), target_at(runs, self.seconds / 2, setup.task.sign)
-        except ValueError:  # the median baseline run has no incumbent by then: no target, the others run T
-            return None
+        known = [q for run in runs for q in (quality_at(run, self.seconds), quality_at(run, self.seconds / 2))
+                 if q is not None]
+        return max(known, key=lambda q: sign * q) if known else None
 
     def pending(self) -> list[tuple[str, Strategy, int]]:
         jobs = []
@@ -179,15 +183,14 @@ def execute(plan: Plan, slots: int, here: str, where: str) -> None:
                     print(f"started {task} {strategy.key} seed={seed} on core {core}", flush=True)
             time.sleep(POLL_SECONDS)
             for core, (task, strategy, seed, run) in list(active.items()):
-                targets = None if strategy.key == "baseline" else plan.targets(task)
-                sign = plan.setups[task].task.sign
-                # an incumbent at or past the better target is past the other one too
-                if not run.check(max(targets, key=lambda t: sign * t) if targets else None, sign):
+                stop = None if strategy.key == "baseline" else plan.stop_target(task)
+                if not run.check(stop, plan.setups[task].task.sign):
                     continue
                 result = {"task": task, "strategy": strategy.key, "seed": seed, "seconds": plan.seconds,
                           "task_fingerprint": plan.setups[task].fingerprint,
                           "strategy_fingerprint": plan.prints[strategy.key], "sampler": strategy.sampler,
-                          "pruner": strategy.pruner, "commit": here, "machine": where, "core": core, **run.finish()}
+                          "pruner": strategy.pruner, "commit": here, "machine": where, "core": core,
+                          "stop_target": stop, **run.finish()}
                 del active[core]
                 plan.record(result)
                 complete = sum(t["state"] == "COMPLETE" for t in result["trials"])
@@ -200,10 +203,12 @@ def execute(plan: Plan, slots: int, here: str, where: str) -> None:
 
 
 def choose_tasks(spec: str) -> list[Task]:
-    if spec in ("evaluation", "development"):
-        return [t for t in TASKS.values() if t.role == spec]
-    if spec == "all":
-        return list(TASKS.values())
+    if spec in ("evaluation", "development", "all"):
+        group = [t for t in TASKS.values() if spec in ("all", t.role)]
+        for task in group:
+            if task.unfit:
+                print(f"left out: {task.name} ({task.unfit}); name it to run it anyway", flush=True)
+        return [t for t in group if not t.unfit]
     unknown = [name for name in spec.split(",") if name not in TASKS]
     if unknown:
         sys.exit(f"--tasks: unknown {', '.join(unknown)}; choose from {', '.join(TASKS)}")

@@ -98,6 +98,11 @@ def report(task: Any, maximize: bool, saved: dict[str, list[dict[str, Any]]], se
         area = bootstrap_ratio(runs, baseline, seconds, floor, sign)
         mean_area = statistics.mean(anytime_area(run, seconds, floor, sign) for run in runs)
         print(f"   anytime area / the baseline's: {area.format()} (mean area {mean_area:.1f}, floor {floor:.4f})")
+        early = [r for r in saved[key] if r["stop"] == "target" and "stop_target" not in r]
+        if early:
+            print(f"   note: {len(early)} run(s) stopped at the point target (the harness before stop_target): a "
+                  f"replicate with a higher target counts them as not reaching it, so the intervals' low ends are "
+                  f"conservative")
     if "default" in groups:
         print(f"incumbent_early {task.name} {early_incumbent(groups['default'], baseline, seconds, sign)}")
     for line in lines:

@@ -40,6 +40,7 @@ class Task:
     sign: int
     data_file: str
     write_data: Callable[[Path], None]
+    unfit: str = ""  # why the task cannot measure yet (the calibration found no room): left out of its role's group
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
@@ -148,7 +149,8 @@ TASKS: dict[str, Task] = {task.name: task for task in (
          "generated film reviews of three clauses, each negated or not, labelled by the majority of what they leave "
          "(seed 7), 5% of labels flipped (ceiling ~0.95): token sequences where recurrent, convolutional and "
          "attention models compete",
-         "eval-text.yaml", "test_accuracy", +1, "corpus.csv", write_eval_text),
+         "eval-text.yaml", "test_accuracy", +1, "corpus.csv", write_eval_text,
+         unfit="no room: random search's calibration run reached the ceiling (0.956) in 134 s"),
 )}
 
 

@@ -42,7 +42,7 @@ SHARED_DEFAULT_SEARCH: dict[str, Param] = {
     "batch_size": Choice((32, 64, 128, 256), default=128, help="mini-batch size"),
     "embedding_dim": Choice((16, 32, 64, 128), default=64, help="features per token"),
 }
-DEFAULT_SAMPLER, DEFAULT_PRUNER = "tpe", "asha"  # 3.0x random search: bench/baselines/search-542f6dd.txt
+DEFAULT_SAMPLER, DEFAULT_PRUNER = "tpe", "asha"  # chosen on development tasks: bench/search_protocol.md
 # Kinds that a study leaving them out does not search over (`all` still does).
 DEFAULT_WHEN_OMITTED = {"schedule": "constant"}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -178,10 +178,10 @@ def test_several_objectives_promote_by_non_dominated_rank(workdir):
 
 
 def test_the_leader_rule_completes_the_first_configuration_at_once(workdir):
-    """Default asha (the leader rule): the study's first configuration trains to max_epochs without pausing, so
+    """asha with `leader: true`: the study's first configuration trains to max_epochs without pausing, so
     the user has a complete model after one trial; a later trial trains on past a rung only if it led the rung
     there or was in its top 1/eta, as the trials before it had recorded."""
-    result = run_study(workdir, ONE, 12, "random", "--workers", "1", pruner="asha")
+    result = run_study(workdir, ONE, 12, "random", "--workers", "1", pruner="{name: asha, leader: true}")
     trials = sorted(load_optuna(workdir, "asha").trials, key=lambda t: t.number)
     first = trials[0]
     assert first.state == TrialState.COMPLETE and len(first.intermediate_values) == RUNGS[-1], result.stdout
@@ -201,10 +201,11 @@ def test_the_leader_rule_completes_the_first_configuration_at_once(workdir):
     assert leaders >= 2  # at least the first trial at each of its rungs went on as the leader alone
 
 
-def test_leader_first_completes_the_first_configuration_then_promotes_as_plain_asha(workdir):
-    """`leader: first`: the first configuration trains to max_epochs without pausing; once the study has that
-    complete trial, a trial trains on past a rung only from the rung's top 1/eta (leading it is not enough)."""
-    result = run_study(workdir, ONE, 12, "random", "--workers", "1", pruner="{name: asha, leader: first}")
+def test_default_asha_completes_the_first_configuration_then_promotes_as_plain_asha(workdir):
+    """`leader: first` (asha's default): the first configuration trains to max_epochs without pausing; once the
+    study has that complete trial, a trial trains on past a rung only from the rung's top 1/eta (leading it is not
+    enough)."""
+    result = run_study(workdir, ONE, 12, "random", "--workers", "1", pruner="asha")
     trials = sorted(load_optuna(workdir, "asha").trials, key=lambda t: t.number)
     first = trials[0]
     assert first.state == TrialState.COMPLETE and len(first.intermediate_values) == RUNGS[-1], result.stdout

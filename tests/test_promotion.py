@@ -45,7 +45,7 @@ def test_one_objective_ranks_by_value_in_its_direction():
 
 
 def test_a_rungs_leader_trains_on_before_eta_lineages_reached_it():
-    leading, plain = SuccessiveHalving(), SuccessiveHalving(leader=False)
+    leading, plain = SuccessiveHalving(leader=True), SuccessiveHalving(leader=False)
     assert trains_on(0, {0: [0.3]}, [MAX], leading)  # the study's first configuration runs to the end
     assert not trains_on(0, {0: [0.3]}, [MAX], plain)  # plain asha: nobody until eta have reached the rung
     assert trains_on(1, {0: [0.3], 1: [0.4]}, [MAX], leading)  # beats every one before it
@@ -59,11 +59,11 @@ def test_a_rungs_leader_trains_on_before_eta_lineages_reached_it():
 
 
 def test_leader_first_holds_the_rule_only_until_the_study_has_a_complete_trial():
-    first = SuccessiveHalving(leader="first")
+    first = SuccessiveHalving()  # the default: leader "first"
     assert trains_on(0, {0: [0.3]}, [MAX], first, incumbent=False)  # the first configuration runs to the end
     assert trains_on(1, {0: [0.3], 1: [0.4]}, [MAX], first, incumbent=False)  # a new leader, still no model
     assert not trains_on(1, {0: [0.3], 1: [0.4]}, [MAX], first, incumbent=True)  # then plain asha's rule
-    assert trains_on(1, {0: [0.3], 1: [0.4]}, [MAX], SuccessiveHalving(), incumbent=True)  # `true`: always
+    assert trains_on(1, {0: [0.3], 1: [0.4]}, [MAX], SuccessiveHalving(leader=True), incumbent=True)  # always
     results = {0: [0.9], 1: [0.5], 2: [0.4], 3: [0.8]}
     assert [k for k in results if trains_on(k, results, [MAX], first, incumbent=True)] == [0]
 
