@@ -145,8 +145,7 @@ def build_npy(params, seed: int) -> DataBundle:
         targets = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
         labels, output_size = None, targets.shape[1]
     train, val, test = three_way_split(len(source), params["test_fraction"], params["val_fraction"],
-                                       split_seed(params, seed),
-                                       labels=labels)
+                                       split_seed(params, seed), labels=labels)
     if task == "regression":
         (y_train, y_val, y_test), scale = scale_targets(targets[train], targets[val], targets[test])
         offset = tuple(targets[train].mean(axis=0))
