@@ -7,8 +7,9 @@ For each task (bench/search_tasks.py) and strategy (bench/search_strategies.py),
 Every other strategy, the control (random search again, other seeds) included, runs until its incumbent reaches
 the highest target a bootstrap replicate can set (the best baseline quality at T and at T/2: a resample's median
 is never above its best), or T; so every replicate's time to target is observed, not censored by the stop.
-Each run is saved to bench/baselines/search/runs.json as it ends, with the fingerprints of its task and strategy (bench/search_probe.py: behavioural), so an interrupted benchmark resumes where it stopped
-and a change that alters results re-runs what it alters. Then the report (bench/search_report.py).
+Each run is saved to bench/baselines/search/runs.json as it ends, with the fingerprints of its task and strategy
+(bench/search_probe.py: behavioural), so an interrupted benchmark resumes where it stopped and a change that
+alters results re-runs what it alters. Then the report (bench/search_report.py).
 
     .venv/bin/python bench/search.py [--tasks evaluation|development|all|NAME,...] [--strategies KEY,...]
                                      [--minutes 5] [--seeds 10] [--slots 2] [--report-only]
