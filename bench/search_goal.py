@@ -80,8 +80,9 @@ def report(runs: list[dict[str, Any]], seeds: int, seconds: float) -> None:
     qualities = sorted(r["quality"] for r in runs if r["quality"] is not None)
     for r in sorted(runs, key=lambda r: r["seed"]):
         first = next((t for t, q in r["curve"] if q >= GOAL), None)
+        when = f">= {GOAL:.1%} at {first:.0f} s" if first is not None else f"never {GOAL:.1%}"
         print(f"seed {r['seed']}: test accuracy {r['quality']} at {seconds / 60:g} min ({r['complete']} complete of "
-              f"{r['trials']} finished trials); {'>= 99.5% at ' + format(first, '.0f') + ' s' if first else 'no 99.5%'}")
+              f"{r['trials']} finished trials); {when}")
     if qualities:
         print(f"median test accuracy at {seconds / 60:g} min: {statistics.median(qualities):.4f} "
               f"(range {qualities[0]:.4f}-{qualities[-1]:.4f}, {len(qualities)} seeds)")
