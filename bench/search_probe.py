@@ -8,7 +8,8 @@ changes results voids them.
 - A strategy's fingerprint: its sampler and pruner as the study file names them, and a search probe: `automl run`
   of a small study (built-in MNIST-1D, 300 training samples, 12 configurations, rungs at 1, 3 and 9 epochs) with
   that strategy; every trial's parameters, state, per-epoch values and rung records (paused, promoted).
-- Both include the versions of torch, Lightning and Optuna. Probes are re-run only when the source they depend on
+- Both include the versions of torch, Lightning and Optuna and the processor (family, model, stepping and a digest
+  of its feature flags: another processor computes other floats, and runs at another speed). Probes are re-run only when the source they depend on
   changed (a digest of orchestrator/, plugins/, the tasks and the strategies), and cached in probes.json.
 """
 
@@ -46,11 +47,25 @@ search:
 """
 
 
+def processor() -> str:
+    """The processor as far as results and speed go: family, model, stepping and a digest of its feature flags
+    (/proc/cpuinfo; a cloud's "AMD EPYC" names several generations)."""
+    fields: dict[str, str] = {}
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else []):
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = hashlib.sha256(fields.get("flags", "").encode()).hexdigest()[:8]
+    return (f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')} "
+            f"stepping {fields.get('stepping', '?')} flags {flags}")
+
+
 def versions() -> str:
     import pytorch_lightning
     import torch
 
-    return f"torch {torch.__version__}, pytorch_lightning {pytorch_lightning.__version__}, optuna {optuna.__version__}"
+    return (f"torch {torch.__version__}, pytorch_lightning {pytorch_lightning.__version__}, optuna {optuna.__version__}"
+            f", cpu {processor()}")
 
 
 def source_digest() -> str:
