@@ -17,8 +17,7 @@ import numpy as np
 
 from orchestrator import Choice, DataBundle, Dataset, Text, hookimpl
 
-from .splits import TASK_PARAM, class_indices, fraction_params, infer_task, required_path, scale_targets, split_seed, \
-    three_way_split
+from .splits import TASK_PARAM, class_indices, fraction_params, infer_task, required_path, scale_targets, split_rows
 from .user_files import _labels
 
 INPUT_KINDS = {2: "vector", 3: "sequence", 4: "image"}
@@ -144,8 +143,7 @@ def build_npy(params, seed: int) -> DataBundle:
     else:
         targets = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
         labels, output_size = None, targets.shape[1]
-    train, val, test = three_way_split(len(source), params["test_fraction"], params["val_fraction"],
-                                       split_seed(params, seed), labels=labels)
+    train, val, test = split_rows(params, len(source), seed, labels)
     if task == "regression":
         (y_train, y_val, y_test), scale = scale_targets(targets[train], targets[val], targets[test])
         offset = tuple(targets[train].mean(axis=0))

@@ -7,8 +7,8 @@ import numpy as np
 
 from orchestrator import Choice, DataBundle, Dataset, Float, Int, Text, hookimpl
 
-from .splits import TASK_PARAM, fraction_params, scale_targets, split_seed, split_train_val, standardise, \
-    standardized_bundle, three_way_split
+from .splits import TASK_PARAM, fraction_params, scale_targets, split_rows, split_train_val, standardise, \
+    standardized_bundle
 from .image_folder import build_image_folder, probe_image_folder
 from .user_files import build_csv, build_npz, describe_csv, probe_csv, probe_npz
 
@@ -56,8 +56,7 @@ def build_diabetes(params, seed: int) -> DataBundle:
     import torch
 
     x, y = load_diabetes(return_X_y=True)
-    train, val, test = three_way_split(len(x), params["test_fraction"], params["val_fraction"],
-                                       split_seed(params, seed))
+    train, val, test = split_rows(params, len(x), seed)
     xs = standardise(x[train], x[val], x[test])
     ys, scale = scale_targets(y[train, None], y[val, None], y[test, None])
     tensors = [torch.as_tensor(a) for pair in zip(xs, ys) for a in pair]

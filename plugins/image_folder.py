@@ -27,7 +27,7 @@ import numpy as np
 
 from orchestrator import DataBundle
 
-from .splits import split_seed, three_way_split
+from .splits import split_rows
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SHOWN = 5  # unreadable files named in a message
@@ -229,8 +229,7 @@ def build_image_folder(params, seed: int) -> DataBundle:
     size, colour, load = int(params["size"]), params["colour"], params.get("load", "memory")
     images, sums, kept = read_folder(files, size, colour, params.get("unreadable", "refuse"), keep=load == "memory")
     files, y = [files[i] for i in kept], labels[kept]
-    train, val, test = three_way_split(len(files), params["test_fraction"], params["val_fraction"],
-                                       split_seed(params, seed), labels=y)
+    train, val, test = split_rows(params, len(files), seed, y)
     mean, std = channel_statistics(sums[train], size * size)  # per channel, the training split's statistics
     encoder = ImageEncoder(size, colour, tuple(float(m) for m in mean), tuple(float(s) for s in std),
                            example=example_frame([files[i] for i in train], y[train]))

@@ -87,6 +87,13 @@ def three_way_split(n: int, test_fraction: float, val_fraction: float, seed: int
     return train, val, test
 
 
+def split_rows(params, n: int, seed: int,
+               labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A data set's (train, val, test) indices of its `n` rows: its `test_fraction` and `val_fraction`, seeded by
+    its `split_seed` (see split_seed), stratified by `labels` where given."""
+    return three_way_split(n, params["test_fraction"], params["val_fraction"], split_seed(params, seed), labels)
+
+
 def standardise(train: np.ndarray, *others: np.ndarray, axes: tuple[int, ...] = (0,)) -> list[np.ndarray]:
     """Each feature (or channel: statistics over `axes`) centred and scaled with the training split's mean and
     std only; a constant feature is only centred. Returns float32 arrays: train first, then `others`."""

@@ -20,7 +20,7 @@ import numpy as np
 
 from orchestrator import DataBundle, PADDING_TOKEN
 
-from .splits import class_indices, split_seed, three_way_split
+from .splits import class_indices, split_rows
 from .user_files import _labels, read_csv
 
 UNKNOWN_TOKEN = 1
@@ -189,8 +189,7 @@ def text_splits(params, seed: int) -> TextSplits:
 
     table = read_table(params)
     classes, targets = class_indices(table.labels)
-    splits = three_way_split(len(table.texts), params["test_fraction"], params["val_fraction"],
-                             split_seed(params, seed), targets)
+    splits = split_rows(params, len(table.texts), seed, targets)
     train = [table.texts[i] for i in splits[0]]
     example = pd.DataFrame({params["text"]: train[:5]})
     tokenizer = TextTokenizer.fit(train, params["text"], params["tokenizer"], bool(params["lowercase"]),

@@ -8,8 +8,8 @@ import numpy as np
 
 from orchestrator import DataBundle
 
-from .splits import class_indices, holdout, infer_task, is_numeric, required_path, scale_targets, split_seed, \
-    standardise, three_way_split
+from .splits import class_indices, holdout, infer_task, is_numeric, required_path, scale_targets, split_rows, \
+    split_seed, standardise
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -233,8 +233,7 @@ def _csv_table(params, seed: int):
     frame = frame[keep].reset_index(drop=True)
     task = infer_task(frame[target], params["task"], f"target column {target!r}")
     classes, labels = class_indices(frame[target].to_numpy()) if task == "classification" else (None, None)
-    train, val, test = three_way_split(len(frame), params["test_fraction"], params["val_fraction"],
-                                       split_seed(params, seed), labels)
+    train, val, test = split_rows(params, len(frame), seed, labels)
     features = frame.drop(columns=[target])
     encoder = TableEncoder.fit(features, train, ignored_columns(params, [str(c) for c in features.columns]))
     if encoder.width() == 0:
