@@ -120,6 +120,7 @@ class Plan:
         self.setups, self.chosen, self.prints, self.seeds, self.seconds = setups, chosen, prints, seeds, seconds
         self.runs_file = out / "runs.json"
         self.runs = load_runs(self.runs_file)
+        self.stops: dict[str, float | None] = {}  # per task, once its baseline is complete
 
     def current(self, run: dict[str, Any]) -> bool:
         setup = self.setups.get(run["task"])
@@ -138,7 +139,9 @@ class Plan:
         """Where a run other than the baseline's may stop, once every baseline seed of the task is done: the best
         baseline quality at T or at T/2, the highest target any bootstrap replicate of the baseline can set (a
         resample's median is never above its best). None (the run goes to T) before that, or if no baseline run
-        has an incumbent by T/2."""
+        has an incumbent by T/2. Computed once the baseline is complete, then kept (it is asked at every poll)."""
+        if task in self.stops:
+            return self.stops[task]
         baseline = self.done(task, "baseline")
         if len(baseline) < self.seeds:
             return None
@@ -147,7 +150,8 @@ class Plan:
         runs = as_runs(baseline, setup.maximize, self.seconds)
         known = [q for run in runs for q in (quality_at(run, self.seconds), quality_at(run, self.seconds / 2))
                  if q is not None]
-        return max(known, key=lambda q: sign * q) if known else None
+        self.stops[task] = max(known, key=lambda q: sign * q) if known else None
+        return self.stops[task]
 
     def pending(self) -> list[tuple[str, Strategy, int]]:
         jobs = []
