@@ -10,6 +10,7 @@ from orchestrator import Choice, DataBundle, Dataset, Float, Int, Text, hookimpl
 from .splits import TASK_PARAM, fraction_params, scale_targets, split_rows, split_train_val, standardise, \
     standardized_bundle
 from .image_folder import build_image_folder, probe_image_folder
+from .table_encoding import DEFAULT_MAX_CATEGORIES
 from .user_files import build_csv, build_npz, describe_csv, probe_csv, probe_npz
 
 
@@ -86,13 +87,19 @@ def register_datasets(register):
         build=build_diabetes, input_kind="vector", tasks=("regression",)))
     register(Dataset(
         "csv", "Your own table: a CSV file with a header row; one column is the target, the others features "
-               "(numbers standardised, text one-hot encoded, identifiers left out: `automl validate` shows how).",
+               "(numbers standardised, dates as numbers, text one-hot encoded, identifiers, free text and constant "
+               "columns left out: `automl validate` shows how).",
         params={
             "path": Text("", help="the CSV file (relative to the study file)", is_path=True),
             "target": Text("", help="the target column (default: the last column)"),
             "task": TASK_PARAM,
             "delimiter": Text(",", help="the character between columns"),
             "ignore": Text("", help="feature columns to leave out, comma-separated (e.g. an ID or row number)"),
+            "encode": Text("", help="how to encode columns where the guess is wrong, comma-separated column=kind "
+                                    "pairs, kind number, category or date (e.g. 'zip=category, opened=date')"),
+            "max_categories": Int(2, 100_000, default=DEFAULT_MAX_CATEGORIES,
+                                  help="one-hot columns of a text column at most: past it the most frequent levels "
+                                       "are kept and the rest share one '(other)' column"),
             **fraction_params(),
         },
         build=build_csv, input_kind="vector", tasks=("classification", "regression"), probe=probe_csv,

@@ -1,24 +1,18 @@
 """The user's own data: a CSV table (`csv`) or numpy arrays (`npz`), read, checked and split; a table's encoder
 goes with the best model so that raw rows can be scored."""
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 
 from orchestrator import DataBundle
 
 from .splits import class_indices, holdout, infer_task, is_numeric, required_path, scale_targets, split_rows, \
     split_seed, standardise
+from .table_encoding import DEFAULT_MAX_CATEGORIES, TableEncoder, column_kinds, quoted
 
 
 # ---------------------------------------------------------------------------------------------------------
 # csv: the user's own table
 # ---------------------------------------------------------------------------------------------------------
-
-ID_MIN_ROWS = 20  # a column can look like an identifier only in a table of at least this many training rows
-MAX_NUMBER_TOKENS = 3  # a text column of numbers but for at most this many distinct tokens ("?", "-") is numeric
-
 
 def read_csv(params, **options):
     """The CSV file of `params` as a DataFrame; unreadable files raise OSError or ValueError saying why."""
@@ -58,7 +52,8 @@ def probe_csv(params):
     """(task, "vector") from the CSV's header and target column."""
     header = read_csv(params, nrows=0).columns
     target = csv_target(header, params)
-    ignored_columns(params, [str(c) for c in header if str(c) != target])
+    features = [str(c) for c in header if str(c) != target]
+    column_kinds(params.get("encode", ""), features, ignored_columns(params, features))
     values = read_csv(params, usecols=[target])[target].dropna()
     return infer_task(values, params["task"], f"target column {target!r}"), "vector"
 
@@ -68,150 +63,9 @@ def ignored_columns(params, features: list[str]) -> tuple[str, ...]:
     names = tuple(name.strip() for name in (params.get("ignore") or "").split(",") if name.strip())
     unknown = [name for name in names if name not in features]
     if unknown:
-        raise ValueError(f"`ignore` names no feature column {_quoted(unknown)}; the feature columns are: "
+        raise ValueError(f"`ignore` names no feature column {quoted(unknown)}; the feature columns are: "
                          + ", ".join(repr(c) for c in features))
     return names
-
-
-def _text(series) -> np.ndarray:
-    """A column's values as stripped text (object array); missing values stay None."""
-    import pandas as pd
-
-    values = pd.Series(series, dtype=object).reset_index(drop=True)
-    present = values.notna().to_numpy()
-    text = np.full(len(values), None, dtype=object)
-    text[present] = values[present].astype(str).str.strip().to_numpy()
-    return text
-
-
-def _numbers(series) -> np.ndarray:
-    """A column's values as floats: anything that is not a number (missing, "?", "n/a") is NaN."""
-    return _text_numbers(_text(series))
-
-
-def _text_numbers(text: np.ndarray) -> np.ndarray:
-    import pandas as pd
-
-    return pd.to_numeric(pd.Series(text, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
-
-
-def _quoted(values, limit: int = 6) -> str:
-    shown = ", ".join(repr(v) for v in list(values)[:limit])
-    return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
-
-
-@dataclass(frozen=True)
-class ColumnCode:
-    """How one feature column becomes model inputs, fitted on the training rows: `number` (missing values filled
-    with the mean, then standardised; `tokens` are non-numeric values read as missing), `category` (one-hot over
-    `categories`; a missing or unseen value is all zeros) or `left out` (`why` says why; for a number, `why` is a
-    warning)."""
-
-    name: str
-    kind: str
-    mean: float = 0.0
-    std: float = 1.0
-    categories: tuple[str, ...] = ()
-    tokens: tuple[str, ...] = ()
-    token_rows: int = 0
-    missing_rows: int = 0
-    why: str = ""
-
-    def encode(self, series) -> np.ndarray:
-        """The column's block of the input matrix, (rows, width)."""
-        if self.kind == "number":
-            values = _numbers(series)
-            return ((np.where(np.isnan(values), self.mean, values) - self.mean) / self.std)[:, None]
-        if self.kind == "category":
-            text = _text(series)
-            return (text[:, None] == np.array(self.categories, dtype=object)[None, :]).astype(np.float64)
-        return np.zeros((len(series), 0))
-
-    def describe(self) -> str:
-        missing = f"; {self.missing_rows} training row(s) missing" if self.missing_rows else ""
-        if self.kind == "number":
-            tokens = (f"; the token(s) {_quoted(self.tokens)} ({self.token_rows} training row(s)) read as missing"
-                      if self.tokens else "")
-            warning = f"; warning: {self.why}" if self.why else ""
-            return f"{self.name!r}: number{tokens}{missing}{warning}"
-        if self.kind == "category":
-            return f"{self.name!r}: one-hot, {len(self.categories)} categories ({_quoted(self.categories)}){missing}"
-        return f"{self.name!r}: left out: {self.why}"
-
-
-def fit_column(name: str, series, train: np.ndarray, ignored: bool = False) -> ColumnCode:
-    """Decide how a column is encoded, from its training rows only."""
-    import pandas as pd
-
-    if ignored:
-        return ColumnCode(name, "left out", why="named in `ignore`")
-    all_text = _text(series)
-    all_numbers = _text_numbers(all_text)  # every row parsed once; the statistics take the training rows
-    text, numbers = all_text[train], all_numbers[train]
-    present = text[text != None]  # noqa: E711 - elementwise comparison on an object array
-    missing = len(text) - len(present)
-    known = numbers[~np.isnan(numbers)]
-    tokens = sorted({t for t, n in zip(text, numbers) if t is not None and np.isnan(n)})
-    numeric = pd.api.types.is_numeric_dtype(series) or (
-        len(known) > 0 and len(tokens) <= MAX_NUMBER_TOKENS and len(known) >= len(present) / 2)
-    if numeric:
-        ordered = all_numbers[np.sort(train)]
-        row_number = (len(known) >= ID_MIN_ROWS and len(np.unique(known)) == len(known)
-                      and np.all(known == np.round(known)) and bool(np.all(np.diff(ordered) > 0)))
-        std = float(known.std()) if len(known) else 1.0
-        token_rows = sum(t in tokens for t in text)
-        return ColumnCode(name, "number", mean=float(known.mean()) if len(known) else 0.0,
-                          std=std if std > 1e-12 else 1.0, tokens=tuple(tokens), token_rows=token_rows,
-                          missing_rows=missing,
-                          why="looks like a row number (whole numbers, all distinct, increasing row by row); if it "
-                              "is one, leave it out with `ignore`" if row_number else "")
-    if len(present) >= ID_MIN_ROWS and len(set(present)) == len(present):
-        return ColumnCode(name, "left out", why=f"looks like an identifier (all {len(present)} training values are "
-                                                "distinct text: one-hot columns no other row shares)")
-    return ColumnCode(name, "category", categories=tuple(sorted(set(present))), missing_rows=missing)
-
-
-@dataclass(frozen=True)
-class TableEncoder:
-    """The feature columns of a table as one float matrix, every statistic from the training rows only. It goes
-    with the best model, so that raw rows (the CSV's columns without the target) can be scored."""
-
-    columns: tuple[ColumnCode, ...]
-    example: Any = field(default=None, compare=False)  # a few raw training rows: the model's input example
-
-    @classmethod
-    def fit(cls, features, train: np.ndarray, ignore: tuple[str, ...] = ()) -> "TableEncoder":
-        """Each column's encoding from the `train` rows; the columns in `ignore` are left out."""
-        columns = tuple(fit_column(str(name), features[name], train, str(name) in ignore) for name in features.columns)
-        example = features.iloc[np.sort(train)[:5]].reset_index(drop=True)
-        for column in example.columns:  # numbers as floats in the model's signature: a served row may miss one
-            if example[column].dtype.kind in "biu":
-                example[column] = example[column].astype(np.float64)
-        return cls(columns, example=example)
-
-    def transform(self, frame) -> np.ndarray:
-        """Raw rows (a DataFrame with the feature columns; extra columns are ignored) as float32 inputs."""
-        absent = [c.name for c in self.columns if c.kind != "left out" and c.name not in frame.columns]
-        if absent:
-            raise ValueError(f"the rows lack the column(s) {_quoted(absent)}; expected: "
-                             + ", ".join(repr(c.name) for c in self.columns))
-        blocks = [c.encode(frame[c.name]) for c in self.columns if c.kind != "left out"]
-        matrix = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0))
-        return matrix.astype(np.float32)
-
-    def width(self) -> int:
-        return sum(1 if c.kind == "number" else len(c.categories) for c in self.columns)
-
-    def describe(self) -> list[str]:
-        numbers = sum(c.kind == "number" for c in self.columns)
-        one_hot = sum(len(c.categories) for c in self.columns)
-        left_out = sum(c.kind == "left out" for c in self.columns)
-        return [c.describe() for c in self.columns] + [
-            "missing values: numbers take the training mean (then all numbers are standardised with the training "
-            "mean and std); a missing or unseen category is all zeros",
-            f"inputs: {self.width()} ({numbers} number column(s), {one_hot} one-hot column(s) from "
-            f"{sum(c.kind == 'category' for c in self.columns)} text column(s)"
-            + (f"; {left_out} column(s) left out" if left_out else "") + ")"]
 
 
 def _labels(values) -> tuple:
@@ -235,7 +89,10 @@ def _csv_table(params, seed: int):
     classes, labels = class_indices(frame[target].to_numpy()) if task == "classification" else (None, None)
     train, val, test = split_rows(params, len(frame), seed, labels)
     features = frame.drop(columns=[target])
-    encoder = TableEncoder.fit(features, train, ignored_columns(params, [str(c) for c in features.columns]))
+    names = [str(c) for c in features.columns]
+    ignored = ignored_columns(params, names)
+    encoder = TableEncoder.fit(features, train, ignored, column_kinds(params.get("encode", ""), names, ignored),
+                               int(params.get("max_categories", DEFAULT_MAX_CATEGORIES)))
     if encoder.width() == 0:
         raise ValueError(f"the feature columns of {params['path']} have no values in the training split")
     return frame, target, task, classes, labels, (train, val, test), encoder, dropped
@@ -263,7 +120,7 @@ def build_csv(params, seed: int) -> DataBundle:
 def describe_csv(params, seed: int) -> list[str]:
     """What the encoding will do to the table, for `automl validate`."""
     frame, target, task, classes, _, splits, encoder, dropped = _csv_table(params, seed)
-    kind = f"{len(classes)} classes: {_quoted(_labels(classes))}" if task == "classification" else "regression"
+    kind = f"{len(classes)} classes: {quoted(_labels(classes))}" if task == "classification" else "regression"
     lines = [f"{params['path']}: {len(frame) + dropped} rows; target {target!r} ({kind}); rows for training, "
              f"validation, test: {', '.join(str(len(s)) for s in splits)}"]
     if dropped:
