@@ -73,6 +73,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print("removed as incompatible:")
         for line in spec.removed:
             print(f"  {line}")
+    if spec.missing:
+        print("missing (a plugin failed to load):")
+        for line in spec.missing:
+            print(f"  {line}")
     return EXIT_OK
 
 
@@ -130,6 +134,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from orchestrator.supervisor import Stopped, Supervisor, WorkersFailedError, plan_for
 
     spec, registry = _load(args.study, args.plugins_dir)
+    for line in spec.missing:
+        print(f"warning: {line}", file=sys.stderr)
     devices = args.devices
     if devices not in (None, "auto", "cpu"):
         try:

@@ -97,6 +97,7 @@ class StudySpec:
     seed: int
     space: SearchSpace
     removed: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()  # what `all` (or an omitted kind) lacks because a plugin failed to load
     storage: str | None = None
     tracking_uri: str | None = None
     plugin_dirs: tuple[Path, ...] = ()
@@ -182,6 +183,15 @@ def _unregistered(kind: str, name: str, registry: Registry, label: str | None = 
     return f"{unknown}; no installed or local plugin registers it; registered: " + ", ".join(registered)
 
 
+def _broken_plugin(entry: Registered, registry: Registry) -> str | None:
+    """Why a registered component cannot be trusted: its plugin registered it and then failed (a hook raised)."""
+    failed = [error for error in registry.errors if error.plugin == entry.plugin]
+    if not failed:
+        return None
+    return (f"its plugin {entry.plugin} failed to load ({'; '.join(e.error for e in failed)}) after "
+            "registering it: fix the plugin, or search without this component")
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -257,9 +267,10 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
     launcher, launcher_problems = check_launcher(data.get("launcher"), Path(path).resolve().parent)
     for key, value, message in launcher_problems:
         check.add(key, value, message)
-    space, removed = (None, [])
-    if dataset is not None and task is not None:
-        space, removed = _check_search(check, data.get("search"), registry, input_kind, task)
+    # Without a usable data set (or task) the search is still checked, for everything but what depends on the data.
+    known_data = dataset is not None and task is not None
+    space, removed = _check_search(check, data.get("search"), registry, input_kind if known_data else "",
+                                   task if known_data else "")
 
     enqueue = _check_enqueue(check, data.get("enqueue"), space) if space is not None else ()
 
@@ -270,9 +281,21 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
         name=name, path=Path(path), dataset=dataset, dataset_params=dataset_params, task=task,
         input_kind=input_kind, metric=metric,
         direction=direction, budget=budget, sampler=sampler, pruner=pruner, seed=seed, space=space,
-        removed=tuple(removed), storage=data.get("storage"), tracking_uri=data.get("tracking_uri"),
+        removed=tuple(removed), missing=tuple(_missing_from_all(data.get("search"), registry)),
+        storage=data.get("storage"), tracking_uri=data.get("tracking_uri"),
         plugin_dirs=tuple(plugin_dirs_of(path, data)), execution=execution, enqueue=enqueue,
         objectives=tuple(objectives), constraints=constraints, checkpoints=checkpoints, launcher=launcher)
+
+
+def _missing_from_all(raw: Any, registry: Registry) -> list[str]:
+    """For each component kind the study leaves to `all` (by name, or by omitting it where no default applies), each
+    plugin that failed to load: whatever it registers is missing from the search, and why."""
+    search = raw if isinstance(raw, dict) else {}
+    kinds = [f"search.{kind}" for kind in CHOSEN_KINDS
+             if search.get(kind) == "all" or (search.get(kind) is None and kind not in DEFAULT_WHEN_OMITTED)]
+    kinds += [f"search.{key}" for key in ("regularizers", "augmentations") if search.get(key) == "all"]
+    return [f"{where}: `all` lacks whatever {error.plugin} registers: it failed to load ({error.error})"
+            for where in kinds for error in registry.errors]
 
 
 def _check_objectives(check: _Checker, raw: Any, task: str | None) -> list[tuple[str, str]]:
@@ -385,6 +408,9 @@ def _check_dataset(check: _Checker, raw: Any, registry: Registry,
                   _unregistered("dataset", name, registry, "data set"))
         return None, {}
     dataset = registry.get("dataset", name)
+    broken = _broken_plugin(dataset, registry)
+    if broken:
+        check.add("dataset" if not isinstance(raw, dict) else "dataset.name", name, broken)
     declared = dataset.spec.params
     params = {pname: param.default for pname, param in declared.items()}
     for key, value in options.items():
@@ -493,21 +519,24 @@ def _check_search(check: _Checker, raw: Any, registry: Registry, input_kind: str
     augmentations = _check_switches(check, "augmentation", search.get("augmentations"), registry, input_kind, task)
     shared = {}
     for kind, params in INPUT_KIND_PARAMS.items():
-        for pname in set(params) & set(search) if kind != input_kind else ():
+        for pname in set(params) & set(search) if input_kind and kind != input_kind else ():
             check.add(f"search.{pname}", search[pname], f"only {kind} inputs have it; this data set gives {input_kind}")
-    for pname, declared in {**SHARED_PARAMS, **INPUT_KIND_PARAMS.get(input_kind, {})}.items():
+    # the data's input kind unknown (no usable data set): every input kind's parameters are checked where given
+    by_kind = INPUT_KIND_PARAMS.get(input_kind, {}) if input_kind else {
+        pname: param for params in INPUT_KIND_PARAMS.values() for pname, param in params.items() if pname in search}
+    for pname, declared in {**SHARED_PARAMS, **by_kind}.items():
         shared[pname] = (_narrow(check, f"search.{pname}", declared, search[pname]) if pname in search
                          else SHARED_DEFAULT_SEARCH.get(pname, declared))
-    if len(components) < len(CHOSEN_KINDS):
+    if len(components) < len(CHOSEN_KINDS) or not task:
         return None, removed
     return SearchSpace(components, tuple(regularizers), shared, tuple(augmentations)), removed
 
 
 def incompatibility(kind: str, entry: Registered, input_kind: str, task: str) -> str | None:
-    """Why a component cannot be used with this data, or None when it can."""
+    """Why a component cannot be used with this data, or None when it can (or when the data is unknown: "")."""
     spec = entry.spec
     tasks = getattr(spec, "tasks", None)
-    if tasks is not None and task not in tasks:
+    if tasks is not None and task and task not in tasks:
         return f"{kind} {spec.name!r} is for {'/'.join(tasks)}, this study's task is {task}"
     kinds = getattr(spec, "input_kinds", None)
     if kind == "architecture" and input_kind == "tokens" and kinds is not None and "sequence" in kinds:
@@ -527,7 +556,8 @@ def _check_component_kind(check: _Checker, kind: str, raw: Any, registry: Regist
         # Not named by the study: every compatible component, the others removed with the reason.
         named: dict[str, Any] = {}
         for name in registered:
-            reason = incompatibility(kind, registry.get(kind, name), input_kind, task)
+            reason = (_broken_plugin(registry.get(kind, name), registry)
+                      or incompatibility(kind, registry.get(kind, name), input_kind, task))
             if reason:
                 removed.append(f"{where}: removed {name!r}: {reason}")
             else:
@@ -561,6 +591,10 @@ def _check_component_kind(check: _Checker, kind: str, raw: Any, registry: Regist
         if name not in registry.components[kind]:
             check.add(key, name, _unregistered(kind, name, registry))
             continue
+        broken = _broken_plugin(registry.get(kind, name), registry)
+        if broken:
+            check.add(key, name, broken)
+            continue
         reason = incompatibility(kind, registry.get(kind, name), input_kind, task)
         if reason:
             compatible = [n for n in registered if not incompatibility(kind, registry.get(kind, n), input_kind, task)]
@@ -577,9 +611,10 @@ def _check_switches(check: _Checker, kind: str, raw: Any, registry: Registry, in
     if raw is None:
         return []
     registered = registry.names(kind)
-    if raw == "all":  # every compatible one, each searched on/off
+    if raw == "all":  # every compatible one whose plugin loaded, each searched on/off
         named: dict[str, Any] = {name: None for name in registered
-                                 if not incompatibility(kind, registry.get(kind, name), input_kind, task)}
+                                 if not incompatibility(kind, registry.get(kind, name), input_kind, task)
+                                 and not _broken_plugin(registry.get(kind, name), registry)}
     elif isinstance(raw, list):
         named = {str(item): None for item in raw}
     elif isinstance(raw, dict):
@@ -592,6 +627,10 @@ def _check_switches(check: _Checker, kind: str, raw: Any, registry: Registry, in
         key = f"{where}.{name}"
         if name not in registry.components[kind]:
             check.add(key, name, _unregistered(kind, name, registry))
+            continue
+        broken = _broken_plugin(registry.get(kind, name), registry)
+        if broken:
+            check.add(key, name, broken)
             continue
         reason = incompatibility(kind, registry.get(kind, name), input_kind, task)
         if reason:

@@ -537,6 +537,47 @@ def test_several_problems_are_all_reported_in_one_run(write_study, cli, workdir,
     assert all(line.startswith(f"{path}: ") for line in lines)
 
 
+def test_without_a_data_set_the_search_is_still_checked(write_study, cli, workdir, registry):
+    assert_suggests(registry, "architecture", "mlpp", "mlp")
+    path = write_study(study_text({"search.architecture": {"mlpp": {}}, "search.batch_sise": 3,
+                                   "search.optimizer": {"adam": {"lrr": 0.1}}}, drop=["dataset"]))
+    expected = ["dataset: required: a data set name",
+                "search.batch_sise: unknown key (did you mean 'batch_size'?)",
+                "search.architecture.mlpp: unknown architecture (did you mean 'mlp'?)",
+                "search.optimizer.adam.lrr: unknown parameter (did you mean 'lr'?)"]
+    assert_rejected(cli, workdir, path, [f"{path}: {e}" for e in expected], problems=len(expected))
+
+
+HALF_REGISTERED = """
+from orchestrator import Activation, hookimpl
+
+
+@hookimpl
+def register_activations(register):
+    register(Activation("swishy", "x * sigmoid(x)", build=lambda params: __import__("torch").nn.SiLU()))
+    raise RuntimeError("half-registered")
+"""
+
+
+def test_a_component_of_a_broken_plugin_is_refused_and_all_says_what_is_missing(write_study, cli, workdir):
+    (workdir / "plugins").mkdir()
+    (workdir / "plugins" / "broken.py").write_text(HALF_REGISTERED)  # registers swishy, then fails
+    (workdir / "plugins" / "absent.py").write_text("import not_a_module\n")  # registers nothing
+    path = write_study(study_text({"search.activation": ["relu", "swishy"]}))
+    for command in ("validate", "run"):
+        result = cli(command, path)
+        assert result.code == 2, result.out + result.err
+        assert (f"{path}: search.activation: its plugin {workdir / 'plugins' / 'broken.py'} failed to load "
+                "(register_activations failed: RuntimeError: half-registered") in result.err, result.err
+        assert not (workdir / "optuna.journal").exists() and not (workdir / "mlflow.db").exists()
+    result = cli("validate", write_study(study_text({"search.activation": "all"})))
+    assert result.code == 0, result.out + result.err
+    assert "search.activation: removed 'swishy': its plugin" in result.out
+    missing = result.out.split("missing (a plugin failed to load):\n")[1].splitlines()
+    assert any(line.startswith("  search.activation: `all` lacks whatever ") and "absent.py registers: it failed "
+               "to load (ModuleNotFoundError: No module named 'not_a_module'" in line for line in missing), missing
+
+
 # ---------------------------------------------------------------------------------------- valid studies
 
 
