@@ -21,7 +21,8 @@ from torch import nn
 from orchestrator.components import DataBundle
 from orchestrator.model import assemble
 from orchestrator.plugins import Registry
-from orchestrator.records import BEST_MODEL_TRIAL_TAG, CONFIG_ATTR, leading_trial, trial_runs
+from orchestrator.records import (BEST_MODEL_TRIAL_TAG, BEST_MODEL_URI_TAG, BEST_NETWORK_URI_TAG, CONFIG_ATTR,
+                                  leading_trial, trial_runs)
 
 WEIGHTS_FILE = "network_state.pt"
 MODEL_NAME = "best_model"
@@ -139,8 +140,8 @@ def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tr
         network_info = mlflow.pytorch.log_model(
             plain, name=NETWORK_NAME, signature=infer_signature(tensors, outputs), input_example=tensors,
             serialization_format="pickle", pip_requirements=requirements, step=NO_METRICS_STEP)
-        mlflow.set_tags({BEST_MODEL_TRIAL_TAG: str(best.number), "best_model.uri": info.model_uri,
-                         "best_network.uri": network_info.model_uri})
+        mlflow.set_tags({BEST_MODEL_TRIAL_TAG: str(best.number), BEST_MODEL_URI_TAG: info.model_uri,
+                         BEST_NETWORK_URI_TAG: network_info.model_uri})
     if register:
         version = mlflow.register_model(info.model_uri, register)
         client.set_registered_model_alias(register, BEST_ALIAS, version.version)

@@ -254,16 +254,19 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _study_name_and_storage(target: str, storage: str | None) -> tuple[str, str]:
+def _study_name_and_storage(target: str, storage: str | None) -> tuple[str, str, str]:
+    """The study's name, its Optuna storage and its MLflow tracking URI: from the study file (or the defaults)."""
     from orchestrator.storage import default_storage_url
+    from orchestrator.tracking import default_tracking_uri
 
     path = Path(target)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         from orchestrator.studyfile import read_study_file
 
         data = read_study_file(path)
-        return str(data.get("name")), storage or data.get("storage") or default_storage_url()
-    return target, storage or default_storage_url()
+        return (str(data.get("name")), storage or data.get("storage") or default_storage_url(),
+                data.get("tracking_uri") or default_tracking_uri())
+    return target, storage or default_storage_url(), default_tracking_uri()
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
@@ -291,14 +294,10 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     import optuna
 
-    from orchestrator.promotion import lineage_history, rung_counts
-    from orchestrator.records import (CONFIG_ATTR, PAUSED_ATTR, PROMOTED_ATTR, REASON_ATTR, TEST_METRICS_ATTR,
-                                      leading_trial, pareto_front, paused_trials, trial_counts)
-    from orchestrator.space import CHOSEN_KINDS
     from orchestrator.storage import JOURNAL_PREFIX, open_storage, redact, storage_file, storage_problem
-    from orchestrator.summary import objective_names
+    from orchestrator.study_report import collect, render
 
-    name, url = _study_name_and_storage(args.study, _storage_option(args))
+    name, url, tracking = _study_name_and_storage(args.study, _storage_option(args))
     problem = storage_problem(url)
     if problem:
         raise CliError(f"storage: {problem}")
@@ -308,58 +307,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     if name not in names:
         raise CliError(f"no study named {name!r} in {redact(url)}; studies there: {', '.join(names) or 'none'}")
-    study = optuna.load_study(study_name=name, storage=storage)
-    trials = study.get_trials(deepcopy=False)
-    counts = {k: v for k, v in trial_counts(study).items() if v}
-    best = None
-    leader = leading_trial(study)
-    if leader is not None:
-        best = {"number": leader.number, "value": leader.values[0],
-                "test_metrics": dict(leader.user_attrs.get(TEST_METRICS_ATTR) or {}),
-                "params": leader.user_attrs.get(CONFIG_ATTR, leader.params),
-                "trained_as": [{"trial": n, "first_epoch": a, "last_epoch": b, "ended": how}
-                               for n, a, b, how in lineage_history(trials, leader)]}
-    metrics = objective_names(study)
-    direction = ", ".join(d.name.lower() for d in study.directions)
-    front = []
-    if len(study.directions) > 1:
-        front = [{"number": t.number, "values": dict(zip(metrics, t.values)),
-                  "config": t.user_attrs.get(CONFIG_ATTR, t.params)}
-                 for t in pareto_front(study)]
-    if args.json:
-        print(json.dumps({"study": name, "direction": direction, "objectives": metrics, "trials": counts,
-                          "best": best, **({"pareto_front": front} if len(study.directions) > 1 else {})}, indent=2))
-        return EXIT_OK
-    print(f"study {name} ({direction}) in {redact(url)}")
-    print("trials: " + (", ".join(f"{k.lower()} {v}" for k, v in counts.items()) or "none"))
-    if front:
-        print(f"Pareto front ({len(front)} trial(s), feasible only):")
-        print(f"  {'trial':>5}  " + "  ".join(f"{m:>12}" for m in metrics) + "  choices")
-        for entry in front:
-            choices = " ".join(str(entry["config"].get(kind, "")) for kind in CHOSEN_KINDS)
-            print(f"  {entry['number']:>5}  " + "  ".join(f"{v:>12.6g}" for v in entry["values"].values())
-                  + f"  {choices}")
-    if any(PAUSED_ATTR in t.user_attrs for t in trials):
-        rungs = rung_counts(trials)
-        paused = len(paused_trials(trials))
-        promoted = sum(PROMOTED_ATTR in t.user_attrs for t in trials)
-        print("successive halving: configurations per rung: "
-              + ", ".join(f"{rung} {count}" for rung, count in rungs.items())
-              + f"; {promoted} promotion(s), {paused} paused awaiting promotion")
-    if best:
-        label = f"best by {metrics[0]}" if front else "best"
-        print(f"{label}: trial {best['number']}, value {best['value']:.6g}")
-        if best["test_metrics"]:
-            print("  on the held-out test split (never used to choose): "
-                  + ", ".join(f"{k} {v:.6g}" for k, v in sorted(best["test_metrics"].items())))
-        history = lineage_history(trials, leader)
-        if len(history) > 1:
-            print("  trained as: " + " -> ".join(f"trial {n} (epochs {a}-{b}, {how})" for n, a, b, how in history))
-        for key, value in best["params"].items():
-            print(f"  {key}: {value}")
-    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL and REASON_ATTR in t.user_attrs]
-    for t in failed[-5:]:
-        print(f"failed trial {t.number}: {t.user_attrs[REASON_ATTR]}")
+    report = collect(optuna.load_study(study_name=name, storage=storage), url, _tracking_option(args) or tracking)
+    print(json.dumps(report, indent=2) if args.json else "\n".join(render(report)))
     return EXIT_OK
 
 
@@ -498,7 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("study", help="study name or study file")
     show.add_argument("--storage", help="Optuna storage URL (or env AUTOML_STORAGE; default: the study file's "
                       "storage, else journal file ./optuna.journal)")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--tracking-uri", help="MLflow tracking URI where the best model was logged (or env "
+                      "AUTOML_TRACKING_URI; default: the study file's, else sqlite:///mlflow.db)")
+    show.add_argument("--json", action="store_true", help="everything as JSON: a superset of the text "
+                      "(keys in orchestrator/study_report.py and the README)")
     show.set_defaults(func=cmd_show)
 
     rerun = sub.add_parser("rerun", help="retrain one trial's configuration from its logged parameters")

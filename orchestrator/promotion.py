@@ -33,8 +33,8 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from orchestrator.records import (EPOCHS_ATTR, LINEAGE_ATTR, PAUSED_ATTR, PROMOTED_ATTR, RESUMED_ATTR, RETRY_OF_ATTR,
-                                  RETRY_REASON_ATTR, RUNGS_ATTR, lineage, paused_trials)
+from orchestrator.records import (EPOCHS_ATTR, INTERRUPTED, LINEAGE_ATTR, PAUSED_ATTR, PROMOTED_ATTR, REASON_ATTR,
+                                  RESUMED_ATTR, RETRY_OF_ATTR, RETRY_REASON_ATTR, RUNGS_ATTR, lineage, paused_trials)
 
 ETA = 3
 HALVINGS = 3  # default: min_epochs = max_epochs / eta^3, so four rungs
@@ -200,7 +200,11 @@ def lineage_history(trials: Sequence[FrozenTrial], trial: FrozenTrial) -> list[t
     for member in sorted((t for t in trials if lineage(t) == lineage(trial) and t.number <= trial.number),
                          key=lambda t: t.number):
         start = int((member.user_attrs.get(RESUMED_ATTR) or {}).get("epoch", 0)) + 1
-        end = int(member.user_attrs.get(PAUSED_ATTR, member.user_attrs.get(EPOCHS_ATTR, 0)))
-        ended = "paused" if PAUSED_ATTR in member.user_attrs else member.state.name.lower()
+        # the last epoch: where it paused, its epoch count, or (an interrupted trial of an older version, which
+        # recorded no count) its last reported epoch; steps count from 0
+        end = int(member.user_attrs.get(PAUSED_ATTR) or member.user_attrs.get(EPOCHS_ATTR)
+                  or (max(member.intermediate_values) + 1 if member.intermediate_values else start - 1))
+        ended = ("paused" if PAUSED_ATTR in member.user_attrs else INTERRUPTED
+                 if member.user_attrs.get(REASON_ATTR) == INTERRUPTED else member.state.name.lower())
         history.append((member.number, start, end, ended))
     return history

@@ -41,6 +41,8 @@ ROLE_TAG = "automl.role"  # study (the parent run) or trial
 TRIAL_NUMBER_TAG = "optuna.trial_number"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 BEST_MODEL_TRIAL_TAG = "best_model.trial"
+BEST_MODEL_URI_TAG = "best_model.uri"  # on the parent run: the pyfunc model of the best trial
+BEST_NETWORK_URI_TAG = "best_network.uri"  # ... and its bare network
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 INTERRUPTED = "interrupted"  # the reason of a trial stopped by Ctrl-C or SIGTERM (it resumes)

@@ -359,6 +359,7 @@ class TrialRunner:
         """FAIL with reason `interrupted`, the run KILLED, and a retry enqueued that resumes from the checkpoint."""
         trial = attempt.trial
         trial.set_user_attr(REASON_ATTR, INTERRUPTED)
+        trial.set_user_attr(EPOCHS_ATTR, outcome.epochs)  # what it trained before the interruption
         trial.set_user_attr(CHECKPOINT_EPOCH_ATTR, outcome.epochs if outcome.checkpointed else 0)
         study.tell(trial, state=TrialState.FAIL)
         frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)

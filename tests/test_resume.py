@@ -6,6 +6,7 @@ configuration trained in this process with the same seed on one CPU thread.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -203,6 +204,37 @@ def test_ctrl_c_of_automl_run_then_a_rerun_resumes_every_interrupted_trial(resum
     rerun = run_again(workdir, "--workers", str(workers))
     assert rerun.returncode == 0, rerun.stderr
     assert_resumed_exactly(workdir, load_optuna(workdir, "resume"), paused, PAUSE_EPOCH + 1)
+
+
+def test_show_tells_an_interrupted_trial_whole_and_where_the_best_model_is(resume_study, workdir):
+    """`automl show` after Ctrl-C and a rerun: the interrupted trial's epochs (not "1-0") and how it ended, the
+    retry, and the best model's URI and run id; `--json` holds all of it (a superset of the text)."""
+    resume_study()
+    interrupt_at_the_pause(workdir, start(workdir))
+    assert run_again(workdir).returncode == 0
+    study = load_optuna(workdir, "resume")
+    shown = subprocess.run([AUTOML, "show", "study.yaml", "--json"], cwd=workdir, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert data["best"]["trained_as"] == [
+        {"trial": 0, "first_epoch": 1, "last_epoch": PAUSE_EPOCH + 1, "ended": "interrupted"},
+        {"trial": 1, "first_epoch": PAUSE_EPOCH + 2, "last_epoch": 10, "ended": "complete"}]
+    assert data["retries"] == [{"trial": 1, "retry_of": 0, "reason": "interrupted"}]
+    assert data["failed"] == [{"number": 0, "reason": "interrupted"}] and data["successive_halving"] is None
+    model = data["model"]
+    client, parents, _ = mlflow_runs(workdir, "resume")
+    assert model["run_id"] == study.user_attrs["mlflow_parent_run_id"] == parents[0].info.run_id
+    assert model["uri"] == parents[0].data.tags["best_model.uri"] and model["uri"].startswith("models:/")
+    assert model["trial"] == 1 and model["tracking_uri"] == f"sqlite:///{workdir / 'mlflow.db'}"
+    text = subprocess.run([AUTOML, "show", "study.yaml"], cwd=workdir, capture_output=True, text=True).stdout
+    for line in (f"trained as: trial 0 (epochs 1-{PAUSE_EPOCH + 1}, interrupted) -> trial 1 (epochs "
+                 f"{PAUSE_EPOCH + 2}-10, complete)", "retries: trial 1 of 0 (interrupted)",
+                 f"best model: {model['uri']} (MLflow run {model['run_id']} in {model['tracking_uri']})",
+                 "failed trial 0: interrupted"):
+        assert line in text, (line, text)
+    untracked = subprocess.run([AUTOML, "show", "study.yaml", "--tracking-uri", f"sqlite:///{workdir / 'no.db'}"],
+                               cwd=workdir, capture_output=True, text=True).stdout
+    assert "best model: none (no MLflow store at sqlite:///" in untracked and not (workdir / "no.db").exists()
 
 
 def test_a_truncated_checkpoint_restarts_the_trial_from_epoch_0_with_the_reason(resume_study, workdir):
