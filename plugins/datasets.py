@@ -9,7 +9,7 @@ from orchestrator import Choice, DataBundle, Dataset, Float, Int, Text, hookimpl
 
 from .splits import TASK_PARAM, fraction_params, scale_targets, split_rows, split_train_val, standardise, \
     standardized_bundle
-from .image_folder import build_image_folder, probe_image_folder
+from .image_folder import build_image_folder, describe_image_folder, probe_image_folder
 from .table_encoding import DEFAULT_MAX_CATEGORIES
 from .user_files import build_csv, build_npz, describe_csv, probe_csv, probe_npz
 
@@ -123,7 +123,8 @@ def register_datasets(register):
                                    "the training process reads them; auto: chosen for the machine)"),
             **fraction_params(),
         },
-        build=build_image_folder, input_kind="image", tasks=("classification",), probe=probe_image_folder))
+        build=build_image_folder, input_kind="image", tasks=("classification",), probe=probe_image_folder,
+        describe=describe_image_folder))
     register(Dataset(
         "npz", "Your own arrays: an .npz file (numpy.savez) with inputs x (N, features), (N, length, channels) "
                "or (N, channels, height, width) and targets y; x_test/y_test and x_val/y_val are used if present.",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,3 +248,59 @@ def build_image_folder(params, seed: int) -> DataBundle:
     x = normalise(np.stack(images), mean, std)
     tensors = [torch.as_tensor(a) for split in (train, val, test) for a in (x[split], y[split])]
     return DataBundle(*tensors, **fields)
+
+
+def _headers(files: list[Path]) -> tuple[Counter, Counter, list[Path]]:
+    """Each file's size and mode from its header (nothing decoded), and the files whose header Pillow cannot read."""
+    from PIL import Image
+
+    sizes: Counter = Counter()
+    modes: Counter = Counter()
+    bad = []
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                sizes[image.size] += 1
+                modes[image.mode] += 1
+        except UNREADABLE:
+            bad.append(path)
+    return sizes, modes, bad
+
+
+def _counted(counts: Counter, label: Any = str) -> str:
+    shown = ", ".join(f"{label(key)} ({n})" for key, n in counts.most_common(SHOWN))
+    return shown + (f", and {len(counts) - SHOWN} more" if len(counts) > SHOWN else "")
+
+
+def describe_image_folder(params, seed: int) -> list[str]:
+    """What reading the folder will do, for `automl validate`: classes and their counts, the images' sizes and
+    modes and what they become, files left out or refused, the splits and the memory a `load: memory` takes."""
+    files, labels, classes = scan(params)
+    size, colour, load = int(params["size"]), params["colour"], params.get("load", "memory")
+    counts = np.bincount(labels, minlength=len(classes))
+    sizes, modes, bad = _headers(files)
+    bad += [path for path in _unreadable(files) if path not in bad]
+    unreadable = set(bad)
+    kept = np.array([i for i, path in enumerate(files) if path not in unreadable], dtype=np.int64)
+    lines = [f"{image_folder_root(params)}: {len(files)} image file(s) in {len(classes)} classes: "
+             + ", ".join(f"{name!r} {n}" for name, n in zip(classes, counts))]
+    if counts.max() > 2 * counts.min():
+        lines.append(f"warning: the classes are unbalanced ({counts.max()} against {counts.min()} files): accuracy "
+                     "alone may mislead")
+    channels = 3 if colour == "rgb" else 1
+    lines.append(f"image sizes (width x height): {_counted(sizes, lambda wh: f'{wh[0]}x{wh[1]}')}; every image is "
+                 f"resized to {size}x{size}")
+    lines.append(f"modes: {_counted(modes)}; every image is converted to {'RGB' if channels == 3 else 'grey (L)'} "
+                 f"({channels} channel{'s' if channels > 1 else ''}, colour: {colour})")
+    if bad:
+        action = ("left out (unreadable: skip)" if params.get("unreadable", "refuse") == "skip"
+                  else "refused: the study stops (unreadable: refuse)")
+        lines.append(f"{len(bad)} unreadable file(s) {action}: {_named(bad)}")
+    if len(kept) >= 2:
+        splits = split_rows(params, len(kept), seed, labels[kept])
+        lines.append("images for training, validation, test: " + ", ".join(str(len(s)) for s in splits)
+                     + " (stratified by class)")
+    held = len(kept) * channels * size * size * 4
+    lines.append(f"load: {load}: " + (f"every image held in memory as float32, {held / 2**20:.1f} MiB"
+                                       if load == "memory" else "one file read per sample while training"))
+    return lines

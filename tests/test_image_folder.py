@@ -96,6 +96,21 @@ def test_unreadable_images_can_be_left_out_and_counted(images, capsys):
     assert "left out 1 unreadable image file(s) of 61" in capsys.readouterr().err
 
 
+def test_validate_shows_classes_sizes_modes_splits_and_what_it_leaves_out(images, write_study, cli):
+    from PIL import Image
+
+    (images / "circle" / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    Image.new("RGB", (40, 30), "white").save(images / "square" / "large.png")
+    result = cli("validate", str(write_study(STUDY.format(colour="grey", extra=", unreadable: skip"))))
+    assert result.code == 0, result.err
+    for line in ("62 image file(s) in 2 classes: 'circle' 31, 'square' 31", "20x20 (60)", "40x30 (1)",
+                 "; every image is resized to 12x12", "every image is converted to grey (L) (1 channel, colour: grey)",
+                 "1 unreadable file(s) left out (unreadable: skip): ", "truncated.jpg",
+                 "images for training, validation, test: ", "load: memory: every image held in memory as float32"):
+        assert line in result.out, (line, result.out)
+    assert "modes: RGB (61);" in result.out  # the generated images and the large square, all RGB
+
+
 @pytest.mark.parametrize("layout, message", [
     ("one class", "needs one sub-folder of images per class, at least two; found 1: only"),
     ("empty class", "holds no image"),
