@@ -277,15 +277,23 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     storage_url = resolve_storage(spec, RunOptions(storage=_storage_option(args)))
     _check_storage(spec, storage_url)
     try:
-        rerun = rerun_trial(spec, registry, storage_url, args.trial)
+        rerun = rerun_trial(spec, registry, storage_url, args.trial, args.threads)
     except RerunError as exc:
         raise CliError(f"{spec.path}: {exc}") from None
     value = "-" if rerun.value is None else f"{rerun.value:.6g}"
     logged = "none" if rerun.logged is None else f"{rerun.logged:.6g}"
-    print(f"trial {rerun.number} retrained ({rerun.epochs} epochs): {spec.metric} {value} (logged: {logged}, "
-          f"{rerun.state})")
+    print(f"trial {rerun.number} retrained ({rerun.epochs} epochs, {rerun.threads} CPU thread(s)): {spec.metric} "
+          f"{value} (logged: {logged}, {rerun.state})")
     if rerun.state == "PRUNED":
         print("  the trial was pruned; the re-run trains its whole budget, so the values differ")
+    if rerun.recorded_threads is None:
+        print("  the trial recorded no thread count (an older version): the values may differ; pass --threads with "
+              "the run's (its --threads, or the cores per worker)")
+    elif rerun.threads != rerun.recorded_threads:
+        print(f"  the trial trained with {rerun.recorded_threads} CPU thread(s), not {rerun.threads}: the values "
+              "may differ")
+    for difference in rerun.unmatched:
+        print(f"  cannot match the trial's runtime, so the values may differ: {difference}")
     for key, metric in sorted(rerun.test_metrics.items()):
         print(f"  {key}: {metric:.6g}")
     return EXIT_OK
@@ -457,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     rerun.add_argument("study", help="study file (YAML)")
     rerun.add_argument("trial", type=int, help="the trial number")
     rerun.add_argument("--storage", help="Optuna storage URL (or env AUTOML_STORAGE)")
+    rerun.add_argument("--threads", type=int, help="CPU threads to retrain with (default: those the trial recorded, "
+                       "so that the values match)")
     plugins_dir(rerun)
     rerun.set_defaults(func=cmd_rerun)
 

@@ -35,6 +35,7 @@ RUNGS_ATTR = "rung_values"  # asha: {epochs of a rung: the objective values ther
 PAUSED_ATTR = "paused_at_epoch"  # asha: the rung (epochs) a trial paused at, its checkpoint kept for promotion
 PROMOTED_ATTR = "promoted_from_epoch"  # asha: on a continuation, the rung its lineage was promoted from
 TEST_METRICS_ATTR = "test_metrics"  # the held-out test split's metrics, for review (never the objective)
+RUNTIME_ATTR = "runtime"  # the CPU threads, device, processor and library versions it trained with (rerun)
 
 # MLflow tags
 ROLE_TAG = "automl.role"  # study (the parent run) or trial

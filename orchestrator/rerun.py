@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 import optuna
 
 from orchestrator.plugins import Registry
-from orchestrator.records import CONFIG_ATTR, REASON_ATTR, lineage
+from orchestrator.records import CONFIG_ATTR, REASON_ATTR, RUNTIME_ATTR, lineage
 from orchestrator.session import load_data
 from orchestrator.storage import open_storage
 from orchestrator.studyfile import StudySpec
 from orchestrator.quiet import quiet_libraries
+from orchestrator.runtime import current_runtime, differences, torch_threads
 from orchestrator.training import train
 
 
@@ -27,10 +28,15 @@ class Rerun:
     value: float | None
     epochs: int
     test_metrics: dict[str, float] = field(default_factory=dict)
+    threads: int = 0  # the CPU threads it retrained with
+    recorded_threads: int | None = None  # ... and those the trial trained with (None: not recorded)
+    unmatched: list[str] = field(default_factory=list)  # what differs from the trial's runtime, besides threads
 
 
-def rerun_trial(spec: StudySpec, registry: Registry, storage_url: str, number: int) -> Rerun:
-    """Train trial `number` again with its configuration and seed (no pruning) and return both values."""
+def rerun_trial(spec: StudySpec, registry: Registry, storage_url: str, number: int,
+                threads: int | None = None) -> Rerun:
+    """Train trial `number` again with its configuration and seed (no pruning), with the CPU threads it recorded
+    (or `threads`), and return both values and whatever of its runtime could not be re-created."""
     quiet_libraries()
     try:
         study = optuna.load_study(study_name=spec.name, storage=open_storage(storage_url))
@@ -51,7 +57,14 @@ def rerun_trial(spec: StudySpec, registry: Registry, storage_url: str, number: i
             config = spec.space.sample(optuna.trial.FixedTrial(trial.params))
         except ValueError as exc:
             raise RerunError(f"trial {number}'s parameters do not fit this study file's search space: {exc}") from None
-    result = train(config, registry, load_data(spec), max_epochs=spec.budget.max_epochs,
-                   seed=spec.seed + lineage(trial), monitor=spec.metric, direction=spec.direction)
+    import torch
+
+    recorded = trial.user_attrs.get(RUNTIME_ATTR) or {}
+    recorded_threads = recorded.get("threads")
+    use = threads or recorded_threads or torch.get_num_threads()
+    with torch_threads(int(use)):
+        unmatched = differences(recorded, current_runtime())
+        result = train(config, registry, load_data(spec), max_epochs=spec.budget.max_epochs,
+                       seed=spec.seed + lineage(trial), monitor=spec.metric, direction=spec.direction)
     return Rerun(number, trial.state.name, trial.value, result.final(spec.metric), result.epochs,
-                 result.test_metrics)
+                 result.test_metrics, int(use), recorded_threads, unmatched)

@@ -6,7 +6,8 @@ The dict's keys: `study`, `storage` (credentials hidden), `direction`, `objectiv
 (several objectives only: `number`, `values`, `config`), `best` (`number`, `value`, `test_metrics`, `params`,
 `trained_as`: the trials of its lineage with their epochs and how each ended; null before a trial completes),
 `model` (the best model logged to MLflow: `uri`, `network_uri`, `run_id`, `trial`, `tracking_uri`; null with
-`model_note` saying why), `retries` (`trial`, `retry_of`, `reason`) and `failed` (`number`, `reason`)."""
+`model_note` saying why), `retries` (`trial`, `retry_of`, `reason`; promotions are counted under
+`successive_halving`, not here) and `failed` (`number`, `reason`)."""
 
 from __future__ import annotations
 
@@ -80,7 +81,8 @@ def collect(study: optuna.Study, storage_url: str, tracking_uri: str) -> dict[st
     report["model"], report["model_note"] = (best_model_location(study, tracking_uri) if leader is not None
                                              else (None, "no trial has completed"))
     report["retries"] = [{"trial": t.number, "retry_of": t.user_attrs[RETRY_OF_ATTR],
-                          "reason": t.user_attrs.get(RETRY_REASON_ATTR)} for t in trials if RETRY_OF_ATTR in t.user_attrs]
+                          "reason": t.user_attrs.get(RETRY_REASON_ATTR)}
+                         for t in trials if RETRY_OF_ATTR in t.user_attrs and PROMOTED_ATTR not in t.user_attrs]
     report["failed"] = [{"number": t.number, "reason": t.user_attrs[REASON_ATTR]} for t in trials
                         if t.state == optuna.trial.TrialState.FAIL and REASON_ATTR in t.user_attrs]
     return report

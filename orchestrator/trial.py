@@ -24,10 +24,11 @@ from orchestrator.progress import Progress
 from orchestrator.promotion import is_asha
 from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, CONFIG_ATTR, EPOCHS_ATTR, INTERRUPTED, OUT_OF_MEMORY_ATTR,
                                   PAUSED_ATTR, PROMOTED_ATTR, REASON_ATTR, RESUME_SKIPPED_ATTR, RESUMED_ATTR,
-                                  RETRY_OF_ATTR, RUNGS_ATTR, TEST_METRICS_ATTR, leading_trial, lineage)
+                                  RETRY_OF_ATTR, RUNGS_ATTR, RUNTIME_ATTR, TEST_METRICS_ATTR, leading_trial, lineage)
 from orchestrator.recovery import retry_trial
 from orchestrator.review_view import OBJECTIVE_METRIC
 from orchestrator.rung_callback import RungCallback
+from orchestrator.runtime import current_runtime
 from orchestrator.space import CHOSEN_KINDS
 from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
@@ -150,6 +151,7 @@ class TrialRunner:
         try:  # from here on, whatever fails ends this trial (and only this trial)
             attempt.config = spec.space.sample(trial)
             trial.set_user_attr(CONFIG_ATTR, attempt.config)
+            trial.set_user_attr(RUNTIME_ATTR, current_runtime())  # what `automl rerun` re-creates
             if tracker:
                 attempt.run = tracker.start_trial(trial.number, attempt.config,
                                                   _plugin_tags(attempt.config, self.registry))

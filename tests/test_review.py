@@ -120,9 +120,45 @@ def test_enqueued_configurations_run_first_and_a_rerun_reproduces_a_trial(write_
     result = cli("rerun", "study.yaml", "1")
     assert result.code == 0, result.err
     logged = load_optuna(workdir).trials[1].value
-    assert f"trial 1 retrained (2 epochs): val_accuracy {logged:.6g} (logged: {logged:.6g}, COMPLETE)" in result.out
+    threads = load_optuna(workdir).trials[1].user_attrs["runtime"]["threads"]
+    assert (f"trial 1 retrained (2 epochs, {threads} CPU thread(s)): val_accuracy {logged:.6g} (logged: {logged:.6g}, "
+            "COMPLETE)") in result.out
     missing = cli("rerun", "study.yaml", "9")
     assert missing.code == 2 and "has no trial 9; its trials are numbered 0..3" in missing.err
+
+
+RERUN_STUDY = """
+name: rerun
+dataset: digits
+objective: {metric: val_loss, direction: minimize}
+budget: {trials: 2, max_epochs: 4}
+pruner: none
+seed: 0
+search:
+  architecture: {cnn: {channels: 16, depth: 2, kernel_size: 3}}
+  activation: relu
+  loss: cross_entropy
+  optimizer: {adam: {lr: 0.003}}
+  batch_size: 32
+"""
+
+
+def test_rerun_retrains_with_the_threads_each_trial_recorded_and_reproduces_its_value(write_study, workdir):
+    """Two workers (each with its share of the cores), then `automl rerun` of both trials as a user types it (a
+    process with every core): each retrains with its trial's recorded threads and gives the logged value."""
+    write_study(RERUN_STUDY)
+    run = subprocess.run([AUTOML, "run", "study.yaml", "--no-tracking", "--workers", "2"], cwd=workdir,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    for trial in load_optuna(workdir, "rerun").trials:
+        runtime = trial.user_attrs["runtime"]
+        assert runtime["device"] == "cpu" and runtime["threads"] >= 1 and runtime["torch"] == torch.__version__
+        result = subprocess.run([AUTOML, "rerun", "study.yaml", str(trial.number)], cwd=workdir, capture_output=True,
+                                text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+        assert (f"trial {trial.number} retrained (4 epochs, {runtime['threads']} CPU thread(s)): val_loss "
+                f"{trial.value:.6g} (logged: {trial.value:.6g}, COMPLETE)") in result.stdout, result.stdout
+        assert "may differ" not in result.stdout
 
 
 @pytest.mark.parametrize(("entry", "message"), [
