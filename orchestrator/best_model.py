@@ -102,7 +102,7 @@ def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tr
     from orchestrator import __version__
 
     with _quiet_model_logging():
-        from orchestrator.serving import FloatInputs, ServingModel, raw_example  # mlflow.pyfunc: only here
+        from orchestrator.serving import FloatInputs, ServingModel, lenient_signature, raw_example  # mlflow.pyfunc
 
     if data.task == "generative":
         return None  # a GAN's generator takes noise, not the data's inputs: nothing to predict with
@@ -135,7 +135,8 @@ def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tr
         # `step`: MLflow links the parent run's metrics at that step to the model; the study's counters are not
         # the model's metrics (and copying their history cost about 0.25 s per model).
         info = mlflow.pyfunc.log_model(
-            name=MODEL_NAME, python_model=serving, signature=infer_signature(example, serving.predict(None, example)),
+            name=MODEL_NAME, python_model=serving,
+            signature=lenient_signature(infer_signature(example, serving.predict(None, example))),
             input_example=example, pip_requirements=requirements, step=NO_METRICS_STEP)
         network_info = mlflow.pytorch.log_model(
             plain, name=NETWORK_NAME, signature=infer_signature(tensors, outputs), input_example=tensors,

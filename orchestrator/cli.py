@@ -300,12 +300,21 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from orchestrator.study_report import collect, render
+
+    study, url, tracking = _open_study(args.study, _storage_option(args))
+    report = collect(study, url, _tracking_option(args) or tracking)
+    print(json.dumps(report, indent=2) if args.json else "\n".join(render(report)))
+    return EXIT_OK
+
+
+def _open_study(target: str, storage_option: str | None) -> tuple[Any, str, str]:
+    """The study a STUDY argument names (a study file or a study name), its storage URL and tracking URI."""
     import optuna
 
     from orchestrator.storage import JOURNAL_PREFIX, open_storage, redact, storage_file, storage_problem
-    from orchestrator.study_report import collect, render
 
-    name, url, tracking = _study_name_and_storage(args.study, _storage_option(args))
+    name, url, tracking = _study_name_and_storage(target, storage_option)
     problem = storage_problem(url)
     if problem:
         raise CliError(f"storage: {problem}")
@@ -315,9 +324,24 @@ def cmd_show(args: argparse.Namespace) -> int:
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     if name not in names:
         raise CliError(f"no study named {name!r} in {redact(url)}; studies there: {', '.join(names) or 'none'}")
-    report = collect(optuna.load_study(study_name=name, storage=storage), url, _tracking_option(args) or tracking)
-    print(json.dumps(report, indent=2) if args.json else "\n".join(render(report)))
-    return EXIT_OK
+    return optuna.load_study(study_name=name, storage=storage), url, tracking
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from orchestrator.serve import ServeError, serve
+    from orchestrator.study_report import best_model_location
+
+    study, _, tracking = _open_study(args.study, _storage_option(args))
+    tracking = _tracking_option(args) or tracking
+    model, why = best_model_location(study, tracking)
+    if model is None:
+        raise CliError(f"study {study.study_name!r} has no model to serve: {why}")
+    print(f"serving the best model of study {study.study_name} (trial {model['trial']}, {model['uri']}) on "
+          f"http://127.0.0.1:{args.port}; starting MLflow's scoring server ...", flush=True)
+    try:
+        return serve(model["uri"], tracking, args.port, lambda line: print(line, flush=True))
+    except ServeError as exc:
+        raise CliError(str(exc)) from None
 
 
 def cmd_storage_proxy(args: argparse.Namespace) -> int:
@@ -460,6 +484,16 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="everything as JSON: a superset of the text "
                       "(keys in orchestrator/study_report.py and the README)")
     show.set_defaults(func=cmd_show)
+
+    serve_ = sub.add_parser("serve", help="serve a study's best model over HTTP on 127.0.0.1 (MLflow's scoring "
+                            "server)")
+    serve_.add_argument("study", help="study name or study file")
+    serve_.add_argument("--port", type=int, default=5001, help="port on 127.0.0.1 (default 5001)")
+    serve_.add_argument("--storage", help="Optuna storage URL (or env AUTOML_STORAGE; default: the study file's "
+                        "storage, else journal file ./optuna.journal)")
+    serve_.add_argument("--tracking-uri", help="MLflow tracking URI where the best model was logged (or env "
+                        "AUTOML_TRACKING_URI; default: the study file's, else sqlite:///mlflow.db)")
+    serve_.set_defaults(func=cmd_serve)
 
     rerun = sub.add_parser("rerun", help="retrain one trial's configuration from its logged parameters")
     rerun.add_argument("study", help="study file (YAML)")

@@ -80,3 +80,18 @@ def raw_example(data: DataBundle, rows: int = 5) -> Any:
         # integer columns declared as doubles: a row with a missing value (NaN) must pass the schema too
         return frame.astype({c: "float64" for c in frame.columns if frame[c].dtype.kind in "iu"})
     return data.inputs("val", rows).detach().cpu().numpy()
+
+
+def lenient_signature(signature: Any) -> Any:
+    """A raw-row signature whose number columns take any value: a JSON row that copies a CSV's empty cell ("")
+    or token ("?") passes the server's schema check as the same CSV row does, and the table's encoder reads
+    such a value as missing. Other signatures are returned unchanged."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
+
+    numbers = {DataType.double, DataType.float, DataType.long, DataType.integer}
+    inputs = signature.inputs
+    if inputs is None or not inputs.has_input_names() or inputs.is_tensor_spec():
+        return signature
+    columns = [ColSpec(AnyType(), c.name, required=c.required) if c.type in numbers else c for c in inputs.inputs]
+    return ModelSignature(Schema(columns), signature.outputs, signature.params)

@@ -19,7 +19,6 @@ import pytest
 
 from conftest import AUTOML, free_port, load_optuna, mlflow_runs, stop_group
 
-MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 LABELS = ("benign", "malignant")
 
 STUDY = """
@@ -102,33 +101,56 @@ def test_the_best_model_of_a_csv_study_serves_raw_rows_over_http_with_the_csv_la
     body = {"dataframe_split": json.loads(features.to_json(orient="split", index=False))}
 
     port = free_port()
-    # `mlflow models serve` starts `uvicorn` by name: the venv's bin folder must be on PATH (an activated venv)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # as the README says it: `automl serve`, from a shell whose PATH lacks the venv (no activated venv)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "MLFLOW_TRACKING_URI")}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if Path(p).resolve() != Path(sys.executable).parent.resolve())
     log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen([MLFLOW, "models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1",
-                               "-p", str(port)], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen([AUTOML, "serve", "study.yaml", "--port", str(port)], cwd=workdir, env=env, stdout=log,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    blank = features.astype(object).where(features.notna(), "")  # JSON rows copying the CSV's empty cells
+    blank_body = {"dataframe_split": json.loads(blank.to_json(orient="split", index=False))}
     try:
-        answer = None
         deadline = time.monotonic() + 180
-        while answer is None and time.monotonic() < deadline:
+        while "ready: POST rows to" not in (tmp_path / "serve.log").read_text() and time.monotonic() < deadline:
             assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            try:
-                answer = _post(f"http://127.0.0.1:{port}/invocations", body)
-            except urllib.error.HTTPError as exc:
-                pytest.fail(f"the scoring server refused the rows: {exc.code} {exc.read().decode()[:2000]}")
-            except OSError:
-                time.sleep(1)
-        assert answer is not None, (tmp_path / "serve.log").read_text()[-3000:]
+            time.sleep(1)
+        shown = (tmp_path / "serve.log").read_text()
+        assert f"ready: POST rows to http://127.0.0.1:{port}/invocations" in shown, shown[-3000:]
+        assert f"serving the best model of study tumours (trial {best.number}, {uri})" in shown
+        try:
+            answer = _post(f"http://127.0.0.1:{port}/invocations", body)
+            blank_answer = _post(f"http://127.0.0.1:{port}/invocations", blank_body)
+        except urllib.error.HTTPError as exc:
+            pytest.fail(f"the scoring server refused the rows: {exc.code} {exc.read().decode()[:2000]}")
+        taken = subprocess.run([AUTOML, "serve", "study.yaml", "--port", str(port)], cwd=workdir, capture_output=True,
+                               text=True, timeout=60)
+        assert taken.returncode == 2 and f"port {port} on 127.0.0.1 is taken" in taken.stderr, taken.stderr
     finally:
         stop_group(server, grace=10)
         log.close()
+    assert blank_answer == answer  # "" in a JSON row is a missing value, as an empty CSV cell is
     predictions = answer["predictions"]
     assert len(predictions) == len(rows) and set(predictions) <= set(LABELS), predictions[:10]
     accuracy = float(np.mean(np.array(predictions) == rows["diagnosis"].to_numpy()))
     assert accuracy == pytest.approx(best.user_attrs["test_metrics"]["test_accuracy"], abs=1e-6)  # (logged as float32)
     assert accuracy > 0.7  # the labels are learnable: a real model, not a constant
+
+
+def test_serve_refuses_at_once_a_study_without_a_model(workdir):
+    (workdir / "study.yaml").write_text(textwrap.dedent(STUDY.replace("max_epochs: 8", "max_epochs: 1")))
+    tumour_table(60).to_csv(workdir / "tumours.csv", index=False)
+    missing = subprocess.run([AUTOML, "serve", "study.yaml"], cwd=workdir, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "no study storage at" in missing.stderr, missing.stderr
+    run = subprocess.run([AUTOML, "run", "study.yaml", "--no-tracking"], cwd=workdir, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    started = time.monotonic()
+    refused = subprocess.run([AUTOML, "serve", "study.yaml"], cwd=workdir, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert ("study 'tumours' has no model to serve: the study has no MLflow run (it ran with --no-tracking)"
+            in refused.stderr)
+    assert time.monotonic() - started < 30 and not (workdir / "mlflow.db").exists()
 
 
 def test_the_served_network_names_the_input_shape_it_needs():

@@ -1,0 +1,112 @@
+"""`automl serve STUDY`: the study's best model behind MLflow's scoring server on loopback, started with this
+installation's environment (the server starts `uvicorn` by name: the venv's bin folder goes on PATH, so no
+activated venv is needed). Every check that can fail fast runs first (the model, uvicorn, the port), and the
+command says when the server answers, or why it stopped with the end of its output."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from pathlib import Path
+from typing import Callable
+
+READY_SECONDS = 180.0  # the server imports MLflow, torch and the model before it answers /ping
+POLL_SECONDS = 0.5
+TAIL_LINES = 20
+
+
+class ServeError(Exception):
+    """The model cannot be served; the message says why and what to do."""
+
+
+def check_port(port: int) -> None:
+    """Raise ServeError unless `port` on 127.0.0.1 is free."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise ServeError(f"port {port} on 127.0.0.1 is taken ({exc.strerror}): choose another with --port") \
+                from None
+
+
+def server_command(model_uri: str, port: int) -> list[str]:
+    """MLflow's scoring server for `model_uri`, on 127.0.0.1 only, in this Python environment."""
+    return [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
+            "--host", "127.0.0.1", "--port", str(port)]
+
+
+def server_environment(tracking_uri: str) -> dict[str, str]:
+    """This environment with the interpreter's bin folder first on PATH and the study's MLflow store."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+            "MLFLOW_TRACKING_URI": tracking_uri}
+
+
+def answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def serve(model_uri: str, tracking_uri: str, port: int, say: Callable[[str], None],
+          ready_seconds: float = READY_SECONDS) -> int:
+    """Start the server, say when it answers, and wait for it (Ctrl-C stops it); its exit code. Raises
+    ServeError when it cannot start or stops before it answers."""
+    if importlib.util.find_spec("uvicorn") is None:
+        raise ServeError("uvicorn is not installed in this environment (MLflow's scoring server needs it): "
+                         "reinstall the project (bash scripts/install.sh)")
+    check_port(port)
+    process = subprocess.Popen(server_command(model_uri, port), env=server_environment(tracking_uri),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               text=True, start_new_session=True)
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    try:
+        os.set_blocking(process.stdout.fileno(), False)  # type: ignore[union-attr]
+        deadline = time.monotonic() + ready_seconds
+        while not answers(port):
+            _drain(process, tail)
+            if process.poll() is not None:
+                raise ServeError(f"the scoring server stopped (exit {process.returncode}) before it answered; its "
+                                 "output ends:\n" + "\n".join(tail))
+            if time.monotonic() > deadline:
+                raise ServeError(f"the scoring server did not answer within {ready_seconds:.0f} s; its output "
+                                 "ends:\n" + "\n".join(tail))
+            time.sleep(POLL_SECONDS)
+        say(f"ready: POST rows to http://127.0.0.1:{port}/invocations (Ctrl-C stops the server)")
+        os.set_blocking(process.stdout.fileno(), True)  # type: ignore[union-attr]
+        for line in process.stdout:  # type: ignore[union-attr]
+            say(line.rstrip())
+        return process.wait()
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        _stop(process)
+
+
+def _drain(process: subprocess.Popen, tail: deque[str]) -> None:
+    try:
+        text = process.stdout.read()  # type: ignore[union-attr]
+    except (BlockingIOError, TypeError):
+        return
+    if text:
+        tail.extend(text.splitlines())
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
