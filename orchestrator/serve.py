@@ -66,6 +66,7 @@ def serve(model_uri: str, tracking_uri: str, port: int, say: Callable[[str], Non
         raise ServeError("uvicorn is not installed in this environment (MLflow's scoring server needs it): "
                          "reinstall the project (bash scripts/install.sh)")
     check_port(port)
+    restore = _stop_on_sigterm()
     process = subprocess.Popen(server_command(model_uri, port), env=server_environment(tracking_uri),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                text=True, start_new_session=True)
@@ -91,6 +92,22 @@ def serve(model_uri: str, tracking_uri: str, port: int, say: Callable[[str], Non
         return 130
     finally:
         _stop(process)
+        restore()
+
+
+def _stop_on_sigterm() -> Callable[[], None]:
+    """SIGTERM (a service manager, `kill`) stops the server too: it runs in a session of its own, so a signal to
+    this process alone would leave it serving. Returns what restores the previous handler."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _drain(process: subprocess.Popen, tail: deque[str]) -> None:
