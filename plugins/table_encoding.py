@@ -205,7 +205,8 @@ def _date(name: str, text: np.ndarray, fmt: str, missing: int, chosen: bool) -> 
 
 
 def _category(name: str, present: np.ndarray, missing: int, max_categories: int, chosen: bool) -> ColumnCode:
-    levels, counts = np.unique(present.astype(str), return_counts=True)
+    found, counts = np.unique(present.astype(str), return_counts=True)
+    levels = [str(level) for level in found]  # Python strings: they are shown and pickled with the model
     if len(levels) <= max_categories:
         return ColumnCode(name, "category", categories=tuple(levels), missing_rows=missing, chosen=chosen)
     order = sorted(range(len(levels)), key=lambda i: (-counts[i], levels[i]))  # most frequent first, ties by name

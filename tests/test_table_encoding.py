@@ -20,7 +20,7 @@ name: table
 dataset: {{name: csv, path: table.csv, target: y{extra}}}
 budget: {{trials: 1, max_epochs: 1}}
 search:
-  architecture: {{mlp: {{depth: 1, width: 8}}}}
+  architecture: {{mlp: {{depth: 1, width: 16}}}}
   activation: relu
   loss: cross_entropy
   optimizer: {{adam: {{lr: 0.01}}}}
