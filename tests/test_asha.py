@@ -41,11 +41,11 @@ TWO = "[{metric: val_accuracy, direction: maximize}, {metric: params, direction:
 
 
 def run_study(workdir: Path, objective: str = ONE, trials: int = 12, sampler: str = "random",
-              *args: str, pruner: str = PLAIN) -> subprocess.CompletedProcess:
+              *args: str, pruner: str = PLAIN, extra: str = "") -> subprocess.CompletedProcess:
     (workdir / "plugins").mkdir(exist_ok=True)
     shutil.copy(FIXTURES / "epoch_log.py", workdir / "plugins" / "epoch_log.py")
     (workdir / "study.yaml").write_text(STUDY.format(objective=objective, trials=trials, sampler=sampler,
-                                                     pruner=pruner))
+                                                     pruner=pruner) + extra)
     result = subprocess.run([AUTOML, "run", "study.yaml", "--threads", "1", *args], cwd=workdir,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -204,8 +204,12 @@ def test_the_leader_rule_completes_the_first_configuration_at_once(workdir):
 def test_default_asha_completes_the_first_configuration_then_promotes_as_plain_asha(workdir):
     """`leader: first` (asha's default): the first configuration trains to max_epochs without pausing; once the
     study has that complete trial, a trial trains on past a rung only from the rung's top 1/eta (leading it is not
-    enough)."""
-    result = run_study(workdir, ONE, 12, "random", "--workers", "1", pruner="asha")
+    enough). The first two configurations are enqueued, a poor one then a good one, so that the case which tells
+    `first` from `true` occurs: the good one leads the first rung where only two have arrived (no top 1/eta yet)."""
+    poor = "{architecture.mlp.depth: 1, architecture.mlp.width: 16, activation: tanh, optimizer.adam.lr: 0.0001}"
+    good = "{architecture.mlp.depth: 1, architecture.mlp.width: 64, activation: relu, optimizer.adam.lr: 0.01}"
+    result = run_study(workdir, ONE, 12, "random", "--workers", "1", pruner="asha",
+                       extra=f"enqueue:\n  - {poor}\n  - {good}\n")
     trials = sorted(load_optuna(workdir, "asha").trials, key=lambda t: t.number)
     first = trials[0]
     assert first.state == TrialState.COMPLETE and len(first.intermediate_values) == RUNGS[-1], result.stdout
