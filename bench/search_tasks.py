@@ -149,9 +149,7 @@ TASKS: dict[str, Task] = {task.name: task for task in (
          "generated film reviews of five clauses, each negated or not, labelled by the majority of what they leave "
          "(seed 7), 5% of labels flipped (ceiling ~0.95): token sequences where recurrent, convolutional and "
          "attention models compete",
-         "eval-text.yaml", "test_accuracy", +1, "corpus.csv", write_eval_text,
-         unfit="not calibrated at five clauses yet (at three, random search reached the ceiling, 0.956, in 134 s): "
-               "bench/search_calibrate.py eval-text"),
+         "eval-text.yaml", "test_accuracy", +1, "corpus.csv", write_eval_text),
 )}
 
 
