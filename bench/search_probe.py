@@ -50,11 +50,9 @@ search:
 def processor() -> str:
     """The processor as far as results and speed go: family, model, stepping and a digest of its feature flags
     (/proc/cpuinfo; a cloud's "AMD EPYC" names several generations)."""
-    fields: dict[str, str] = {}
-    cpuinfo = Path("/proc/cpuinfo")
-    for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else []):
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
+    from orchestrator.runtime import cpu_fields
+
+    fields = cpu_fields()
     flags = hashlib.sha256(fields.get("flags", "").encode()).hexdigest()[:8]
     return (f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')} "
             f"stepping {fields.get('stepping', '?')} flags {flags}")

@@ -14,13 +14,19 @@ from typing import Any, Iterator, Mapping
 COMPARED = ("device", "device_name", "processor", "torch", "pytorch_lightning", "deterministic")
 
 
-def processor() -> str:
-    """The CPU's model name (and, where a cloud names several generations alike, its family and model)."""
+def cpu_fields() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo (empty where there is none)."""
     fields: dict[str, str] = {}
     cpuinfo = Path("/proc/cpuinfo")
     for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def processor() -> str:
+    """The CPU's model name (and, where a cloud names several generations alike, its family and model)."""
+    fields = cpu_fields()
     name = fields.get("model name") or platform.processor() or platform.machine()
     generation = f" (family {fields['cpu family']} model {fields['model']})" if "cpu family" in fields else ""
     return name + generation

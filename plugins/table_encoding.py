@@ -179,10 +179,15 @@ def _standardised(values: np.ndarray) -> tuple[float, float]:
     return float(known.mean()), std if std > 1e-12 else 1.0
 
 
+def _non_numbers(text: np.ndarray, numbers: np.ndarray) -> set[str]:
+    """The distinct present values that are not numbers ("?", "n/a")."""
+    return {t for t, n in zip(text, numbers) if t is not None and np.isnan(n)}
+
+
 def _number(name: str, all_numbers: np.ndarray, text: np.ndarray, numbers: np.ndarray, train: np.ndarray,
-            missing: int, chosen: bool) -> ColumnCode:
+            missing: int, chosen: bool, non_numbers: set[str] | None = None) -> ColumnCode:
     known = numbers[~np.isnan(numbers)]
-    tokens = sorted({t for t, n in zip(text, numbers) if t is not None and np.isnan(n)})
+    tokens = sorted(_non_numbers(text, numbers) if non_numbers is None else non_numbers)
     ordered = all_numbers[np.sort(train)]
     row_number = (len(known) >= ID_MIN_ROWS and len(np.unique(known)) == len(known)
                   and np.all(known == np.round(known)) and bool(np.all(np.diff(ordered) > 0)))
@@ -250,7 +255,7 @@ def fit_column(name: str, series, train: np.ndarray, ignored: bool = False, kind
         return _category(name, present, missing, max_categories, chosen=True)
     if not len(present):
         return ColumnCode(name, "left out", why="empty: no value in any training row")
-    tokens = {t for t, n in zip(text, numbers) if t is not None and np.isnan(n)}
+    tokens = _non_numbers(text, numbers)
     numeric = pd.api.types.is_numeric_dtype(series) or (
         len(known) > 0 and len(tokens) <= MAX_NUMBER_TOKENS and len(known) >= len(present) / 2)
     if numeric:
@@ -258,7 +263,7 @@ def fit_column(name: str, series, train: np.ndarray, ignored: bool = False, kind
             value = f"{known[0]:g}" if len(known) else "none"
             return ColumnCode(name, "left out", why=f"constant: every training row that has a value has {value} "
                                                     "(as a number it carries nothing)")
-        return _number(name, all_numbers, text, numbers, train, missing, chosen=False)
+        return _number(name, all_numbers, text, numbers, train, missing, chosen=False, non_numbers=tokens)
     distinct = set(present)
     if len(distinct) == 1 and not missing:
         return ColumnCode(name, "left out", why=f"constant: every training row has {present[0]!r}")
