@@ -200,7 +200,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     worker = Worker(spec, registry, WorkerOptions(
         storage_url=storage_url, tracking_uri=resolve_tracking(spec, options) if options.tracking else None,
         trials=args.trials or spec.budget.trials, worker_id=args.worker_id or f"{socket.gethostname()}:{os.getpid()}",
-        deadline=deadline, threads=args.threads,
+        deadline=deadline, threads=args.threads, adapt_threads=args.adapt_threads or args.threads is None,
         memory_mb=args.memory_mb or spec.execution.worker_memory_mb, supervised=args.supervised, launched=args.launched,
         slot=args.slot or "", seed_offset=args.seed_offset if args.seed_offset is not None else os.getpid()))
     outcome = worker.run()
@@ -434,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--storage", help="Optuna storage URL (default: journal file ./optuna.journal)")
     run.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db)")
     run.add_argument("--no-tracking", action="store_true", help="do not record runs in MLflow")
-    run.add_argument("--threads", type=int, help="CPU threads per worker (default: the cores shared out)")
+    run.add_argument("--threads", type=int, help="CPU threads per worker (default: the cores shared out, fewer "
+                     "where a short measurement before a trial finds fewer faster, as beside another busy job)")
     run.add_argument("--workers", type=int, help="CPU worker processes (default: study key workers, else 1)")
     run.add_argument("--devices", help="auto (default: every visible GPU, else CPU), cpu, or GPU indices: 0,2")
     run.add_argument("--trials-per-device", type=int, help="workers sharing each GPU (default 1)")
@@ -453,7 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--no-tracking", action="store_true", help="do not record runs in MLflow")
     worker.add_argument("--trials", type=int, help="the study's budget of trials (default: budget.trials)")
     worker.add_argument("--timeout", type=float, help="seconds after which this worker starts no new trial")
-    worker.add_argument("--threads", type=int, help="CPU threads for training (default: PyTorch's)")
+    worker.add_argument("--threads", type=int, help="CPU threads for training (default: measured before each "
+                        "trial, at most PyTorch's default)")
+    worker.add_argument("--adapt-threads", action="store_true", help="with --threads N: the count measured fastest "
+                        "before each trial, at most N")
     worker.add_argument("--memory-mb", type=int, help="restart this worker between trials above this resident "
                         "memory (default: study key worker_memory_mb, else no limit)")
     worker.add_argument("--seed-offset", type=int, help="added to the study's seed for this worker's sampler "

@@ -297,6 +297,8 @@ class Supervisor:
                    "--worker-id", worker_id, "--slot", slot.name, "--trials", str(self.trials),
                    "--threads", str(slot.threads), "--memory-mb", str(self.memory_mb),
                    "--seed-offset", str(self.started - 1)]
+        if not self.options.threads:  # the share is a ceiling: the worker measures what is fastest under it
+            command.append("--adapt-threads")
         for folder in self.plugin_dirs:
             command += ["--plugins-dir", str(folder)]
         env = {**os.environ, **slot.environment(), STORAGE_ENV: self.storage_url}

@@ -31,6 +31,7 @@ from orchestrator.rung_callback import RungCallback
 from orchestrator.runtime import current_runtime
 from orchestrator.space import CHOSEN_KINDS
 from orchestrator.storage import redact
+from orchestrator.thread_policy import AdaptiveThreads
 from orchestrator.studyfile import StudySpec
 from orchestrator.tracking import Tracker, TrialRun
 from orchestrator.training import TrainingResult, train
@@ -123,8 +124,10 @@ class TrialRunner:
 
     def __init__(self, spec: StudySpec, registry: Registry, progress: Progress,
                  checkpoint_policy: CheckpointPolicy | None = None,
-                 on_checkpoint_error: Callable[[str], None] | None = None) -> None:
+                 on_checkpoint_error: Callable[[str], None] | None = None,
+                 threads: AdaptiveThreads | None = None) -> None:
         self.spec = spec
+        self.threads = threads  # None: the worker's thread count is fixed (--threads)
         self.registry = registry
         self.progress = progress
         self.policy = checkpoint_policy if checkpoint_policy is not None and checkpoint_policy.enabled else None
@@ -145,13 +148,24 @@ class TrialRunner:
 
     # -- computing the outcome ---------------------------------------------------------------------------
 
+    def _runtime(self, number: int) -> dict[str, Any]:
+        """The runtime this trial trains with; where the threads are measured, measured now (and said when the
+        choice changes), for the whole trial."""
+        if self.threads is None:
+            return current_runtime()
+        choice, changed = self.threads.for_trial()
+        if changed:
+            self.progress.message(f"trial {number}: {choice.describe()}")
+        return {**current_runtime(), "threads_measured": {str(count): seconds for count, seconds in
+                                                          sorted(choice.seconds_per_step.items())}}
+
     def _compute(self, study: optuna.Study, attempt: Attempt, data: DataBundle, tracker: Tracker | None) -> Outcome:
         trial, spec = attempt.trial, self.spec
         outcome = Outcome()
         try:  # from here on, whatever fails ends this trial (and only this trial)
             attempt.config = spec.space.sample(trial)
             trial.set_user_attr(CONFIG_ATTR, attempt.config)
-            trial.set_user_attr(RUNTIME_ATTR, current_runtime())  # what `automl rerun` re-creates
+            trial.set_user_attr(RUNTIME_ATTR, self._runtime(trial.number))  # what `automl rerun` re-creates
             if tracker:
                 attempt.run = tracker.start_trial(trial.number, attempt.config,
                                                   _plugin_tags(attempt.config, self.registry))

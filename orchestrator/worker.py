@@ -31,6 +31,7 @@ from orchestrator.recovery import recover_trials, start_ticks, worker_identity
 from orchestrator.session import checkpoint_policy, load_data, open_tracked_study, update_summary
 from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
+from orchestrator.thread_policy import AdaptiveThreads
 from orchestrator.tracking import Tracker
 from orchestrator.tracking_relay import RelayTracker
 from orchestrator.trial import TrialRunner
@@ -54,7 +55,8 @@ class WorkerOptions:
     trials: int
     worker_id: str
     deadline: float | None = None  # wall-clock time after which no trial starts
-    threads: int | None = None
+    threads: int | None = None  # PyTorch's CPU threads (None: PyTorch's default) ...
+    adapt_threads: bool = False  # ... or, at most that many, the count measured fastest before each trial
     memory_mb: int | None = None  # recycle the process between trials above this resident size
     supervised: bool = False  # the supervisor opened the study and owns the parent run
     launched: bool = False  # a cluster launcher's task: `automl run` opened the study and owns its start and end
@@ -116,7 +118,9 @@ class Worker:
         self.progress = Progress(spec.metric, spec.budget.max_epochs, out, tag=options.slot,
                                  width=choices_width(spec.space))
         self.policy = checkpoint_policy(spec, options.storage_url)
-        self.runner = TrialRunner(spec, registry, self.progress, self.policy)
+        ceiling = options.threads or torch.get_num_threads()
+        adaptive = AdaptiveThreads(ceiling) if options.adapt_threads and ceiling > 1 else None
+        self.runner = TrialRunner(spec, registry, self.progress, self.policy, threads=adaptive)
         self.identity = worker_identity(options.worker_id)
         self.failure: str | None = None  # the reason shared by the failures in a row that stopped it
 

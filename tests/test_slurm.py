@@ -78,8 +78,12 @@ def test_a_job_array_runs_the_study_to_exactly_its_budget(slurm, slurm_study, po
     # every row of the table came from the storage, tagged with the SLURM task that ran it
     rows = [line for line in out.splitlines() if re.match(r"\s+\d+\s+mlp", line)]
     assert len(rows) == 4 and all(re.search(r"\[slurm-\d+_[01]\.0@", row) for row in rows), out
+    # Both tasks start and claim from one budget; which of them claims how many trials is the scheduler's race
+    # (a task SLURM starts a few seconds late may find the four short trials taken), so only the claimants are
+    # checked here, and both tasks' start below.
+    job = re.search(r"submitted: SLURM job (\d+)", out).group(1)
     workers = {t.user_attrs["worker"]["id"].split(".")[0] for t in study.trials}
-    assert len(workers) == 2, f"both tasks ran trials: {workers}"
+    assert workers <= {f"slurm-{job}_0", f"slurm-{job}_1"}, f"every trial ran in a task of the array: {workers}"
     assert "best model (trial" in out
     assert not slurm.jobs(), "no task is left in the queue"
     client, parents, children = mlflow_runs(workdir, name, tracking_server)
