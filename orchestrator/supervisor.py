@@ -111,9 +111,11 @@ def _describe_exit(code: int) -> str:
     return f"exit code {code}"
 
 
-def _prepare_the_end(spec: StudySpec, tracked: bool) -> Any:
+def _prepare_the_end(spec: StudySpec, tracked: bool, workers_ready: threading.Event) -> Any:
     """The modules the study's end needs (the checkpoint sweep's; when tracked, MLflow's model flavours,
-    Matplotlib) and the data for logging the best model, loaded while the trials run rather than after them."""
+    Matplotlib) and the data for logging the best model, loaded while the trials run rather than after them.
+    The data only once the workers are ready: each builds it too, and reading a large folder twice at once would
+    hold up the first trial."""
     importlib.import_module("orchestrator.checkpoints")
     if not tracked:
         return None
@@ -121,6 +123,7 @@ def _prepare_the_end(spec: StudySpec, tracked: bool) -> Any:
 
     best_model.prepare_imports()
     summary.prepare_imports()
+    workers_ready.wait()
     return load_data(spec)
 
 
@@ -179,11 +182,15 @@ class Supervisor:
                 for number in recover_trials(study, self.tracking_uri, parent):
                     self.progress.message(f"trial {number} was left RUNNING by a worker that no longer exists: "
                                           "marked FAIL and retried")
-            # the data only serves to log the best model at the end: built (with the modules the end needs) while
-            # the workers finish starting and the trials run (each worker builds it before it opens the study, and
-            # stops with the error if it cannot)
-            data = self._background(_prepare_the_end, self.spec, bool(self.tracking_uri and parent))
-            self._await_ready()  # their start-up lines come before the table, not inside it
+            # the data only serves to log the best model at the end: the modules the end needs are imported while
+            # the workers finish starting, the data built once they are ready, while the trials run (each worker
+            # builds it before it opens the study, and stops with the error if it cannot)
+            workers_ready = threading.Event()
+            data = self._background(_prepare_the_end, self.spec, bool(self.tracking_uri and parent), workers_ready)
+            try:
+                self._await_ready()  # their start-up lines come before the table, not inside it
+            finally:
+                workers_ready.set()
             self.progress.header(self.spec.name, self.trials, redact(self.storage_url),
                                  redact(self.tracking_uri) if self.tracking_uri else None,
                                  self._workers_description(), count_budget(study, self.trials).finished)

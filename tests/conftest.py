@@ -42,6 +42,22 @@ search:
 """
 
 
+# A CNN on digits with one fixed configuration: two trials of 4 epochs (rerun and thread tests).
+RERUN_STUDY = """
+name: rerun
+dataset: digits
+objective: {metric: val_loss, direction: minimize}
+budget: {trials: 2, max_epochs: 4}
+pruner: none
+seed: 0
+search:
+  architecture: {cnn: {channels: 16, depth: 2, kernel_size: 3}}
+  activation: relu
+  loss: cross_entropy
+  optimizer: {adam: {lr: 0.003}}
+  batch_size: 32
+"""
+
 AUTOML = str(Path(sys.executable).with_name("automl"))  # the installed console script
 
 

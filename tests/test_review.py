@@ -14,7 +14,7 @@ import mlflow.pytorch
 import pytest
 import torch
 
-from conftest import AUTOML, TINY_STUDY, load_optuna, mlflow_runs
+from conftest import AUTOML, RERUN_STUDY, TINY_STUDY, load_optuna, mlflow_runs
 from orchestrator.session import load_data
 from orchestrator.studyfile import load_study
 
@@ -125,22 +125,6 @@ def test_enqueued_configurations_run_first_and_a_rerun_reproduces_a_trial(write_
             "COMPLETE)") in result.out
     missing = cli("rerun", "study.yaml", "9")
     assert missing.code == 2 and "has no trial 9; its trials are numbered 0..3" in missing.err
-
-
-RERUN_STUDY = """
-name: rerun
-dataset: digits
-objective: {metric: val_loss, direction: minimize}
-budget: {trials: 2, max_epochs: 4}
-pruner: none
-seed: 0
-search:
-  architecture: {cnn: {channels: 16, depth: 2, kernel_size: 3}}
-  activation: relu
-  loss: cross_entropy
-  optimizer: {adam: {lr: 0.003}}
-  batch_size: 32
-"""
 
 
 def test_rerun_retrains_with_the_threads_each_trial_recorded_and_reproduces_its_value(write_study, workdir):

@@ -10,24 +10,12 @@ import sys
 
 import pytest
 
-from conftest import AUTOML, load_optuna
+from conftest import AUTOML, RERUN_STUDY, load_optuna
 from orchestrator import thread_policy
 from orchestrator.thread_policy import AdaptiveThreads, ThreadChoice, candidates, choose
 
-STUDY = """
-name: busy
-dataset: digits
-objective: {metric: val_loss, direction: minimize}
-budget: {trials: 1, max_epochs: 2}
-pruner: none
-seed: 0
-search:
-  architecture: {cnn: {channels: 16, depth: 2, kernel_size: 3}}
-  activation: relu
-  loss: cross_entropy
-  optimizer: {adam: {lr: 0.003}}
-  batch_size: 32
-"""
+STUDY = (RERUN_STUDY.replace("name: rerun", "name: busy")
+         .replace("trials: 2, max_epochs: 4", "trials: 1, max_epochs: 2"))
 
 
 def test_the_counts_measured_are_one_half_and_all_of_the_share():
