@@ -90,6 +90,12 @@ def prepare_imports() -> None:
         requirements_utils._init_packages_to_modules_map()
 
 
+def _left_out(data: DataBundle) -> tuple[str, ...]:
+    """The raw columns the data's encoder does not read (a table's ignored or dropped columns), if it says."""
+    left_out = getattr(data.encoder, "left_out", None)
+    return tuple(left_out()) if callable(left_out) else ()
+
+
 def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tracking_uri: str, parent_run_id: str,
                    register: str | None = None) -> str | None:
     """Log the best trial's network on the parent run; returns the model URI, or None when there is no best
@@ -136,7 +142,8 @@ def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tr
         # the model's metrics (and copying their history cost about 0.25 s per model).
         info = mlflow.pyfunc.log_model(
             name=MODEL_NAME, python_model=serving,
-            signature=lenient_signature(infer_signature(example, serving.predict(None, example))),
+            signature=lenient_signature(infer_signature(example, serving.predict(None, example)),
+                                        optional=_left_out(data)),
             input_example=example, pip_requirements=requirements, step=NO_METRICS_STEP)
         network_info = mlflow.pytorch.log_model(
             plain, name=NETWORK_NAME, signature=infer_signature(tensors, outputs), input_example=tensors,

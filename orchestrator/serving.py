@@ -7,7 +7,7 @@ so `mlflow models serve` and `mlflow.pyfunc.load_model` need the same project in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Collection
 
 import numpy as np
 import torch
@@ -82,10 +82,11 @@ def raw_example(data: DataBundle, rows: int = 5) -> Any:
     return data.inputs("val", rows).detach().cpu().numpy()
 
 
-def lenient_signature(signature: Any) -> Any:
+def lenient_signature(signature: Any, optional: Collection[str] = ()) -> Any:
     """A raw-row signature whose number columns take any value: a JSON row that copies a CSV's empty cell ("")
     or token ("?") passes the server's schema check as the same CSV row does, and the table's encoder reads
-    such a value as missing. Other signatures are returned unchanged."""
+    such a value as missing. The `optional` columns (those the encoder leaves out) may be omitted. Other
+    signatures are returned unchanged."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
@@ -93,5 +94,6 @@ def lenient_signature(signature: Any) -> Any:
     inputs = signature.inputs
     if inputs is None or not inputs.has_input_names() or inputs.is_tensor_spec():
         return signature
-    columns = [ColSpec(AnyType(), c.name, required=c.required) if c.type in numbers else c for c in inputs.inputs]
+    columns = [ColSpec(AnyType() if c.type in numbers else c.type, c.name,
+                       required=c.required and c.name not in optional) for c in inputs.inputs]
     return ModelSignature(Schema(columns), signature.outputs, signature.params)

@@ -111,20 +111,19 @@ def _describe_exit(code: int) -> str:
     return f"exit code {code}"
 
 
-def _prepare_the_end(spec: StudySpec, tracked: bool, workers_ready: threading.Event) -> Any:
+def _prepare_the_end(tracked: bool) -> None:
     """The modules the study's end needs (the checkpoint sweep's; when tracked, MLflow's model flavours,
-    Matplotlib) and the data for logging the best model, loaded while the trials run rather than after them.
-    The data only once the workers are ready: each builds it too, and reading a large folder twice at once would
-    hold up the first trial."""
+    Matplotlib), imported while the workers start rather than after the trials. The data for logging the best
+    model is built at the end, not now: each worker builds it too, and a second build beside them would hold up
+    their start (a large image folder read twice at once) and disturb their first trials (the threads they
+    measure, orchestrator/thread_policy.py)."""
     importlib.import_module("orchestrator.checkpoints")
     if not tracked:
-        return None
+        return
     from orchestrator import best_model, summary
 
     best_model.prepare_imports()
     summary.prepare_imports()
-    workers_ready.wait()
-    return load_data(spec)
 
 
 class Supervisor:
@@ -182,15 +181,10 @@ class Supervisor:
                 for number in recover_trials(study, self.tracking_uri, parent):
                     self.progress.message(f"trial {number} was left RUNNING by a worker that no longer exists: "
                                           "marked FAIL and retried")
-            # the data only serves to log the best model at the end: the modules the end needs are imported while
-            # the workers finish starting, the data built once they are ready, while the trials run (each worker
-            # builds it before it opens the study, and stops with the error if it cannot)
-            workers_ready = threading.Event()
-            data = self._background(_prepare_the_end, self.spec, bool(self.tracking_uri and parent), workers_ready)
-            try:
-                self._await_ready()  # their start-up lines come before the table, not inside it
-            finally:
-                workers_ready.set()
+            # the modules the end needs are imported while the workers finish starting (each worker builds the
+            # data before it opens the study, and stops with the error if it cannot)
+            prepared = self._background(_prepare_the_end, bool(self.tracking_uri and parent))
+            self._await_ready()  # their start-up lines come before the table, not inside it
             self.progress.header(self.spec.name, self.trials, redact(self.storage_url),
                                  redact(self.tracking_uri) if self.tracking_uri else None,
                                  self._workers_description(), count_budget(study, self.trials).finished)
@@ -200,7 +194,7 @@ class Supervisor:
             status = "FINISHED"
             self._flush_tracking()  # the best trial's weights are among the relayed writes
             if self.tracking_uri and parent:
-                self._log_best_model(study, data, parent)
+                self._log_best_model(study, prepared, parent)
         except KeyboardInterrupt as exc:
             status = "KILLED"
             outcomes = self._stop_all(study, parent)
@@ -263,11 +257,12 @@ class Supervisor:
         executor.shutdown(wait=False)
         return future
 
-    def _log_best_model(self, study: optuna.Study, data: Future, parent: str) -> None:
+    def _log_best_model(self, study: optuna.Study, prepared: Future, parent: str) -> None:
         from orchestrator.best_model import log_best_model
 
         try:
-            uri = log_best_model(study, self.registry, data.result().to("cpu"), self.tracking_uri, parent,
+            prepared.result()
+            uri = log_best_model(study, self.registry, load_data(self.spec).to("cpu"), self.tracking_uri, parent,
                                  self.options.register)
         except Exception as exc:  # the study's results stand without it
             self.progress.message(f"warning: the best model could not be logged: {type(exc).__name__}: "

@@ -2,7 +2,8 @@
 
 PyTorch's threads meet at a barrier after every parallel operation; where another job keeps one of the cores
 busy, the thread that shares it arrives late each time while the others spin, and two threads train slower
-than one. So before a trial, when the last measurement is older than `RECHECK_SECONDS`, a short workload of the
+than one. So before a trial, when the last measurement is older than `RECHECK_SECONDS` or chose fewer threads
+than the share, a short workload of the
 kind training runs (a small convolution and a linear layer, forward and backward) is timed at one thread and at
 the worker's share of the cores (and half of it, for shares above 2), interleaved, best of `ROUNDS`; the trial
 trains with the fewest threads within `TOLERANCE` of the fastest. The choice holds for the whole trial (its
@@ -88,7 +89,9 @@ def choose(seconds_per_step: dict[int, float]) -> int:
 
 
 class AdaptiveThreads:
-    """A worker's thread count, measured again before a trial once the last measurement is `recheck` s old."""
+    """A worker's thread count, measured again before a trial once the last measurement is `recheck` s old, or
+    at once after a choice of fewer threads than the share (the load that caused it may have been brief: another
+    process starting, say)."""
 
     def __init__(self, ceiling: int, recheck: float = RECHECK_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -100,7 +103,8 @@ class AdaptiveThreads:
 
     def for_trial(self) -> tuple[ThreadChoice, bool]:
         """The choice for the next trial (PyTorch's threads set to it), and whether it differs from the last."""
-        if self.choice is not None and self.clock() - self.measured_at < self.recheck:
+        if (self.choice is not None and self.choice.threads == self.ceiling
+                and self.clock() - self.measured_at < self.recheck):
             torch.set_num_threads(self.choice.threads)
             return self.choice, False
         previous = self.choice

@@ -336,6 +336,10 @@ class TableEncoder:
     def width(self) -> int:
         return sum(c.width() for c in self.columns)
 
+    def left_out(self) -> tuple[str, ...]:
+        """The columns the encoding does not read (ignored, constant, identifiers ...): a row may omit them."""
+        return tuple(c.name for c in self.columns if c.kind == "left out")
+
     def describe(self) -> list[str]:
         count = lambda kind: sum(c.kind == kind for c in self.columns)  # noqa: E731
         one_hot = sum(c.width() for c in self.columns if c.kind == "category")

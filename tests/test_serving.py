@@ -110,6 +110,8 @@ def test_the_best_model_of_a_csv_study_serves_raw_rows_over_http_with_the_csv_la
                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     blank = features.astype(object).where(features.notna(), "")  # JSON rows copying the CSV's empty cells
     blank_body = {"dataframe_split": json.loads(blank.to_json(orient="split", index=False))}
+    used = features.drop(columns=["row", "sample_code"])  # only the columns the model reads (README's curl)
+    used_body = {"dataframe_split": json.loads(used.to_json(orient="split", index=False))}
     try:
         deadline = time.monotonic() + 180
         while "ready: POST rows to" not in (tmp_path / "serve.log").read_text() and time.monotonic() < deadline:
@@ -121,6 +123,7 @@ def test_the_best_model_of_a_csv_study_serves_raw_rows_over_http_with_the_csv_la
         try:
             answer = _post(f"http://127.0.0.1:{port}/invocations", body)
             blank_answer = _post(f"http://127.0.0.1:{port}/invocations", blank_body)
+            used_answer = _post(f"http://127.0.0.1:{port}/invocations", used_body)
         except urllib.error.HTTPError as exc:
             pytest.fail(f"the scoring server refused the rows: {exc.code} {exc.read().decode()[:2000]}")
         taken = subprocess.run([AUTOML, "serve", "study.yaml", "--port", str(port)], cwd=workdir, capture_output=True,
@@ -130,6 +133,7 @@ def test_the_best_model_of_a_csv_study_serves_raw_rows_over_http_with_the_csv_la
         stop_group(server, grace=10)
         log.close()
     assert blank_answer == answer  # "" in a JSON row is a missing value, as an empty CSV cell is
+    assert used_answer == answer  # the columns the encoding leaves out (ignored, identifiers) may be omitted
     predictions = answer["predictions"]
     assert len(predictions) == len(rows) and set(predictions) <= set(LABELS), predictions[:10]
     accuracy = float(np.mean(np.array(predictions) == rows["diagnosis"].to_numpy()))

@@ -37,7 +37,7 @@ def test_the_fewest_threads_within_the_tolerance_of_the_fastest_are_chosen(secon
 def test_the_count_is_measured_again_only_once_the_last_measurement_is_old(monkeypatch):
     measured: list[int] = []
     results = iter([ThreadChoice(2, {1: 1.0, 2: 0.5}), ThreadChoice(2, {1: 1.0, 2: 0.5}),
-                    ThreadChoice(1, {1: 1.0, 2: 1.3})])
+                    ThreadChoice(1, {1: 1.0, 2: 1.3}), ThreadChoice(2, {1: 1.0, 2: 0.5})])
 
     def fake_measure(ceiling: int) -> ThreadChoice:
         measured.append(ceiling)
@@ -55,6 +55,9 @@ def test_the_count_is_measured_again_only_once_the_last_measurement_is_old(monke
     now[0] = 80
     choice, changed = adaptive.for_trial()
     assert choice.threads == 1 and changed and measured == [2, 2, 2]
+    now[0] = 81
+    assert adaptive.for_trial() == (ThreadChoice(2, {1: 1.0, 2: 0.5}), True)  # fewer: measured again at once
+    assert measured == [2, 2, 2, 2]
 
 
 @pytest.fixture
