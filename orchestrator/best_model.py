@@ -12,7 +12,7 @@ import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import optuna
 import torch
@@ -96,11 +96,12 @@ def _left_out(data: DataBundle) -> tuple[str, ...]:
     return tuple(left_out()) if callable(left_out) else ()
 
 
-def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tracking_uri: str, parent_run_id: str,
-                   register: str | None = None) -> str | None:
+def log_best_model(study: optuna.Study, registry: Registry, load: Callable[[], DataBundle], tracking_uri: str,
+                   parent_run_id: str, register: str | None = None) -> str | None:
     """Log the best trial's network on the parent run; returns the model URI, or None when there is no best
-    trial with kept weights, or when that trial's model is logged already. With `register`, the model is
-    registered under that name with alias `best`."""
+    trial with kept weights, or when that trial's model is logged already. The data (for the network's shape,
+    the encoder and the examples) comes from `load`, called only when there is a model to log. With `register`,
+    the model is registered under that name with alias `best`."""
     import mlflow
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
@@ -110,8 +111,6 @@ def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tr
     with _quiet_model_logging():
         from orchestrator.serving import FloatInputs, ServingModel, lenient_signature, raw_example  # mlflow.pyfunc
 
-    if data.task == "generative":
-        return None  # a GAN's generator takes noise, not the data's inputs: nothing to predict with
     best = leading_trial(study)
     if best is None:
         return None
@@ -119,6 +118,9 @@ def log_best_model(study: optuna.Study, registry: Registry, data: DataBundle, tr
     parent = client.get_run(parent_run_id)
     if parent.data.tags.get(BEST_MODEL_TRIAL_TAG) == str(best.number):
         return None  # logged already: the best trial has not changed
+    data = load()
+    if data.task == "generative":
+        return None  # a GAN's generator takes noise, not the data's inputs: nothing to predict with
     runs = trial_runs(client, parent.info.experiment_id, parent_run_id, best.number)
     with tempfile.TemporaryDirectory(prefix="automl-best-") as folder:
         for run in runs:

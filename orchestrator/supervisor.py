@@ -262,8 +262,8 @@ class Supervisor:
 
         try:
             prepared.result()
-            uri = log_best_model(study, self.registry, load_data(self.spec).to("cpu"), self.tracking_uri, parent,
-                                 self.options.register)
+            uri = log_best_model(study, self.registry, lambda: load_data(self.spec).to("cpu"), self.tracking_uri,
+                                 parent, self.options.register)
         except Exception as exc:  # the study's results stand without it
             self.progress.message(f"warning: the best model could not be logged: {type(exc).__name__}: "
                                   f"{redact(str(exc))}")

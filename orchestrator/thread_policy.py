@@ -3,9 +3,9 @@
 PyTorch's threads meet at a barrier after every parallel operation; where another job keeps one of the cores
 busy, the thread that shares it arrives late each time while the others spin, and two threads train slower
 than one. So before a trial, when the last measurement is older than `RECHECK_SECONDS` or chose fewer threads
-than the share, a short workload of the
-kind training runs (a small convolution and a linear layer, forward and backward) is timed at one thread and at
-the worker's share of the cores (and half of it, for shares above 2), interleaved, best of `ROUNDS`; the trial
+than the share, a short workload of the kind training runs (a small convolution and a linear layer, forward and
+backward) is timed at one thread and at the worker's share of the cores (and half of it, for shares above 2),
+interleaved, best of `ROUNDS`; the trial
 trains with the fewest threads within `TOLERANCE` of the fastest. The choice holds for the whole trial (its
 numbers depend on it) and is recorded in its runtime, so `automl rerun` trains with the same count."""
 
@@ -63,11 +63,9 @@ def _seconds_per_step(step: Callable[[], None], threads: int, steps: int) -> flo
 
 
 def measure(ceiling: int) -> ThreadChoice:
-    """Time the workload at each candidate count and choose; PyTorch's threads are left at the choice."""
+    """Time the workload at each candidate count under `ceiling` (above 1) and choose; PyTorch's threads are
+    left at the choice."""
     counts = candidates(ceiling)
-    if len(counts) == 1:
-        torch.set_num_threads(counts[0])
-        return ThreadChoice(counts[0], {})
     step = _workload()
     with torch.enable_grad():
         step()  # first-call costs (allocation, kernel selection) out of the timing
@@ -89,13 +87,13 @@ def choose(seconds_per_step: dict[int, float]) -> int:
 
 
 class AdaptiveThreads:
-    """A worker's thread count, measured again before a trial once the last measurement is `recheck` s old, or
-    at once after a choice of fewer threads than the share (the load that caused it may have been brief: another
-    process starting, say)."""
+    """A worker's thread count under its share `ceiling` (above 1: with one thread there is nothing to choose),
+    measured again before a trial once the last measurement is `recheck` s old, or at once after a choice of
+    fewer threads than the share (the load that caused it may have been brief: another process starting, say)."""
 
     def __init__(self, ceiling: int, recheck: float = RECHECK_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.ceiling = max(1, ceiling)
+        self.ceiling = ceiling
         self.recheck = recheck
         self.clock = clock
         self.choice: ThreadChoice | None = None

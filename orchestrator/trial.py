@@ -31,8 +31,8 @@ from orchestrator.rung_callback import RungCallback
 from orchestrator.runtime import current_runtime
 from orchestrator.space import CHOSEN_KINDS
 from orchestrator.storage import redact
-from orchestrator.thread_policy import AdaptiveThreads
 from orchestrator.studyfile import StudySpec
+from orchestrator.thread_policy import AdaptiveThreads
 from orchestrator.tracking import Tracker, TrialRun
 from orchestrator.training import TrainingResult, train
 

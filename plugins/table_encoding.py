@@ -185,9 +185,9 @@ def _non_numbers(text: np.ndarray, numbers: np.ndarray) -> set[str]:
 
 
 def _number(name: str, all_numbers: np.ndarray, text: np.ndarray, numbers: np.ndarray, train: np.ndarray,
-            missing: int, chosen: bool, non_numbers: set[str] | None = None) -> ColumnCode:
+            missing: int, chosen: bool, non_numbers: set[str]) -> ColumnCode:
     known = numbers[~np.isnan(numbers)]
-    tokens = sorted(_non_numbers(text, numbers) if non_numbers is None else non_numbers)
+    tokens = sorted(non_numbers)
     ordered = all_numbers[np.sort(train)]
     row_number = (len(known) >= ID_MIN_ROWS and len(np.unique(known)) == len(known)
                   and np.all(known == np.round(known)) and bool(np.all(np.diff(ordered) > 0)))
@@ -244,7 +244,8 @@ def fit_column(name: str, series, train: np.ndarray, ignored: bool = False, kind
         if not len(known):
             raise ValueError(f"column {name!r} has no number in its training rows (e.g. {quoted(present[:3])}): "
                              "it cannot be encoded as `number`")
-        return _number(name, all_numbers, text, numbers, train, missing, chosen=True)
+        return _number(name, all_numbers, text, numbers, train, missing, chosen=True,
+                       non_numbers=_non_numbers(text, numbers))
     if kind == "date":
         fmt, share = best_date_format(present)
         if share < 0.5:
