@@ -26,6 +26,9 @@ def register_architectures(register):
             "depth": Int(1, 5, default=3, help="number of conv layers"),
             "pooling": Choice(("max", "avg", "none"), default="max",
                               help="stride-2 pool between conv layers while the maps allow it"),
+            "norm": Choice(("batch", "none"), default="batch",
+                           help="normalisation in each conv block; a normalisation regularizer (batchnorm, "
+                                "layernorm) replaces it"),
         },
         build=deferred("networks", "build_cnn"),
         input_kinds=("sequence", "image"),

@@ -8,6 +8,8 @@ from torch import nn
 
 from orchestrator import BuildContext
 
+from .layers import batch_norm
+
 
 def build_mlp(params, ctx: BuildContext) -> nn.Module:
     """Flatten, then `depth` hidden Linear layers of `width` units, each with the chosen
@@ -49,7 +51,9 @@ POOL = {("max", 1): nn.MaxPool1d, ("max", 2): nn.MaxPool2d, ("avg", 1): nn.AvgPo
 
 def build_cnn(params, ctx: BuildContext) -> nn.Module:
     """`depth` conv blocks (conv, norm, activation, dropout; a stride-2 pool between blocks while
-    the maps allow it), global average pooling, Linear head; 1-D over sequences, 2-D over images."""
+    the maps allow it), global average pooling, Linear head; 1-D over sequences, 2-D over images.
+    The norm is the regularizers' (`ctx.norm`) if they chose one, else the network's own `norm`: batch
+    norm by default (a trial logged before `norm` existed has none and trained without)."""
     if ctx.input_kind == "sequence":
         length, channels = ctx.input_shape
         dims, size, layers = 1, [length], [SequenceToChannels()]
@@ -57,11 +61,12 @@ def build_cnn(params, ctx: BuildContext) -> nn.Module:
         channels, *size = ctx.input_shape
         dims, layers = 2, []
     kernel = params["kernel_size"]
+    norm = ctx.norm or (batch_norm if params.get("norm", "none") == "batch" else None)
     for i in range(params["depth"]):
         width = min(round(params["channels"] * params["growth"] ** i), MAX_CHANNELS)
         layers.append(CONV[dims](channels, width, kernel, padding=kernel // 2))
-        if ctx.norm is not None:
-            layers.append(ctx.norm(width, f"conv{dims}d"))
+        if norm is not None:
+            layers.append(norm(width, f"conv{dims}d"))
         layers.append(ctx.activation())
         if ctx.dropout > 0:
             layers.append(nn.Dropout(ctx.dropout))

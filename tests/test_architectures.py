@@ -25,7 +25,7 @@ RECURRENT = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 INPUT_KINDS = {"cnn": ("sequence", "image"), "rnn": ("sequence",), "lstm": ("sequence",), "gru": ("sequence",),
                "transformer": ("sequence", "image")}
 PARAMS = {
-    "cnn": {"channels", "growth", "kernel_size", "depth", "pooling"},
+    "cnn": {"channels", "growth", "kernel_size", "depth", "pooling", "norm"},
     **{name: {"hidden_size", "layers", "bidirectional", "readout"} for name in RECURRENT},
     "transformer": {"heads", "head_dim", "patch", "layers", "ff_width", "positional"},
 }
@@ -114,6 +114,7 @@ def test_declared_ranges(registry):
     assert (cnn["depth"].low, cnn["depth"].high) == (1, 5)
     assert cnn["kernel_size"].choices == (3, 5, 7) and all(k % 2 == 1 for k in cnn["kernel_size"].choices)
     assert set(cnn["pooling"].choices) == {"max", "avg", "none"}
+    assert cnn["norm"].choices == ("batch", "none") and cnn["norm"].default == "batch"
     for name in RECURRENT:
         params = registry.get("architecture", name).spec.params
         assert (params["hidden_size"].low, params["hidden_size"].high, params["hidden_size"].log) == (16, 512, True)
@@ -240,7 +241,7 @@ def test_cnn_pools_between_layers_while_the_maps_allow(registry, pooling, cls):
 
 def test_cnn_reads_sequences_as_channels_over_time(registry):
     """A sequence (N, L, C) is convolved over its L steps with C input channels, i.e. as (N, C, L)."""
-    network = build(registry, "cnn", "sequence", depth=1, pooling="none", kernel_size=3).eval()
+    network = build(registry, "cnn", "sequence", depth=1, pooling="none", kernel_size=3, norm="none").eval()
     conv = modules(network, nn.Conv1d)[0]
     x = inputs("sequence")
     expected = network[-1](torch.relu(conv(x.transpose(1, 2))).mean(-1))
@@ -331,7 +332,7 @@ def test_transformer_positional_encodings(registry):
 
 @pytest.mark.parametrize("name,kind", CASES)
 def test_without_norm_or_dropout_none_is_added(registry, name, kind):
-    network = build(registry, name, kind)
+    network = build(registry, name, kind, **({"norm": "none"} if name == "cnn" else {}))
     assert not modules(network, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm))
     dropouts = modules(network, nn.Dropout)
     assert all(d.p == 0.0 for d in dropouts)  # the transformer layers hold p = 0 dropouts; others none
@@ -359,6 +360,19 @@ def test_cnn_uses_norm_activation_and_dropout_per_block(registry, kind, batch_cl
     layer_norm = build(registry, "cnn", kind, context(kind, norm=norm_factory(registry, "layernorm")), depth=2)
     groups = modules(layer_norm, nn.GroupNorm)
     assert len(groups) == 2 and all(g.num_groups == 1 for g in groups)
+
+
+@pytest.mark.parametrize("kind,batch_cls", [("sequence", nn.BatchNorm1d), ("image", nn.BatchNorm2d)])
+def test_cnn_batch_normalises_its_blocks_by_default_and_a_norm_regularizer_replaces_it(registry, kind, batch_cls):
+    network = build(registry, "cnn", kind, depth=3, channels=8, growth=2.0)  # no regularizer's norm
+    assert [n.num_features for n in modules(network, batch_cls)] == [8, 16, 32]
+    assert not modules(build(registry, "cnn", kind, depth=3, norm="none"), (nn.BatchNorm1d, nn.BatchNorm2d))
+    replaced = build(registry, "cnn", kind, context(kind, norm=norm_factory(registry, "layernorm")), depth=3)
+    assert len(modules(replaced, nn.GroupNorm)) == 3 and not modules(replaced, (nn.BatchNorm1d, nn.BatchNorm2d))
+    # A configuration logged before `norm` existed (no such key) is rebuilt as it trained: without a norm.
+    params = {k: v for k, v in defaults(registry, "cnn").items() if k != "norm"}
+    old = registry.get("architecture", "cnn").spec.build(params, context(kind))
+    assert not modules(old, (nn.BatchNorm1d, nn.BatchNorm2d))
 
 
 @pytest.mark.parametrize("name", list(RECURRENT))

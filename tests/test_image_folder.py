@@ -27,7 +27,7 @@ pruner: none
 seed: 0
 search:
   architecture:
-    cnn: {{channels: 8, depth: 2, kernel_size: 3}}
+    cnn: {{channels: 8, depth: 2, kernel_size: 3, norm: batch}}
   activation: relu
   loss: cross_entropy
   optimizer:
@@ -330,3 +330,38 @@ class TestStreamedImageFolderConformance(DatasetConformance):
     def dataset_params(self, tmp_path):
         write_images(tmp_path / "images", per_class=10)
         return {"path": str(tmp_path / "images"), "size": 8, "load": "stream"}
+
+
+DIGITS_STUDY = """
+name: tiny
+dataset: {name: image_folder, path: digits, size: 16, colour: grey}
+objective: {metric: val_accuracy, direction: maximize}
+budget: {trials: 2, max_epochs: 10}
+pruner: none
+seed: 0
+search:
+  architecture:                 # each at its declared defaults, named here; the CNN's norm is left to its default
+    mlp: {depth: 2, width: 128}
+    cnn: {channels: 32, growth: 1.5, kernel_size: 5, depth: 3, pooling: max}
+  activation: relu
+  loss: cross_entropy
+  optimizer: {adam: {lr: 0.001, beta1: 0.9, beta2: 0.999}}
+  batch_size: 32
+enqueue: [{architecture: mlp}, {architecture: cnn}]
+"""
+
+
+def test_the_cnn_at_its_defaults_learns_a_small_digit_folder_as_well_as_the_mlp(write_study, workdir, cli):
+    """Issue 24's case: 358 training PNGs of 16x16 digits, 10 epochs, batch 32, Adam at its defaults. Without
+    a norm the CNN reached 0.90 [0.86-0.94] validation accuracy over 5 seeds against the MLP's 0.97; with batch
+    norm, its default now, 0.99 (bench/baselines/cnn-defaults-*.txt)."""
+    from scripts.make_digits import write_digits
+
+    write_digits(workdir / "digits")
+    result = cli("run", str(write_study(DIGITS_STUDY)), "--no-tracking")
+    assert result.code == 0, result.err
+    trials = load_optuna(workdir).trials
+    accuracy = {t.params["architecture"]: t.value for t in trials if t.state.name == "COMPLETE"}
+    assert set(accuracy) == {"mlp", "cnn"}, [(t.params, t.state) for t in trials]
+    assert trials[1].user_attrs["config"]["architecture.cnn.norm"] == "batch"
+    assert accuracy["cnn"] >= 0.95 and accuracy["cnn"] >= accuracy["mlp"] - 0.02, accuracy
