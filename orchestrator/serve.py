@@ -5,6 +5,7 @@ command says when the server answers, or why it stopped with the end of its outp
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -88,11 +89,17 @@ def serve(model_uri: str, tracking_uri: str, port: int, say: Callable[[str], Non
         for line in process.stdout:  # type: ignore[union-attr]
             say(line.rstrip())
         return process.wait()
+    except _Terminated:
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         return 130
     finally:
         _stop(process)
         restore()
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived: the server is stopped and the command exits 143, as every command does."""
 
 
 def _stop_on_sigterm() -> Callable[[], None]:
@@ -104,7 +111,7 @@ def _stop_on_sigterm() -> Callable[[], None]:
         return lambda: None
 
     def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        raise _Terminated
 
     previous = signal.signal(signal.SIGTERM, stop)
     return lambda: signal.signal(signal.SIGTERM, previous)
@@ -119,11 +126,29 @@ def _drain(process: subprocess.Popen, tail: deque[str]) -> None:
         tail.extend(text.splitlines())
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+def _stop(process: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM the scoring server's process group and wait until all of it has gone (MLflow's command exits before
+    the uvicorn it started has let go of the port), SIGKILL what is left after `grace` s: once `automl serve`
+    returns, nothing of it answers."""
+    _signal_group(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while _group_alive(process.pid):
+        if time.monotonic() > deadline:
+            _signal_group(process.pid, signal.SIGKILL)
+            break
+        process.poll()  # reap the leader, so that a finished group reads as gone
+        time.sleep(POLL_SECONDS)
+    process.wait()
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signum)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -129,6 +131,10 @@ def test_the_best_model_of_a_csv_study_serves_raw_rows_over_http_with_the_csv_la
         taken = subprocess.run([AUTOML, "serve", "study.yaml", "--port", str(port)], cwd=workdir, capture_output=True,
                                text=True, timeout=60)
         assert taken.returncode == 2 and f"port {port} on 127.0.0.1 is taken" in taken.stderr, taken.stderr
+        server.send_signal(signal.SIGTERM)  # as a service manager stops it: the server goes with it, exit 143
+        assert server.wait(timeout=30) == 143, (tmp_path / "serve.log").read_text()[-3000:]
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, "the scoring server still answers"
     finally:
         stop_group(server, grace=10)
         log.close()
