@@ -37,16 +37,19 @@ from orchestrator.records import (EPOCHS_ATTR, INTERRUPTED, LINEAGE_ATTR, PAUSED
                                   RESUMED_ATTR, RETRY_OF_ATTR, RETRY_REASON_ATTR, RUNGS_ATTR, lineage, paused_trials)
 
 ETA = 3
-HALVINGS = 3  # default: min_epochs = max_epochs / eta^3, so four rungs
+HALVINGS = 3  # default: the lowest rung at max_epochs / eta^3, so four rungs
 LEADER_FIRST = "first"  # the leader rule only until the study's first complete trial
 
 
 class SuccessiveHalving(optuna.pruners.BasePruner):
     """The `asha` pruner: never prunes by itself; its rungs drive pausing (RungCallback) and promotion."""
 
-    def __init__(self, eta: int = ETA, min_epochs: int | None = None, leader: bool | str = LEADER_FIRST) -> None:
+    def __init__(self, eta: int = ETA, min_epochs: int | None = None, leader: bool | str = LEADER_FIRST,
+                 halvings: int = HALVINGS) -> None:
         if not isinstance(eta, int) or isinstance(eta, bool) or eta < 2:
             raise ValueError(f"eta must be an integer >= 2, got {eta!r}")
+        if not isinstance(halvings, int) or isinstance(halvings, bool) or halvings < 1:
+            raise ValueError(f"halvings must be an integer >= 1, got {halvings!r}")
         if min_epochs is not None and (not isinstance(min_epochs, int) or isinstance(min_epochs, bool)
                                        or min_epochs < 1):
             raise ValueError(f"min_epochs must be an integer >= 1, got {min_epochs!r}")
@@ -55,17 +58,19 @@ class SuccessiveHalving(optuna.pruners.BasePruner):
         self.eta = eta
         self.min_epochs = min_epochs
         self.leader = leader
+        self.halvings = halvings
         self.max_epochs: int | None = None  # set by `for_study`
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         return False
 
     def rungs(self, max_epochs: int | None = None) -> list[int]:
-        """The rungs' epoch counts, ascending; the last is `max_epochs`."""
+        """The rungs' epoch counts, ascending; the last is `max_epochs`. The lowest is `min_epochs` when set, else
+        `max_epochs / eta^halvings` (at least 1): `halvings + 1` rungs where the epochs allow."""
         top = max_epochs or self.max_epochs
         if top is None:
             raise ValueError("the rungs need the study's max_epochs")
-        low = self.min_epochs or max(1, round(top / self.eta ** HALVINGS))
+        low = self.min_epochs or max(1, round(top / self.eta ** self.halvings))
         rungs, budget = {top}, float(top)
         while round(budget) >= low:
             rungs.add(int(round(budget)))

@@ -28,9 +28,17 @@ def test_rungs_end_at_max_epochs(eta, min_epochs, max_epochs, rungs):
     assert SuccessiveHalving(eta=eta, min_epochs=min_epochs).rungs(max_epochs) == rungs
 
 
+@pytest.mark.parametrize(("halvings", "max_epochs", "rungs"), [(2, 40, [4, 13, 40]), (1, 40, [13, 40]),
+                                                               (2, 60, [7, 20, 60]), (3, 60, [2, 7, 20, 60])])
+def test_halvings_set_the_number_of_rungs_below_max_epochs(halvings, max_epochs, rungs):
+    assert SuccessiveHalving(halvings=halvings).rungs(max_epochs) == rungs
+    assert SuccessiveHalving(halvings=halvings, min_epochs=1).rungs(40)[0] == 1  # min_epochs wins
+
+
 @pytest.mark.parametrize(("options", "message"), [({"eta": 1}, "eta must be an integer >= 2"),
                                                   ({"min_epochs": 0}, "min_epochs must be an integer >= 1"),
-                                                  ({"leader": "yes"}, "leader must be true, false or 'first'")])
+                                                  ({"leader": "yes"}, "leader must be true, false or 'first'"),
+                                                  ({"halvings": 0}, "halvings must be an integer >= 1")])
 def test_bad_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
         SuccessiveHalving(**options)
