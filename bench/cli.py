@@ -11,6 +11,7 @@ Prints one line per command and the slowest of the four; keep the machine otherw
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import subprocess
@@ -27,12 +28,24 @@ TARGET_SECONDS = 1.5
 
 
 def timed(command: list[str], folder: Path) -> float:
-    began = time.perf_counter()
-    proc = subprocess.run(command, cwd=folder, capture_output=True, text=True)
-    seconds = time.perf_counter() - began
+    """One command's wall seconds, exiting with its output on failure."""
+    return timed_run(command, folder)[0]
+
+
+def timed_run(command: list[str], folder: Path, env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Run `command` in `folder`: its wall seconds, its CPU seconds (user + system of the process and its
+    children) and its standard output; exits with its output on failure."""
+    cpu, began = _children_cpu(), time.perf_counter()
+    proc = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - began
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(command)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
-    return seconds
+    return wall, _children_cpu() - cpu, proc.stdout
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:

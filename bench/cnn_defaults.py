@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from orchestrator.plugins import load_registry  # noqa: E402
 from orchestrator.quiet import quiet_libraries  # noqa: E402
+from orchestrator.testing import default_params  # noqa: E402
 from orchestrator.training import train  # noqa: E402
 from plugins.image_folder import build_image_folder  # noqa: E402
 from scripts.make_digits import write_digits  # noqa: E402
@@ -53,7 +54,7 @@ def folders(base: Path) -> dict[str, dict[str, Any]]:
 
 
 def config(registry, architecture: str, params: dict[str, Any], lr: float | None = None) -> dict[str, Any]:
-    adam = {name: p.default for name, p in registry.get("optimizer", "adam").spec.params.items()}
+    adam = default_params(registry.get("optimizer", "adam").spec.params)
     if lr is not None:
         adam["lr"] = lr
     return {"architecture": architecture, "activation": "relu", "loss": "cross_entropy", "optimizer": "adam",
@@ -69,7 +70,7 @@ def accuracies(registry, cfg: dict[str, Any], data, seed: int) -> tuple[float, f
 
 def at_defaults(registry, data, seeds: int) -> None:
     for architecture in ARCHITECTURES:
-        params = {name: p.default for name, p in registry.get("architecture", architecture).spec.params.items()}
+        params = default_params(registry.get("architecture", architecture).spec.params)
         runs = [accuracies(registry, config(registry, architecture, params), data, seed) for seed in range(seeds)]
         val, test = [r[0] for r in runs], [r[1] for r in runs]
         print(f"  defaults  {architecture:<4} val {statistics.mean(val):.3f} [{min(val):.3f}-{max(val):.3f}]  "
@@ -108,8 +109,8 @@ def main() -> None:
     registry = load_registry()
     with tempfile.TemporaryDirectory(prefix="automl-cnn-") as name:
         for label, params in folders(Path(name)).items():
-            spec = registry.get("dataset", "image_folder").spec
-            data = build_image_folder({**{k: p.default for k, p in spec.params.items()}, **params}, seed=0)
+            declared = registry.get("dataset", "image_folder").spec.params
+            data = build_image_folder({**default_params(declared), **params}, seed=0)
             print(f"{label}: {len(data.x_train)} training, {len(data.x_val)} validation, {len(data.x_test)} test "
                   f"images of {tuple(data.x_train.shape[1:])}, {data.output_size} classes; {EPOCHS} epochs, "
                   f"batch {BATCH}", flush=True)

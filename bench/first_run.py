@@ -16,31 +16,17 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import statistics
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from cli import timed_run  # bench/cli.py: wall and CPU seconds of one command, and its output
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = {"install": ["bash", "scripts/install.sh"],
          "study": [".venv/bin/automl", "run", "studies/quickstart.yaml"],
          "show": [".venv/bin/automl", "show", "studies/quickstart.yaml"]}
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def timed(command: list[str], folder: Path, env: dict[str, str]) -> tuple[float, float, str]:
-    cpu, began = children_cpu(), time.perf_counter()
-    proc = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - began
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} exited {proc.returncode}:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
-    return wall, children_cpu() - cpu, proc.stdout
 
 
 def one_round(number: int) -> dict[str, float]:
@@ -52,7 +38,7 @@ def one_round(number: int) -> dict[str, float]:
         env["PIP_CACHE_DIR"] = str(base / "pip-cache")  # empty: nothing cached from an earlier install
         times: dict[str, float] = {}
         for step, command in STEPS.items():
-            wall, cpu, out = timed(command, clone, env)
+            wall, cpu, out = timed_run(command, clone, env)
             times[step] = wall
             extra = ""
             if step == "show":
@@ -60,7 +46,7 @@ def one_round(number: int) -> dict[str, float]:
                 extra = f"  (best validation accuracy {best.group(1)})" if best else ""
             print(f"round {number}  {step:<8} wall {wall:6.1f} s  CPU {cpu:6.1f} s{extra}", flush=True)
         times["first"] = times["install"] + times["study"] + times["show"]
-        wall, cpu, _ = timed(["bash", "scripts/quickstart.sh"], clone, env)
+        wall, cpu, _ = timed_run(["bash", "scripts/quickstart.sh"], clone, env)
         times["again"] = wall
         print(f"round {number}  quickstart.sh again (installed, nothing left to run): wall {wall:.1f} s  "
               f"CPU {cpu:.1f} s", flush=True)
