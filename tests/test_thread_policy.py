@@ -73,22 +73,27 @@ def busy_cores():
         spinner.wait()
 
 
-def test_beside_busy_cores_the_default_trains_with_one_thread_and_rerun_uses_it(write_study, workdir, busy_cores):
+def test_beside_busy_cores_the_default_trains_with_the_count_it_measured_and_rerun_uses_it(write_study, workdir,
+                                                                                          busy_cores):
+    """Whether two threads fall off the cliff beside a busy core depends on the machine (CI's did not, at 1.21x
+    for one thread); what must hold everywhere is that the trial trains with the count its own measurement picks,
+    says so, records it, and that rerun retrains with it. The cliff's figure is a benchmark's (bench/threads.py)."""
     write_study(STUDY)
     run = subprocess.run([AUTOML, "run", "study.yaml", "--no-tracking", "--workers", "1"], cwd=workdir,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "trial 0: 1 CPU thread(s) (measured" in run.stdout, run.stdout
     trial = load_optuna(workdir, "busy").trials[0]
     runtime = trial.user_attrs["runtime"]
-    assert runtime["threads"] == 1, runtime
     measured = runtime["threads_measured"]
     assert set(measured) == {str(count) for count in candidates(busy_cores)}
-    assert measured["1"] <= min(measured.values()) * thread_policy.TOLERANCE, "one thread within the tolerance"
+    threads = runtime["threads"]
+    assert threads == choose({int(count): seconds for count, seconds in measured.items()}), runtime
+    assert measured[str(threads)] <= min(measured.values()) * thread_policy.TOLERANCE, "within the tolerance"
+    assert f"trial 0: {threads} CPU thread(s) (measured" in run.stdout, run.stdout
     rerun = subprocess.run([AUTOML, "rerun", "study.yaml", "0"], cwd=workdir, capture_output=True, text=True,
                            timeout=600)
     assert rerun.returncode == 0, rerun.stderr
-    assert (f"trial 0 retrained (2 epochs, 1 CPU thread(s)): val_loss {trial.value:.6g} "
+    assert (f"trial 0 retrained (2 epochs, {threads} CPU thread(s)): val_loss {trial.value:.6g} "
             f"(logged: {trial.value:.6g}, COMPLETE)") in rerun.stdout, rerun.stdout
 
 
