@@ -23,13 +23,15 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Checkpoint
 
+from orchestrator.errors import RunError
+from orchestrator.flow import FlowSignal
 from orchestrator.preemption import STOP, TrialInterrupted
 from orchestrator.records import live_lineages
 
 FORMAT = 1
 
 
-class TrialPaused(Exception):
+class TrialPaused(FlowSignal):
     """The trial stopped at the end of epoch `epochs` (a rung) with its state written, to be continued later."""
 
     def __init__(self, epochs: int) -> None:
@@ -37,7 +39,7 @@ class TrialPaused(Exception):
         self.epochs = epochs
 
 
-class CheckpointError(Exception):
+class CheckpointError(RunError):
     """A checkpoint that cannot be used (unreadable, truncated, another configuration); the message says why."""
 
 

@@ -11,21 +11,16 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from orchestrator.errors import EXIT_ERROR, AutomlError, CliError
 
-
-class CliError(Exception):
-    """A user error the command reports in one message, with exit code 2."""
+EXIT_OK, EXIT_INTERRUPTED = 0, 130
 
 
 def _registry(plugin_dirs: Sequence[Path], warn: bool = True) -> Any:
     """Every plugin loaded; with `warn`, each plugin that failed to load is named on stderr."""
-    from orchestrator.plugins import PluginConflictError, load_registry
+    from orchestrator.plugins import load_registry
 
-    try:
-        registry = load_registry(plugin_dirs)
-    except PluginConflictError as exc:
-        raise CliError(str(exc)) from None
+    registry = load_registry(plugin_dirs)
     for error in registry.errors if warn else ():
         print(f"warning: {error}", file=sys.stderr)
     return registry
@@ -128,10 +123,8 @@ def _cluster_supervisor(spec: Any, registry: Any, options: Any, storage_url: str
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from orchestrator.devices import DeviceError
     from orchestrator.session import RunOptions, resolve_storage, resolve_tracking
-    from orchestrator.launchers.settings import LaunchError
-    from orchestrator.supervisor import Stopped, Supervisor, WorkersFailedError, plan_for
+    from orchestrator.supervisor import Supervisor, plan_for
 
     spec, registry = _load(args.study, args.plugins_dir)
     for line in spec.missing:
@@ -146,10 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          tracking_uri=_tracking_option(args), tracking=not args.no_tracking, threads=args.threads,
                          workers=args.workers, devices=devices, trials_per_device=args.trials_per_device,
                          register=args.register)
-    try:
-        slots = plan_for(spec, options)
-    except DeviceError as exc:
-        raise CliError(f"{spec.path}: {exc}") from None
+    slots = plan_for(spec, options)
     storage_url = resolve_storage(spec, options)
     _check_storage(spec, storage_url)
     tracking_uri = resolve_tracking(spec, options) if options.tracking else None
@@ -159,15 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         supervisor = Supervisor(spec, registry, options, storage_url, tracking_uri, plugin_dirs, slots)
     else:
         supervisor = _cluster_supervisor(spec, registry, options, storage_url, tracking_uri, plugin_dirs, launcher)
-    try:
-        counts = supervisor.run()
-    except Stopped as exc:
-        print(f"interrupted by {exc}: " + ("; ".join(exc.outcomes) if exc.outcomes else "no trial was running")
-              + ". Run the same command again to resume.", file=sys.stderr)
-        return 128 + exc.signum
-    except (WorkersFailedError, LaunchError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    counts = supervisor.run()
     resumed = f" ({counts['RETRIED']} of them retried)" if counts.get("RETRIED") else ""
     if counts.get("PAUSED") or counts.get("PROMOTED"):
         resumed += (f"; {counts['PROMOTED']} promotion(s) by successive halving, {counts['PAUSED']} trial(s) paused "
@@ -270,16 +252,13 @@ def _study_name_and_storage(target: str, storage: str | None) -> tuple[str, str,
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from orchestrator.rerun import RerunError, rerun_trial
+    from orchestrator.rerun import rerun_trial
     from orchestrator.session import RunOptions, resolve_storage
 
     spec, registry = _load(args.study, args.plugins_dir)
     storage_url = resolve_storage(spec, RunOptions(storage=_storage_option(args)))
     _check_storage(spec, storage_url)
-    try:
-        rerun = rerun_trial(spec, registry, storage_url, args.trial, args.threads)
-    except RerunError as exc:
-        raise CliError(f"{spec.path}: {exc}") from None
+    rerun = rerun_trial(spec, registry, storage_url, args.trial, args.threads)
     value = "-" if rerun.value is None else f"{rerun.value:.6g}"
     logged = "none" if rerun.logged is None else f"{rerun.logged:.6g}"
     print(f"trial {rerun.number} retrained ({rerun.epochs} epochs, {rerun.threads} CPU thread(s)): {spec.metric} "
@@ -328,7 +307,7 @@ def _open_study(target: str, storage_option: str | None) -> tuple[Any, str, str]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from orchestrator.serve import ServeError, serve
+    from orchestrator.serve import serve
     from orchestrator.study_report import best_model_location
 
     study, _, tracking = _open_study(args.study, _storage_option(args))
@@ -338,10 +317,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CliError(f"study {study.study_name!r} has no model to serve: {why}")
     print(f"serving the best model of study {study.study_name} (trial {model['trial']}, {model['uri']}) on "
           f"http://127.0.0.1:{args.port}; starting MLflow's scoring server ...", flush=True)
-    try:
-        return serve(model["uri"], tracking, args.port, lambda line: print(line, flush=True))
-    except ServeError as exc:
-        raise CliError(str(exc)) from None
+    return serve(model["uri"], tracking, args.port, lambda line: print(line, flush=True))
 
 
 def cmd_storage_proxy(args: argparse.Namespace) -> int:
@@ -525,13 +501,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from orchestrator.errors import DatasetError, StudyChangedError, StudyFileError
+    from orchestrator.flow import Stopped
 
     try:
         return args.func(args)
-    except (StudyFileError, StudyChangedError, DatasetError, CliError) as exc:
+    except AutomlError as exc:  # the one place an error becomes a message and an exit code
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_code
+    except Stopped as exc:
+        print(f"interrupted by {exc}: " + ("; ".join(exc.outcomes) if exc.outcomes else "no trial was running")
+              + ". Run the same command again to resume.", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("interrupted: a running trial was marked FAIL and its MLflow run KILLED; "
               "run the same command again to resume it", file=sys.stderr)

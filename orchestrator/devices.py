@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-class DeviceError(Exception):
+from orchestrator.errors import UserError
+
+
+class DeviceError(UserError):
     """The requested devices do not exist on this machine, or the settings contradict each other."""
 
 

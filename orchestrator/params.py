@@ -6,8 +6,10 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, Union
 
+from orchestrator.errors import UserError
 
-class OverrideError(ValueError):
+
+class OverrideError(UserError, ValueError):
     """A study file's override does not fit the declared hyperparameter."""
 
 

@@ -17,6 +17,7 @@ import pluggy
 
 from orchestrator import hookspecs
 from orchestrator.components import KINDS, SPEC_TYPES, ComponentSpec
+from orchestrator.errors import UserError
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 DISTRIBUTION = "automl-orchestrator"
@@ -35,7 +36,7 @@ REGISTER_HOOKS = {
 }
 
 
-class PluginConflictError(Exception):
+class PluginConflictError(UserError):
     """Two plugins registered a component of the same kind and name."""
 
 

@@ -14,11 +14,13 @@ import threading
 import time
 from typing import Any
 
+from orchestrator.flow import FlowSignal
+
 DEFAULT_GRACE_SECONDS = 10.0
 BOOKKEEPING_SECONDS = 3.0  # kept back from the grace period for telling Optuna and MLflow
 
 
-class TrialInterrupted(Exception):
+class TrialInterrupted(FlowSignal):
     """Training stopped because the worker was asked to stop; `epochs` were completed, and a checkpoint
     of them was written when `checkpointed`."""
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import optuna
 
 from orchestrator.plugins import Registry
+from orchestrator.errors import UserError
 from orchestrator.records import CONFIG_ATTR, REASON_ATTR, RUNTIME_ATTR, lineage
 from orchestrator.session import load_data
 from orchestrator.storage import open_storage
@@ -16,7 +17,7 @@ from orchestrator.runtime import current_runtime, differences, torch_threads
 from orchestrator.training import train
 
 
-class RerunError(Exception):
+class RerunError(UserError):
     """The trial cannot be re-run (no such study or trial); the message says why."""
 
 
@@ -38,13 +39,16 @@ def rerun_trial(spec: StudySpec, registry: Registry, storage_url: str, number: i
     """Train trial `number` again with its configuration and seed (no pruning), with the CPU threads it recorded
     (or `threads`), and return both values and whatever of its runtime could not be re-created."""
     quiet_libraries()
+    source = str(spec.path)
     try:
         study = optuna.load_study(study_name=spec.name, storage=open_storage(storage_url))
     except KeyError:
-        raise RerunError(f"no study named {spec.name!r} in this storage: run `automl run` first") from None
+        raise RerunError(f"no study named {spec.name!r} in this storage: run `automl run` first",
+                         source=source) from None
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in trials:
-        raise RerunError(f"study {spec.name!r} has no trial {number}; its trials are numbered 0..{len(trials) - 1}")
+        raise RerunError(f"study {spec.name!r} has no trial {number}; its trials are numbered 0..{len(trials) - 1}",
+                         source=source)
     trial = trials[number]
     config = trial.user_attrs.get(CONFIG_ATTR)
     if not config:
@@ -52,11 +56,12 @@ def rerun_trial(spec: StudySpec, registry: Registry, storage_url: str, number: i
             reason = trial.user_attrs.get(REASON_ATTR)
             raise RerunError(f"trial {number} ({trial.state.name}) has no parameters to re-run: it ended before "
                              "they were sampled" + (f" ({reason})" if reason else "")
-                             + "; pick a trial with parameters (see `automl show`)")
+                             + "; pick a trial with parameters (see `automl show`)", source=source)
         try:
             config = spec.space.sample(optuna.trial.FixedTrial(trial.params))
         except ValueError as exc:
-            raise RerunError(f"trial {number}'s parameters do not fit this study file's search space: {exc}") from None
+            raise RerunError(f"trial {number}'s parameters do not fit this study file's search space: {exc}",
+                             source=source) from None
     import torch
 
     recorded = trial.user_attrs.get(RUNTIME_ATTR) or {}

@@ -19,12 +19,15 @@ from collections import deque
 from pathlib import Path
 from typing import Callable
 
+from orchestrator.errors import UserError
+from orchestrator.flow import FlowSignal
+
 READY_SECONDS = 180.0  # the server imports MLflow, torch and the model before it answers /ping
 POLL_SECONDS = 0.5
 TAIL_LINES = 20
 
 
-class ServeError(Exception):
+class ServeError(UserError):
     """The model cannot be served; the message says why and what to do."""
 
 
@@ -98,7 +101,7 @@ def serve(model_uri: str, tracking_uri: str, port: int, say: Callable[[str], Non
         restore()
 
 
-class _Terminated(Exception):
+class _Terminated(FlowSignal):
     """SIGTERM arrived: the server is stopped and the command exits 143, as every command does."""
 
 

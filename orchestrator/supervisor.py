@@ -23,8 +23,10 @@ import optuna
 from optuna.trial import TrialState
 
 from orchestrator.coordination import count_budget, study_lock
-from orchestrator.devices import Slot, plan_slots, visible_gpu_count
+from orchestrator.devices import DeviceError, Slot, plan_slots, visible_gpu_count
 from orchestrator.env_vars import STORAGE_ENV, TRACKING_ENV
+from orchestrator.errors import EXIT_USAGE, RunError  # EXIT_USAGE: a worker stopped on a user error
+from orchestrator.flow import Stopped
 from orchestrator.plugins import Registry
 from orchestrator.progress import Progress, choices_width
 from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, INTERRUPTED, PROMOTED_ATTR, REASON_ATTR, WORKER_ATTR,
@@ -39,29 +41,19 @@ from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
 from orchestrator.tracking import Tracker
 from orchestrator.tracking_relay import relayed_operation
-EXIT_USAGE = 2  # a worker that stopped on a study-file or data error
 KILL_AFTER_GRACE_SECONDS = 10.0  # how much longer than its grace period a stopped worker may take
 SUMMARY_SECONDS = 60.0
 MAX_STARTUP_CRASHES = 3
 READY_WAIT_SECONDS = 120.0  # how long the table waits for the workers' start-up lines
 
 
-class WorkersFailedError(Exception):
+class WorkersFailedError(RunError):
     """Workers keep dying before they finish a trial: the study cannot make progress."""
 
 
 class RepeatedFailureError(WorkersFailedError):
     """Trial after trial failed with the same reason: the study was stopped rather than burn its budget."""
 
-
-class Stopped(KeyboardInterrupt):
-    """The supervisor was stopped by SIGINT or SIGTERM (`signum` says which); `outcomes` says, one line per
-    trial that was running, what became of it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-        self.outcomes: list[str] = []
 
 
 @dataclass
@@ -76,8 +68,12 @@ class WorkerProcess:
 def plan_for(spec: StudySpec, options: RunOptions) -> list[Slot]:
     """The worker slots for a study: command-line options first, then the study file's keys."""
     execution = spec.execution
-    return plan_slots(options.devices or execution.devices, options.workers or execution.workers,
-                      options.trials_per_device or execution.trials_per_device, options.threads, visible_gpu_count())
+    try:
+        return plan_slots(options.devices or execution.devices, options.workers or execution.workers,
+                          options.trials_per_device or execution.trials_per_device, options.threads,
+                          visible_gpu_count())
+    except DeviceError as exc:
+        raise exc.about(str(spec.path)) from None
 
 
 def default_memory_mb(workers: int) -> int:

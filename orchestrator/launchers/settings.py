@@ -8,12 +8,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from orchestrator.errors import RunError
+
 LAUNCHERS = ("local", "slurm", "ray")
 _TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")  # sbatch --time: minutes, MM:SS, HH:MM:SS, D-HH[:MM[:SS]]
 _MEMORY = re.compile(r"^\d+[KMGT]?$")
 
 
-class LaunchError(Exception):
+class LaunchError(RunError):
     """A cluster's scheduler refused or failed to start the workers; the message says why."""
 
 
