@@ -39,39 +39,68 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 DATASET = "mnist1d"
 COMMON: dict[str, Any] = {
-    "activation": "relu", "loss": "cross_entropy",
-    "optimizer": "adam", "optimizer.adam.lr": 0.003, "optimizer.adam.beta1": 0.9, "optimizer.adam.beta2": 0.999,
-    "schedule": "constant", "batch_size": 100,
+    "activation": "relu",
+    "loss": "cross_entropy",
+    "optimizer": "adam",
+    "optimizer.adam.lr": 0.003,
+    "optimizer.adam.beta1": 0.9,
+    "optimizer.adam.beta2": 0.999,
+    "schedule": "constant",
+    "batch_size": 100,
 }
 CONFIGS: dict[str, dict[str, Any]] = {
-    "cnn": {"architecture": "cnn", "architecture.cnn.channels": 32, "architecture.cnn.growth": 1.5,
-            "architecture.cnn.kernel_size": 5, "architecture.cnn.depth": 3, "architecture.cnn.pooling": "max",
-            **COMMON},
+    "cnn": {
+        "architecture": "cnn",
+        "architecture.cnn.channels": 32,
+        "architecture.cnn.growth": 1.5,
+        "architecture.cnn.kernel_size": 5,
+        "architecture.cnn.depth": 3,
+        "architecture.cnn.pooling": "max",
+        **COMMON,
+    },
     "mlp": {"architecture": "mlp", "architecture.mlp.depth": 2, "architecture.mlp.width": 256, **COMMON},
 }
-AUGMENTED: dict[str, Any] = {"augmentation.shift": True, "augmentation.shift.max_shift": 8,
-                             "augmentation.shift.mode": "roll"}
+AUGMENTED: dict[str, Any] = {
+    "augmentation.shift": True,
+    "augmentation.shift.max_shift": 8,
+    "augmentation.shift.mode": "roll",
+}
 SIDES: dict[str, dict[str, Any]] = {"without": {}, "with shift": AUGMENTED}
 
 
 def commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                          text=True).stdout.strip() or "unknown"
+    return (
+        subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        or "unknown"
+    )
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}, Python " \
-           f"{platform.python_version()}"
+    model = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else ""
+    )
+    return (
+        f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}, Python "
+        f"{platform.python_version()}"
+    )
 
 
 def builtin_registry() -> Any:
@@ -111,8 +140,9 @@ class Results:
         if (fingerprint, key) not in self.done:
             self.done[fingerprint, key] = make()
             with self.path.open("a") as file:
-                file.write(json.dumps({"key": key, "fingerprint": fingerprint, "run": self.done[fingerprint, key]})
-                           + "\n")
+                file.write(
+                    json.dumps({"key": key, "fingerprint": fingerprint, "run": self.done[fingerprint, key]}) + "\n"
+                )
         return self.done[fingerprint, key]
 
 
@@ -145,12 +175,23 @@ def main() -> None:
             spec = registry.get("dataset", DATASET).spec
             data = spec.build({name: param.default for name, param in spec.params.items()}, 0)
         started = time.perf_counter()
-        result = train({**config, **SIDES[side]}, registry, data, max_epochs=epochs, seed=seed,
-                       monitor="val_accuracy", direction="maximize")
+        result = train(
+            {**config, **SIDES[side]},
+            registry,
+            data,
+            max_epochs=epochs,
+            seed=seed,
+            monitor="val_accuracy",
+            direction="maximize",
+        )
         if result.diverged_at is not None or result.epochs != epochs:
             raise SystemExit(f"{side}, seed {seed}: trained {result.epochs} epochs (diverged at {result.diverged_at})")
-        return {"test_accuracy": result.test_metrics["test_accuracy"], "val_accuracy": result.last("val_accuracy"),
-                "train_loss": result.history[-1]["train_loss"], "seconds": time.perf_counter() - started}
+        return {
+            "test_accuracy": result.test_metrics["test_accuracy"],
+            "val_accuracy": result.last("val_accuracy"),
+            "train_loss": result.history[-1]["train_loss"],
+            "seconds": time.perf_counter() - started,
+        }
 
     def spread(values: list[float], sign: str = "") -> str:
         std = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -164,22 +205,39 @@ def main() -> None:
             print(f"-- {name}, {epochs} epochs, seeds 0..{args.seeds - 1}", flush=True)
             accuracies: dict[str, list[float]] = {side: [] for side in SIDES}
             for seed in range(args.seeds):
-                runs = {side: results.get(fingerprint, f"{epochs}/{side}/{seed}",
-                                          lambda side=side: run(config, side, seed, epochs)) for side in SIDES}
+                runs = {
+                    side: results.get(
+                        fingerprint,
+                        f"{epochs}/{side}/{seed}",
+                        lambda side=side, seed=seed, config=config, epochs=epochs: run(config, side, seed, epochs),
+                    )
+                    for side in SIDES
+                }
                 for side, record in runs.items():
                     accuracies[side].append(record["test_accuracy"])
                 without, augmented = (runs[side]["test_accuracy"] for side in SIDES)
-                print(f"seed {seed}: " + ", ".join(
-                    f"{side} test_accuracy {r['test_accuracy']:.4f} (val {r['val_accuracy']:.4f}, final train_loss "
-                    f"{r['train_loss']:.3f}, {r['seconds']:.1f} s)" for side, r in runs.items())
-                    + f"; difference {augmented - without:+.4f}", flush=True)
+                print(
+                    f"seed {seed}: "
+                    + ", ".join(
+                        f"{side} test_accuracy {r['test_accuracy']:.4f} (val {r['val_accuracy']:.4f}, final train_loss "
+                        f"{r['train_loss']:.3f}, {r['seconds']:.1f} s)"
+                        for side, r in runs.items()
+                    )
+                    + f"; difference {augmented - without:+.4f}",
+                    flush=True,
+                )
             for side, values in accuracies.items():
-                print(f"{name}, {epochs} epochs, {side}: test_accuracy {spread(values)} over {len(values)} seeds "
-                      f"[{', '.join(f'{v:.4f}' for v in values)}]")
+                print(
+                    f"{name}, {epochs} epochs, {side}: test_accuracy {spread(values)} over {len(values)} seeds "
+                    f"[{', '.join(f'{v:.4f}' for v in values)}]"
+                )
             differences = [b - a for a, b in zip(*accuracies.values())]
-            print(f"augmentation_gain {DATASET}-{name} shift {epochs} epochs: {statistics.mean(differences):+.4f} "
-                  f"test accuracy (with - without, paired by seed: {spread(differences, '+')}; better on "
-                  f"{sum(d > 0 for d in differences)} of {len(differences)} seeds)", flush=True)
+            print(
+                f"augmentation_gain {DATASET}-{name} shift {epochs} epochs: {statistics.mean(differences):+.4f} "
+                f"test accuracy (with - without, paired by seed: {spread(differences, '+')}; better on "
+                f"{sum(d > 0 for d in differences)} of {len(differences)} seeds)",
+                flush=True,
+            )
     print(f"total {time.perf_counter() - begun:.0f} s (runs done in this invocation)")
 
 

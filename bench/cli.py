@@ -58,15 +58,23 @@ def main() -> None:
         study["budget"] = {**study["budget"], "trials": 2, "max_epochs": 1}
         (folder / "quickstart.yaml").write_text(yaml.safe_dump(study, sort_keys=False))
         timed([AUTOML, "run", "quickstart.yaml", "--no-tracking"], folder)
-        commands = {"--help": [AUTOML, "--help"], "plugins": [AUTOML, "plugins"],
-                    "validate": [AUTOML, "validate", "quickstart.yaml"], "show": [AUTOML, "show", "quickstart.yaml"]}
+        commands = {
+            "--help": [AUTOML, "--help"],
+            "plugins": [AUTOML, "plugins"],
+            "validate": [AUTOML, "validate", "quickstart.yaml"],
+            "show": [AUTOML, "show", "quickstart.yaml"],
+        }
         medians = {}
         for label, command in commands.items():
             timed(command, folder)  # warm-up
             runs = [timed(command, folder) for _ in range(args.repeats)]
             medians[label] = statistics.median(runs)
-            print(f"automl {label:<9} {medians[label]:.2f} s (median of {args.repeats}; runs "
-                  + ", ".join(f"{r:.2f}" for r in runs) + ")", flush=True)
+            print(
+                f"automl {label:<9} {medians[label]:.2f} s (median of {args.repeats}; runs "
+                + ", ".join(f"{r:.2f}" for r in runs)
+                + ")",
+                flush=True,
+            )
         slowest = max(medians, key=medians.get)
         verdict = "meets" if medians[slowest] <= TARGET_SECONDS else "misses"
         print(f"cli_start_seconds max {medians[slowest]:.2f} ({slowest}); target <= {TARGET_SECONDS} s: {verdict}")

@@ -2,8 +2,8 @@
 MLP, side by side, on two PNG folders written here, trained by the orchestrator's own training loop.
 
 Folders (`image_folder`, the default splits: 20% test, 20% of the rest validation):
-- digits: scripts/make_digits.py: scikit-learn's 8x8 digits upscaled to 16x16 grey PNGs, 56 per class (358 training images: the case
-  the issue reports, where the CNN reached 0.46 validation accuracy against 0.96 for the MLP);
+- digits: scripts/make_digits.py: scikit-learn's 8x8 digits upscaled to 16x16 grey PNGs, 56 per class (358 training
+  images: the case the issue reports, where the CNN reached 0.46 validation accuracy against 0.96 for the MLP);
 - shapes: scripts/make_shapes.py's circles, squares and triangles (the folder the tests generate), 100 per class,
   24x24 RGB.
 
@@ -49,18 +49,26 @@ ARCHITECTURES = ("mlp", "cnn")
 def folders(base: Path) -> dict[str, dict[str, Any]]:
     write_digits(base / "digits")
     write_shapes(base / "shapes", per_class=100, size=24)
-    return {"digits": {"path": str(base / "digits"), "size": 16, "colour": "grey"},
-            "shapes": {"path": str(base / "shapes"), "size": 24, "colour": "rgb"}}
+    return {
+        "digits": {"path": str(base / "digits"), "size": 16, "colour": "grey"},
+        "shapes": {"path": str(base / "shapes"), "size": 24, "colour": "rgb"},
+    }
 
 
 def config(registry, architecture: str, params: dict[str, Any], lr: float | None = None) -> dict[str, Any]:
     adam = default_params(registry.get("optimizer", "adam").spec.params)
     if lr is not None:
         adam["lr"] = lr
-    return {"architecture": architecture, "activation": "relu", "loss": "cross_entropy", "optimizer": "adam",
-            "schedule": "constant", "batch_size": BATCH,
-            **{f"optimizer.adam.{k}": v for k, v in adam.items()},
-            **{f"architecture.{architecture}.{k}": v for k, v in params.items()}}
+    return {
+        "architecture": architecture,
+        "activation": "relu",
+        "loss": "cross_entropy",
+        "optimizer": "adam",
+        "schedule": "constant",
+        "batch_size": BATCH,
+        **{f"optimizer.adam.{k}": v for k, v in adam.items()},
+        **{f"architecture.{architecture}.{k}": v for k, v in params.items()},
+    }
 
 
 def accuracies(registry, cfg: dict[str, Any], data, seed: int) -> tuple[float, float]:
@@ -73,9 +81,11 @@ def at_defaults(registry, data, seeds: int) -> None:
         params = default_params(registry.get("architecture", architecture).spec.params)
         runs = [accuracies(registry, config(registry, architecture, params), data, seed) for seed in range(seeds)]
         val, test = [r[0] for r in runs], [r[1] for r in runs]
-        print(f"  defaults  {architecture:<4} val {statistics.mean(val):.3f} [{min(val):.3f}-{max(val):.3f}]  "
-              f"test {statistics.mean(test):.3f} [{min(test):.3f}-{max(test):.3f}]  ({seeds} seeds; {params})",
-              flush=True)
+        print(
+            f"  defaults  {architecture:<4} val {statistics.mean(val):.3f} [{min(val):.3f}-{max(val):.3f}]  "
+            f"test {statistics.mean(test):.3f} [{min(test):.3f}-{max(test):.3f}]  ({seeds} seeds; {params})",
+            flush=True,
+        )
 
 
 def random_search(registry, data, configs: int) -> None:
@@ -92,9 +102,11 @@ def random_search(registry, data, configs: int) -> None:
             study.tell(trial, val)
             results.append((val, test, params, lr))
         best = max(results, key=lambda r: r[0])
-        print(f"  search    {architecture:<4} best val {best[0]:.3f} (test {best[1]:.3f}; lr {best[3]:.2g}, "
-              f"{best[2]})  median val {statistics.median(r[0] for r in results):.3f}  ({configs} configurations)",
-              flush=True)
+        print(
+            f"  search    {architecture:<4} best val {best[0]:.3f} (test {best[1]:.3f}; lr {best[3]:.2g}, "
+            f"{best[2]})  median val {statistics.median(r[0] for r in results):.3f}  ({configs} configurations)",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -111,9 +123,12 @@ def main() -> None:
         for label, params in folders(Path(name)).items():
             declared = registry.get("dataset", "image_folder").spec.params
             data = build_image_folder({**default_params(declared), **params}, seed=0)
-            print(f"{label}: {len(data.x_train)} training, {len(data.x_val)} validation, {len(data.x_test)} test "
-                  f"images of {tuple(data.x_train.shape[1:])}, {data.output_size} classes; {EPOCHS} epochs, "
-                  f"batch {BATCH}", flush=True)
+            print(
+                f"{label}: {len(data.x_train)} training, {len(data.x_val)} validation, {len(data.x_test)} test "
+                f"images of {tuple(data.x_train.shape[1:])}, {data.output_size} classes; {EPOCHS} epochs, "
+                f"batch {BATCH}",
+                flush=True,
+            )
             at_defaults(registry, data, args.seeds)
             random_search(registry, data, args.configs)
     print(f"wall {time.perf_counter() - wall:.0f} s, CPU {time.process_time() - cpu:.0f} s (one thread)")

@@ -24,9 +24,11 @@ from pathlib import Path
 from cli import timed_run  # bench/cli.py: wall and CPU seconds of one command, and its output
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = {"install": ["bash", "scripts/install.sh"],
-         "study": [".venv/bin/automl", "run", "studies/quickstart.yaml"],
-         "show": [".venv/bin/automl", "show", "studies/quickstart.yaml"]}
+STEPS = {
+    "install": ["bash", "scripts/install.sh"],
+    "study": [".venv/bin/automl", "run", "studies/quickstart.yaml"],
+    "show": [".venv/bin/automl", "show", "studies/quickstart.yaml"],
+}
 
 
 def one_round(number: int) -> dict[str, float]:
@@ -48,11 +50,15 @@ def one_round(number: int) -> dict[str, float]:
         times["first"] = times["install"] + times["study"] + times["show"]
         wall, cpu, _ = timed_run(["bash", "scripts/quickstart.sh"], clone, env)
         times["again"] = wall
-        print(f"round {number}  quickstart.sh again (installed, nothing left to run): wall {wall:.1f} s  "
-              f"CPU {cpu:.1f} s", flush=True)
-        print(f"round {number}  first quickstart.sh {times['first']:.1f} s: install {times['install']:.1f} s "
-              f"({times['install'] / times['first']:.0%}), study {times['study']:.1f} s, show {times['show']:.1f} s",
-              flush=True)
+        print(
+            f"round {number}  quickstart.sh again (installed, nothing left to run): wall {wall:.1f} s  CPU {cpu:.1f} s",
+            flush=True,
+        )
+        print(
+            f"round {number}  first quickstart.sh {times['first']:.1f} s: install {times['install']:.1f} s "
+            f"({times['install'] / times['first']:.0%}), study {times['study']:.1f} s, show {times['show']:.1f} s",
+            flush=True,
+        )
         return times
 
 
@@ -61,12 +67,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    print(f"first run of the README's quickstart on a fresh clone of {head.strip()}, {os.cpu_count()} cores", flush=True)
+    print(
+        f"first run of the README's quickstart on a fresh clone of {head.strip()}, {os.cpu_count()} cores", flush=True
+    )
     rounds = [one_round(i + 1) for i in range(args.rounds)]
     for key in ("install", "study", "show", "first", "again"):
         values = [r[key] for r in rounds]
-        print(f"{key:<8} median {statistics.median(values):6.1f} s  (rounds: "
-              + ", ".join(f"{v:.1f}" for v in values) + ")")
+        print(
+            f"{key:<8} median {statistics.median(values):6.1f} s  (rounds: "
+            + ", ".join(f"{v:.1f}" for v in values)
+            + ")"
+        )
 
 
 if __name__ == "__main__":

@@ -29,9 +29,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from cli import timed  # bench/cli.py: one command's wall seconds, exiting with its output on failure
+from PIL import Image
 
 AUTOML = str(Path(sys.executable).with_name("automl"))
 TARGET_SECONDS = 10.0
@@ -75,8 +74,14 @@ def one_run(folder: Path) -> dict[str, float]:
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.Popen([AUTOML, "run", "study.yaml", "--workers", "1"], cwd=folder, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [AUTOML, "run", "study.yaml", "--workers", "1"],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     figures: dict[str, float] = {}
     lines = []
     assert proc.stdout is not None
@@ -86,7 +91,8 @@ def one_run(folder: Path) -> dict[str, float]:
         if match and "ready" not in figures:
             figures["ready"] = time.perf_counter() - start
             figures["worker ready"], figures["worker imports and data"], figures["worker study set-up"] = (
-                float(group) for group in match.groups())
+                float(group) for group in match.groups()
+            )
     code = proc.wait()
     figures["run wall"] = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -103,18 +109,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--folder", type=Path, default=Path("/tmp/automl-image-startup"))
     args = parser.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
+    ).stdout.strip()
     args.folder.mkdir(parents=True, exist_ok=True)
     write_folder(args.folder / "images", args.images)
     (args.folder / "study.yaml").write_text(STUDY)
-    print(f"image start-up benchmark: commit {commit}, {os.cpu_count()} cores, {args.images} PNGs of 16x16, "
-          f"{args.rounds} rounds, one worker, tracked (SQLite)", flush=True)
+    print(
+        f"image start-up benchmark: commit {commit}, {os.cpu_count()} cores, {args.images} PNGs of 16x16, "
+        f"{args.rounds} rounds, one worker, tracked (SQLite)",
+        flush=True,
+    )
     rounds = []
     for round_ in range(args.rounds):
         rounds.append(one_run(args.folder))
-        print(f"  round {round_}: " + ", ".join(f"{key} {value:.1f} s" for key, value in rounds[-1].items()),
-              flush=True)
+        print(
+            f"  round {round_}: " + ", ".join(f"{key} {value:.1f} s" for key, value in rounds[-1].items()), flush=True
+        )
     for key in rounds[0]:
         values = [r[key] for r in rounds]
         print(f"{key:>24}: {statistics.median(values):6.1f} s [{min(values):.1f}-{max(values):.1f}]")

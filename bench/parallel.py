@@ -30,8 +30,10 @@ from orchestrator.quiet import quiet_libraries  # noqa: E402
 
 def configs(count: int) -> list[tuple[int, float]]:
     """`count` configurations: the overhead benchmark's ten, repeated with shifted learning rates."""
-    return [(width, lr * (1 + 0.1 * (i // len(CONFIGS)))) for i, (width, lr) in
-            ((i, CONFIGS[i % len(CONFIGS)]) for i in range(count))]
+    return [
+        (width, lr * (1 + 0.1 * (i // len(CONFIGS))))
+        for i, (width, lr) in ((i, CONFIGS[i % len(CONFIGS)]) for i in range(count))
+    ]
 
 
 def timed_run(epochs: int, trials: int, args: tuple[str, ...]) -> tuple[float, float]:
@@ -54,10 +56,14 @@ def cpu_benchmark(workers: int, trials: int, epochs: int, rounds: int) -> None:
         print(f"round {round_}: 1 worker {single[-1][0]:.1f} s, {workers} workers {multi[-1][0]:.1f} s", flush=True)
     wall1, wallw = statistics.median(w for w, _ in single), statistics.median(w for w, _ in multi)
     steady1, steadyw = statistics.median(s for _, s in single), statistics.median(s for _, s in multi)
-    print(f"parallel_efficiency cpu W={workers} {wall1 / (workers * wallw):.2f} (wall 1 worker {wall1:.1f} s, "
-          f"{workers} workers {wallw:.1f} s; {trials} trials x {epochs} epochs; median of {rounds} rounds)")
-    print(f"steady_efficiency cpu W={workers} {steady1 / (workers * steadyw):.2f} (after the workers were ready: "
-          f"{steady1:.1f} s vs {steadyw:.1f} s)")
+    print(
+        f"parallel_efficiency cpu W={workers} {wall1 / (workers * wallw):.2f} (wall 1 worker {wall1:.1f} s, "
+        f"{workers} workers {wallw:.1f} s; {trials} trials x {epochs} epochs; median of {rounds} rounds)"
+    )
+    print(
+        f"steady_efficiency cpu W={workers} {steady1 / (workers * steadyw):.2f} (after the workers were ready: "
+        f"{steady1:.1f} s vs {steadyw:.1f} s)"
+    )
     print(f"trials_per_hour cpu W=1 {trials / wall1 * 3600:.0f}, W={workers} {trials / wallw * 3600:.0f}")
 
 

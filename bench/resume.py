@@ -53,8 +53,14 @@ def killed_run(folder: Path, epochs: int, kill_at: int, width: int, checkpoints:
     shutil.copy(ROOT / "tests" / "fixtures" / "pause.py", folder / "plugins" / "pause.py")
     (folder / "study.yaml").write_text(STUDY.format(epochs=epochs, width=width, checkpoints=checkpoints))
     env = {**os.environ, "AUTOML_TEST_PAUSE_EPOCH": str(kill_at)}
-    proc = subprocess.Popen([AUTOML, "run", "study.yaml", "--threads", "1"], cwd=folder, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [AUTOML, "run", "study.yaml", "--threads", "1"],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     pid_file = folder / "paused.pid"
     while not pid_file.exists():
         if proc.poll() is not None:
@@ -64,15 +70,20 @@ def killed_run(folder: Path, epochs: int, kill_at: int, width: int, checkpoints:
     out, err = proc.communicate(timeout=1800)
     if proc.returncode != 0:
         raise RuntimeError(f"automl run exited {proc.returncode}:\n{out}\n{err}")
-    study = optuna.load_study(study_name="resume", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(folder / "optuna.journal"))))
+    study = optuna.load_study(
+        study_name="resume",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(folder / "optuna.journal"))
+        ),
+    )
     retry = study.trials[-1]
     assert retry.state == optuna.trial.TrialState.COMPLETE and len(retry.intermediate_values) == epochs
     resumed_at = (retry.user_attrs.get("resumed") or {}).get("epoch", 0)
     client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("resume")
-    killed = next(r for r in client.search_runs([experiment.experiment_id])
-                  if r.data.tags.get("optuna.trial_number") == "0")
+    killed = next(
+        r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("optuna.trial_number") == "0"
+    )
     stamps = sorted(m.timestamp for m in client.get_metric_history(killed.info.run_id, "val_accuracy"))
     epoch_seconds = statistics.median(b - a for a, b in zip(stamps, stamps[1:])) / 1000 if len(stamps) > 1 else 0.0
     return resumed_at, epoch_seconds
@@ -88,9 +99,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="automl-resume-") as tmp:
             resumed_at, epoch_seconds = killed_run(Path(tmp), args.epochs, args.kill_at, args.width, checkpoints)
         lost = args.kill_at + 1 - resumed_at
-        print(f"epochs_lost_per_kill mnist1d-mlp{args.width} {lost} (policy {name}: killed during epoch "
-              f"{args.kill_at}, the retry resumed at epoch {resumed_at}; {lost} x {epoch_seconds:.2f} s = "
-              f"{lost * epoch_seconds:.1f} s of training lost; target: 1, the epoch in progress)", flush=True)
+        print(
+            f"epochs_lost_per_kill mnist1d-mlp{args.width} {lost} (policy {name}: killed during epoch "
+            f"{args.kill_at}, the retry resumed at epoch {resumed_at}; {lost} x {epoch_seconds:.2f} s = "
+            f"{lost * epoch_seconds:.1f} s of training lost; target: 1, the epoch in progress)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

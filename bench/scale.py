@@ -34,8 +34,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--storage", choices=("journal", "sqlite"), default="journal")
-    parser.add_argument("--median-trial-s", type=float, default=0.9,
-                        help="a median trial's seconds to compare the sampler with (the overhead workload's)")
+    parser.add_argument(
+        "--median-trial-s",
+        type=float,
+        default=0.9,
+        help="a median trial's seconds to compare the sampler with (the overhead workload's)",
+    )
     args = parser.parse_args()
     quiet_libraries()
     spec = load_study(REPO / "studies" / "mnist1d_search.yaml", load_registry())
@@ -56,25 +60,34 @@ def main() -> None:
             samples.append(sampled - claimed)
             tells.append(time.perf_counter() - sampled)
             if n % 100 == 0:
-                print(f"n={n}: claim and sample {claims[-1] * 1000:.1f} ms (sampling {samples[-1] * 1000:.1f}), "
-                      f"tell {tells[-1] * 1000:.1f} ms", flush=True)
+                print(
+                    f"n={n}: claim and sample {claims[-1] * 1000:.1f} ms (sampling {samples[-1] * 1000:.1f}), "
+                    f"tell {tells[-1] * 1000:.1f} ms",
+                    flush=True,
+                )
 
     def around(values: list[float], n: int) -> float:
-        return statistics.median(values[max(0, n - 20):n]) * 1000
+        return statistics.median(values[max(0, n - 20) : n]) * 1000
 
     small, large = min(100, args.trials), args.trials
     cost_small = around(claims, small) + around(tells, small)
     cost_large = around(claims, large) + around(tells, large)
-    print(f"per-trial cost at n={small}: {cost_small:.1f} ms (claim and sample {around(claims, small):.1f}, of which "
-          f"sampling {around(samples, small):.1f}, "
-          f"tell {around(tells, small):.1f}); at n={large}: {cost_large:.1f} ms (claim and sample "
-          f"{around(claims, large):.1f}, of which sampling {around(samples, large):.1f}, tell "
-          f"{around(tells, large):.1f}); {args.storage} storage, "
-          f"sampler {spec.sampler[0]}")
-    print(f"scale_ratio mnist1d-search {cost_large / cost_small:.1f} (per-trial storage and sampler cost at "
-          f"n={large} / n={small}; target <= 10)")
-    print(f"sampler_share mnist1d-search {around(claims, large) / 1000 / args.median_trial_s * 100:.1f}% "
-          f"(claim and sample at n={large} / a median trial of {args.median_trial_s:.2f} s; target < 5%)")
+    print(
+        f"per-trial cost at n={small}: {cost_small:.1f} ms (claim and sample {around(claims, small):.1f}, of which "
+        f"sampling {around(samples, small):.1f}, "
+        f"tell {around(tells, small):.1f}); at n={large}: {cost_large:.1f} ms (claim and sample "
+        f"{around(claims, large):.1f}, of which sampling {around(samples, large):.1f}, tell "
+        f"{around(tells, large):.1f}); {args.storage} storage, "
+        f"sampler {spec.sampler[0]}"
+    )
+    print(
+        f"scale_ratio mnist1d-search {cost_large / cost_small:.1f} (per-trial storage and sampler cost at "
+        f"n={large} / n={small}; target <= 10)"
+    )
+    print(
+        f"sampler_share mnist1d-search {around(claims, large) / 1000 / args.median_trial_s * 100:.1f}% "
+        f"(claim and sample at n={large} / a median trial of {args.median_trial_s:.2f} s; target < 5%)"
+    )
 
 
 if __name__ == "__main__":

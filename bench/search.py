@@ -30,7 +30,6 @@ from typing import Any
 
 import optuna
 import yaml
-
 from search_probe import Probes, fingerprint, strategy_probe, training_probe, versions
 from search_report import as_runs, report
 from search_run import Run, run_folder, write_study
@@ -57,8 +56,12 @@ class TaskSetup:
 
 def commit() -> str:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "orchestrator", "plugins", "bench"], cwd=ROOT,
-                           capture_output=True, text=True).stdout
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "orchestrator", "plugins", "bench"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout
     dirty = [line for line in dirty.splitlines() if "bench/baselines/" not in line]
     return head.stdout.strip() + ("+uncommitted" if dirty else "")
 
@@ -66,8 +69,14 @@ def commit() -> str:
 def machine() -> str:
     import platform
 
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, {versions()}"
 
 
@@ -78,13 +87,13 @@ def load_runs(path: Path) -> list[dict[str, Any]]:
 def save_runs(path: Path, runs: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"runs": runs}, indent=None, separators=(",", ":")).replace("},{", "},\n{")
-                         + "\n")
+    temporary.write_text(json.dumps({"runs": runs}, indent=None, separators=(",", ":")).replace("},{", "},\n{") + "\n")
     temporary.replace(path)
 
 
-def set_up(tasks: list[Task], chosen: list[Strategy], probes: Probes, slots: int) -> tuple[dict[str, TaskSetup],
-                                                                                             dict[str, str]]:
+def set_up(
+    tasks: list[Task], chosen: list[Strategy], probes: Probes, slots: int
+) -> tuple[dict[str, TaskSetup], dict[str, str]]:
     """Prepare each task's data and compute (or read back) every fingerprint; probes run `slots` at a time."""
     setups: dict[str, TaskSetup] = {}
     jobs = []
@@ -93,16 +102,16 @@ def set_up(tasks: list[Task], chosen: list[Strategy], probes: Probes, slots: int
         template = ROOT / "bench" / "search_tasks" / task.study
         study = yaml.safe_load(template.read_text())
         maximize = (study.get("objective") or {}).get("direction", "maximize") == "maximize"
-        jobs.append((f"training {task.name} {data_digest(data)}",
-                     lambda t=template, d=data: training_probe(t, d)))
+        jobs.append((f"training {task.name} {data_digest(data)}", lambda t=template, d=data: training_probe(t, d)))
         setups[task.name] = TaskSetup(task, data, template, maximize, "")
     for strategy in chosen:
         jobs.append((_search_key(strategy), lambda s=strategy: strategy_probe(s.sampler, s.pruner)))
     with ThreadPoolExecutor(max_workers=slots) as pool:
         digests = dict(zip([k for k, _ in jobs], pool.map(lambda job: probes.get(*job), jobs)))
     for name, setup in setups.items():
-        setup.fingerprint = fingerprint(data_digest(setup.data), setup.template.read_text(),
-                                        digests[f"training {name} {data_digest(setup.data)}"])
+        setup.fingerprint = fingerprint(
+            data_digest(setup.data), setup.template.read_text(), digests[f"training {name} {data_digest(setup.data)}"]
+        )
     strategy_prints = {s.key: fingerprint(s.sampler, s.pruner, digests[_search_key(s)]) for s in chosen}
     return setups, strategy_prints
 
@@ -115,8 +124,15 @@ def _search_key(strategy: Strategy) -> str:
 class Plan:
     """The runs to do and the runs done, for the chosen tasks and strategies at this T and these fingerprints."""
 
-    def __init__(self, setups: dict[str, TaskSetup], chosen: list[Strategy], prints: dict[str, str], seeds: int,
-                 seconds: float, out: Path) -> None:
+    def __init__(
+        self,
+        setups: dict[str, TaskSetup],
+        chosen: list[Strategy],
+        prints: dict[str, str],
+        seeds: int,
+        seconds: float,
+        out: Path,
+    ) -> None:
         self.setups, self.chosen, self.prints, self.seeds, self.seconds = setups, chosen, prints, seeds, seconds
         self.runs_file = out / "runs.json"
         self.runs = load_runs(self.runs_file)
@@ -124,13 +140,23 @@ class Plan:
 
     def current(self, run: dict[str, Any]) -> bool:
         setup = self.setups.get(run["task"])
-        return (setup is not None and run["strategy"] in self.prints and run["seconds"] == self.seconds
-                and run["task_fingerprint"] == setup.fingerprint
-                and run["strategy_fingerprint"] == self.prints[run["strategy"]])
+        return (
+            setup is not None
+            and run["strategy"] in self.prints
+            and run["seconds"] == self.seconds
+            and run["task_fingerprint"] == setup.fingerprint
+            and run["strategy_fingerprint"] == self.prints[run["strategy"]]
+        )
 
     def done(self, task: str, strategy: str) -> list[dict[str, Any]]:
-        return [r for r in self.runs if r["task"] == task and r["strategy"] == strategy and self.current(r)
-                and r["seed"] in {self.strategy(strategy).seed(i) for i in range(self.seeds)}]
+        return [
+            r
+            for r in self.runs
+            if r["task"] == task
+            and r["strategy"] == strategy
+            and self.current(r)
+            and r["seed"] in {self.strategy(strategy).seed(i) for i in range(self.seeds)}
+        ]
 
     def strategy(self, key: str) -> Strategy:
         return next(s for s in self.chosen if s.key == key)
@@ -148,8 +174,12 @@ class Plan:
         setup = self.setups[task]
         sign = setup.task.sign
         runs = as_runs(baseline, setup.maximize, self.seconds)
-        known = [q for run in runs for q in (quality_at(run, self.seconds), quality_at(run, self.seconds / 2))
-                 if q is not None]
+        known = [
+            q
+            for run in runs
+            for q in (quality_at(run, self.seconds), quality_at(run, self.seconds / 2))
+            if q is not None
+        ]
         self.stops[task] = max(known, key=lambda q: sign * q) if known else None
         return self.stops[task]
 
@@ -169,8 +199,9 @@ class Plan:
 def start(plan: Plan, task: str, strategy: Strategy, seed: int, core: int) -> Run:
     setup = plan.setups[task]
     label = f"{task}-{strategy.key}-{seed}"
-    study = write_study(setup.template, setup.data, run_folder(label), strategy.sampler, strategy.pruner, seed,
-                        plan.seconds)
+    study = write_study(
+        setup.template, setup.data, run_folder(label), strategy.sampler, strategy.pruner, seed, plan.seconds
+    )
     return Run(study, core, plan.seconds, setup.task.quality, setup.maximize, label)
 
 
@@ -191,16 +222,29 @@ def execute(plan: Plan, slots: int, here: str, where: str) -> None:
                 stop = None if strategy.key == "baseline" else plan.stop_target(task)
                 if not run.check(stop, plan.setups[task].task.sign):
                     continue
-                result = {"task": task, "strategy": strategy.key, "seed": seed, "seconds": plan.seconds,
-                          "task_fingerprint": plan.setups[task].fingerprint,
-                          "strategy_fingerprint": plan.prints[strategy.key], "sampler": strategy.sampler,
-                          "pruner": strategy.pruner, "commit": here, "machine": where, "core": core,
-                          "stop_target": stop, **run.finish()}
+                result = {
+                    "task": task,
+                    "strategy": strategy.key,
+                    "seed": seed,
+                    "seconds": plan.seconds,
+                    "task_fingerprint": plan.setups[task].fingerprint,
+                    "strategy_fingerprint": plan.prints[strategy.key],
+                    "sampler": strategy.sampler,
+                    "pruner": strategy.pruner,
+                    "commit": here,
+                    "machine": where,
+                    "core": core,
+                    "stop_target": stop,
+                    **run.finish(),
+                }
                 del active[core]
                 plan.record(result)
                 complete = sum(t["state"] == "COMPLETE" for t in result["trials"])
-                print(f"run {task} {strategy.key} seed={seed}: stopped ({result['stop']}) at {result['end']:.0f} s, "
-                      f"{len(result['trials'])} finished trials ({complete} complete)", flush=True)
+                print(
+                    f"run {task} {strategy.key} seed={seed}: stopped ({result['stop']}) at {result['end']:.0f} s, "
+                    f"{len(result['trials'])} finished trials ({complete} complete)",
+                    flush=True,
+                )
     except BaseException:
         for *_, run in active.values():
             run.kill()
@@ -223,14 +267,21 @@ def choose_tasks(spec: str) -> list[Task]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="evaluation", help="evaluation, development, all, or names")
-    parser.add_argument("--strategies", default=",".join(PRIMARY),
-                        help=f"keys (baseline always included): {', '.join(PRIMARY + ABLATIONS)}")
+    parser.add_argument(
+        "--strategies",
+        default=",".join(PRIMARY),
+        help=f"keys (baseline always included): {', '.join(PRIMARY + ABLATIONS)}",
+    )
     parser.add_argument("--minutes", type=float, default=5.0, help="T: the length of a run")
     parser.add_argument("--seeds", type=int, default=10, help="seeds per strategy and task")
     parser.add_argument("--slots", type=int, default=2, help="runs at once, each pinned to its own core")
     parser.add_argument("--report-only", action="store_true", help="report the saved runs; run nothing")
-    parser.add_argument("--out", type=Path, default=OUT, help="where runs.json, probes.json and the plots go "
-                                                               "(another folder for a trial of the harness)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=OUT,
+        help="where runs.json, probes.json and the plots go (another folder for a trial of the harness)",
+    )
     args = parser.parse_args()
     every = strategies()
     keys = ["baseline"] + [k for k in args.strategies.split(",") if k and k != "baseline"]
@@ -244,14 +295,23 @@ def main() -> None:
     setups, prints = set_up(tasks, chosen, probes, args.slots)
     plan = Plan(setups, chosen, prints, args.seeds, args.minutes * 60, args.out)
     jobs = plan.pending()
-    print(f"search benchmark: T = {args.minutes:g} min, {args.seeds} seeds, tasks {', '.join(setups)}, strategies "
-          f"{', '.join(keys)}; {len(jobs)} run(s) to go on {args.slots} core(s) (at most "
-          f"{len(jobs) * args.minutes / args.slots:.0f} min); commit {here}; {where}", flush=True)
+    print(
+        f"search benchmark: T = {args.minutes:g} min, {args.seeds} seeds, tasks {', '.join(setups)}, strategies "
+        f"{', '.join(keys)}; {len(jobs)} run(s) to go on {args.slots} core(s) (at most "
+        f"{len(jobs) * args.minutes / args.slots:.0f} min); commit {here}; {where}",
+        flush=True,
+    )
     if not args.report_only:
         execute(plan, args.slots, here, where)
     for name, setup in setups.items():
-        report(setup.task, setup.maximize, {s.key: plan.done(name, s.key) for s in chosen}, plan.seconds,
-               plan.seeds, args.out)
+        report(
+            setup.task,
+            setup.maximize,
+            {s.key: plan.done(name, s.key) for s in chosen},
+            plan.seconds,
+            plan.seeds,
+            args.out,
+        )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import optuna
 import yaml
-
 from search import OUT, commit, machine
 from search_run import Run, quality_curve, run_folder, write_study
 from search_tasks import STUDIES, TASKS, prepare
@@ -30,31 +29,37 @@ def calibrate(task_name: str, minutes: float, core: int) -> list[str]:
     """One random-search run of the task; the lines of its account (trials, then the incumbent over time)."""
     task = TASKS[task_name]
     template = STUDIES / task.study
-    maximize = (yaml.safe_load(template.read_text()).get("objective") or {}).get("direction",
-                                                                                 "maximize") == "maximize"
+    maximize = (yaml.safe_load(template.read_text()).get("objective") or {}).get("direction", "maximize") == "maximize"
     seconds = minutes * 60
-    study = write_study(template, prepare(task), run_folder(f"calibrate-{task.name}"), "random", "none",
-                        CALIBRATION_SEED, seconds)
+    study = write_study(
+        template, prepare(task), run_folder(f"calibrate-{task.name}"), "random", "none", CALIBRATION_SEED, seconds
+    )
     run = Run(study, core, seconds, task.quality, maximize, f"calibrate {task.name}")
     while not run.check(None, task.sign):
         time.sleep(POLL_SECONDS)
     result = run.finish()
-    lines = [f"calibration of {task.name} ({task.role}): random search, seed {CALIBRATION_SEED}, {minutes:g} min "
-             f"on core {core}; commit {commit()}; {machine()}",
-             f"{len(result['trials'])} finished trials; run stopped ({result['stop']}) at {result['end']:.0f} s",
-             f"{'trial':>5} {'state':>8} {'seconds':>8} {'epochs':>6} {'validation':>11} {task.quality:>13}"]
+    lines = [
+        f"calibration of {task.name} ({task.role}): random search, seed {CALIBRATION_SEED}, {minutes:g} min "
+        f"on core {core}; commit {commit()}; {machine()}",
+        f"{len(result['trials'])} finished trials; run stopped ({result['stop']}) at {result['end']:.0f} s",
+        f"{'trial':>5} {'state':>8} {'seconds':>8} {'epochs':>6} {'validation':>11} {task.quality:>13}",
+    ]
     for row in result["trials"]:
         value = "" if row["value"] is None else f"{row['value']:.4f}"
         quality = "" if row["quality"] is None else f"{row['quality']:.4f}"
-        lines.append(f"{row['number']:>5} {row['state']:>8} {row['seconds']:>8.0f} {row['epochs']:>6} {value:>11} "
-                     f"{quality:>13}")
+        lines.append(
+            f"{row['number']:>5} {row['state']:>8} {row['seconds']:>8.0f} {row['epochs']:>6} {value:>11} {quality:>13}"
+        )
     curve = quality_curve(result["trials"], maximize)
-    lines.append("incumbent (best validation so far) and its test quality: "
-                 + (", ".join(f"{q:.4f} at {s:.0f} s" for s, q in curve) or "none"))
+    lines.append(
+        "incumbent (best validation so far) and its test quality: "
+        + (", ".join(f"{q:.4f} at {s:.0f} s" for s, q in curve) or "none")
+    )
     for share in (0.1, 0.25, 0.5, 1.0):
         held = [q for s, q in curve if s <= share * seconds]
-        lines.append(f"  at {share:g} T ({share * seconds:.0f} s): "
-                     + (f"{held[-1]:.4f}" if held else "no complete trial yet"))
+        lines.append(
+            f"  at {share:g} T ({share * seconds:.0f} s): " + (f"{held[-1]:.4f}" if held else "no complete trial yet")
+        )
     return lines
 
 

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from search_probe import versions
 from search_run import JOURNAL, finished_trials, quality_curve
 
@@ -40,12 +39,17 @@ FIRST_SEED = 20000
 def code_key() -> str:
     """The git trees of the training code and the study file (uncommitted changes included), and the versions."""
     paths = ["orchestrator", "plugins", str(STUDY.relative_to(ROOT))]
-    status = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=ROOT, capture_output=True,
-                            text=True, check=True).stdout
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--", *paths], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     if status.strip():
         sys.exit(f"commit the training code first: the runs are keyed by its git tree\n{status}")
-    trees = [subprocess.run(["git", "rev-parse", f"HEAD:{p}"], cwd=ROOT, capture_output=True, text=True,
-                            check=True).stdout.strip() for p in paths]
+    trees = [
+        subprocess.run(
+            ["git", "rev-parse", f"HEAD:{p}"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for p in paths
+    ]
     return " ".join(trees + [versions()])
 
 
@@ -59,20 +63,41 @@ def one_seed(seed: int, seconds: float, workers: int) -> dict[str, Any]:
     study.write_text(yaml.safe_dump(data, sort_keys=False))
     started, began = dt.datetime.now(), time.monotonic()
     with open(folder / "run.log", "w") as log:
-        code = subprocess.run([str(Path(sys.executable).with_name("automl")), "run", study.name, "--no-tracking",
-                               "--workers", str(workers)], cwd=folder, stdout=log, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, timeout=seconds + 600).returncode
+        code = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("automl")),
+                "run",
+                study.name,
+                "--no-tracking",
+                "--workers",
+                str(workers),
+            ],
+            cwd=folder,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            timeout=seconds + 600,
+        ).returncode
     ended = time.monotonic() - began
-    trials = [t for t in finished_trials(folder / JOURNAL, data["name"], started, "test_accuracy")
-              if t["seconds"] <= seconds]
+    trials = [
+        t for t in finished_trials(folder / JOURNAL, data["name"], started, "test_accuracy") if t["seconds"] <= seconds
+    ]
     curve = quality_curve(trials, maximize=True)
     if code != 0 or not trials:
         print(f"warning: seed {seed}: automl run exited {code}; see {folder / 'run.log'}", file=sys.stderr)
     else:
         shutil.rmtree(folder, ignore_errors=True)
-    return {"seed": seed, "seconds": seconds, "workers": workers, "exit_code": code, "end": round(ended, 1),
-            "trials": len(trials), "complete": sum(t["state"] == "COMPLETE" for t in trials),
-            "curve": curve, "quality": curve[-1][1] if curve else None}
+    return {
+        "seed": seed,
+        "seconds": seconds,
+        "workers": workers,
+        "exit_code": code,
+        "end": round(ended, 1),
+        "trials": len(trials),
+        "complete": sum(t["state"] == "COMPLETE" for t in trials),
+        "curve": curve,
+        "quality": curve[-1][1] if curve else None,
+    }
 
 
 def report(runs: list[dict[str, Any]], seeds: int, seconds: float) -> None:
@@ -81,15 +106,26 @@ def report(runs: list[dict[str, Any]], seeds: int, seconds: float) -> None:
     for r in sorted(runs, key=lambda r: r["seed"]):
         first = next((t for t, q in r["curve"] if q >= GOAL), None)
         when = f">= {GOAL:.1%} at {first:.0f} s" if first is not None else f"never {GOAL:.1%}"
-        print(f"seed {r['seed']}: test accuracy {r['quality']} at {seconds / 60:g} min ({r['complete']} complete of "
-              f"{r['trials']} finished trials); {when}")
+        print(
+            f"seed {r['seed']}: test accuracy {r['quality']} at {seconds / 60:g} min ({r['complete']} complete of "
+            f"{r['trials']} finished trials); {when}"
+        )
     if qualities:
-        print(f"median test accuracy at {seconds / 60:g} min: {statistics.median(qualities):.4f} "
-              f"(range {qualities[0]:.4f}-{qualities[-1]:.4f}, {len(qualities)} seeds)")
-    verdict = "met" if len(runs) >= seeds and len(reached) * 2 >= seeds else "missed" if len(runs) >= seeds else \
-        "not yet decided"
-    print(f"search_goal mnist1d_search: {len(reached)} of {len(runs)} seeds >= {GOAL:.1%} within "
-          f"{seconds / 60:g} min (goal: at least half of {seeds}): {verdict}")
+        print(
+            f"median test accuracy at {seconds / 60:g} min: {statistics.median(qualities):.4f} "
+            f"(range {qualities[0]:.4f}-{qualities[-1]:.4f}, {len(qualities)} seeds)"
+        )
+    verdict = (
+        "met"
+        if len(runs) >= seeds and len(reached) * 2 >= seeds
+        else "missed"
+        if len(runs) >= seeds
+        else "not yet decided"
+    )
+    print(
+        f"search_goal mnist1d_search: {len(reached)} of {len(runs)} seeds >= {GOAL:.1%} within "
+        f"{seconds / 60:g} min (goal: at least half of {seeds}): {verdict}"
+    )
 
 
 def main() -> None:
@@ -103,8 +139,11 @@ def main() -> None:
     saved = json.loads(OUT.read_text())["runs"] if OUT.exists() else []
     mine = [r for r in saved if r["code"] == key and r["seconds"] == seconds and r["workers"] == args.workers]
     todo = [FIRST_SEED + i for i in range(args.seeds) if FIRST_SEED + i not in {r["seed"] for r in mine}]
-    print(f"search goal: {STUDY.relative_to(ROOT)}, {args.seeds} seeds, {args.minutes:g} min, {args.workers} "
-          f"workers; {len(todo)} to go; code {key}", flush=True)
+    print(
+        f"search goal: {STUDY.relative_to(ROOT)}, {args.seeds} seeds, {args.minutes:g} min, {args.workers} "
+        f"workers; {len(todo)} to go; code {key}",
+        flush=True,
+    )
     for seed in [] if args.report_only else todo:
         result = {**one_seed(seed, seconds, args.workers), "code": key}
         saved.append(result)

@@ -9,8 +9,9 @@ changes results voids them.
   of a small study (built-in MNIST-1D, 300 training samples, 12 configurations, rungs at 1, 3 and 9 epochs) with
   that strategy; every trial's parameters, state, per-epoch values and rung records (paused, promoted).
 - Both include the versions of torch, Lightning and Optuna and the processor (family, model, stepping and a digest
-  of its feature flags: another processor computes other floats, and runs at another speed). Probes are re-run only when the source they depend on
-  changed (a digest of orchestrator/, plugins/, the tasks and the strategies), and cached in probes.json.
+  of its feature flags: another processor computes other floats, and runs at another speed). Probes are re-run only
+  when the source they depend on changed (a digest of orchestrator/, plugins/, the tasks and the strategies), and
+  cached in probes.json.
 """
 
 from __future__ import annotations
@@ -18,19 +19,26 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 import yaml
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
-
 from search_run import JOURNAL, Run, write_study
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ["orchestrator", "plugins", "bench/search_tasks.py", "bench/search_tasks", "bench/search_probe.py",
-          "bench/search_run.py", "bench/search_strategies.py"]
+SOURCE = [
+    "orchestrator",
+    "plugins",
+    "bench/search_tasks.py",
+    "bench/search_tasks",
+    "bench/search_probe.py",
+    "bench/search_run.py",
+    "bench/search_strategies.py",
+]
 PROBE_SECONDS = 600
 STRATEGY_STUDY = """
 name: search-probe
@@ -54,16 +62,20 @@ def processor() -> str:
 
     fields = cpu_fields()
     flags = hashlib.sha256(fields.get("flags", "").encode()).hexdigest()[:8]
-    return (f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')} "
-            f"stepping {fields.get('stepping', '?')} flags {flags}")
+    return (
+        f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')} "
+        f"stepping {fields.get('stepping', '?')} flags {flags}"
+    )
 
 
 def versions() -> str:
     import pytorch_lightning
     import torch
 
-    return (f"torch {torch.__version__}, pytorch_lightning {pytorch_lightning.__version__}, optuna {optuna.__version__}"
-            f", cpu {processor()}")
+    return (
+        f"torch {torch.__version__}, pytorch_lightning {pytorch_lightning.__version__}, optuna {optuna.__version__}"
+        f", cpu {processor()}"
+    )
 
 
 def source_digest() -> str:
@@ -71,8 +83,11 @@ def source_digest() -> str:
     digest = hashlib.sha256(versions().encode())
     for name in SOURCE:
         path = ROOT / name
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".py", ".yaml")) \
-            if path.is_dir() else [path]
+        files = (
+            sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".py", ".yaml"))
+            if path.is_dir()
+            else [path]
+        )
         for file in files:
             digest.update(str(file.relative_to(ROOT)).encode() + file.read_bytes())
     return digest.hexdigest()[:16]
@@ -85,15 +100,23 @@ def _round(value: Any) -> Any:
 def behaviour(folder: Path, study_name: str) -> str:
     """A digest of what a finished probe's study holds: per trial its parameters, state, per-epoch values, test
     metrics and rung records."""
-    study = optuna.load_study(study_name=study_name,
-                              storage=JournalStorage(JournalFileBackend(str(folder / JOURNAL))))
+    study = optuna.load_study(study_name=study_name, storage=JournalStorage(JournalFileBackend(str(folder / JOURNAL))))
     rows = []
     for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        attrs = {k: v for k, v in trial.user_attrs.items()
-                 if k in ("test_metrics", "rung_values", "paused_at_epoch", "promoted_from_epoch", "retry_of", "lineage")}
-        rows.append([trial.number, trial.state.name, {k: _round(v) for k, v in sorted(trial.params.items())},
-                     {str(k): _round(v) for k, v in sorted(trial.intermediate_values.items())},
-                     json.loads(json.dumps(attrs, sort_keys=True, default=str), parse_float=lambda s: _round(float(s)))])
+        attrs = {
+            k: v
+            for k, v in trial.user_attrs.items()
+            if k in ("test_metrics", "rung_values", "paused_at_epoch", "promoted_from_epoch", "retry_of", "lineage")
+        }
+        rows.append(
+            [
+                trial.number,
+                trial.state.name,
+                {k: _round(v) for k, v in sorted(trial.params.items())},
+                {str(k): _round(v) for k, v in sorted(trial.intermediate_values.items())},
+                json.loads(json.dumps(attrs, sort_keys=True, default=str), parse_float=lambda s: _round(float(s))),
+            ]
+        )
     return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -111,8 +134,7 @@ def _probe(study: Path, label: str, core: int | None) -> str:
 
 def training_probe(template: Path, data_file: Path, core: int | None = None) -> str:
     folder = Path(tempfile.mkdtemp(prefix="automl-search-probe-"))
-    study = write_study(template, data_file, folder, "random", "none", 0, PROBE_SECONDS,
-                        {"trials": 3, "max_epochs": 2})
+    study = write_study(template, data_file, folder, "random", "none", 0, PROBE_SECONDS, {"trials": 3, "max_epochs": 2})
     return _probe(study, f"training probe {template.stem}", core)
 
 

@@ -14,8 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from search_run import quality_curve
-from search_stats import (Run, anytime_area, bootstrap_ratio, bootstrap_speedup, censored_median, median_curve,
-                          probability_before, quality_at, range_curve, summary_line, target_at, time_to_target)
+from search_stats import (
+    Run,
+    anytime_area,
+    bootstrap_ratio,
+    bootstrap_speedup,
+    censored_median,
+    median_curve,
+    probability_before,
+    quality_at,
+    range_curve,
+    summary_line,
+    target_at,
+    time_to_target,
+)
 
 EARLY_FROM = 0.1  # the default's median incumbent must be at least random search's from T/10 on
 GRID_POINTS = 200
@@ -23,8 +35,10 @@ GRID_POINTS = 200
 
 def as_runs(saved: list[dict[str, Any]], maximize: bool, seconds: float) -> list[Run]:
     """The saved runs as the statistics see them: incumbent curves, observed until they stopped (or T)."""
-    return [Run(quality_curve(r["trials"], maximize), min(float(r["end"]), seconds) if r["stop"] != "time"
-                else seconds) for r in sorted(saved, key=lambda r: r["seed"])]
+    return [
+        Run(quality_curve(r["trials"], maximize), min(float(r["end"]), seconds) if r["stop"] != "time" else seconds)
+        for r in sorted(saved, key=lambda r: r["seed"])
+    ]
 
 
 def _fmt(value: float | None) -> str:
@@ -55,12 +69,15 @@ def early_incumbent(default: list[Run], baseline: list[Run], seconds: float, sig
     behind = [t for t, a, b in zip(grid, mine, theirs) if b is not None and (a is None or sign * a < sign * b)]
     if not behind:
         return "met: from T/10 on the default's median incumbent is never below random search's"
-    return (f"missed: the default's median incumbent is below random search's at {len(behind)} of {len(grid)} "
-            f"moments from T/10 on, between {behind[0]:.0f} s and {behind[-1]:.0f} s")
+    return (
+        f"missed: the default's median incumbent is below random search's at {len(behind)} of {len(grid)} "
+        f"moments from T/10 on, between {behind[0]:.0f} s and {behind[-1]:.0f} s"
+    )
 
 
-def report(task: Any, maximize: bool, saved: dict[str, list[dict[str, Any]]], seconds: float, seeds: int,
-           out: Path) -> None:
+def report(
+    task: Any, maximize: bool, saved: dict[str, list[dict[str, Any]]], seconds: float, seeds: int, out: Path
+) -> None:
     sign = task.sign
     print(f"\n== {task.name} ({task.role}): {task.description}")
     groups = {key: as_runs(runs, maximize, seconds) for key, runs in saved.items() if runs}
@@ -69,15 +86,19 @@ def report(task: Any, maximize: bool, saved: dict[str, list[dict[str, Any]]], se
         print(f"baseline: {len(baseline)} of {seeds} seeds done: no target yet")
         return
     try:
-        targets = {"T": (seconds, target_at(baseline, seconds, sign)),
-                   "T/2": (seconds / 2, target_at(baseline, seconds / 2, sign))}
+        targets = {
+            "T": (seconds, target_at(baseline, seconds, sign)),
+            "T/2": (seconds / 2, target_at(baseline, seconds / 2, sign)),
+        }
     except ValueError as exc:
         print(f"{exc}: T is too short for this task")
         return
     best = max((q for runs in groups.values() for run in runs for _, q in run.curve), key=lambda q: sign * q)
-    print(f"targets ({task.quality}, median of {len(baseline)} baseline runs): at T = {seconds / 60:g} min "
-          f"{targets['T'][1]:.4f}, at T/2 {targets['T/2'][1]:.4f}; best incumbent of any run on this task "
-          f"{best:.4f}{_standard_error(task, targets['T'][1])}")
+    print(
+        f"targets ({task.quality}, median of {len(baseline)} baseline runs): at T = {seconds / 60:g} min "
+        f"{targets['T'][1]:.4f}, at T/2 {targets['T/2'][1]:.4f}; best incumbent of any run on this task "
+        f"{best:.4f}{_standard_error(task, targets['T'][1])}"
+    )
     floor = _floor(groups, sign)
     lines = []
     for key, runs in groups.items():
@@ -91,8 +112,10 @@ def report(task: Any, maximize: bool, saved: dict[str, list[dict[str, Any]]], se
             each = ", ".join(">=T" if t is None else f"{t:.0f}" for t in times)
             interval = bootstrap_speedup(baseline, runs, tau, seconds, sign)
             before = probability_before(runs, baseline, target, seconds, sign)
-            print(f"   {name} target {target:.4f}: time {'>= ' if censored else ''}{median:.0f} s [{each}]; "
-                  f"speedup {interval.format()}; P(before a baseline run) {before:.2f}")
+            print(
+                f"   {name} target {target:.4f}: time {'>= ' if censored else ''}{median:.0f} s [{each}]; "
+                f"speedup {interval.format()}; P(before a baseline run) {before:.2f}"
+            )
             if name == "T" and key in ("default", "control") and len(runs) >= seeds:
                 lines.append(summary_line("search_speedup" if key == "default" else "control", task.name, interval))
         area = bootstrap_ratio(runs, baseline, seconds, floor, sign)
@@ -100,9 +123,11 @@ def report(task: Any, maximize: bool, saved: dict[str, list[dict[str, Any]]], se
         print(f"   anytime area / the baseline's: {area.format()} (mean area {mean_area:.1f}, floor {floor:.4f})")
         early = [r for r in saved[key] if r["stop"] == "target" and "stop_target" not in r]
         if early:
-            print(f"   note: {len(early)} run(s) stopped at the point target (the harness before stop_target): a "
-                  f"replicate with a higher target counts them as not reaching it, so the intervals' low ends are "
-                  f"conservative")
+            print(
+                f"   note: {len(early)} run(s) stopped at the point target (the harness before stop_target): a "
+                f"replicate with a higher target counts them as not reaching it, so the intervals' low ends are "
+                f"conservative"
+            )
     if "default" in groups:
         print(f"incumbent_early {task.name} {early_incumbent(groups['default'], baseline, seconds, sign)}")
     for line in lines:
@@ -118,8 +143,9 @@ def _standard_error(task: Any, target: float) -> str:
     return f"; test split {n} samples: standard error at the target {se:.4f}, (1 - target) = {(1 - target) / se:.1f} SE"
 
 
-def plot(task: Any, groups: dict[str, list[Run]], targets: dict[str, tuple[float, float]], seconds: float,
-         path: Path) -> None:
+def plot(
+    task: Any, groups: dict[str, list[Run]], targets: dict[str, tuple[float, float]], seconds: float, path: Path
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -135,12 +161,18 @@ def plot(task: Any, groups: dict[str, list[Run]], targets: dict[str, tuple[float
             continue
         xs = [p[0] for p in points]
         line = axes.plot(xs, [p[1] for p in points], label=f"{key} ({len(runs)} seeds)")
-        axes.fill_between(xs, [p[2][0] for p in points], [p[2][1] for p in points], color=line[0].get_color(),
-                          alpha=0.12)
+        axes.fill_between(
+            xs, [p[2][0] for p in points], [p[2][1] for p in points], color=line[0].get_color(), alpha=0.12
+        )
         shown += [p[1] for p in points]
     for name, (_, target) in targets.items():
-        axes.axhline(target, color="grey", linestyle="--" if name == "T" else ":", linewidth=1,
-                     label=f"target at {name} {target:.4f}")
+        axes.axhline(
+            target,
+            color="grey",
+            linestyle="--" if name == "T" else ":",
+            linewidth=1,
+            label=f"target at {name} {target:.4f}",
+        )
     axes.set_xlabel("minutes since the run started (1 worker, 1 core)")
     axes.set_ylabel(f"{task.quality} of the incumbent (best by validation)")
     axes.set_title(f"{task.name}: incumbent quality over time, median and range over seeds")

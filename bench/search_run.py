@@ -32,8 +32,16 @@ STOP_GRACE_SECONDS = 60
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
-def write_study(template: Path, data_file: Path, folder: Path, sampler: Any, pruner: Any, seed: int,
-                seconds: float, budget: dict[str, Any] | None = None) -> Path:
+def write_study(
+    template: Path,
+    data_file: Path,
+    folder: Path,
+    sampler: Any,
+    pruner: Any,
+    seed: int,
+    seconds: float,
+    budget: dict[str, Any] | None = None,
+) -> Path:
     """The task's study with this run's strategy and seed, its data named by absolute path; the time decides
     (budget.timeout is only a safety net should the benchmark die before its run)."""
     data = yaml.safe_load(template.read_text())
@@ -58,11 +66,16 @@ def finished_trials(journal: Path, study_name: str, started: dt.datetime, qualit
         if trial.datetime_complete is None:
             continue
         test = (trial.user_attrs.get("test_metrics") or {}).get(quality)
-        rows.append({"number": trial.number, "state": trial.state.name,
-                     "value": trial.values[0] if trial.state == TrialState.COMPLETE and trial.values else None,
-                     "quality": None if test is None else float(test),
-                     "seconds": round((trial.datetime_complete - started).total_seconds(), 2),
-                     "epochs": len(trial.intermediate_values)})
+        rows.append(
+            {
+                "number": trial.number,
+                "state": trial.state.name,
+                "value": trial.values[0] if trial.state == TrialState.COMPLETE and trial.values else None,
+                "quality": None if test is None else float(test),
+                "seconds": round((trial.datetime_complete - started).total_seconds(), 2),
+                "epochs": len(trial.intermediate_values),
+            }
+        )
     return sorted(rows, key=lambda r: r["seconds"])
 
 
@@ -86,19 +99,33 @@ def reached(curve: list[tuple[float, float]], target: float, sign: int) -> bool:
 class Run:
     """One `automl run` process in its own folder, pinned to one core."""
 
-    def __init__(self, study: Path, core: int | None, seconds: float, quality: str, maximize: bool,
-                 label: str) -> None:
+    def __init__(self, study: Path, core: int | None, seconds: float, quality: str, maximize: bool, label: str) -> None:
         self.seconds, self.quality, self.maximize, self.label = seconds, quality, maximize, label
         self.folder = study.parent
         self.study_name = yaml.safe_load(study.read_text())["name"]
-        command = [str(Path(sys.executable).with_name("automl")), "run", study.name, "--no-tracking",
-                   "--workers", "1", "--threads", "1"]
+        command = [
+            str(Path(sys.executable).with_name("automl")),
+            "run",
+            study.name,
+            "--no-tracking",
+            "--workers",
+            "1",
+            "--threads",
+            "1",
+        ]
         self.log = open(self.folder / "run.log", "w")
         self.started = dt.datetime.now()
         self.began = time.monotonic()
         pin = (lambda: os.sched_setaffinity(0, {core})) if core is not None else None
-        self.process = subprocess.Popen(command, cwd=self.folder, stdout=self.log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=pin)
+        self.process = subprocess.Popen(
+            command,
+            cwd=self.folder,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=pin,
+        )
         self.stop_reason: str | None = None
 
     def trials(self) -> list[dict[str, Any]]:
@@ -138,8 +165,12 @@ class Run:
         code = self.process.returncode
         if code not in (0, 130) or not trials:
             tail = "\n".join((self.folder / "run.log").read_text().splitlines()[-30:])
-            print(f"warning: {self.label}: automl run exited {code} with {len(trials)} finished trial(s); its "
-                  f"output ends ({self.folder}):\n{tail}", file=sys.stderr, flush=True)
+            print(
+                f"warning: {self.label}: automl run exited {code} with {len(trials)} finished trial(s); its "
+                f"output ends ({self.folder}):\n{tail}",
+                file=sys.stderr,
+                flush=True,
+            )
         else:
             shutil.rmtree(self.folder, ignore_errors=True)
         return {"stop": self.stop_reason, "exit_code": code, "end": ended, "trials": trials}

@@ -42,14 +42,28 @@ Definitions
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-__all__ = ["Interval", "Run", "anytime_area", "area_ratio", "bootstrap_ratio", "bootstrap_speedup",
-           "censored_median", "median_curve", "probability_before", "quality_at", "range_curve", "speedup",
-           "summary_line", "target_at", "time_to_target"]
+__all__ = [
+    "Interval",
+    "Run",
+    "anytime_area",
+    "area_ratio",
+    "bootstrap_ratio",
+    "bootstrap_speedup",
+    "censored_median",
+    "median_curve",
+    "probability_before",
+    "quality_at",
+    "range_curve",
+    "speedup",
+    "summary_line",
+    "target_at",
+    "time_to_target",
+]
 
 
 @dataclass(frozen=True)
@@ -74,11 +88,14 @@ class Interval:
 
     def format(self, digits: int = 1) -> str:
         """E.g. `3.2x [2.1-5.0]`, or `<=1.0x [<=1.0-1.9]` with bounds."""
+
         def show(value: float, bound: bool) -> str:
             return f"{'<=' if bound else ''}{value:.{digits}f}"
 
-        return (f"{show(self.point, self.point_is_bound)}x "
-                f"[{show(self.low, self.low_is_bound)}-{show(self.high, self.high_is_bound)}]")
+        return (
+            f"{show(self.point, self.point_is_bound)}x "
+            f"[{show(self.low, self.low_is_bound)}-{show(self.high, self.high_is_bound)}]"
+        )
 
     def contains(self, x: float) -> bool:
         """Whether the true interval could contain x. A bound end means the true end is <= the shown value: a bound
@@ -110,7 +127,7 @@ def _signed_median(values: list[float | None], sign: int) -> float | None:
     if n == 0:
         return None
     ordered = sorted(-math.inf if v is None else sign * v for v in values)
-    middle = ordered[(n - 1) // 2: n // 2 + 1]  # one value (n odd) or two (n even)
+    middle = ordered[(n - 1) // 2 : n // 2 + 1]  # one value (n odd) or two (n even)
     if -math.inf in middle:
         return None
     return sign * (sum(middle) / len(middle))
@@ -120,8 +137,10 @@ def target_at(baseline_runs: list[Run], tau: float, sign: int = 1) -> float:
     """The target: the signed median over the baseline runs of their quality at tau."""
     target = _signed_median([quality_at(run, tau) for run in baseline_runs], sign)
     if target is None:
-        raise ValueError(f"no target: the median of {len(baseline_runs)} baseline run(s) at {tau:g} s falls on a run "
-                         f"without an incumbent")
+        raise ValueError(
+            f"no target: the median of {len(baseline_runs)} baseline run(s) at {tau:g} s falls on a run "
+            f"without an incumbent"
+        )
     return target
 
 
@@ -167,8 +186,13 @@ def _resampled(n: int, rng: np.random.Generator) -> list[int]:
     return rng.integers(0, n, size=n).tolist()
 
 
-def _bootstrap(baseline_n: int, strategy_n: int, replicate: Callable[[list[int], list[int]], tuple[float, bool] | None],
-               resamples: int, rng: np.random.Generator | None) -> list[tuple[float, bool]]:
+def _bootstrap(
+    baseline_n: int,
+    strategy_n: int,
+    replicate: Callable[[list[int], list[int]], tuple[float, bool] | None],
+    resamples: int,
+    rng: np.random.Generator | None,
+) -> list[tuple[float, bool]]:
     """The replicates over `resamples` resamples of both sides' seeds (baseline first); None ones are skipped."""
     rng = np.random.default_rng(0) if rng is None else rng
     values = []
@@ -180,8 +204,16 @@ def _bootstrap(baseline_n: int, strategy_n: int, replicate: Callable[[list[int],
     return values
 
 
-def bootstrap_speedup(baseline_runs: list[Run], strategy_runs: list[Run], tau: float, horizon: float, sign: int = 1,
-                      resamples: int = 2000, level: float = 0.90, rng: np.random.Generator | None = None) -> Interval:
+def bootstrap_speedup(
+    baseline_runs: list[Run],
+    strategy_runs: list[Run],
+    tau: float,
+    horizon: float,
+    sign: int = 1,
+    resamples: int = 2000,
+    level: float = 0.90,
+    rng: np.random.Generator | None = None,
+) -> Interval:
     """The speedup at the target defined at tau, with a bootstrap percentile interval (both sides resampled)."""
     at_tau = [quality_at(run, tau) for run in baseline_runs]
     cache: dict[float, list[float | None]] = {}
@@ -202,9 +234,11 @@ def bootstrap_speedup(baseline_runs: list[Run], strategy_runs: list[Run], tau: f
     return _interval(_bootstrap(len(baseline_runs), len(strategy_runs), replicate, resamples, rng), point, level)
 
 
-def probability_before(strategy_runs: list[Run], baseline_runs: list[Run], target: float, horizon: float,
-                       sign: int = 1) -> float:
+def probability_before(
+    strategy_runs: list[Run], baseline_runs: list[Run], target: float, horizon: float, sign: int = 1
+) -> float:
     """P(a strategy run reaches the target before a baseline run), over all pairs; ties and both censored: 1/2."""
+
     def observed(run: Run) -> float | None:
         t = time_to_target(run, target, sign)
         return t if t is not None and t <= horizon else None
@@ -240,23 +274,33 @@ def _ratio(mine: float, theirs: float) -> float:
     return mine / theirs
 
 
-def area_ratio(strategy_runs: list[Run], baseline_runs: list[Run], horizon: float, floor: float,
-               sign: int = 1) -> float:
+def area_ratio(
+    strategy_runs: list[Run], baseline_runs: list[Run], horizon: float, floor: float, sign: int = 1
+) -> float:
     """The strategy's mean anytime area / the baseline's (> 1: better than the baseline)."""
     mine = [anytime_area(run, horizon, floor, sign) for run in strategy_runs]
     theirs = [anytime_area(run, horizon, floor, sign) for run in baseline_runs]
     return _ratio(sum(mine) / len(mine), sum(theirs) / len(theirs))
 
 
-def bootstrap_ratio(strategy_runs: list[Run], baseline_runs: list[Run], horizon: float, floor: float, sign: int = 1,
-                    resamples: int = 2000, level: float = 0.90, rng: np.random.Generator | None = None) -> Interval:
+def bootstrap_ratio(
+    strategy_runs: list[Run],
+    baseline_runs: list[Run],
+    horizon: float,
+    floor: float,
+    sign: int = 1,
+    resamples: int = 2000,
+    level: float = 0.90,
+    rng: np.random.Generator | None = None,
+) -> Interval:
     """The area ratio with a bootstrap percentile interval (both sides resampled; nothing censored)."""
     mine = [anytime_area(run, horizon, floor, sign) for run in strategy_runs]
     theirs = [anytime_area(run, horizon, floor, sign) for run in baseline_runs]
 
     def replicate(baseline: list[int], strategy: list[int]) -> tuple[float, bool]:
-        return _ratio(sum(mine[i] for i in strategy) / len(strategy),
-                      sum(theirs[i] for i in baseline) / len(baseline)), False
+        return _ratio(
+            sum(mine[i] for i in strategy) / len(strategy), sum(theirs[i] for i in baseline) / len(baseline)
+        ), False
 
     point = (area_ratio(strategy_runs, baseline_runs, horizon, floor, sign), False)
     return _interval(_bootstrap(len(baseline_runs), len(strategy_runs), replicate, resamples, rng), point, level)

@@ -40,19 +40,39 @@ def strategies() -> dict[str, Strategy]:
         Strategy("baseline", "random", "none", 1000, "the reference: random search, every trial to max_epochs"),
         Strategy("control", "random", "none", 2000, "random search again with other seeds: must read 1.0x"),
         Strategy("default", sampler, pruner, 3000, f"the project's default ({_name(sampler)} + {_name(pruner)})"),
-        Strategy("no-leader", sampler, {"name": "asha", "leader": False}, 4000,
-                 "asha without the leader rule (a rung's leader waits for eta results like the rest)"),
-        Strategy("leader-always", sampler, {"name": "asha", "leader": True}, 10000,
-                 "asha's leader rule at every rung all along (the default before dev-mnist1d chose `first`)"),
+        Strategy(
+            "no-leader",
+            sampler,
+            {"name": "asha", "leader": False},
+            4000,
+            "asha without the leader rule (a rung's leader waits for eta results like the rest)",
+        ),
+        Strategy(
+            "leader-always",
+            sampler,
+            {"name": "asha", "leader": True},
+            10000,
+            "asha's leader rule at every rung all along (the default before dev-mnist1d chose `first`)",
+        ),
         Strategy("random-asha", "random", pruner, 5000, "random configurations instead of TPE's"),
         Strategy("tpe-none", sampler, "none", 6000, "no multi-fidelity: every trial to max_epochs"),
         Strategy("tpe-median", sampler, "median", 7000, "Optuna's stopping median pruner instead of pausing"),
         Strategy("bohb-asha", "bohb", pruner, 8000, "BOHB's model (TPE on the highest rung with enough results)"),
-        Strategy("leader-first", sampler, {"name": "asha", "leader": "first"}, 9000,
-                 "the default's asha named explicitly (the candidate dev-mnist1d chose it as, seeds of its own)"),
-        Strategy("two-halvings", sampler, {"name": "asha", "halvings": 2}, 11000,
-                 "three rungs instead of four: the lowest at max_epochs / 9, not / 27 (a first rung of 1 epoch "
-                 "ranks noisily where an epoch is short)"),
+        Strategy(
+            "leader-first",
+            sampler,
+            {"name": "asha", "leader": "first"},
+            9000,
+            "the default's asha named explicitly (the candidate dev-mnist1d chose it as, seeds of its own)",
+        ),
+        Strategy(
+            "two-halvings",
+            sampler,
+            {"name": "asha", "halvings": 2},
+            11000,
+            "three rungs instead of four: the lowest at max_epochs / 9, not / 27 (a first rung of 1 epoch "
+            "ranks noisily where an epoch is short)",
+        ),
     ]
     return {s.key: s for s in rows}
 
@@ -62,5 +82,13 @@ def _name(choice: Any) -> str:
 
 
 PRIMARY = ["baseline", "control", "default"]  # the evaluation's figures
-ABLATIONS = ["no-leader", "leader-always", "random-asha", "tpe-none", "tpe-median", "bohb-asha", "leader-first",
-             "two-halvings"]
+ABLATIONS = [
+    "no-leader",
+    "leader-always",
+    "random-asha",
+    "tpe-none",
+    "tpe-median",
+    "bohb-asha",
+    "leader-first",
+    "two-halvings",
+]

@@ -15,9 +15,9 @@ import importlib.util
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import yaml
@@ -66,8 +66,15 @@ def mnist1d_npz(folder: Path, changes: dict[str, object], test: int) -> None:
     order = np.random.default_rng(0).permutation(len(x))
     val, train = order[:1000], order[1000:]
     as_seq = lambda a: a[..., None].astype(np.float32)  # noqa: E731 - (N, length) -> (N, length, 1)
-    save_npz(folder / "data.npz", x=as_seq(x[train]), y=y[train].astype(np.int64), x_val=as_seq(x[val]),
-             y_val=y[val].astype(np.int64), x_test=as_seq(x_test), y_test=y_test.astype(np.int64))
+    save_npz(
+        folder / "data.npz",
+        x=as_seq(x[train]),
+        y=y[train].astype(np.int64),
+        x_val=as_seq(x[val]),
+        y_val=y[val].astype(np.int64),
+        x_test=as_seq(x_test),
+        y_test=y_test.astype(np.int64),
+    )
 
 
 def write_dev_mnist1d(folder: Path) -> None:
@@ -77,8 +84,18 @@ def write_dev_mnist1d(folder: Path) -> None:
 
 def write_eval_mnist1d_variant(folder: Path) -> None:
     """MNIST-1D with other arguments: stronger noise, more shear and scaling, a longer final sequence, seed 7."""
-    mnist1d_npz(folder, {"corr_noise_scale": 0.4, "iid_noise_scale": 0.05, "shear_scale": 1.0, "scale_coeff": 0.6,
-                         "final_seq_length": 48, "seed": 7}, test=10_000)
+    mnist1d_npz(
+        folder,
+        {
+            "corr_noise_scale": 0.4,
+            "iid_noise_scale": 0.05,
+            "shear_scale": 1.0,
+            "scale_coeff": 0.6,
+            "final_seq_length": 48,
+            "seed": 7,
+        },
+        test=10_000,
+    )
 
 
 def write_dev_tabular(folder: Path) -> None:
@@ -88,11 +105,27 @@ def write_dev_tabular(folder: Path) -> None:
     the incumbent with a standard error of 0.01)."""
     from sklearn.datasets import make_classification
 
-    x, y = make_classification(n_samples=26_000, n_features=20, n_informative=8, n_redundant=4, n_classes=4,
-                               n_clusters_per_class=6, flip_y=0.03, class_sep=2.0, random_state=11)
+    x, y = make_classification(
+        n_samples=26_000,
+        n_features=20,
+        n_informative=8,
+        n_redundant=4,
+        n_classes=4,
+        n_clusters_per_class=6,
+        flip_y=0.03,
+        class_sep=2.0,
+        random_state=11,
+    )
     x = x.astype(np.float32)
-    save_npz(folder / "data.npz", x=x[:12_000], y=y[:12_000], x_val=x[12_000:16_000], y_val=y[12_000:16_000],
-             x_test=x[16_000:], y_test=y[16_000:])
+    save_npz(
+        folder / "data.npz",
+        x=x[:12_000],
+        y=y[:12_000],
+        x_val=x[12_000:16_000],
+        y_val=y[12_000:16_000],
+        x_test=x[16_000:],
+        y_test=y[16_000:],
+    )
 
 
 REGIONS = {"north": -3.0, "south": 0.0, "east": 2.0, "west": 4.0, "central": -1.0}  # additive offsets
@@ -110,9 +143,14 @@ def write_eval_regression_csv(folder: Path) -> None:
     x[:, 7] = rng.uniform(0.0, 1.0, rows) ** 3
     region = rng.choice(list(REGIONS), size=rows)
     material = rng.choice(list(MATERIALS), size=rows)
-    y = (10 * np.sin(np.pi * x[:, 0] * x[:, 1]) + 20 * (x[:, 2] - 0.5) ** 2
-         + 10 * x[:, 3] * np.array([MATERIALS[m] for m in material]) + 5 * x[:, 4]
-         + np.array([REGIONS[r] for r in region]) + rng.normal(0.0, 1.0, rows))
+    y = (
+        10 * np.sin(np.pi * x[:, 0] * x[:, 1])
+        + 20 * (x[:, 2] - 0.5) ** 2
+        + 10 * x[:, 3] * np.array([MATERIALS[m] for m in material])
+        + 5 * x[:, 4]
+        + np.array([REGIONS[r] for r in region])
+        + rng.normal(0.0, 1.0, rows)
+    )
     with (folder / "table.csv").open("w", newline="") as file:
         writer = csv.writer(file, lineterminator="\n")
         writer.writerow([*(f"x{i + 1}" for i in range(8)), "region", "material", "y"])
@@ -130,29 +168,67 @@ def write_eval_text(folder: Path) -> None:
     module.write_corpus(folder / "corpus.csv", rows=12_000, seed=7, flip=0.05, clauses=5)
 
 
-TASKS: dict[str, Task] = {task.name: task for task in (
-    Task("dev-mnist1d", "development",
-         "MNIST-1D, standard generation arguments: 10 classes of noisy, shifted, sheared 1-D digit templates "
-         "(sequences of 40); convolutions win, a wide space of architectures",
-         "dev-mnist1d.yaml", "test_accuracy", +1, "data.npz", write_dev_mnist1d),
-    Task("dev-tabular", "development",
-         "synthetic tabular classification (make_classification, 4 classes in 24 clusters, 3% label noise): "
-         "vectors where MLP depth, width and regularization decide",
-         "dev-tabular.yaml", "test_accuracy", +1, "data.npz", write_dev_tabular),
-    Task("eval-mnist1d-variant", "evaluation",
-         "MNIST-1D generated with other arguments (more noise, shear and scaling, length 48, seed 7): a sequence task "
-         "of another difficulty than the one the default was chosen on",
-         "eval-mnist1d-variant.yaml", "test_accuracy", +1, "data.npz", write_eval_mnist1d_variant),
-    Task("eval-regression-csv", "evaluation",
-         "a CSV regression table (Friedman #1 with noise, a categorical offset, a categorical interaction, useless "
-         "columns): one-hot encoding, a regression loss, RMSE",
-         "eval-regression-csv.yaml", "test_rmse", -1, "table.csv", write_eval_regression_csv),
-    Task("eval-text", "evaluation",
-         "generated film reviews of five clauses, each negated or not, labelled by the majority of what they leave "
-         "(seed 7), 5% of labels flipped (ceiling ~0.95): token sequences where recurrent, convolutional and "
-         "attention models compete",
-         "eval-text.yaml", "test_accuracy", +1, "corpus.csv", write_eval_text),
-)}
+TASKS: dict[str, Task] = {
+    task.name: task
+    for task in (
+        Task(
+            "dev-mnist1d",
+            "development",
+            "MNIST-1D, standard generation arguments: 10 classes of noisy, shifted, sheared 1-D digit templates "
+            "(sequences of 40); convolutions win, a wide space of architectures",
+            "dev-mnist1d.yaml",
+            "test_accuracy",
+            +1,
+            "data.npz",
+            write_dev_mnist1d,
+        ),
+        Task(
+            "dev-tabular",
+            "development",
+            "synthetic tabular classification (make_classification, 4 classes in 24 clusters, 3% label noise): "
+            "vectors where MLP depth, width and regularization decide",
+            "dev-tabular.yaml",
+            "test_accuracy",
+            +1,
+            "data.npz",
+            write_dev_tabular,
+        ),
+        Task(
+            "eval-mnist1d-variant",
+            "evaluation",
+            "MNIST-1D generated with other arguments (more noise, shear and scaling, length 48, seed 7): a sequence "
+            "task of another difficulty than the one the default was chosen on",
+            "eval-mnist1d-variant.yaml",
+            "test_accuracy",
+            +1,
+            "data.npz",
+            write_eval_mnist1d_variant,
+        ),
+        Task(
+            "eval-regression-csv",
+            "evaluation",
+            "a CSV regression table (Friedman #1 with noise, a categorical offset, a categorical interaction, useless "
+            "columns): one-hot encoding, a regression loss, RMSE",
+            "eval-regression-csv.yaml",
+            "test_rmse",
+            -1,
+            "table.csv",
+            write_eval_regression_csv,
+        ),
+        Task(
+            "eval-text",
+            "evaluation",
+            "generated film reviews of five clauses, each negated or not, labelled by the majority of what they leave "
+            "(seed 7), 5% of labels flipped (ceiling ~0.95): token sequences where recurrent, convolutional and "
+            "attention models compete",
+            "eval-text.yaml",
+            "test_accuracy",
+            +1,
+            "corpus.csv",
+            write_eval_text,
+        ),
+    )
+}
 
 
 def data_digest(path: Path) -> str:
@@ -200,8 +276,10 @@ def main() -> None:
     for task in TASKS.values():
         path = prepare(task, args.cache)
         sizes = ", ".join(f"{split} {n}" for split, n in split_sizes(task, path).items())
-        print(f"{task.name} ({task.role}, {task.quality}): {path} {path.stat().st_size:,} bytes; {sizes}; "
-              f"sha256 {data_digest(path)}")
+        print(
+            f"{task.name} ({task.role}, {task.quality}): {path} {path.stat().st_size:,} bytes; {sizes}; "
+            f"sha256 {data_digest(path)}"
+        )
 
 
 if __name__ == "__main__":

@@ -63,8 +63,13 @@ def start_proxy(database: str) -> tuple[subprocess.Popen, str]:
 
     port = free_port_pair()  # the lock server takes the next port
     automl = str(Path(sys.executable).with_name("automl"))
-    proxy = subprocess.Popen([automl, "storage-proxy", "--port", str(port)], env={**os.environ,
-                             "AUTOML_STORAGE": database}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proxy = subprocess.Popen(
+        [automl, "storage-proxy", "--port", str(port)],
+        env={**os.environ, "AUTOML_STORAGE": database},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     line = proxy.stdout.readline()  # type: ignore[union-attr]
     if "serving" not in line:
         raise SystemExit(f"the storage proxy did not start: {line}{proxy.stdout.read()}")  # type: ignore[union-attr]
@@ -99,9 +104,13 @@ def run_side(side: str, database: str, workers: int, budget: int) -> dict[str, f
         optuna.delete_study(study_name=name, storage=database)
     latencies = sorted(x for lat, _ in results for x in lat)
     last = max(end for _, ends in results for end in ends)
-    return {"claims_per_s": budget / (last - start), "p50_ms": statistics.median(latencies) * 1000,
-            "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000, "overshoot": complete - budget,
-            "seconds": last - start}
+    return {
+        "claims_per_s": budget / (last - start),
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000,
+        "overshoot": complete - budget,
+        "seconds": last - start,
+    }
 
 
 def main() -> None:
@@ -109,15 +118,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--trials", type=int, default=2000)
     parser.add_argument("--sides", default="direct,proxy")
-    parser.add_argument("--storage", default=os.environ.get("AUTOML_TEST_POSTGRES",
-                                                            "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--storage", default=os.environ.get("AUTOML_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+    )
     args = parser.parse_args()
     for side in [s.strip() for s in args.sides.split(",") if s.strip()]:
         figures = run_side(side, args.storage, args.workers, args.trials)
-        print(f"storage_claims_per_s {side} {figures['claims_per_s']:.0f} ({args.workers} workers, {args.trials} "
-              f"no-op trials in {figures['seconds']:.1f} s; claim latency p50 {figures['p50_ms']:.1f} ms, p99 "
-              f"{figures['p99_ms']:.1f} ms; overshoot {figures['overshoot']}; target >= 200 claims/s, overshoot 0)",
-              flush=True)
+        print(
+            f"storage_claims_per_s {side} {figures['claims_per_s']:.0f} ({args.workers} workers, {args.trials} "
+            f"no-op trials in {figures['seconds']:.1f} s; claim latency p50 {figures['p50_ms']:.1f} ms, p99 "
+            f"{figures['p99_ms']:.1f} ms; overshoot {figures['overshoot']}; target >= 200 claims/s, overshoot 0)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -51,11 +51,16 @@ def write_npy(folder: Path, rows: int, features: int, seed: int = 0) -> int:
     path = folder / "x.npy"
     with open(path, "wb") as handle:
         np.lib.format.write_array_header_1_0(
-            handle, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
-                     "shape": (rows, features)})
+            handle,
+            {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                "fortran_order": False,
+                "shape": (rows, features),
+            },
+        )
         for start in range(0, rows, 257):
             block = noise[: min(257, rows - start)].copy()
-            block[:, :16] += (y[start:start + len(block), None] * 2.0 - 1.0).astype(np.float32)
+            block[:, :16] += (y[start : start + len(block), None] * 2.0 - 1.0).astype(np.float32)
             handle.write(block.tobytes())
     np.save(folder / "y.npy", y)
     return path.stat().st_size
@@ -112,20 +117,24 @@ def run_measured(command: list[str], cwd: Path) -> tuple[int, float, str]:
 
 def measure(folder: Path, gib: float) -> tuple[int, float, float, float, str]:
     """Write the data into `folder`, run the study there; (exit code, peak MiB, data MiB, seconds, output)."""
-    rows = int(gib * 2 ** 30) // (SAMPLE_FEATURES * 4)
+    rows = int(gib * 2**30) // (SAMPLE_FEATURES * 4)
     size = write_npy(folder, rows=rows, features=SAMPLE_FEATURES)
     (folder / "study.yaml").write_text(STUDY.format())
     automl = str(Path(sys.executable).with_name("automl"))
     start = time.perf_counter()
     code, peak, output = run_measured([automl, "run", "study.yaml"], folder)
-    return code, peak, size / 2 ** 20, time.perf_counter() - start, output
+    return code, peak, size / 2**20, time.perf_counter() - start, output
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gib", type=float, default=4.0, help="size of the inputs file")
-    parser.add_argument("--small-gib", type=float, default=1 / 16,
-                        help="the same run on this much data too: how much of the peak the data's size accounts for")
+    parser.add_argument(
+        "--small-gib",
+        type=float,
+        default=1 / 16,
+        help="the same run on this much data too: how much of the peak the data's size accounts for",
+    )
     parser.add_argument("--folder", type=Path, default=Path("/tmp/automl-streaming"))
     args = parser.parse_args()
     peaks = {}
@@ -134,13 +143,17 @@ def main() -> None:
         args.folder.mkdir(parents=True)
         code, peak, data, seconds, output = measure(args.folder, gib)
         print(output.strip().splitlines()[-3] if code == 0 else output)
-        print(f"inputs_mib {data:.0f}  peak_resident_mib {peak:.0f}  ratio {data / peak:.2f}  run_seconds {seconds:.1f}"
-              f"  exit_code {code}")
+        print(
+            f"inputs_mib {data:.0f}  peak_resident_mib {peak:.0f}  ratio {data / peak:.2f}  run_seconds {seconds:.1f}"
+            f"  exit_code {code}"
+        )
         peaks[data] = peak
     shutil.rmtree(args.folder, ignore_errors=True)
     (small, small_peak), (large, large_peak) = sorted(peaks.items())
-    print(f"streaming_peak_mib {large_peak:.0f} for {large:.0f} MiB of inputs ({large / large_peak:.1f}x smaller); "
-          f"{large_peak - small_peak:+.0f} MiB against {small:.0f} MiB of inputs")
+    print(
+        f"streaming_peak_mib {large_peak:.0f} for {large:.0f} MiB of inputs ({large / large_peak:.1f}x smaller); "
+        f"{large_peak - small_peak:+.0f} MiB against {small:.0f} MiB of inputs"
+    )
 
 
 if __name__ == "__main__":

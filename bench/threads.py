@@ -51,8 +51,13 @@ def timed(folder: Path, flags: tuple[str, ...]) -> tuple[float, float]:
     (folder / "optuna.journal").unlink(missing_ok=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run([AUTOML, "run", "study.yaml", "--no-tracking", "--workers", "1", *flags], cwd=folder,
-                          capture_output=True, text=True, timeout=3600)
+    done = subprocess.run(
+        [AUTOML, "run", "study.yaml", "--no-tracking", "--workers", "1", *flags],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -74,8 +79,10 @@ def measure(folder: Path, rounds: int, busy: bool) -> dict[str, list[tuple[float
             for name, flags in SETTINGS.items():
                 results[name].append(timed(folder, flags))
                 wall, cpu = results[name][-1]
-                print(f"  {'busy' if busy else 'idle'} round {round_}: {name}: wall {wall:.1f} s, CPU {cpu:.1f} s",
-                      flush=True)
+                print(
+                    f"  {'busy' if busy else 'idle'} round {round_}: {name}: wall {wall:.1f} s, CPU {cpu:.1f} s",
+                    flush=True,
+                )
     finally:
         if load is not None:
             load.kill()
@@ -88,8 +95,10 @@ def report(condition: str, results: dict[str, list[tuple[float, float]]], agains
     print(f"{condition}:")
     for name, runs in results.items():
         cpus = [c for _, c in runs]
-        print(f"  {name:<10} wall {walls[name]:6.1f} s [{min(w for w, _ in runs):.1f}-{max(w for w, _ in runs):.1f}]"
-              f"  CPU {statistics.median(cpus):6.1f} s")
+        print(
+            f"  {name:<10} wall {walls[name]:6.1f} s [{min(w for w, _ in runs):.1f}-{max(w for w, _ in runs):.1f}]"
+            f"  CPU {statistics.median(cpus):6.1f} s"
+        )
     reference = against or min(walls, key=walls.get)  # type: ignore[arg-type]
     ratio = walls["default"] / walls[reference]
     print(f"  default / {reference}: {ratio:.2f}x (target <= 1.10: {'met' if ratio <= 1.10 else 'MISSED'})")
@@ -104,8 +113,11 @@ def main() -> None:
     from scripts.make_shapes import write_shapes
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    print(f"threads benchmark: commit {commit.stdout.strip()}, {os.cpu_count()} cores, {args.rounds} rounds, "
-          f"{args.epochs} epochs; 480 images of 16x16, one worker, one trial", flush=True)
+    print(
+        f"threads benchmark: commit {commit.stdout.strip()}, {os.cpu_count()} cores, {args.rounds} rounds, "
+        f"{args.epochs} epochs; 480 images of 16x16, one worker, one trial",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="automl-threads-") as tmp:
         folder = Path(tmp)
         write_shapes(folder / "images", per_class=160, size=16)

@@ -10,9 +10,22 @@ from typing import Any
 __version__ = "0.1.0"
 
 _HOMES = {
-    "orchestrator.components": ("Activation", "AdversarialLoss", "Architecture", "Augmentation", "BuildContext",
-                                "DataBundle", "Dataset", "Loss", "MixedTargets", "Optimizer", "PADDING_TOKEN",
-                                "Regularizer", "RegularizerEffect", "Schedule"),
+    "orchestrator.components": (
+        "Activation",
+        "AdversarialLoss",
+        "Architecture",
+        "Augmentation",
+        "BuildContext",
+        "DataBundle",
+        "Dataset",
+        "Loss",
+        "MixedTargets",
+        "Optimizer",
+        "PADDING_TOKEN",
+        "Regularizer",
+        "RegularizerEffect",
+        "Schedule",
+    ),
     "orchestrator.hookspecs": ("hookimpl",),
     "orchestrator.params": ("Choice", "Fixed", "Float", "Int", "Text"),
 }

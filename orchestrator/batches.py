@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 
@@ -43,13 +43,14 @@ def predict(model: torch.nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        outputs = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+        outputs = torch.cat([model(x[i : i + chunk]) for i in range(0, len(x), chunk)])
     model.train(was_training)
     return outputs
 
 
-def predict_batches(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def predict_batches(
+    model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Outputs of `model` (eval mode, no gradients) over streamed `(inputs, targets)` batches, and the targets,
     each concatenated on `device`."""
     was_training = model.training

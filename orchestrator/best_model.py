@@ -10,9 +10,10 @@ import contextlib
 import logging
 import tempfile
 import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import optuna
 import torch
@@ -21,8 +22,14 @@ from torch import nn
 from orchestrator.components import DataBundle
 from orchestrator.model import assemble
 from orchestrator.plugins import Registry
-from orchestrator.records import (BEST_MODEL_TRIAL_TAG, BEST_MODEL_URI_TAG, BEST_NETWORK_URI_TAG, CONFIG_ATTR,
-                                  leading_trial, trial_runs)
+from orchestrator.records import (
+    BEST_MODEL_TRIAL_TAG,
+    BEST_MODEL_URI_TAG,
+    BEST_NETWORK_URI_TAG,
+    CONFIG_ATTR,
+    leading_trial,
+    trial_runs,
+)
 
 WEIGHTS_FILE = "network_state.pt"
 MODEL_NAME = "best_model"
@@ -96,8 +103,14 @@ def _left_out(data: DataBundle) -> tuple[str, ...]:
     return tuple(left_out()) if callable(left_out) else ()
 
 
-def log_best_model(study: optuna.Study, registry: Registry, load: Callable[[], DataBundle], tracking_uri: str,
-                   parent_run_id: str, register: str | None = None) -> str | None:
+def log_best_model(
+    study: optuna.Study,
+    registry: Registry,
+    load: Callable[[], DataBundle],
+    tracking_uri: str,
+    parent_run_id: str,
+    register: str | None = None,
+) -> str | None:
     """Log the best trial's network on the parent run; returns the model URI, or None when there is no best
     trial with kept weights, or when that trial's model is logged already. The data (for the network's shape,
     the encoder and the examples) comes from `load`, called only when there is a model to log. With `register`,
@@ -128,8 +141,10 @@ def log_best_model(study: optuna.Study, registry: Registry, load: Callable[[], D
                 weights = Path(client.download_artifacts(run.info.run_id, WEIGHTS_FILE, folder))
                 break
         else:
-            raise LookupError(f"trial {best.number}'s network weights ({WEIGHTS_FILE}) are not on its MLflow run "
-                              f"({len(runs)} run(s) found)")
+            raise LookupError(
+                f"trial {best.number}'s network weights ({WEIGHTS_FILE}) are not on its MLflow run "
+                f"({len(runs)} run(s) found)"
+            )
         network = rebuild_network(dict(best.user_attrs[CONFIG_ATTR]), registry, data, weights)
     requirements = [f"torch=={torch.__version__.split('+')[0]}", f"automl-orchestrator=={__version__}"]
     serving = ServingModel(network, data)
@@ -143,15 +158,31 @@ def log_best_model(study: optuna.Study, registry: Registry, load: Callable[[], D
         # `step`: MLflow links the parent run's metrics at that step to the model; the study's counters are not
         # the model's metrics (and copying their history cost about 0.25 s per model).
         info = mlflow.pyfunc.log_model(
-            name=MODEL_NAME, python_model=serving,
-            signature=lenient_signature(infer_signature(example, serving.predict(None, example)),
-                                        optional=_left_out(data)),
-            input_example=example, pip_requirements=requirements, step=NO_METRICS_STEP)
+            name=MODEL_NAME,
+            python_model=serving,
+            signature=lenient_signature(
+                infer_signature(example, serving.predict(None, example)), optional=_left_out(data)
+            ),
+            input_example=example,
+            pip_requirements=requirements,
+            step=NO_METRICS_STEP,
+        )
         network_info = mlflow.pytorch.log_model(
-            plain, name=NETWORK_NAME, signature=infer_signature(tensors, outputs), input_example=tensors,
-            serialization_format="pickle", pip_requirements=requirements, step=NO_METRICS_STEP)
-        mlflow.set_tags({BEST_MODEL_TRIAL_TAG: str(best.number), BEST_MODEL_URI_TAG: info.model_uri,
-                         BEST_NETWORK_URI_TAG: network_info.model_uri})
+            plain,
+            name=NETWORK_NAME,
+            signature=infer_signature(tensors, outputs),
+            input_example=tensors,
+            serialization_format="pickle",
+            pip_requirements=requirements,
+            step=NO_METRICS_STEP,
+        )
+        mlflow.set_tags(
+            {
+                BEST_MODEL_TRIAL_TAG: str(best.number),
+                BEST_MODEL_URI_TAG: info.model_uri,
+                BEST_NETWORK_URI_TAG: network_info.model_uri,
+            }
+        )
     if register:
         version = mlflow.register_model(info.model_uri, register)
         client.set_registered_model_alias(register, BEST_ALIAS, version.version)

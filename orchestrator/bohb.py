@@ -7,7 +7,8 @@ start-up trials are random). Without asha (no rung values recorded) it is a plai
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -27,8 +28,9 @@ class RungView:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._study, name)
 
-    def _get_trials(self, deepcopy: bool = False, states: Sequence[TrialState] | None = None,
-                    use_cache: bool = False) -> list[FrozenTrial]:
+    def _get_trials(
+        self, deepcopy: bool = False, states: Sequence[TrialState] | None = None, use_cache: bool = False
+    ) -> list[FrozenTrial]:
         return [t for t in self._trials if states is None or t.state in states]
 
     def get_trials(self, deepcopy: bool = False, states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
@@ -57,11 +59,24 @@ def rung_view(study: optuna.Study, min_points: int) -> tuple[Any, int | None]:
         for trial in trials:
             if lineage(trial) in at_rung and trial.state != TrialState.WAITING:
                 latest[lineage(trial)] = trial
-        view = [FrozenTrial(number=trial.number, state=TrialState.COMPLETE, value=None, values=at_rung[key],
-                            datetime_start=trial.datetime_start, datetime_complete=trial.datetime_complete,
-                            params=trial.params, distributions=trial.distributions, user_attrs={}, system_attrs={},
-                            intermediate_values={}, trial_id=trial._trial_id)
-                for key, trial in sorted(latest.items()) if trial.params]
+        view = [
+            FrozenTrial(
+                number=trial.number,
+                state=TrialState.COMPLETE,
+                value=None,
+                values=at_rung[key],
+                datetime_start=trial.datetime_start,
+                datetime_complete=trial.datetime_complete,
+                params=trial.params,
+                distributions=trial.distributions,
+                user_attrs={},
+                system_attrs={},
+                intermediate_values={},
+                trial_id=trial._trial_id,
+            )
+            for key, trial in sorted(latest.items())
+            if trial.params
+        ]
         return RungView(study, view), epochs
     return study, None
 
@@ -69,11 +84,25 @@ def rung_view(study: optuna.Study, min_points: int) -> tuple[Any, int | None]:
 class BohbSampler(optuna.samplers.TPESampler):
     """TPE (multivariate, `group=True`) on the highest rung with at least `min_points` results."""
 
-    def __init__(self, *, min_points: int | None = None, n_startup_trials: int = 5, n_ei_candidates: int = 24,
-                 multivariate: bool = True, group: bool = True, constant_liar: bool = False,
-                 seed: int | None = None) -> None:
-        super().__init__(n_startup_trials=n_startup_trials, n_ei_candidates=n_ei_candidates,
-                         multivariate=multivariate, group=group, constant_liar=constant_liar, seed=seed)
+    def __init__(
+        self,
+        *,
+        min_points: int | None = None,
+        n_startup_trials: int = 5,
+        n_ei_candidates: int = 24,
+        multivariate: bool = True,
+        group: bool = True,
+        constant_liar: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(
+            n_startup_trials=n_startup_trials,
+            n_ei_candidates=n_ei_candidates,
+            multivariate=multivariate,
+            group=group,
+            constant_liar=constant_liar,
+            seed=seed,
+        )
         self.min_points = min_points if min_points is not None else max(n_startup_trials, 2)
         if not isinstance(self.min_points, int) or self.min_points < 2:
             raise ValueError(f"min_points must be an integer >= 2, got {min_points!r}")
@@ -88,10 +117,12 @@ class BohbSampler(optuna.samplers.TPESampler):
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         return super().infer_relative_search_space(self._view(study, trial), trial)
 
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         return super().sample_relative(self._view(study, trial), trial, search_space)
 
-    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
         return super().sample_independent(self._view(study, trial), trial, param_name, param_distribution)

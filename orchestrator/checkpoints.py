@@ -14,9 +14,10 @@ import random
 import sys
 import time
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -82,8 +83,10 @@ def _read(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, corrupt, or holding objects that weights_only refuses
-        raise CheckpointError(f"checkpoint {path} is unreadable: {type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")) from None
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+        ) from None
 
 
 def load(path: Path, config: Mapping[str, Any], max_epochs: int) -> dict[str, Any] | None:
@@ -100,8 +103,9 @@ def load(path: Path, config: Mapping[str, Any], max_epochs: int) -> dict[str, An
     if state["config"] != config_key(config):
         raise CheckpointError(f"checkpoint {path} was written by another configuration")
     if state.get("max_epochs") != max_epochs:  # schedules and early stopping depend on it
-        raise CheckpointError(f"checkpoint {path} was written for max_epochs {state.get('max_epochs')}, "
-                              f"the study now trains {max_epochs}")
+        raise CheckpointError(
+            f"checkpoint {path} was written for max_epochs {state.get('max_epochs')}, the study now trains {max_epochs}"
+        )
     return state
 
 
@@ -155,14 +159,20 @@ class Checkpointing:
 
 # -- capturing and restoring the state ---------------------------------------------------------------------
 
+
 def _rng_state(batches_generator: torch.Generator) -> dict[str, Any]:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, gauss_next = random.getstate()
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"kind": kind, "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
         "batches": batches_generator.get_state(),
     }
@@ -173,8 +183,9 @@ def _restore_rng(rng: Mapping[str, Any], batches_generator: torch.Generator) -> 
     if rng["cuda"] and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(rng["cuda"])
     numpy = rng["numpy"]
-    np.random.set_state((numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"],
-                         numpy["gauss"]))
+    np.random.set_state(
+        (numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"], numpy["gauss"])
+    )
     python = rng["python"]
     random.setstate((python["version"], tuple(python["internal"]), python["gauss_next"]))
     batches_generator.set_state(rng["batches"])
@@ -190,22 +201,33 @@ class TrainingParts:
     early_stopping: Any = None
 
 
-def capture(trainer: pl.Trainer, module: pl.LightningModule, parts: TrainingParts, config: Mapping[str, Any],
-            meta: Mapping[str, Any]) -> dict[str, Any]:
+def capture(
+    trainer: pl.Trainer,
+    module: pl.LightningModule,
+    parts: TrainingParts,
+    config: Mapping[str, Any],
+    meta: Mapping[str, Any],
+) -> dict[str, Any]:
     """The whole state after `trainer.current_epoch`'s training and evaluation. Lightning has stepped the
     schedules already, except plateau ones (stepped after the epoch-end hooks: `restore` takes that step)."""
     keep_best = parts.keep_best
     return {
-        "format": FORMAT, **meta, "epoch": trainer.current_epoch + 1, "max_epochs": trainer.max_epochs,
+        "format": FORMAT,
+        **meta,
+        "epoch": trainer.current_epoch + 1,
+        "max_epochs": trainer.max_epochs,
         "config": config_key(config),
         "module": module.state_dict(),
         "optimizers": [optimizer.state_dict() for optimizer in trainer.optimizers],
-        "schedulers": [{"state": c.scheduler.state_dict(), "plateau": bool(c.reduce_on_plateau),
-                        "monitor": c.monitor or ""} for c in trainer.lr_scheduler_configs],
+        "schedulers": [
+            {"state": c.scheduler.state_dict(), "plateau": bool(c.reduce_on_plateau), "monitor": c.monitor or ""}
+            for c in trainer.lr_scheduler_configs
+        ],
         "history": [dict(epoch) for epoch in parts.evaluator.history],
         "rng": _rng_state(parts.batches.generator),
-        "keep_best": None if keep_best is None else {"best": keep_best.best, "best_epoch": keep_best.best_epoch,
-                                                     "state": keep_best.state},
+        "keep_best": None
+        if keep_best is None
+        else {"best": keep_best.best, "best_epoch": keep_best.best_epoch, "state": keep_best.state},
         "early_stopping": None if parts.early_stopping is None else parts.early_stopping.state_dict(),
     }
 
@@ -243,6 +265,7 @@ def start_at_epoch(trainer: pl.Trainer, epoch: int) -> None:
 
 # -- the callbacks -------------------------------------------------------------------------------------------
 
+
 class EpochCheckpoint(Checkpoint):
     """Writes the trial's state at epoch ends (every `every_epochs`, at most every `min_seconds`, always when
     a stop or a pause was requested: a pause then ends training with TrialPaused), and restores a loaded state
@@ -252,8 +275,13 @@ class EpochCheckpoint(Checkpoint):
     A failed write lets training go on; `on_write_error` hears of it.
     """
 
-    def __init__(self, checkpointing: Checkpointing, parts: TrainingParts, config: Mapping[str, Any],
-                 on_resumed: Callable[[list[dict[str, float]]], None]) -> None:
+    def __init__(
+        self,
+        checkpointing: Checkpointing,
+        parts: TrainingParts,
+        config: Mapping[str, Any],
+        on_resumed: Callable[[list[dict[str, float]]], None],
+    ) -> None:
         self.settings = checkpointing
         self.policy = checkpointing.policy
         self.parts = parts
@@ -272,8 +300,10 @@ class EpochCheckpoint(Checkpoint):
         except CheckpointError:
             raise
         except Exception as exc:
-            raise CheckpointError(f"checkpoint {self.settings.path} does not fit this configuration: "
-                                  f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+            raise CheckpointError(
+                f"checkpoint {self.settings.path} does not fit this configuration: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            ) from None
         self.written_epochs = int(resume["epoch"])
         self.on_resumed(self.parts.evaluator.history)
 
@@ -293,8 +323,7 @@ class EpochCheckpoint(Checkpoint):
 
     def _write(self, trainer: pl.Trainer, module: pl.LightningModule, epochs: int) -> None:
         try:
-            save_atomic(capture(trainer, module, self.parts, self.config, self.settings.meta or {}),
-                        self.settings.path)
+            save_atomic(capture(trainer, module, self.parts, self.config, self.settings.meta or {}), self.settings.path)
         except Exception as exc:  # disk full, no permission: the trial goes on without this checkpoint
             if self.settings.on_write_error:
                 self.settings.on_write_error(f"{type(exc).__name__}: {exc}")
@@ -318,8 +347,9 @@ class StopOnRequest(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.epoch_seconds = time.monotonic() - self.epoch_started
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if not STOP.requested:
             return
         now = time.monotonic()
@@ -337,7 +367,11 @@ def warn_once(out: Any = None) -> Callable[[str], None]:
     def report(message: str) -> None:
         if not said:
             said.append(message)
-            print(f"warning: a checkpoint could not be written ({message}); the trial goes on without it "
-                  "(further failures are not reported)", file=out or sys.stderr, flush=True)
+            print(
+                f"warning: a checkpoint could not be written ({message}); the trial goes on without it "
+                "(further failures are not reported)",
+                file=out or sys.stderr,
+                flush=True,
+            )
 
     return report

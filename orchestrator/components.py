@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from orchestrator.params import Param
 
@@ -12,8 +13,16 @@ if TYPE_CHECKING:  # torch only where a component is built: `automl plugins` and
     from torch import nn
 
 Kind = Literal["architecture", "activation", "loss", "optimizer", "schedule", "regularizer", "augmentation", "dataset"]
-KINDS: tuple[Kind, ...] = ("architecture", "activation", "loss", "optimizer", "schedule", "regularizer", "augmentation",
-                          "dataset")
+KINDS: tuple[Kind, ...] = (
+    "architecture",
+    "activation",
+    "loss",
+    "optimizer",
+    "schedule",
+    "regularizer",
+    "augmentation",
+    "dataset",
+)
 
 # Where a normalisation layer sits: (N, F) features, (N, C, L) 1-D conv maps, (N, C, H, W) 2-D
 # conv maps, or (N, L, F) sequences (RNN / Transformer hidden states).
@@ -66,7 +75,7 @@ class DataBundle:
     loader_workers: int | None = None  # streamed data: DataLoader worker processes (None: chosen for the machine)
 
     @classmethod
-    def from_datasets(cls, train: Any, val: Any, test: Any, **fields: Any) -> "DataBundle":
+    def from_datasets(cls, train: Any, val: Any, test: Any, **fields: Any) -> DataBundle:
         """Data streamed from map-style `torch.utils.data.Dataset`s whose items are `(x, y)` pairs of one sample,
         for data larger than memory: training and evaluation read them in mini-batches through a DataLoader, so
         only the batches in flight are held. `x_*` hold the Datasets, `y_*` are None."""
@@ -92,11 +101,13 @@ class DataBundle:
 
         return torch.stack([_as_tensor(x[i][0]) for i in range(min(rows, len(x)))])
 
-    def to(self, device: torch.device | str) -> "DataBundle":
+    def to(self, device: torch.device | str) -> DataBundle:
         if self.streaming:
             return self  # batches move to the device as they are read
-        moved = {name: getattr(self, name).to(device) for name in
-                 ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+        moved = {
+            name: getattr(self, name).to(device)
+            for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+        }
         return replace(self, **moved)
 
 
@@ -280,5 +291,6 @@ class Dataset(_Spec):
 
 
 ComponentSpec = Architecture | Activation | Loss | Optimizer | Schedule | Regularizer | Augmentation | Dataset
-SPEC_TYPES: dict[str, type] = {cls.kind: cls for cls in (Architecture, Activation, Loss, Optimizer, Schedule, Regularizer,
-                                                         Augmentation, Dataset)}
+SPEC_TYPES: dict[str, type] = {
+    cls.kind: cls for cls in (Architecture, Activation, Loss, Optimizer, Schedule, Regularizer, Augmentation, Dataset)
+}

@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Literal
 
 import optuna
 from optuna.trial import TrialState
@@ -92,10 +93,16 @@ def count_budget(study: optuna.Study, target: int) -> BudgetCount:
     configuration; RUNNING and WAITING are on their way."""
     trials = study.get_trials(deepcopy=False)
     continued = continued_numbers(trials)
-    finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and t.number not in continued
-                   for t in trials)
-    return BudgetCount(target, finished, sum(t.state == TrialState.RUNNING for t in trials),
-                       sum(t.state == TrialState.WAITING for t in trials))
+    finished = sum(
+        t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and t.number not in continued
+        for t in trials
+    )
+    return BudgetCount(
+        target,
+        finished,
+        sum(t.state == TrialState.RUNNING for t in trials),
+        sum(t.state == TrialState.WAITING for t in trials),
+    )
 
 
 def claim_trial(study: optuna.Study, target: int) -> optuna.Trial | Literal["done", "wait"]:
@@ -110,8 +117,11 @@ def claim_trial(study: optuna.Study, target: int) -> optuna.Trial | Literal["don
     optuna.storages.fail_stale_trials(study)
     count = count_budget(study, target)
     # a promotion continues a configuration the budget already counts: it goes on after the last new one
-    if not count.waiting and is_asha(study.pruner) and \
-            promote(study, study.pruner, finishing=count.open_slots <= 0) is not None:
+    if (
+        not count.waiting
+        and is_asha(study.pruner)
+        and promote(study, study.pruner, finishing=count.open_slots <= 0) is not None
+    ):
         return study.ask()
     if count.waiting or count.open_slots > 0:
         return study.ask()

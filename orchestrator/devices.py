@@ -6,9 +6,9 @@ import ctypes
 import importlib.util
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from orchestrator.errors import UserError
 
@@ -28,8 +28,11 @@ class Slot:
     def environment(self) -> dict[str, str]:
         """Variables a worker for this slot starts with (set before torch is imported)."""
         threads = str(self.threads)
-        return {"CUDA_VISIBLE_DEVICES": "" if self.gpu is None else str(self.gpu),
-                "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        return {
+            "CUDA_VISIBLE_DEVICES": "" if self.gpu is None else str(self.gpu),
+            "OMP_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+        }
 
 
 def visible_gpu_count() -> int:
@@ -82,8 +85,14 @@ def _driver_device_count() -> int | None:
     return count.value
 
 
-def plan_slots(devices: str | Sequence[int], workers: int | None, trials_per_device: int, threads: int | None,
-               gpu_count: int, cpu_count: int | None = None) -> list[Slot]:
+def plan_slots(
+    devices: str | Sequence[int],
+    workers: int | None,
+    trials_per_device: int,
+    threads: int | None,
+    gpu_count: int,
+    cpu_count: int | None = None,
+) -> list[Slot]:
     """The worker slots for `devices` (auto, cpu or GPU indices) on a machine with `gpu_count` GPUs.
 
     GPUs: `trials_per_device` workers pinned to each GPU. CPU: `workers` processes (default 1) sharing
@@ -103,15 +112,22 @@ def plan_slots(devices: str | Sequence[int], workers: int | None, trials_per_dev
             raise DeviceError(f"devices: {gpus} must be distinct GPU indices >= 0")
         missing = [g for g in gpus if g >= gpu_count]
         if missing:
-            raise DeviceError(f"devices: GPU {', '.join(map(str, missing))} requested, but this machine has "
-                              f"{gpu_count} visible GPU(s)" + (f" (0..{gpu_count - 1})" if gpu_count else ""))
+            raise DeviceError(
+                f"devices: GPU {', '.join(map(str, missing))} requested, but this machine has "
+                f"{gpu_count} visible GPU(s)" + (f" (0..{gpu_count - 1})" if gpu_count else "")
+            )
     if gpus:
         if workers is not None and workers != len(gpus) * trials_per_device:
-            raise DeviceError(f"--workers {workers} contradicts {len(gpus)} GPU(s) x trials_per_device "
-                              f"{trials_per_device}; on GPUs set trials_per_device, or use devices: cpu")
+            raise DeviceError(
+                f"--workers {workers} contradicts {len(gpus)} GPU(s) x trials_per_device "
+                f"{trials_per_device}; on GPUs set trials_per_device, or use devices: cpu"
+            )
         per_gpu_threads = threads or max(1, cpu_count // (len(gpus) * trials_per_device))
-        return [Slot(f"gpu{gpu}" + (f".{k}" if trials_per_device > 1 else ""), gpu, per_gpu_threads)
-                for gpu in gpus for k in range(trials_per_device)]
+        return [
+            Slot(f"gpu{gpu}" + (f".{k}" if trials_per_device > 1 else ""), gpu, per_gpu_threads)
+            for gpu in gpus
+            for k in range(trials_per_device)
+        ]
     count = workers or 1
     per_worker = threads or max(1, cpu_count // count)
     return [Slot(f"cpu{i}", None, per_worker) for i in range(count)]

@@ -25,7 +25,7 @@ class AutomlError(Exception):
         self.message = message
         self.source = source
 
-    def about(self, source: str) -> "AutomlError":
+    def about(self, source: str) -> AutomlError:
         """This error, said of `source` (kept when one is already named)."""
         self.source = self.source or source
         return self

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -35,14 +36,20 @@ class GANModule(pl.LightningModule):
     clipping is applied here rather than by the Trainer.
     """
 
-    def __init__(self, network: nn.Module, loss: AdversarialLoss,
-                 make_optimizer: Callable[[Any], torch.optim.Optimizer],
-                 penalties: Sequence[Callable[[nn.Module], torch.Tensor]] = (),
-                 grad_clip: float | None = None, eval_seed: int = 0) -> None:
+    def __init__(
+        self,
+        network: nn.Module,
+        loss: AdversarialLoss,
+        make_optimizer: Callable[[Any], torch.optim.Optimizer],
+        penalties: Sequence[Callable[[nn.Module], torch.Tensor]] = (),
+        grad_clip: float | None = None,
+        eval_seed: int = 0,
+    ) -> None:
         super().__init__()
         if not all(hasattr(network, a) for a in ("generator", "discriminator", "latent_dim")):
-            raise TypeError("a generative architecture must return a module with generator, discriminator "
-                            "and latent_dim")
+            raise TypeError(
+                "a generative architecture must return a module with generator, discriminator and latent_dim"
+            )
         self.network = network
         self.loss_fn = loss
         self.make_optimizer = make_optimizer
@@ -97,5 +104,7 @@ class GANModule(pl.LightningModule):
         return None
 
     def configure_optimizers(self) -> Any:
-        return [self.make_optimizer(self.network.discriminator.parameters()),
-                self.make_optimizer(self.network.generator.parameters())]
+        return [
+            self.make_optimizer(self.network.discriminator.parameters()),
+            self.make_optimizer(self.network.generator.parameters()),
+        ]

@@ -11,7 +11,7 @@ import contextlib
 import socket
 import socketserver
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 CONNECT_SECONDS = 30.0
 

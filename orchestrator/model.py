@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
 from orchestrator.batches import predict, predict_batches
-from orchestrator.components import Augment, BuildContext, DataBundle, MixedTargets, PADDING_TOKEN, RegularizerEffect
+from orchestrator.components import PADDING_TOKEN, Augment, BuildContext, DataBundle, MixedTargets, RegularizerEffect
 from orchestrator.epoch_loss import EpochLoss
 from orchestrator.gan import GANModule
 from orchestrator.plugins import Registry
@@ -27,11 +28,15 @@ class CandidateModule(pl.LightningModule):
     (`epoch_train_loss`), so no step forces a host sync or a logger call.
     """
 
-    def __init__(self, network: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                 make_optimizer: Callable[[Any], torch.optim.Optimizer],
-                 penalties: Sequence[Callable[[nn.Module], torch.Tensor]] = (),
-                 make_schedule: Callable[[torch.optim.Optimizer], tuple[Any, str]] | None = None,
-                 augmentations: Sequence[Augment] = ()) -> None:
+    def __init__(
+        self,
+        network: nn.Module,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        make_optimizer: Callable[[Any], torch.optim.Optimizer],
+        penalties: Sequence[Callable[[nn.Module], torch.Tensor]] = (),
+        make_schedule: Callable[[torch.optim.Optimizer], tuple[Any, str]] | None = None,
+        augmentations: Sequence[Augment] = (),
+    ) -> None:
         super().__init__()
         self.network = network
         self.loss_fn = loss_fn
@@ -123,20 +128,41 @@ def combine_effects(effects: Sequence[RegularizerEffect]) -> dict[str, Any]:
 def regularizer_effects(config: Mapping[str, Any], registry: Registry) -> dict[str, Any]:
     """The merged effects of the regularizers a configuration switched on."""
     names = switched_on(config, "regularizer")
-    return combine_effects([registry.get("regularizer", name).spec.build(
-        component_params(config, f"regularizer.{name}")) for name in names])
+    return combine_effects(
+        [
+            registry.get("regularizer", name).spec.build(component_params(config, f"regularizer.{name}"))
+            for name in names
+        ]
+    )
 
 
-def build_context(config: Mapping[str, Any], registry: Registry, data: DataBundle, merged: Mapping[str, Any],
-                  max_epochs: int = 1, steps_per_epoch: int = 1) -> tuple[BuildContext, list]:
+def build_context(
+    config: Mapping[str, Any],
+    registry: Registry,
+    data: DataBundle,
+    merged: Mapping[str, Any],
+    max_epochs: int = 1,
+    steps_per_epoch: int = 1,
+) -> tuple[BuildContext, list]:
     """The context every `build` receives, and the loss penalties the regularizers add (`merged`
     is `regularizer_effects(config, registry)`)."""
     activation = registry.get("activation", config["activation"]).spec
     activation_params = component_params(config, f"activation.{config['activation']}")
-    ctx = BuildContext(input_shape=data.input_shape, input_kind=data.input_kind, output_size=data.output_size,
-                       task=data.task, max_epochs=max_epochs, steps_per_epoch=steps_per_epoch)
-    ctx = replace(ctx, activation=lambda: activation.build(activation_params), dropout=merged["dropout"],
-                  norm=merged["norm"], weight_decay=merged["weight_decay"])
+    ctx = BuildContext(
+        input_shape=data.input_shape,
+        input_kind=data.input_kind,
+        output_size=data.output_size,
+        task=data.task,
+        max_epochs=max_epochs,
+        steps_per_epoch=steps_per_epoch,
+    )
+    ctx = replace(
+        ctx,
+        activation=lambda: activation.build(activation_params),
+        dropout=merged["dropout"],
+        norm=merged["norm"],
+        weight_decay=merged["weight_decay"],
+    )
     if data.input_kind == "tokens":
         vocab, dim = int(data.vocab_size or 0), int(config.get("embedding_dim", DEFAULT_EMBEDDING_DIM))
         if vocab < 2:
@@ -171,12 +197,21 @@ def build_network(architecture: Any, params: Mapping[str, Any], ctx: BuildContex
 
 def augmentations(config: Mapping[str, Any], registry: Registry, ctx: BuildContext) -> list[Augment]:
     """The training-batch augmentations a configuration switched on, built."""
-    return [registry.get("augmentation", name).spec.build(component_params(config, f"augmentation.{name}"), ctx)
-            for name in switched_on(config, "augmentation")]
+    return [
+        registry.get("augmentation", name).spec.build(component_params(config, f"augmentation.{name}"), ctx)
+        for name in switched_on(config, "augmentation")
+    ]
 
 
-def assemble(config: Mapping[str, Any], registry: Registry, data: DataBundle, max_epochs: int = 1,
-             steps_per_epoch: int = 1, seed: int = 0, effects: Mapping[str, Any] | None = None) -> pl.LightningModule:
+def assemble(
+    config: Mapping[str, Any],
+    registry: Registry,
+    data: DataBundle,
+    max_epochs: int = 1,
+    steps_per_epoch: int = 1,
+    seed: int = 0,
+    effects: Mapping[str, Any] | None = None,
+) -> pl.LightningModule:
     """Build the chosen architecture, loss, optimizer and schedule for one trial configuration."""
     effects = effects if effects is not None else regularizer_effects(config, registry)
     ctx, penalties = build_context(config, registry, data, effects, max_epochs, steps_per_epoch)
@@ -196,5 +231,6 @@ def assemble(config: Mapping[str, Any], registry: Registry, data: DataBundle, ma
 
     if data.task == "generative":
         return GANModule(network, loss_fn, make_optimizer, penalties, grad_clip=effects["grad_clip"], eval_seed=seed)
-    return CandidateModule(network, loss_fn, make_optimizer, penalties, make_schedule,
-                           augmentations(config, registry, ctx))
+    return CandidateModule(
+        network, loss_fn, make_optimizer, penalties, make_schedule, augmentations(config, registry, ctx)
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 from orchestrator.errors import UserError
 
@@ -16,7 +16,9 @@ class OverrideError(UserError, ValueError):
 class Suggester(Protocol):
     """What a parameter needs from a trial (optuna.Trial and FixedTrial both fit)."""
 
-    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float: ...
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float: ...
     def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
     def suggest_categorical(self, name: str, choices: Any) -> Any: ...
 
@@ -63,13 +65,20 @@ class _Range:
         return f"{self.low}..{self.high}{scale}{step} (default {self.default})"
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.kind, "low": self.low, "high": self.high, "log": self.log,
-                "step": self.step, "default": self.default, "help": self.help}
+        return {
+            "type": self.kind,
+            "low": self.low,
+            "high": self.high,
+            "log": self.log,
+            "step": self.step,
+            "default": self.default,
+            "help": self.help,
+        }
 
     def contains(self, value: Any) -> bool:
         return is_finite_number(value) and self.low <= value <= self.high
 
-    def narrow(self, override: Any) -> "Param":
+    def narrow(self, override: Any) -> Param:
         """Return this parameter restricted by a study-file override.
 
         A scalar fixes the value, a list makes a categorical of those values, a mapping
@@ -85,11 +94,13 @@ class _Range:
                     raise OverrideError(f"{key} must be a number, got {value!r}")
             if "log" in override and not isinstance(override["log"], bool):
                 raise OverrideError(f"log must be true or false, got {override['log']!r}")
-            narrowed = replace(self, **fields, **({"log": override["log"]} if "log" in override else {}),
-                               default=self.default)
+            narrowed = replace(
+                self, **fields, **({"log": override["log"]} if "log" in override else {}), default=self.default
+            )
             if narrowed.low < self.low or narrowed.high > self.high:
                 raise OverrideError(
-                    f"range {narrowed.low}..{narrowed.high} is outside the declared range {self.low}..{self.high}")
+                    f"range {narrowed.low}..{narrowed.high} is outside the declared range {self.low}..{self.high}"
+                )
             if not narrowed.low <= narrowed.default <= narrowed.high:
                 narrowed = replace(narrowed, default=self._cast(narrowed.low))
             return narrowed
@@ -176,7 +187,7 @@ class Choice:
     def to_json(self) -> dict[str, Any]:
         return {"type": self.kind, "choices": list(self.choices), "default": self.default, "help": self.help}
 
-    def narrow(self, override: Any) -> "Param":
+    def narrow(self, override: Any) -> Param:
         values = override if isinstance(override, list) else [override]
         if isinstance(override, dict) or not values:
             raise OverrideError(f"give one of {list(self.choices)} or a non-empty list of them")
@@ -213,7 +224,7 @@ class Fixed:
     def to_json(self) -> dict[str, Any]:
         return {"type": self.kind, "value": self.value, "default": self.value, "help": self.help}
 
-    def narrow(self, override: Any) -> "Param":
+    def narrow(self, override: Any) -> Param:
         if override != self.value:
             raise OverrideError(f"this parameter is fixed at {self.value!r}")
         return self
@@ -243,10 +254,10 @@ class Text:
     def to_json(self) -> dict[str, Any]:
         return {"type": self.kind, "default": self.default, "help": self.help, "is_path": self.is_path}
 
-    def narrow(self, override: Any) -> "Param":
+    def narrow(self, override: Any) -> Param:
         if not isinstance(override, str):
             raise OverrideError(f"must be a string, got {override!r}")
         return Fixed(override, help=self.help)
 
 
-Param = Union[Float, Int, Choice, Fixed, Text]
+Param = Float | Int | Choice | Fixed | Text

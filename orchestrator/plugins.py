@@ -7,11 +7,11 @@ import importlib.util
 import os
 import sys
 import traceback
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Iterable, Mapping, Sequence
 
 import pluggy
 
@@ -176,14 +176,21 @@ def _collect_components(registry: Registry) -> None:
         for impl in getattr(registry.manager.hook, hook_name).get_hookimpls():
             origin = registry.plugin_names.get(impl.plugin_name, impl.plugin_name)
 
-            def register(spec: ComponentSpec, _origin: str = origin, _kind: str = kind) -> None:
-                if not isinstance(spec, spec_type):
-                    raise TypeError(f"{hook_name} must register {spec_type.__name__} objects, got {spec!r}")
+            def register(
+                spec: ComponentSpec,
+                _origin: str = origin,
+                _kind: str = kind,
+                _type: type = spec_type,
+                _hook: str = hook_name,
+            ) -> None:
+                if not isinstance(spec, _type):
+                    raise TypeError(f"{_hook} must register {_type.__name__} objects, got {spec!r}")
                 existing = registry.components[_kind].get(spec.name)
                 if existing is not None:
                     raise PluginConflictError(
                         f"{_kind} {spec.name!r} is registered twice: by {existing.plugin} and by {_origin}. "
-                        f"Rename one of them or disable one plugin ({LOAD_ONLY_ENV}=...).")
+                        f"Rename one of them or disable one plugin ({LOAD_ONLY_ENV}=...)."
+                    )
                 registry.components[_kind][spec.name] = Registered(spec, _origin)
 
             try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Mapping, TextIO
+from collections.abc import Mapping
+from typing import Any, TextIO
 
 from orchestrator.space import CHOSEN_KINDS, SearchSpace
 
@@ -18,16 +19,26 @@ def _fmt(value: float | None) -> str:
 
 def choices_width(space: SearchSpace) -> int:
     """The widest `choices` cell the search space gives: its longest component name of each kind, spaced."""
-    names = [max((len(str(name)) for name in space.components[kind].options), default=0)
-             for kind in CHOSEN_KINDS if kind in space.components]
+    names = [
+        max((len(str(name)) for name in space.components[kind].options), default=0)
+        for kind in CHOSEN_KINDS
+        if kind in space.components
+    ]
     return max(len("choices"), sum(names) + len(names) - 1)
 
 
 class Progress:
     """Prints a header, a row per trial (number, choices, epochs, value, state, best so far)."""
 
-    def __init__(self, metric: str, max_epochs: int, out: TextIO | None = None, tag: str = "",
-                 width: int = 40, tick_seconds: float = TICK_SECONDS) -> None:
+    def __init__(
+        self,
+        metric: str,
+        max_epochs: int,
+        out: TextIO | None = None,
+        tag: str = "",
+        width: int = 40,
+        tick_seconds: float = TICK_SECONDS,
+    ) -> None:
         self.metric = metric
         self.max_epochs = max_epochs
         self.out = out or sys.stdout
@@ -42,8 +53,9 @@ class Progress:
         print(text, file=self.out, flush=True)
         self.last_line = time.monotonic()
 
-    def header(self, study: str, trials: int, storage: str, tracking: str | None, workers: str | None = None,
-               finished: int = 0) -> None:
+    def header(
+        self, study: str, trials: int, storage: str, tracking: str | None, workers: str | None = None, finished: int = 0
+    ) -> None:
         resumed = f" ({finished} finished already)" if finished else ""
         self._print(f"Study {study}: budget of {trials} trial(s){resumed}")
         self._print(f"  storage  {storage}")
@@ -64,14 +76,25 @@ class Progress:
         elif time.monotonic() - self.last_line >= self.tick_seconds:
             self._print(f"{text}  (running){self.tag}")
 
-    def trial_done(self, number: int, config: Mapping[str, Any], epochs: int, value: float | None, state: str,
-                   best: tuple[int, float] | None, reason: str | None = None, tag: str | None = None) -> None:
+    def trial_done(
+        self,
+        number: int,
+        config: Mapping[str, Any],
+        epochs: int,
+        value: float | None,
+        state: str,
+        best: tuple[int, float] | None,
+        reason: str | None = None,
+        tag: str | None = None,
+    ) -> None:
         """One row; `tag` names the worker that ran the trial when it is not this table's own."""
         choices = " ".join(str(config.get(kind, "")) for kind in CHOSEN_KINDS)
         best_text = f"{best[1]:.4f} (#{best[0]})" if best else "-"
         clear = "\r\033[K" if self.live else ""
-        self._print(f"{clear}{number:>5}  {choices:<{self.width}} {epochs:>6}  {_fmt(value):>12}  {state:<8}  "
-                    f"{best_text}{f'  [{tag}]' if tag else self.tag}")
+        self._print(
+            f"{clear}{number:>5}  {choices:<{self.width}} {epochs:>6}  {_fmt(value):>12}  {state:<8}  "
+            f"{best_text}{f'  [{tag}]' if tag else self.tag}"
+        )
         if reason and (state == "FAIL" or reason.startswith("out of memory")):
             self._print(f"{'':>7}reason: {reason}")
 

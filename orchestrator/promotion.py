@@ -27,14 +27,27 @@ Schmucker et al. 2021).
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from orchestrator.records import (EPOCHS_ATTR, INTERRUPTED, LINEAGE_ATTR, PAUSED_ATTR, PROMOTED_ATTR, REASON_ATTR,
-                                  RESUMED_ATTR, RETRY_OF_ATTR, RETRY_REASON_ATTR, RUNGS_ATTR, lineage, paused_trials)
+from orchestrator.records import (
+    EPOCHS_ATTR,
+    INTERRUPTED,
+    LINEAGE_ATTR,
+    PAUSED_ATTR,
+    PROMOTED_ATTR,
+    REASON_ATTR,
+    RESUMED_ATTR,
+    RETRY_OF_ATTR,
+    RETRY_REASON_ATTR,
+    RUNGS_ATTR,
+    lineage,
+    paused_trials,
+)
 
 ETA = 3
 HALVINGS = 3  # default: the lowest rung at max_epochs / eta^3, so four rungs
@@ -44,14 +57,16 @@ LEADER_FIRST = "first"  # the leader rule only until the study's first complete 
 class SuccessiveHalving(optuna.pruners.BasePruner):
     """The `asha` pruner: never prunes by itself; its rungs drive pausing (RungCallback) and promotion."""
 
-    def __init__(self, eta: int = ETA, min_epochs: int | None = None, leader: bool | str = LEADER_FIRST,
-                 halvings: int = HALVINGS) -> None:
+    def __init__(
+        self, eta: int = ETA, min_epochs: int | None = None, leader: bool | str = LEADER_FIRST, halvings: int = HALVINGS
+    ) -> None:
         if not isinstance(eta, int) or isinstance(eta, bool) or eta < 2:
             raise ValueError(f"eta must be an integer >= 2, got {eta!r}")
         if not isinstance(halvings, int) or isinstance(halvings, bool) or halvings < 1:
             raise ValueError(f"halvings must be an integer >= 1, got {halvings!r}")
-        if min_epochs is not None and (not isinstance(min_epochs, int) or isinstance(min_epochs, bool)
-                                       or min_epochs < 1):
+        if min_epochs is not None and (
+            not isinstance(min_epochs, int) or isinstance(min_epochs, bool) or min_epochs < 1
+        ):
             raise ValueError(f"min_epochs must be an integer >= 1, got {min_epochs!r}")
         if not (isinstance(leader, bool) or leader == LEADER_FIRST):
             raise ValueError(f"leader must be true, false or {LEADER_FIRST!r}, got {leader!r}")
@@ -70,7 +85,7 @@ class SuccessiveHalving(optuna.pruners.BasePruner):
         top = max_epochs or self.max_epochs
         if top is None:
             raise ValueError("the rungs need the study's max_epochs")
-        low = self.min_epochs or max(1, round(top / self.eta ** self.halvings))
+        low = self.min_epochs or max(1, round(top / self.eta**self.halvings))
         rungs, budget = {top}, float(top)
         while round(budget) >= low:
             rungs.add(int(round(budget)))
@@ -83,6 +98,7 @@ def is_asha(pruner: Any) -> bool:
 
 
 # -- ranking ----------------------------------------------------------------------------------------------------
+
 
 def _signs(directions: Sequence[StudyDirection]) -> list[float]:
     """+1 for a minimised objective, -1 for a maximised one (smaller signed values are better)."""
@@ -122,16 +138,22 @@ def ranked(results: Mapping[int, Sequence[float]], directions: Sequence[StudyDir
     return order
 
 
-def top_share(results: Mapping[int, Sequence[float]], directions: Sequence[StudyDirection], eta: int,
-              at_least_one: bool = False) -> set[int]:
+def top_share(
+    results: Mapping[int, Sequence[float]], directions: Sequence[StudyDirection], eta: int, at_least_one: bool = False
+) -> set[int]:
     """The lineages in the top 1/eta of a rung: none until eta of them have reached it, unless `at_least_one`
     (the study starts no more configurations: the best of each rung goes on, so the best one completes)."""
     share = len(results) // eta
-    return set(ranked(results, directions)[:max(share, 1) if at_least_one else share])
+    return set(ranked(results, directions)[: max(share, 1) if at_least_one else share])
 
 
-def trains_on(key: int, results: Mapping[int, Sequence[float]], directions: Sequence[StudyDirection],
-              pruner: SuccessiveHalving, incumbent: bool = False) -> bool:
+def trains_on(
+    key: int,
+    results: Mapping[int, Sequence[float]],
+    directions: Sequence[StudyDirection],
+    pruner: SuccessiveHalving,
+    incumbent: bool = False,
+) -> bool:
     """Whether lineage `key`, which has just reached a rung with `results` (its own included), trains on: it is in
     the rung's top 1/eta, or (leader rule) ranked first there; with `leader="first"` the rule holds only while
     the study has no complete trial (`incumbent` False)."""
@@ -142,6 +164,7 @@ def trains_on(key: int, results: Mapping[int, Sequence[float]], directions: Sequ
 
 
 # -- what the storage says ----------------------------------------------------------------------------------------
+
 
 def rung_results(trials: Iterable[FrozenTrial]) -> dict[int, dict[int, list[float]]]:
     """Epochs of a rung -> {lineage: its objective values there}, from every trial's `rung_values`."""
@@ -163,8 +186,9 @@ def next_promotion(study: optuna.Study, pruner: SuccessiveHalving, finishing: bo
     for epochs in reversed(pruner.rungs()[:-1]):
         at_rung = results.get(epochs, {})
         promotable = top_share(at_rung, study.directions, pruner.eta, at_least_one=finishing)
-        candidates = {lineage(t): t for t in waiting if t.user_attrs[PAUSED_ATTR] == epochs
-                      and lineage(t) in promotable}
+        candidates = {
+            lineage(t): t for t in waiting if t.user_attrs[PAUSED_ATTR] == epochs and lineage(t) in promotable
+        }
         if candidates:
             best = next(key for key in ranked({k: at_rung[k] for k in candidates}, study.directions))
             return candidates[best]
@@ -178,13 +202,21 @@ def promote(study: optuna.Study, pruner: SuccessiveHalving, finishing: bool = Fa
     if paused is None:
         return None
     epochs = int(paused.user_attrs[PAUSED_ATTR])
-    study.enqueue_trial(paused.params, user_attrs={
-        RETRY_OF_ATTR: paused.number, RETRY_REASON_ATTR: f"promoted from the rung at epoch {epochs}",
-        LINEAGE_ATTR: lineage(paused), PROMOTED_ATTR: epochs}, skip_if_exists=False)
+    study.enqueue_trial(
+        paused.params,
+        user_attrs={
+            RETRY_OF_ATTR: paused.number,
+            RETRY_REASON_ATTR: f"promoted from the rung at epoch {epochs}",
+            LINEAGE_ATTR: lineage(paused),
+            PROMOTED_ATTR: epochs,
+        },
+        skip_if_exists=False,
+    )
     return paused.number
 
 
 # -- for review ---------------------------------------------------------------------------------------------------
+
 
 def rung_counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
     """How many configurations (lineages) reached each rung ("N epochs"), and how many completed ("completed");
@@ -192,8 +224,9 @@ def rung_counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
     results = rung_results(trials)
     if not results:
         return {}
-    counts = {f"{epochs} epoch{'' if epochs == 1 else 's'}": len(at_rung)
-              for epochs, at_rung in sorted(results.items())}
+    counts = {
+        f"{epochs} epoch{'' if epochs == 1 else 's'}": len(at_rung) for epochs, at_rung in sorted(results.items())
+    }
     counts["completed"] = len({lineage(t) for t in trials if t.state == TrialState.COMPLETE})
     return counts
 
@@ -202,14 +235,23 @@ def lineage_history(trials: Sequence[FrozenTrial], trial: FrozenTrial) -> list[t
     """The trials of `trial`'s lineage up to it, in order: (number, first epoch, last epoch, how it ended), epochs
     counted from 1 (a continuation starts after the epoch its lineage paused at)."""
     history = []
-    for member in sorted((t for t in trials if lineage(t) == lineage(trial) and t.number <= trial.number),
-                         key=lambda t: t.number):
+    for member in sorted(
+        (t for t in trials if lineage(t) == lineage(trial) and t.number <= trial.number), key=lambda t: t.number
+    ):
         start = int((member.user_attrs.get(RESUMED_ATTR) or {}).get("epoch", 0)) + 1
         # the last epoch: where it paused, its epoch count, or (an interrupted trial of an older version, which
         # recorded no count) its last reported epoch; steps count from 0
-        end = int(member.user_attrs.get(PAUSED_ATTR) or member.user_attrs.get(EPOCHS_ATTR)
-                  or (max(member.intermediate_values) + 1 if member.intermediate_values else start - 1))
-        ended = ("paused" if PAUSED_ATTR in member.user_attrs else INTERRUPTED
-                 if member.user_attrs.get(REASON_ATTR) == INTERRUPTED else member.state.name.lower())
+        end = int(
+            member.user_attrs.get(PAUSED_ATTR)
+            or member.user_attrs.get(EPOCHS_ATTR)
+            or (max(member.intermediate_values) + 1 if member.intermediate_values else start - 1)
+        )
+        ended = (
+            "paused"
+            if PAUSED_ATTR in member.user_attrs
+            else INTERRUPTED
+            if member.user_attrs.get(REASON_ATTR) == INTERRUPTED
+            else member.state.name.lower()
+        )
         history.append((member.number, start, end, ended))
     return history

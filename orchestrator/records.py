@@ -99,8 +99,9 @@ def continued_numbers(trials: list[FrozenTrial]) -> set[int]:
 def paused_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """Trials paused at an asha rung that no continuation has picked up yet."""
     continued = continued_numbers(trials)
-    return [t for t in trials if t.state == TrialState.PRUNED and PAUSED_ATTR in t.user_attrs
-            and t.number not in continued]
+    return [
+        t for t in trials if t.state == TrialState.PRUNED and PAUSED_ATTR in t.user_attrs and t.number not in continued
+    ]
 
 
 def live_lineages(study: optuna.Study) -> set[int]:
@@ -113,15 +114,20 @@ def live_lineages(study: optuna.Study) -> set[int]:
 
 def trial_runs(client: Any, experiment_id: str, parent_run_id: str, number: int) -> list[Any]:
     """The MLflow child runs of trial `number` under the study's parent run."""
-    return client.search_runs([experiment_id], filter_string=f"tags.`{TRIAL_NUMBER_TAG}` = '{number}' "
-                                                             f"and tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'")
+    return client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TRIAL_NUMBER_TAG}` = '{number}' and tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'",
+    )
 
 
 def repeated_failure(study: optuna.Study, limit: int) -> str | None:
     """The reason shared by the last `limit` finished trials when every one of them FAILED with it, else None.
     Interrupted trials do not count (they resume)."""
-    finished = [t for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)
-                if t.user_attrs.get(REASON_ATTR) != INTERRUPTED]
+    finished = [
+        t
+        for t in study.get_trials(deepcopy=False, states=FINISHED_STATES)
+        if t.user_attrs.get(REASON_ATTR) != INTERRUPTED
+    ]
     finished.sort(key=lambda t: (t.datetime_complete is None, t.datetime_complete, t.number))
     last = finished[-limit:]
     if limit < 1 or len(last) < limit:

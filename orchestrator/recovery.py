@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from orchestrator.records import (CONFIG_ATTR, CRASHES_ATTR, LINEAGE_ATTR, REASON_ATTR, RETRY_OF_ATTR,
-                                  RETRY_REASON_ATTR, WORKER_ATTR, lineage, retry_of, trial_runs)
+from orchestrator.records import (
+    CONFIG_ATTR,
+    CRASHES_ATTR,
+    LINEAGE_ATTR,
+    REASON_ATTR,
+    RETRY_OF_ATTR,
+    RETRY_REASON_ATTR,
+    WORKER_ATTR,
+    lineage,
+    retry_of,
+    trial_runs,
+)
 
 MAX_CRASH_RETRIES = 1  # a configuration whose worker dies again is not retried a second time
 
@@ -44,8 +55,14 @@ def died_here(identity: Mapping[str, Any]) -> bool:
     return start_ticks(identity["pid"]) != identity.get("start")
 
 
-def close_trial_run(tracking_uri: str | None, parent_run_id: str | None, trial: FrozenTrial, status: str,
-                    reason: str, retry: int | None = None) -> None:
+def close_trial_run(
+    tracking_uri: str | None,
+    parent_run_id: str | None,
+    trial: FrozenTrial,
+    status: str,
+    reason: str,
+    retry: int | None = None,
+) -> None:
     """Close the MLflow child run of `trial` if it is still RUNNING (its worker cannot), or record one if the
     worker died before its run was written; `retry` is the trial that resumes it (tag `resumed_in_trial`)."""
     if not tracking_uri or not parent_run_id:
@@ -58,12 +75,23 @@ def close_trial_run(tracking_uri: str | None, parent_run_id: str | None, trial: 
     client = MlflowClient(tracking_uri)
     parent = client.get_run(parent_run_id)
     runs = trial_runs(client, parent.info.experiment_id, parent_run_id, trial.number)
-    tags = [RunTag("state", "FAIL"), RunTag("reason", reason),
-            *([RunTag("resumed_in_trial", str(retry))] if retry is not None else [])]
+    tags = [
+        RunTag("state", "FAIL"),
+        RunTag("reason", reason),
+        *([RunTag("resumed_in_trial", str(retry))] if retry is not None else []),
+    ]
     open_runs = [run.info.run_id for run in runs if run.info.status == "RUNNING"]
     if not runs:
-        open_runs = [create_trial_run(client, parent.info.experiment_id, parent_run_id, trial.number,
-                                      trial.user_attrs.get(CONFIG_ATTR) or trial.params, {})]
+        open_runs = [
+            create_trial_run(
+                client,
+                parent.info.experiment_id,
+                parent_run_id,
+                trial.number,
+                trial.user_attrs.get(CONFIG_ATTR) or trial.params,
+                {},
+            )
+        ]
     for run_id in open_runs:
         client.log_batch(run_id, tags=tags)
         client.set_terminated(run_id, status=status)
@@ -75,9 +103,16 @@ def enqueue_retry(study: optuna.Study, trial: FrozenTrial, reason: str, crashed:
     crashes = int(trial.user_attrs.get(CRASHES_ATTR, 0)) + int(crashed)
     if crashes > MAX_CRASH_RETRIES:
         return False
-    study.enqueue_trial(trial.params, user_attrs={RETRY_OF_ATTR: trial.number, RETRY_REASON_ATTR: reason,
-                                                  LINEAGE_ATTR: lineage(trial), CRASHES_ATTR: crashes},
-                        skip_if_exists=False)
+    study.enqueue_trial(
+        trial.params,
+        user_attrs={
+            RETRY_OF_ATTR: trial.number,
+            RETRY_REASON_ATTR: reason,
+            LINEAGE_ATTR: lineage(trial),
+            CRASHES_ATTR: crashes,
+        },
+        skip_if_exists=False,
+    )
     return True
 
 
@@ -89,8 +124,14 @@ def retry_trial(study: optuna.Study, trial: FrozenTrial, reason: str, crashed: b
     return retry.number if retry else None
 
 
-def fail_and_retry(study: optuna.Study, number: int, reason: str, tracking_uri: str | None,
-                   parent_run_id: str | None, run_status: str = "FAILED") -> bool:
+def fail_and_retry(
+    study: optuna.Study,
+    number: int,
+    reason: str,
+    tracking_uri: str | None,
+    parent_run_id: str | None,
+    run_status: str = "FAILED",
+) -> bool:
     """Mark RUNNING trial `number` FAIL with `reason`, close its MLflow run, retry it (see enqueue_retry);
     False if it was no longer running (somebody else got there first). Call under the study lock."""
     trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
@@ -105,8 +146,9 @@ def fail_and_retry(study: optuna.Study, number: int, reason: str, tracking_uri: 
     return True
 
 
-def recover_trials(study: optuna.Study, tracking_uri: str | None, parent_run_id: str | None,
-                   worker_id: str | None = None) -> list[int]:
+def recover_trials(
+    study: optuna.Study, tracking_uri: str | None, parent_run_id: str | None, worker_id: str | None = None
+) -> list[int]:
     """Fail and retry the RUNNING trials of worker `worker_id`, or else of any dead worker on this machine."""
     recovered = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -127,9 +169,11 @@ def stale_trial_callback(tracking_uri: str | None, parent_run_id_of: Any) -> Any
 
     def on_stale(study: optuna.Study, trial: FrozenTrial) -> None:
         identity = trial.user_attrs.get(WORKER_ATTR) or {}
-        reason = (f"worker {identity.get('id', '?')} on {identity.get('host', '?')} stopped sending heartbeats "
-                  "(stale trial)")
-        close_trial_run(tracking_uri, parent_run_id_of(study), trial, "FAILED", reason,
-                        retry_trial(study, trial, reason))
+        reason = (
+            f"worker {identity.get('id', '?')} on {identity.get('host', '?')} stopped sending heartbeats (stale trial)"
+        )
+        close_trial_run(
+            tracking_uri, parent_run_id_of(study), trial, "FAILED", reason, retry_trial(study, trial, reason)
+        )
 
     return on_stale

@@ -31,12 +31,12 @@ def _column(group: str, key: str) -> str:
     return f"{group}.`{key}`"  # MLflow's canonical column key
 
 
-def objective_metric(spec: "StudySpec") -> str:
+def objective_metric(spec: StudySpec) -> str:
     """The run metric a study's trials are ranked by (the first objective's, for several)."""
     return f"{OBJECTIVE_METRIC}_0" if spec.multi_objective else OBJECTIVE_METRIC
 
 
-def view_columns(spec: "StudySpec") -> list[str]:
+def view_columns(spec: StudySpec) -> list[str]:
     """The objective, the objective metrics and their test counterparts, then the searched parameters
     (component choices first)."""
     metrics = [objective_metric(spec)]
@@ -50,11 +50,14 @@ def view_columns(spec: "StudySpec") -> list[str]:
     return columns + [_column("params", p) for p in params[:MAX_PARAM_COLUMNS]]
 
 
-def view_tags(spec: "StudySpec", now_ms: int | None = None) -> dict[str, str]:
+def view_tags(spec: StudySpec, now_ms: int | None = None) -> dict[str, str]:
     """Experiment tags that make the study's experiment model training with the saved view of its trials."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    state = {"orderByKey": _column("metrics", objective_metric(spec)),
-             "orderByAsc": spec.directions[0] == "minimize", "selectedColumns": view_columns(spec)}
+    state = {
+        "orderByKey": _column("metrics", objective_metric(spec)),
+        "orderByAsc": spec.directions[0] == "minimize",
+        "selectedColumns": view_columns(spec),
+    }
     envelope = {"name": VIEW_NAME, "createdAt": now_ms, "updatedAt": now_ms, "state": json.dumps(state)}
     return {EXPERIMENT_KIND_TAG: MODEL_TRAINING, VIEW_TAG: json.dumps(envelope)}
 
@@ -62,8 +65,11 @@ def view_tags(spec: "StudySpec", now_ms: int | None = None) -> dict[str, str]:
 def experiment_address(base_url: str, experiment_id: str, has_view: bool, ascending: bool = False) -> str:
     """The experiment's runs page in the model-training view: the saved view when the experiment has it, else
     (an experiment of an earlier version) the runs sorted by the objective."""
-    query: dict[str, str] = {"viewStateShareKey": VIEW_KEY} if has_view else {
-        "orderByKey": _column("metrics", OBJECTIVE_METRIC), "orderByAsc": str(ascending).lower()}
+    query: dict[str, str] = (
+        {"viewStateShareKey": VIEW_KEY}
+        if has_view
+        else {"orderByKey": _column("metrics", OBJECTIVE_METRIC), "orderByAsc": str(ascending).lower()}
+    )
     return f"{base_url}/#/experiments/{experiment_id}/runs?{urlencode({**query, **WORKFLOW})}"
 
 
@@ -83,7 +89,10 @@ def study_views(tracking_uri: str, base_url: str) -> list[tuple[str, str]]:
         if not parents:
             continue
         ascending = parents[0].data.tags.get("automl.direction") == "minimize"
-        views.append((experiment.name, experiment_address(base_url, experiment.experiment_id,
-                                                          VIEW_TAG in experiment.tags, ascending)))
+        views.append(
+            (
+                experiment.name,
+                experiment_address(base_url, experiment.experiment_id, VIEW_TAG in experiment.tags, ascending),
+            )
+        )
     return views
-

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import optuna
 import pytorch_lightning as pl
@@ -17,9 +17,14 @@ class RungCallback(pl.Callback):
     lineage is in the top 1/eta of the rung or leads it (`promotion.trains_on`), else ask `pause()` (the checkpoint
     callback writes the state and ends the trial)."""
 
-    def __init__(self, trial: optuna.Trial, pruner: SuccessiveHalving, trial_lineage: int,
-                 values: Callable[[pl.Trainer, pl.LightningModule], list[float] | None],
-                 pause: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        trial: optuna.Trial,
+        pruner: SuccessiveHalving,
+        trial_lineage: int,
+        values: Callable[[pl.Trainer, pl.LightningModule], list[float] | None],
+        pause: Callable[[], None],
+    ) -> None:
         self.trial = trial
         self.pruner = pruner
         self.lineage = trial_lineage

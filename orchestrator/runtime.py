@@ -8,8 +8,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import platform
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 COMPARED = ("device", "device_name", "processor", "torch", "pytorch_lightning", "deterministic")
 
@@ -38,22 +39,33 @@ def _fixed() -> dict[str, Any]:
     import torch
 
     cuda = torch.cuda.is_available()
-    return {"device": "cuda" if cuda else "cpu", "device_name": torch.cuda.get_device_name() if cuda else None,
-            "processor": processor(), "torch": torch.__version__, "pytorch_lightning": pytorch_lightning.__version__}
+    return {
+        "device": "cuda" if cuda else "cpu",
+        "device_name": torch.cuda.get_device_name() if cuda else None,
+        "processor": processor(),
+        "torch": torch.__version__,
+        "pytorch_lightning": pytorch_lightning.__version__,
+    }
 
 
 def current_runtime() -> dict[str, Any]:
     """This process's runtime as a trial records it."""
     import torch
 
-    return {"threads": torch.get_num_threads(), **_fixed(),
-            "deterministic": torch.are_deterministic_algorithms_enabled()}
+    return {
+        "threads": torch.get_num_threads(),
+        **_fixed(),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+    }
 
 
 def differences(recorded: Mapping[str, Any], here: Mapping[str, Any]) -> list[str]:
     """What differs between a trial's recorded runtime and this one, besides the threads (which a rerun sets)."""
-    return [f"{key}: trained with {recorded.get(key)!r}, here {here.get(key)!r}" for key in COMPARED
-            if key in recorded and recorded.get(key) != here.get(key)]
+    return [
+        f"{key}: trained with {recorded.get(key)!r}, here {here.get(key)!r}"
+        for key in COMPARED
+        if key in recorded and recorded.get(key) != here.get(key)
+    ]
 
 
 @contextlib.contextmanager

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import optuna
 
@@ -25,8 +26,12 @@ class Strategy:
 
     def option_names(self) -> list[str]:
         params = inspect.signature(self.cls.__init__).parameters.values()
-        names = [p.name for p in params if p.name not in ("self", "seed", "search_space")
-                 and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+        names = [
+            p.name
+            for p in params
+            if p.name not in ("self", "seed", "search_space")
+            and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        ]
         return ["points", *names] if self.grid else names
 
     def build(self, options: Mapping[str, Any], seed: int | None = None, space: Any = None) -> Any:
@@ -42,6 +47,7 @@ class Strategy:
 # `group=True` is marked experimental, but it is what TPE needs for conditional spaces.
 warnings.filterwarnings("ignore", message=r"Argument ``group`` is an experimental feature")
 
+
 class GridSampler(optuna.samplers.GridSampler):
     """Optuna's GridSampler without its `study.stop()` once the grid is walked: that call is only allowed
     inside `Study.optimize`, and our workers ask and tell; the study's budget ends the search."""
@@ -54,8 +60,9 @@ GRID_POINTS = 3  # values per numeric range in a grid search (log-spaced on a lo
 
 SAMPLERS: dict[str, Strategy] = {
     # `group=True` lets multivariate TPE model the conditional space (each component's own params).
-    "tpe": Strategy(optuna.samplers.TPESampler, {"multivariate": True, "group": True, "n_startup_trials": 5},
-                    seeded=True),
+    "tpe": Strategy(
+        optuna.samplers.TPESampler, {"multivariate": True, "group": True, "n_startup_trials": 5}, seeded=True
+    ),
     # TPE on the highest asha rung with enough results (BOHB); a plain TPE without asha.
     "bohb": Strategy(BohbSampler, {"n_startup_trials": 5}, seeded=True),
     "random": Strategy(optuna.samplers.RandomSampler, seeded=True),
@@ -69,10 +76,10 @@ SAMPLERS: dict[str, Strategy] = {
 
 PRUNERS: dict[str, Strategy] = {
     "median": Strategy(optuna.pruners.MedianPruner, {"n_startup_trials": 3, "n_warmup_steps": 2}),
-    "percentile": Strategy(optuna.pruners.PercentilePruner,
-                           {"percentile": 25.0, "n_startup_trials": 3, "n_warmup_steps": 2}),
-    "successive_halving": Strategy(optuna.pruners.SuccessiveHalvingPruner,
-                                   {"min_resource": 1, "reduction_factor": 3}),
+    "percentile": Strategy(
+        optuna.pruners.PercentilePruner, {"percentile": 25.0, "n_startup_trials": 3, "n_warmup_steps": 2}
+    ),
+    "successive_halving": Strategy(optuna.pruners.SuccessiveHalvingPruner, {"min_resource": 1, "reduction_factor": 3}),
     # pause-and-resume successive halving: trials pause at rungs, the best are promoted and resume (promotion.py)
     "asha": Strategy(SuccessiveHalving, {"eta": 3}),
     "hyperband": Strategy(optuna.pruners.HyperbandPruner, {"min_resource": 1, "reduction_factor": 3}),

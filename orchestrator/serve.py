@@ -16,8 +16,8 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from orchestrator.errors import UserError
 from orchestrator.flow import FlowSignal
@@ -37,21 +37,38 @@ def check_port(port: int) -> None:
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:
-            raise ServeError(f"port {port} on 127.0.0.1 is taken ({exc.strerror}): choose another with --port") \
-                from None
+            raise ServeError(
+                f"port {port} on 127.0.0.1 is taken ({exc.strerror}): choose another with --port"
+            ) from None
 
 
 def server_command(model_uri: str, port: int) -> list[str]:
     """MLflow's scoring server for `model_uri`, on 127.0.0.1 only, in this Python environment."""
-    return [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
-            "--host", "127.0.0.1", "--port", str(port)]
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
 
 
 def server_environment(tracking_uri: str) -> dict[str, str]:
     """This environment with the interpreter's bin folder first on PATH and the study's MLflow store."""
     bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-            "MLFLOW_TRACKING_URI": tracking_uri}
+    return {
+        **os.environ,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "MLFLOW_TRACKING_URI": tracking_uri,
+    }
 
 
 def answers(port: int) -> bool:
@@ -62,18 +79,27 @@ def answers(port: int) -> bool:
         return False
 
 
-def serve(model_uri: str, tracking_uri: str, port: int, say: Callable[[str], None],
-          ready_seconds: float = READY_SECONDS) -> int:
+def serve(
+    model_uri: str, tracking_uri: str, port: int, say: Callable[[str], None], ready_seconds: float = READY_SECONDS
+) -> int:
     """Start the server, say when it answers, and wait for it (Ctrl-C stops it); its exit code. Raises
     ServeError when it cannot start or stops before it answers."""
     if importlib.util.find_spec("uvicorn") is None:
-        raise ServeError("uvicorn is not installed in this environment (MLflow's scoring server needs it): "
-                         "reinstall the project (bash scripts/install.sh)")
+        raise ServeError(
+            "uvicorn is not installed in this environment (MLflow's scoring server needs it): "
+            "reinstall the project (bash scripts/install.sh)"
+        )
     check_port(port)
     restore = _stop_on_sigterm()
-    process = subprocess.Popen(server_command(model_uri, port), env=server_environment(tracking_uri),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               text=True, start_new_session=True)
+    process = subprocess.Popen(
+        server_command(model_uri, port),
+        env=server_environment(tracking_uri),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     try:
         os.set_blocking(process.stdout.fileno(), False)  # type: ignore[union-attr]
@@ -81,11 +107,15 @@ def serve(model_uri: str, tracking_uri: str, port: int, say: Callable[[str], Non
         while not answers(port):
             _drain(process, tail)
             if process.poll() is not None:
-                raise ServeError(f"the scoring server stopped (exit {process.returncode}) before it answered; its "
-                                 "output ends:\n" + "\n".join(tail))
+                raise ServeError(
+                    f"the scoring server stopped (exit {process.returncode}) before it answered; its "
+                    "output ends:\n" + "\n".join(tail)
+                )
             if time.monotonic() > deadline:
-                raise ServeError(f"the scoring server did not answer within {ready_seconds:.0f} s; its output "
-                                 "ends:\n" + "\n".join(tail))
+                raise ServeError(
+                    f"the scoring server did not answer within {ready_seconds:.0f} s; its output "
+                    "ends:\n" + "\n".join(tail)
+                )
             time.sleep(POLL_SECONDS)
         say(f"ready: POST rows to http://127.0.0.1:{port}/invocations (Ctrl-C stops the server)")
         os.set_blocking(process.stdout.fileno(), True)  # type: ignore[union-attr]

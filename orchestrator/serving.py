@@ -7,7 +7,8 @@ so `mlflow models serve` and `mlflow.pyfunc.load_model` need the same project in
 
 from __future__ import annotations
 
-from typing import Any, Collection
+from collections.abc import Collection
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,13 +54,17 @@ class ServingModel(PythonModel):
 
             frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
             return self.encoder.transform(frame)
-        array = np.asarray(model_input.to_numpy() if hasattr(model_input, "to_numpy") else model_input,
-                           dtype=np.int64 if self.network.tokens else np.float32)
+        array = np.asarray(
+            model_input.to_numpy() if hasattr(model_input, "to_numpy") else model_input,
+            dtype=np.int64 if self.network.tokens else np.float32,
+        )
         size = int(np.prod(self.input_shape))
         if array.ndim == 0 or array.size % size:
-            raise ValueError(f"inputs of shape {array.shape} do not split into samples of shape {self.input_shape} "
-                             f"({size} values each): pass an array of shape (n, {', '.join(map(str, self.input_shape))})"
-                             f" or (n, {size})")
+            raise ValueError(
+                f"inputs of shape {array.shape} do not split into samples of shape {self.input_shape} "
+                f"({size} values each): pass an array of shape (n, {', '.join(map(str, self.input_shape))})"
+                f" or (n, {size})"
+            )
         return array.reshape(-1, *self.input_shape)
 
     def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
@@ -94,6 +99,8 @@ def lenient_signature(signature: Any, optional: Collection[str] = ()) -> Any:
     inputs = signature.inputs
     if inputs is None or not inputs.has_input_names() or inputs.is_tensor_spec():
         return signature
-    columns = [ColSpec(AnyType() if c.type in numbers else c.type, c.name,
-                       required=c.required and c.name not in optional) for c in inputs.inputs]
+    columns = [
+        ColSpec(AnyType() if c.type in numbers else c.type, c.name, required=c.required and c.name not in optional)
+        for c in inputs.inputs
+    ]
     return ModelSignature(Schema(columns), signature.outputs, signature.params)

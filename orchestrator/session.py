@@ -4,17 +4,26 @@ the data. Shared by the supervisor of `automl run` and by every worker."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from orchestrator.coordination import study_lock
 from orchestrator.errors import DatasetError, StudyChangedError
 from orchestrator.promotion import is_asha
-from orchestrator.records import (CONFIG_ATTR, ENQUEUED_ATTR, FINGERPRINT_ATTR, PARENT_RUN_ATTR, STRATEGY_ATTR,
-                                  leading_trial, pareto_front, trial_counts)
+from orchestrator.records import (
+    CONFIG_ATTR,
+    ENQUEUED_ATTR,
+    FINGERPRINT_ATTR,
+    PARENT_RUN_ATTR,
+    STRATEGY_ATTR,
+    leading_trial,
+    pareto_front,
+    trial_counts,
+)
 from orchestrator.recovery import stale_trial_callback
 from orchestrator.review_view import view_tags
 from orchestrator.samplers import PRUNERS, SAMPLERS
@@ -51,7 +60,7 @@ def resolve_tracking(spec: StudySpec, options: RunOptions) -> str:
     return options.tracking_uri or spec.tracking_uri or default_tracking_uri()
 
 
-def checkpoint_policy(spec: StudySpec, storage_url: str) -> "CheckpointPolicy":
+def checkpoint_policy(spec: StudySpec, storage_url: str) -> CheckpointPolicy:
     """The study's checkpoint settings, with the default folder `checkpoints/` beside the journal or SQLite
     file (for a server storage, in the working directory)."""
     from orchestrator.checkpoints import CheckpointPolicy
@@ -76,8 +85,11 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 def fingerprint_diff(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """Readable lines `key: stored -> now` for every difference between two fingerprints."""
     old, new = _flatten(json.loads(json.dumps(stored))), _flatten(json.loads(json.dumps(current)))
-    return [f"  {key}: {_shown(old, key)} -> {_shown(new, key)}"
-            for key in sorted(set(old) | set(new)) if old.get(key, _ABSENT) != new.get(key, _ABSENT)]
+    return [
+        f"  {key}: {_shown(old, key)} -> {_shown(new, key)}"
+        for key in sorted(set(old) | set(new))
+        if old.get(key, _ABSENT) != new.get(key, _ABSENT)
+    ]
 
 
 _ABSENT = object()
@@ -89,8 +101,9 @@ def _shown(flat: Mapping[str, Any], key: str) -> str:
     return "(present)" if flat[key] == {} else repr(flat[key])
 
 
-def open_study(spec: StudySpec, storage_url: str, heartbeat: bool = False,
-               tracking_uri: str | None = None, seed_offset: int = 0) -> optuna.Study:
+def open_study(
+    spec: StudySpec, storage_url: str, heartbeat: bool = False, tracking_uri: str | None = None, seed_offset: int = 0
+) -> optuna.Study:
     """Create the Optuna study, or load it and refuse if its objective or space changed.
 
     Workers sharing a study pass distinct `seed_offset`s: samplers seeded alike would propose alike. A
@@ -106,16 +119,18 @@ def open_study(spec: StudySpec, storage_url: str, heartbeat: bool = False,
         exists = True
     except KeyError:
         existing, exists = 0, False
-    sampler = SAMPLERS[spec.sampler[0]].build(spec.sampler[1], seed=spec.seed + seed_offset + existing,
-                                              space=spec.space)
+    sampler = SAMPLERS[spec.sampler[0]].build(
+        spec.sampler[1], seed=spec.seed + seed_offset + existing, space=spec.space
+    )
     pruner = PRUNERS[spec.pruner[0]].build(spec.pruner[1])
     if is_asha(pruner):
         pruner.max_epochs = spec.budget.max_epochs  # its rungs end at the study's epoch budget
     fingerprint = json.loads(json.dumps(spec.fingerprint()))
     if not exists:
         try:
-            study = optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner,
-                                        directions=spec.directions)
+            study = optuna.create_study(
+                study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner, directions=spec.directions
+            )
             study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
             return _record_strategy(study, spec)
         except optuna.exceptions.DuplicatedStudyError:  # another worker created it a moment ago
@@ -126,16 +141,21 @@ def open_study(spec: StudySpec, storage_url: str, heartbeat: bool = False,
     if diff:
         raise StudyChangedError(
             f"study {spec.name!r} in {redact(storage_url)} was created with a different objective or search space; "
-            "resuming would mix two studies. Differences (stored -> study file):\n" + "\n".join(diff)
-            + "\nGive the study a new name, or restore the original settings.")
+            "resuming would mix two studies. Differences (stored -> study file):\n"
+            + "\n".join(diff)
+            + "\nGive the study a new name, or restore the original settings."
+        )
     return _record_strategy(study, spec)
 
 
 def _record_strategy(study: optuna.Study, spec: StudySpec) -> optuna.Study:
     """Keep the sampler and pruner in use, by name and class, in the study's user attributes (Optuna does not
     store them)."""
-    strategy = {"sampler": spec.sampler[0], "pruner": spec.pruner[0],
-                "classes": [type(study.sampler).__name__, type(study.pruner).__name__]}
+    strategy = {
+        "sampler": spec.sampler[0],
+        "pruner": spec.pruner[0],
+        "classes": [type(study.sampler).__name__, type(study.pruner).__name__],
+    }
     if study.user_attrs.get(STRATEGY_ATTR) != strategy:
         study.set_user_attr(STRATEGY_ATTR, strategy)
     return study
@@ -153,8 +173,14 @@ def enqueue_known(study: optuna.Study, spec: StudySpec) -> int:
     return len(fresh)
 
 
-def open_tracked_study(spec: StudySpec, storage_url: str, tracking_uri: str | None, heartbeat: bool = False,
-                       seed_offset: int = 0, open_run: bool = True) -> tuple[optuna.Study, str | None]:
+def open_tracked_study(
+    spec: StudySpec,
+    storage_url: str,
+    tracking_uri: str | None,
+    heartbeat: bool = False,
+    seed_offset: int = 0,
+    open_run: bool = True,
+) -> tuple[optuna.Study, str | None]:
     """Open the study and (with tracking) its MLflow experiment and parent run, under the study lock, so
     that concurrent workers create each exactly once. Returns the study and the parent run id. Without
     `open_run` (a supervised worker: its supervisor opens the run), MLflow is not touched and the id is None."""
@@ -164,17 +190,25 @@ def open_tracked_study(spec: StudySpec, storage_url: str, tracking_uri: str | No
         if not tracking_uri or not open_run:
             return study, None
         tracker = Tracker(tracking_uri)
-        parent = tracker.open_study(spec.name, study.user_attrs.get(PARENT_RUN_ATTR),
-                                    {"automl.dataset": spec.dataset.spec.name, "automl.task": spec.task,
-                                     "automl.metric": spec.metric, "automl.direction": spec.direction},
-                                    spec.resolved_yaml(), view_tags(spec))
+        parent = tracker.open_study(
+            spec.name,
+            study.user_attrs.get(PARENT_RUN_ATTR),
+            {
+                "automl.dataset": spec.dataset.spec.name,
+                "automl.task": spec.task,
+                "automl.metric": spec.metric,
+                "automl.direction": spec.direction,
+            },
+            spec.resolved_yaml(),
+            view_tags(spec),
+        )
         tracker.close()
         if study.user_attrs.get(PARENT_RUN_ATTR) != parent:
             study.set_user_attr(PARENT_RUN_ATTR, parent)
         return study, parent
 
 
-def load_data(spec: StudySpec) -> "DataBundle":
+def load_data(spec: StudySpec) -> DataBundle:
     """Build the study's data set and move it to the training device."""
     from orchestrator.devices import training_device
 
@@ -184,8 +218,10 @@ def load_data(spec: StudySpec) -> "DataBundle":
     except (ValueError, OSError, KeyError) as exc:
         raise DatasetError(f"{spec.path}: dataset {dataset.name!r}: {type(exc).__name__}: {exc}") from exc
     if data.streaming and data.task == "generative":
-        raise DatasetError(f"{spec.path}: dataset {dataset.name!r} is streamed; the generative task needs its data "
-                           "as tensors (DataBundle with x_train ...)")
+        raise DatasetError(
+            f"{spec.path}: dataset {dataset.name!r} is streamed; the generative task needs its data "
+            "as tensors (DataBundle with x_train ...)"
+        )
     return data.to(training_device())
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from orchestrator.params import Choice, Fixed, Param, Suggester
 
@@ -91,14 +92,28 @@ class SearchSpace:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready description, also used as the fingerprint that guards resumed studies."""
         return {
-            **{kind: {name: {p: param.to_json() for p, param in params.items()}
-                      for name, params in self.components[kind].options.items()} for kind in CHOSEN_KINDS},
-            "regularizers": {reg.name: {"optional": reg.optional, **{p: v.to_json() for p, v in reg.params.items()}}
-                             for reg in self.regularizers},
+            **{
+                kind: {
+                    name: {p: param.to_json() for p, param in params.items()}
+                    for name, params in self.components[kind].options.items()
+                }
+                for kind in CHOSEN_KINDS
+            },
+            "regularizers": {
+                reg.name: {"optional": reg.optional, **{p: v.to_json() for p, v in reg.params.items()}}
+                for reg in self.regularizers
+            },
             # only when used: the fingerprints of studies from before augmentations stay as they were
-            **({"augmentations": {reg.name: {"optional": reg.optional,
-                                             **{p: v.to_json() for p, v in reg.params.items()}}
-                                  for reg in self.augmentations}} if self.augmentations else {}),
+            **(
+                {
+                    "augmentations": {
+                        reg.name: {"optional": reg.optional, **{p: v.to_json() for p, v in reg.params.items()}}
+                        for reg in self.augmentations
+                    }
+                }
+                if self.augmentations
+                else {}
+            ),
             **{name: param.to_json() for name, param in self.shared.items()},
         }
 
@@ -149,12 +164,18 @@ def _suggest_all(trial: Suggester, prefix: str, params: Mapping[str, Param], con
 def switched_on(config: Mapping[str, Any], kind: str) -> list[str]:
     """The names of the regularizers (or augmentations) a configuration switched on, in order."""
     start = kind + "."
-    return [key[len(start):] for key, used in config.items()
-            if key.startswith(start) and "." not in key[len(start):] and used is True]
+    return [
+        key[len(start) :]
+        for key, used in config.items()
+        if key.startswith(start) and "." not in key[len(start) :] and used is True
+    ]
 
 
 def component_params(config: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """The params of one chosen component, without their namespace (`optimizer.adam.lr` -> `lr`)."""
     start = prefix + "."
-    return {key[len(start):]: value for key, value in config.items()
-            if key.startswith(start) and "." not in key[len(start):]}
+    return {
+        key[len(start) :]: value
+        for key, value in config.items()
+        if key.startswith(start) and "." not in key[len(start) :]
+    }

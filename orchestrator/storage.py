@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import optuna
 from optuna.storages import JournalStorage, RDBStorage
@@ -56,8 +56,10 @@ def storage_problem(url: str) -> str | None:
         return None if folder.is_dir() else f"the journal file's folder {folder} does not exist"
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     if "://" not in url or scheme not in RDB_SCHEMES:
-        return (f"unsupported storage URL {redact(url)!r}; use journal:PATH, sqlite:///PATH, "
-                "postgresql://USER@HOST/DB, mysql://... or grpc://HOST:PORT (automl storage-proxy)")
+        return (
+            f"unsupported storage URL {redact(url)!r}; use journal:PATH, sqlite:///PATH, "
+            "postgresql://USER@HOST/DB, mysql://... or grpc://HOST:PORT (automl storage-proxy)"
+        )
     if scheme == "sqlite":
         folder = storage_file(url).resolve().parent  # type: ignore[union-attr]
         return None if folder.is_dir() else f"the SQLite file's folder {folder} does not exist"
@@ -73,8 +75,9 @@ def storage_problem(url: str) -> str | None:
     return None
 
 
-def open_storage(url: str, heartbeat_seconds: int | None = None,
-                 on_stale: Callable[[optuna.Study, FrozenTrial], None] | None = None) -> optuna.storages.BaseStorage:
+def open_storage(
+    url: str, heartbeat_seconds: int | None = None, on_stale: Callable[[optuna.Study, FrozenTrial], None] | None = None
+) -> optuna.storages.BaseStorage:
     """The Optuna storage for a URL (`journal:PATH` or an RDB URL).
 
     On a server-backed RDB storage, `heartbeat_seconds` turns on heartbeats: a trial whose worker has not
@@ -92,8 +95,12 @@ def open_storage(url: str, heartbeat_seconds: int | None = None,
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return GrpcStorageProxy(host=address[0], port=address[1])
     if heartbeat_seconds and not url.startswith("sqlite"):
-        return RDBStorage(url, heartbeat_interval=heartbeat_seconds, grace_period=2 * heartbeat_seconds,
-                          heartbeat_stale_trial_callback=on_stale)
+        return RDBStorage(
+            url,
+            heartbeat_interval=heartbeat_seconds,
+            grace_period=2 * heartbeat_seconds,
+            heartbeat_stale_trial_callback=on_stale,
+        )
     return RDBStorage(url)
 
 
@@ -111,6 +118,8 @@ def _proxy_problem(url: str) -> str | None:
         try:
             socket.create_connection((host, number), timeout=5).close()
         except OSError as exc:
-            return (f"cannot reach {what} at {host}:{number} ({exc.strerror or exc}); start it with "
-                    f"`automl storage-proxy --storage postgresql://... --port {port}`")
+            return (
+                f"cannot reach {what} at {host}:{number} ({exc.strerror or exc}); start it with "
+                f"`automl storage-proxy --storage postgresql://... --port {port}`"
+            )
     return None

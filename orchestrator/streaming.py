@@ -3,8 +3,9 @@ memory is never held whole. The in-memory path (orchestrator.batches) stays the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Sampler
@@ -48,8 +49,7 @@ def loader_workers(data: DataBundle) -> int:
 
 
 def _loader(dataset: Any, data: DataBundle, device: str, workers: int, **kwargs: Any) -> DataLoader:
-    return DataLoader(dataset, num_workers=workers, pin_memory=device == "cuda",
-                      **kwargs)
+    return DataLoader(dataset, num_workers=workers, pin_memory=device == "cuda", **kwargs)
 
 
 class StreamBatches:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -22,10 +23,32 @@ from orchestrator.samplers import PRUNERS, SAMPLERS, check_options
 from orchestrator.space import CHOSEN_KINDS, ComponentOptions, RegularizerOption, SearchSpace
 from orchestrator.tasks import MODEL_METRICS, default_objective, objective_choices
 
-TOP_KEYS = {"name", "description", "dataset", "task", "objective", "budget", "sampler", "pruner", "seed",
-            "search", "storage", "tracking_uri", "plugins_dir", "workers", "devices", "trials_per_device",
-            "worker_memory_mb", "heartbeat_seconds", "enqueue", "constraints", "checkpoints", "stop_grace_seconds",
-            "max_consecutive_failures", "launcher"}
+TOP_KEYS = {
+    "name",
+    "description",
+    "dataset",
+    "task",
+    "objective",
+    "budget",
+    "sampler",
+    "pruner",
+    "seed",
+    "search",
+    "storage",
+    "tracking_uri",
+    "plugins_dir",
+    "workers",
+    "devices",
+    "trials_per_device",
+    "worker_memory_mb",
+    "heartbeat_seconds",
+    "enqueue",
+    "constraints",
+    "checkpoints",
+    "stop_grace_seconds",
+    "max_consecutive_failures",
+    "launcher",
+}
 CHECKPOINT_KEYS = {"dir", "every_epochs", "min_seconds", "keep"}
 CONSTRAINT_KEYS = {"max_params": "params", "max_latency_ms": "latency_ms"}  # bound -> model metric
 BUDGET_KEYS = {"trials", "timeout", "max_epochs"}
@@ -121,18 +144,30 @@ class StudySpec:
         objective: Any = {"metric": self.metric, "direction": self.direction}
         if self.multi_objective:
             objective = [{"metric": m, "direction": d} for m, d in self.objectives]
-        return {"dataset": self.dataset.spec.name, "dataset_params": dict(self.dataset_params), "task": self.task,
-                "objective": objective, "search": self.space.to_json()}
+        return {
+            "dataset": self.dataset.spec.name,
+            "dataset_params": dict(self.dataset_params),
+            "task": self.task,
+            "objective": objective,
+            "search": self.space.to_json(),
+        }
 
     def resolved_yaml(self) -> str:
         """The study as it runs: the file's keys with every default filled in."""
         resolved = {
-            "name": self.name, "dataset": {"name": self.dataset.spec.name, **self.dataset_params}, "task": self.task,
-            "objective": ([{"metric": m, "direction": d} for m, d in self.objectives] if self.multi_objective
-                          else {"metric": self.metric, "direction": self.direction}),
+            "name": self.name,
+            "dataset": {"name": self.dataset.spec.name, **self.dataset_params},
+            "task": self.task,
+            "objective": (
+                [{"metric": m, "direction": d} for m, d in self.objectives]
+                if self.multi_objective
+                else {"metric": self.metric, "direction": self.direction}
+            ),
             **({"constraints": {f"max_{k}": v for k, v in self.constraints.items()}} if self.constraints else {}),
-            "budget": vars(self.budget), "sampler": {"name": self.sampler[0], **self.sampler[1]},
-            "pruner": {"name": self.pruner[0], **self.pruner[1]}, "seed": self.seed,
+            "budget": vars(self.budget),
+            "sampler": {"name": self.sampler[0], **self.sampler[1]},
+            "pruner": {"name": self.pruner[0], **self.pruner[1]},
+            "seed": self.seed,
             "search": self.space.to_json(),
         }
         return yaml.safe_dump(resolved, sort_keys=False)
@@ -151,8 +186,11 @@ class _Checker:
     def unknown_keys(self, where: str, data: Mapping[str, Any], allowed: set[str]) -> None:
         for key in data:
             if key not in allowed:
-                self.add(_join(where, str(key)), key, f"unknown key{_nearest(str(key), allowed)}; allowed: "
-                         + ", ".join(sorted(allowed)))
+                self.add(
+                    _join(where, str(key)),
+                    key,
+                    f"unknown key{_nearest(str(key), allowed)}; allowed: " + ", ".join(sorted(allowed)),
+                )
 
     def mapping(self, key: str, value: Any) -> dict[str, Any]:
         if value is None:
@@ -178,8 +216,9 @@ def _unregistered(kind: str, name: str, registry: Registry, label: str | None = 
     unknown = f"unknown {label or kind}{_nearest(name, registered)}"
     if registry.errors:
         failed = "; ".join(str(error) for error in registry.errors)
-        return f"{unknown}; it may come from a plugin that failed to load ({failed}); registered: " + \
-            ", ".join(registered)
+        return f"{unknown}; it may come from a plugin that failed to load ({failed}); registered: " + ", ".join(
+            registered
+        )
     return f"{unknown}; no installed or local plugin registers it; registered: " + ", ".join(registered)
 
 
@@ -188,8 +227,10 @@ def _broken_plugin(entry: Registered, registry: Registry) -> str | None:
     failed = [error for error in registry.errors if error.plugin == entry.plugin]
     if not failed:
         return None
-    return (f"its plugin {entry.plugin} failed to load ({'; '.join(e.error for e in failed)}) after "
-            "registering it: fix the plugin, or search without this component")
+    return (
+        f"its plugin {entry.plugin} failed to load ({'; '.join(e.error for e in failed)}) after "
+        "registering it: fix the plugin, or search without this component"
+    )
 
 
 def _is_int(value: Any) -> bool:
@@ -210,8 +251,9 @@ def read_study_file(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise StudyFileError(str(path), [f"YAML error: {exc}"]) from None
     if not isinstance(data, dict):
-        raise StudyFileError(str(path), [f"a study file is a mapping of keys (name, dataset, search, ...), "
-                                         f"got {type(data).__name__}"])
+        raise StudyFileError(
+            str(path), [f"a study file is a mapping of keys (name, dataset, search, ...), got {type(data).__name__}"]
+        )
     return data
 
 
@@ -236,17 +278,27 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
     objectives = _check_objectives(check, data.get("objective"), task)
     metric, direction = objectives[0]
     budget = _check_budget(check, data.get("budget"))
-    sampler = _check_strategy(check, "sampler", data.get("sampler", DEFAULT_SAMPLER if len(objectives) == 1
-                                                         else "tpe"), SAMPLERS)
-    pruner = _check_strategy(check, "pruner", data.get("pruner", DEFAULT_PRUNER if len(objectives) == 1 else "none"),
-                             PRUNERS)
+    sampler = _check_strategy(
+        check, "sampler", data.get("sampler", DEFAULT_SAMPLER if len(objectives) == 1 else "tpe"), SAMPLERS
+    )
+    pruner = _check_strategy(
+        check, "pruner", data.get("pruner", DEFAULT_PRUNER if len(objectives) == 1 else "none"), PRUNERS
+    )
     if len(objectives) > 1:
         if pruner[0] not in ("none", "asha"):
-            check.add("pruner", data.get("pruner"), "Optuna's pruners judge one objective per step: a "
-                      "multi-objective study can use pruner: asha (ranked by non-dominated sorting) or none")
+            check.add(
+                "pruner",
+                data.get("pruner"),
+                "Optuna's pruners judge one objective per step: a "
+                "multi-objective study can use pruner: asha (ranked by non-dominated sorting) or none",
+            )
         if sampler[0] in SAMPLERS and SAMPLERS[sampler[0]].single_objective:
-            check.add("sampler", data.get("sampler"), f"{sampler[0]} optimises a single objective; for several "
-                      "use tpe, random, grid, qmc, gp, nsga2 or nsga3")
+            check.add(
+                "sampler",
+                data.get("sampler"),
+                f"{sampler[0]} optimises a single objective; for several "
+                "use tpe, random, grid, qmc, gp, nsga2 or nsga3",
+            )
     constraints = _check_constraints(check, data.get("constraints"))
     seed = data.get("seed", 0)
     if not _is_int(seed) or seed < 0:
@@ -255,22 +307,28 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
         if key in data and not isinstance(data[key], str):
             check.add(key, data[key], "must be a string URL")
     raw_dirs = data.get("plugins_dir")
-    if raw_dirs is not None and not (isinstance(raw_dirs, str) or
-                                     (isinstance(raw_dirs, list) and all(isinstance(d, str) for d in raw_dirs))):
+    if raw_dirs is not None and not (
+        isinstance(raw_dirs, str) or (isinstance(raw_dirs, list) and all(isinstance(d, str) for d in raw_dirs))
+    ):
         check.add("plugins_dir", raw_dirs, "must be a folder path or a list of them")
 
     execution = _check_execution(check, data)
     checkpoints = _check_checkpoints(check, data.get("checkpoints"), Path(path))
     if pruner[0] == "asha" and checkpoints.every_epochs == 0:
-        check.add("checkpoints.every_epochs", 0, "the asha pruner pauses trials at rungs and resumes them from their "
-                  "checkpoints: checkpoints must be on (every_epochs >= 1), or choose another pruner")
+        check.add(
+            "checkpoints.every_epochs",
+            0,
+            "the asha pruner pauses trials at rungs and resumes them from their "
+            "checkpoints: checkpoints must be on (every_epochs >= 1), or choose another pruner",
+        )
     launcher, launcher_problems = check_launcher(data.get("launcher"), Path(path).resolve().parent)
     for key, value, message in launcher_problems:
         check.add(key, value, message)
     # Without a usable data set (or task) the search is still checked, for everything but what depends on the data.
     known_data = dataset is not None and task is not None
-    space, removed = _check_search(check, data.get("search"), registry, input_kind if known_data else "",
-                                   task if known_data else "")
+    space, removed = _check_search(
+        check, data.get("search"), registry, input_kind if known_data else "", task if known_data else ""
+    )
 
     enqueue = _check_enqueue(check, data.get("enqueue"), space) if space is not None else ()
 
@@ -278,24 +336,48 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
         raise StudyFileError(str(path), check.problems)
     assert dataset is not None and task is not None and space is not None
     return StudySpec(
-        name=name, path=Path(path), dataset=dataset, dataset_params=dataset_params, task=task,
-        input_kind=input_kind, metric=metric,
-        direction=direction, budget=budget, sampler=sampler, pruner=pruner, seed=seed, space=space,
-        removed=tuple(removed), missing=tuple(_missing_from_all(data.get("search"), registry)),
-        storage=data.get("storage"), tracking_uri=data.get("tracking_uri"),
-        plugin_dirs=tuple(plugin_dirs_of(path, data)), execution=execution, enqueue=enqueue,
-        objectives=tuple(objectives), constraints=constraints, checkpoints=checkpoints, launcher=launcher)
+        name=name,
+        path=Path(path),
+        dataset=dataset,
+        dataset_params=dataset_params,
+        task=task,
+        input_kind=input_kind,
+        metric=metric,
+        direction=direction,
+        budget=budget,
+        sampler=sampler,
+        pruner=pruner,
+        seed=seed,
+        space=space,
+        removed=tuple(removed),
+        missing=tuple(_missing_from_all(data.get("search"), registry)),
+        storage=data.get("storage"),
+        tracking_uri=data.get("tracking_uri"),
+        plugin_dirs=tuple(plugin_dirs_of(path, data)),
+        execution=execution,
+        enqueue=enqueue,
+        objectives=tuple(objectives),
+        constraints=constraints,
+        checkpoints=checkpoints,
+        launcher=launcher,
+    )
 
 
 def _missing_from_all(raw: Any, registry: Registry) -> list[str]:
     """For each component kind the study leaves to `all` (by name, or by omitting it where no default applies), each
     plugin that failed to load: whatever it registers is missing from the search, and why."""
     search = raw if isinstance(raw, dict) else {}
-    kinds = [f"search.{kind}" for kind in CHOSEN_KINDS
-             if search.get(kind) == "all" or (search.get(kind) is None and kind not in DEFAULT_WHEN_OMITTED)]
+    kinds = [
+        f"search.{kind}"
+        for kind in CHOSEN_KINDS
+        if search.get(kind) == "all" or (search.get(kind) is None and kind not in DEFAULT_WHEN_OMITTED)
+    ]
     kinds += [f"search.{key}" for key in ("regularizers", "augmentations") if search.get(key) == "all"]
-    return [f"{where}: `all` lacks whatever {error.plugin} registers: it failed to load ({error.error})"
-            for where in kinds for error in registry.errors]
+    return [
+        f"{where}: `all` lacks whatever {error.plugin} registers: it failed to load ({error.error})"
+        for where in kinds
+        for error in registry.errors
+    ]
 
 
 def _check_objectives(check: _Checker, raw: Any, task: str | None) -> list[tuple[str, str]]:
@@ -353,8 +435,12 @@ def _check_execution(check: _Checker, data: Mapping[str, Any]) -> Execution:
     devices = data.get("devices", "auto")
     if isinstance(devices, int) and not isinstance(devices, bool):
         devices = [devices]
-    if isinstance(devices, list) and devices and all(_is_int(d) and d >= 0 for d in devices) \
-            and len(set(devices)) == len(devices):
+    if (
+        isinstance(devices, list)
+        and devices
+        and all(_is_int(d) and d >= 0 for d in devices)
+        and len(set(devices)) == len(devices)
+    ):
         devices = tuple(devices)
     elif devices not in ("auto", "cpu"):
         check.add("devices", devices, "must be auto, cpu, or a list of distinct GPU indices such as [0, 2]")
@@ -364,11 +450,15 @@ def _check_execution(check: _Checker, data: Mapping[str, Any]) -> Execution:
         check.add("stop_grace_seconds", grace, "must be a number of seconds > 0")
         grace = Execution.stop_grace_seconds
     failures = positive("max_consecutive_failures", 0)
-    return Execution(workers=positive("workers"), devices=devices,
-                     trials_per_device=positive("trials_per_device") or 1,
-                     worker_memory_mb=positive("worker_memory_mb"),
-                     heartbeat_seconds=positive("heartbeat_seconds") or 30, stop_grace_seconds=float(grace),
-                     max_consecutive_failures=Execution.max_consecutive_failures if failures is None else failures)
+    return Execution(
+        workers=positive("workers"),
+        devices=devices,
+        trials_per_device=positive("trials_per_device") or 1,
+        worker_memory_mb=positive("worker_memory_mb"),
+        heartbeat_seconds=positive("heartbeat_seconds") or 30,
+        stop_grace_seconds=float(grace),
+        max_consecutive_failures=Execution.max_consecutive_failures if failures is None else failures,
+    )
 
 
 def _check_checkpoints(check: _Checker, raw: Any, study_path: Path) -> CheckpointSettings:
@@ -391,21 +481,32 @@ def _check_checkpoints(check: _Checker, raw: Any, study_path: Path) -> Checkpoin
     if folder is not None and not (isinstance(folder, str) and folder):
         check.add("checkpoints.dir", folder, "must be a folder path (relative to the study file)")
         folder = None
-    return CheckpointSettings(dir=(study_path.parent / Path(folder).expanduser()).resolve() if folder else None,
-                              every_epochs=every, min_seconds=float(seconds), keep=keep)
+    return CheckpointSettings(
+        dir=(study_path.parent / Path(folder).expanduser()).resolve() if folder else None,
+        every_epochs=every,
+        min_seconds=float(seconds),
+        keep=keep,
+    )
 
 
-def _check_dataset(check: _Checker, raw: Any, registry: Registry,
-                   study_path: Path) -> tuple[Registered | None, dict[str, Any]]:
+def _check_dataset(
+    check: _Checker, raw: Any, registry: Registry, study_path: Path
+) -> tuple[Registered | None, dict[str, Any]]:
     options = raw if isinstance(raw, dict) else {"name": raw}
     name = options.get("name")
     if not isinstance(name, str):
-        check.add("dataset" if not isinstance(raw, dict) else "dataset.name", name,
-                  f"required: a data set name, one of {registry.names('dataset')}")
+        check.add(
+            "dataset" if not isinstance(raw, dict) else "dataset.name",
+            name,
+            f"required: a data set name, one of {registry.names('dataset')}",
+        )
         return None, {}
     if name not in registry.components["dataset"]:
-        check.add("dataset" if not isinstance(raw, dict) else "dataset.name", name,
-                  _unregistered("dataset", name, registry, "data set"))
+        check.add(
+            "dataset" if not isinstance(raw, dict) else "dataset.name",
+            name,
+            _unregistered("dataset", name, registry, "data set"),
+        )
         return None, {}
     dataset = registry.get("dataset", name)
     broken = _broken_plugin(dataset, registry)
@@ -418,8 +519,12 @@ def _check_dataset(check: _Checker, raw: Any, registry: Registry,
             continue
         where = f"dataset.{key}"
         if key not in declared:
-            check.add(where, key, f"unknown option of data set {name!r}{_nearest(key, declared)}; allowed: "
-                      + (", ".join(declared) or "none"))
+            check.add(
+                where,
+                key,
+                f"unknown option of data set {name!r}{_nearest(key, declared)}; allowed: "
+                + (", ".join(declared) or "none"),
+            )
         elif not declared[key].contains(value):
             check.add(where, value, f"must be {declared[key].describe()}")
         elif isinstance(declared[key], Text) and declared[key].is_path and value:
@@ -429,8 +534,9 @@ def _check_dataset(check: _Checker, raw: Any, registry: Registry,
     return dataset, params
 
 
-def _check_task(check: _Checker, raw: Any, dataset: Registered | None,
-                params: Mapping[str, Any]) -> tuple[str | None, str]:
+def _check_task(
+    check: _Checker, raw: Any, dataset: Registered | None, params: Mapping[str, Any]
+) -> tuple[str | None, str]:
     """The study's task (given, or the data set's) and the data's input kind."""
     if raw is not None and raw not in TASKS:
         check.add("task", raw, f"unknown task{_nearest(str(raw), TASKS)}; allowed: {', '.join(TASKS)}")
@@ -458,8 +564,9 @@ def _check_task(check: _Checker, raw: Any, dataset: Registered | None,
     return raw, input_kind
 
 
-def _check_objective(check: _Checker, raw: Any, task: str | None, where: str = "objective",
-                     extra: bool = False) -> tuple[str, str]:
+def _check_objective(
+    check: _Checker, raw: Any, task: str | None, where: str = "objective", extra: bool = False
+) -> tuple[str, str]:
     """One objective; `extra` ones (after the first) may also be a model metric: params, latency_ms."""
     objective = check.mapping(where, raw)
     check.unknown_keys(where, objective, OBJECTIVE_KEYS)
@@ -469,8 +576,11 @@ def _check_objective(check: _Checker, raw: Any, task: str | None, where: str = "
     metric, direction = default_objective(task)
     metric = objective.get("metric", metric)
     if not isinstance(metric, str) or metric not in allowed:
-        check.add(f"{where}.metric", metric, f"not a {task} metric{_nearest(str(metric), allowed)}; allowed: "
-                  + ", ".join(allowed))
+        check.add(
+            f"{where}.metric",
+            metric,
+            f"not a {task} metric{_nearest(str(metric), allowed)}; allowed: " + ", ".join(allowed),
+        )
         return metric, direction
     direction = objective.get("direction", allowed[metric])
     if direction not in ("maximize", "minimize"):
@@ -497,16 +607,20 @@ def _check_strategy(check: _Checker, key: str, raw: Any, known: Mapping[str, Any
     options = dict(raw) if isinstance(raw, dict) else {"name": raw}
     name = options.pop("name", None)
     if not isinstance(name, str) or name not in known:
-        check.add(f"{key}.name" if isinstance(raw, dict) else key, name,
-                  f"unknown {key}{_nearest(str(name), known)}; allowed: {', '.join(known)}")
+        check.add(
+            f"{key}.name" if isinstance(raw, dict) else key,
+            name,
+            f"unknown {key}{_nearest(str(name), known)}; allowed: {', '.join(known)}",
+        )
         return str(name), options
     for problem_key, problem in check_options(known[name], options):
         check.add(f"{key}.{problem_key}", options.get(problem_key), problem)
     return name, options
 
 
-def _check_search(check: _Checker, raw: Any, registry: Registry, input_kind: str,
-                  task: str) -> tuple[SearchSpace | None, list[str]]:
+def _check_search(
+    check: _Checker, raw: Any, registry: Registry, input_kind: str, task: str
+) -> tuple[SearchSpace | None, list[str]]:
     search = check.mapping("search", raw)
     check.unknown_keys("search", search, SEARCH_KEYS)
     removed: list[str] = []
@@ -522,11 +636,19 @@ def _check_search(check: _Checker, raw: Any, registry: Registry, input_kind: str
         for pname in set(params) & set(search) if input_kind and kind != input_kind else ():
             check.add(f"search.{pname}", search[pname], f"only {kind} inputs have it; this data set gives {input_kind}")
     # the data's input kind unknown (no usable data set): every input kind's parameters are checked where given
-    by_kind = INPUT_KIND_PARAMS.get(input_kind, {}) if input_kind else {
-        pname: param for params in INPUT_KIND_PARAMS.values() for pname, param in params.items() if pname in search}
+    by_kind = (
+        INPUT_KIND_PARAMS.get(input_kind, {})
+        if input_kind
+        else {
+            pname: param for params in INPUT_KIND_PARAMS.values() for pname, param in params.items() if pname in search
+        }
+    )
     for pname, declared in {**SHARED_PARAMS, **by_kind}.items():
-        shared[pname] = (_narrow(check, f"search.{pname}", declared, search[pname]) if pname in search
-                         else SHARED_DEFAULT_SEARCH.get(pname, declared))
+        shared[pname] = (
+            _narrow(check, f"search.{pname}", declared, search[pname])
+            if pname in search
+            else SHARED_DEFAULT_SEARCH.get(pname, declared)
+        )
     if len(components) < len(CHOSEN_KINDS) or not task:
         return None, removed
     return SearchSpace(components, tuple(regularizers), shared, tuple(augmentations)), removed
@@ -546,8 +668,9 @@ def incompatibility(kind: str, entry: Registered, input_kind: str, task: str) ->
     return None
 
 
-def _check_component_kind(check: _Checker, kind: str, raw: Any, registry: Registry, input_kind: str, task: str,
-                          removed: list[str]) -> dict[str, dict[str, Param]] | None:
+def _check_component_kind(
+    check: _Checker, kind: str, raw: Any, registry: Registry, input_kind: str, task: str, removed: list[str]
+) -> dict[str, dict[str, Param]] | None:
     where = f"search.{kind}"
     registered = registry.names(kind)
     if raw is None and kind in DEFAULT_WHEN_OMITTED and DEFAULT_WHEN_OMITTED[kind] in registered:
@@ -556,8 +679,9 @@ def _check_component_kind(check: _Checker, kind: str, raw: Any, registry: Regist
         # Not named by the study: every compatible component, the others removed with the reason.
         named: dict[str, Any] = {}
         for name in registered:
-            reason = (_broken_plugin(registry.get(kind, name), registry)
-                      or incompatibility(kind, registry.get(kind, name), input_kind, task))
+            reason = _broken_plugin(registry.get(kind, name), registry) or incompatibility(
+                kind, registry.get(kind, name), input_kind, task
+            )
             if reason:
                 removed.append(f"{where}: removed {name!r}: {reason}")
             else:
@@ -604,17 +728,21 @@ def _check_component_kind(check: _Checker, kind: str, raw: Any, registry: Regist
     return options if options else None
 
 
-def _check_switches(check: _Checker, kind: str, raw: Any, registry: Registry, input_kind: str,
-                    task: str) -> list[RegularizerOption]:
+def _check_switches(
+    check: _Checker, kind: str, raw: Any, registry: Registry, input_kind: str, task: str
+) -> list[RegularizerOption]:
     """`search.regularizers` or `search.augmentations`: components each switched on/off (or always on)."""
     where = f"search.{kind}s"
     if raw is None:
         return []
     registered = registry.names(kind)
     if raw == "all":  # every compatible one whose plugin loaded, each searched on/off
-        named: dict[str, Any] = {name: None for name in registered
-                                 if not incompatibility(kind, registry.get(kind, name), input_kind, task)
-                                 and not _broken_plugin(registry.get(kind, name), registry)}
+        named: dict[str, Any] = {
+            name: None
+            for name in registered
+            if not incompatibility(kind, registry.get(kind, name), input_kind, task)
+            and not _broken_plugin(registry.get(kind, name), registry)
+        }
     elif isinstance(raw, list):
         named = {str(item): None for item in raw}
     elif isinstance(raw, dict):
@@ -657,8 +785,11 @@ def _narrow_params(check: _Checker, where: str, declared: Mapping[str, Param], o
     for pname, override in overrides.items():
         key = f"{where}.{pname}"
         if pname not in declared:
-            check.add(key, pname, f"unknown parameter{_nearest(str(pname), declared)}; declared: "
-                      + (", ".join(declared) or "none"))
+            check.add(
+                key,
+                pname,
+                f"unknown parameter{_nearest(str(pname), declared)}; declared: " + (", ".join(declared) or "none"),
+            )
             continue
         params[pname] = _narrow(check, key, declared[pname], override)
     return params

@@ -11,14 +11,21 @@ import statistics
 import tempfile
 import warnings
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from orchestrator.records import (CONFIG_ATTR, FINGERPRINT_ATTR, TEST_METRICS_ATTR, leading_trial, pareto_front,
-                                  trial_counts)
+from orchestrator.records import (
+    CONFIG_ATTR,
+    FINGERPRINT_ATTR,
+    TEST_METRICS_ATTR,
+    leading_trial,
+    pareto_front,
+    trial_counts,
+)
 from orchestrator.space import CHOSEN_KINDS
 
 SUMMARY_DIR = "summary"
@@ -44,9 +51,16 @@ def component_table(study: optuna.Study, rows: str = "architecture", columns: st
     table = []
     for (row, column), trials in sorted(groups.items()):
         values = [t.values[0] for t in trials if t.state == TrialState.COMPLETE]
-        table.append({rows: row, columns: column, "trials": len(trials), "complete": len(values),
-                      "mean": statistics.fmean(values) if values else None,
-                      "best": (max(values) if maximize else min(values)) if values else None})
+        table.append(
+            {
+                rows: row,
+                columns: column,
+                "trials": len(trials),
+                "complete": len(values),
+                "mean": statistics.fmean(values) if values else None,
+                "best": (max(values) if maximize else min(values)) if values else None,
+            }
+        )
     return table
 
 
@@ -57,8 +71,7 @@ def _plots(study: optuna.Study, names: list[str]) -> dict[str, Callable[[], Any]
     chosen = {
         "optimization_history.png": lambda: plots.plot_optimization_history(study, **first),
         "param_importances.png": lambda: plots.plot_param_importances(study, **first),
-        "parallel_coordinates.png": lambda: plots.plot_parallel_coordinate(study, params=_top_params(study),
-                                                                            **first),
+        "parallel_coordinates.png": lambda: plots.plot_parallel_coordinate(study, params=_top_params(study), **first),
     }
     if len(names) in (2, 3):
         chosen["pareto_front.png"] = lambda: plots.plot_pareto_front(study, target_names=names)
@@ -175,40 +188,65 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def _report(study: optuna.Study, names: list[str], table: list[dict], plots: list[str],
-            skipped: list[str], folder: Path) -> tuple[str, str]:
+def _report(
+    study: optuna.Study, names: list[str], table: list[dict], plots: list[str], skipped: list[str], folder: Path
+) -> tuple[str, str]:
     counts = trial_counts(study)
     best = leading_trial(study)
-    lines = [f"# Study {study.study_name}", "",
-             "Trials: " + ", ".join(f"{k.lower()} {v}" for k, v in counts.items() if v), "",
-             "Objectives: " + ", ".join(f"{n} ({d.name.lower()})" for n, d in zip(names, study.directions)), ""]
+    lines = [
+        f"# Study {study.study_name}",
+        "",
+        "Trials: " + ", ".join(f"{k.lower()} {v}" for k, v in counts.items() if v),
+        "",
+        "Objectives: " + ", ".join(f"{n} ({d.name.lower()})" for n, d in zip(names, study.directions)),
+        "",
+    ]
     if best is not None:
-        lines += [f"## Best trial: {best.number}", "",
-                  ", ".join(f"{n} = {v:.6g}" for n, v in zip(names, best.values)), ""]
+        lines += [
+            f"## Best trial: {best.number}",
+            "",
+            ", ".join(f"{n} = {v:.6g}" for n, v in zip(names, best.values)),
+            "",
+        ]
         tested = best.user_attrs.get(TEST_METRICS_ATTR) or {}
         if tested:
-            lines += ["On the held-out test split (never used to choose): "
-                      + ", ".join(f"{k} = {v:.6g}" for k, v in sorted(tested.items())), ""]
+            lines += [
+                "On the held-out test split (never used to choose): "
+                + ", ".join(f"{k} = {v:.6g}" for k, v in sorted(tested.items())),
+                "",
+            ]
         lines += ["| parameter | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in best.user_attrs.get(CONFIG_ATTR, best.params).items()]
         lines.append("")
     if len(study.directions) > 1:
-        lines += ["## Pareto front (feasible trials)", "", "| trial | " + " | ".join(names) + " |",
-                  "|---|" + "---|" * len(names)]
-        lines += [f"| {t.number} | " + " | ".join(f"{v:.6g}" for v in t.values) + " |"
-                  for t in pareto_front(study)]
+        lines += [
+            "## Pareto front (feasible trials)",
+            "",
+            "| trial | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        lines += [f"| {t.number} | " + " | ".join(f"{v:.6g}" for v in t.values) + " |" for t in pareto_front(study)]
         lines.append("")
-    lines += [f"## Architecture x optimizer ({names[0]})", "",
-              "| architecture | optimizer | trials | complete | mean | best |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['architecture']} | {r['optimizer']} | {r['trials']} | {r['complete']} | {_fmt(r['mean'])} | "
-              f"{_fmt(r['best'])} |" for r in table]
+    lines += [
+        f"## Architecture x optimizer ({names[0]})",
+        "",
+        "| architecture | optimizer | trials | complete | mean | best |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['architecture']} | {r['optimizer']} | {r['trials']} | {r['complete']} | {_fmt(r['mean'])} | "
+        f"{_fmt(r['best'])} |"
+        for r in table
+    ]
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     if skipped:
         lines += ["", "Not drawn: " + "; ".join(skipped)]
     markdown = "\n".join(lines) + "\n"
-    page = ("<!doctype html><meta charset='utf-8'><title>" + html.escape(study.study_name) + "</title>"
-            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:4px 8px}img{max-width:100%}</style>" + _html(markdown, folder))
+    page = (
+        "<!doctype html><meta charset='utf-8'><title>" + html.escape(study.study_name) + "</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px}img{max-width:100%}</style>" + _html(markdown, folder)
+    )
     return markdown, page
 
 
@@ -220,9 +258,13 @@ def _html(markdown: str, folder: Path) -> str:
     def flush_table() -> None:
         if rows:
             head, *body = rows
-            out.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"
-                       + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
-                       + "</table>")
+            out.append(
+                "<table><tr>"
+                + "".join(f"<th>{html.escape(c)}</th>" for c in head)
+                + "</tr>"
+                + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
+                + "</table>"
+            )
             rows.clear()
 
     for line in markdown.splitlines():
@@ -237,7 +279,7 @@ def _html(markdown: str, folder: Path) -> str:
         elif line.startswith("# "):
             out.append(f"<h1>{html.escape(line[2:])}</h1>")
         elif line.startswith("!["):
-            source = line[line.index("(") + 1:-1]
+            source = line[line.index("(") + 1 : -1]
             data = base64.b64encode((folder / source).read_bytes()).decode("ascii")
             out.append(f"<p><img src='data:image/png;base64,{data}' alt='{html.escape(source)}'></p>")
         elif line:

@@ -14,10 +14,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 import optuna
 from optuna.trial import TrialState
@@ -27,20 +28,38 @@ from orchestrator.devices import DeviceError, Slot, plan_slots, visible_gpu_coun
 from orchestrator.env_vars import STORAGE_ENV, TRACKING_ENV
 from orchestrator.errors import EXIT_USAGE, RunError  # EXIT_USAGE: a worker stopped on a user error
 from orchestrator.flow import Stopped
+from orchestrator.handshake import (
+    DEADLINE_ENV,
+    EXIT_REPEATED_FAILURE,
+    GO,
+    READY,
+    RELEASED_ENV,
+    SPAWNED_AT_ENV,
+    repeated_failure_message,
+)
 from orchestrator.plugins import Registry
 from orchestrator.progress import Progress, choices_width
-from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, INTERRUPTED, PROMOTED_ATTR, REASON_ATTR, WORKER_ATTR,
-                                  continued_numbers, leading_trial, paused_trials, repeated_failure, retry_of,
-                                  trial_counts)
-from orchestrator.handshake import (DEADLINE_ENV, EXIT_REPEATED_FAILURE, GO, READY, RELEASED_ENV, SPAWNED_AT_ENV,
-                                    repeated_failure_message)
 from orchestrator.quiet import quiet_libraries
+from orchestrator.records import (
+    CHECKPOINT_EPOCH_ATTR,
+    INTERRUPTED,
+    PROMOTED_ATTR,
+    REASON_ATTR,
+    WORKER_ATTR,
+    continued_numbers,
+    leading_trial,
+    paused_trials,
+    repeated_failure,
+    retry_of,
+    trial_counts,
+)
 from orchestrator.recovery import recover_trials
 from orchestrator.session import RunOptions, checkpoint_policy, load_data, open_tracked_study, update_summary
 from orchestrator.storage import redact
 from orchestrator.studyfile import StudySpec
 from orchestrator.tracking import Tracker
 from orchestrator.tracking_relay import relayed_operation
+
 KILL_AFTER_GRACE_SECONDS = 10.0  # how much longer than its grace period a stopped worker may take
 SUMMARY_SECONDS = 60.0
 MAX_STARTUP_CRASHES = 3
@@ -53,7 +72,6 @@ class WorkersFailedError(RunError):
 
 class RepeatedFailureError(WorkersFailedError):
     """Trial after trial failed with the same reason: the study was stopped rather than burn its budget."""
-
 
 
 @dataclass
@@ -69,9 +87,13 @@ def plan_for(spec: StudySpec, options: RunOptions) -> list[Slot]:
     """The worker slots for a study: command-line options first, then the study file's keys."""
     execution = spec.execution
     try:
-        return plan_slots(options.devices or execution.devices, options.workers or execution.workers,
-                          options.trials_per_device or execution.trials_per_device, options.threads,
-                          visible_gpu_count())
+        return plan_slots(
+            options.devices or execution.devices,
+            options.workers or execution.workers,
+            options.trials_per_device or execution.trials_per_device,
+            options.threads,
+            visible_gpu_count(),
+        )
     except DeviceError as exc:
         raise exc.about(str(spec.path)) from None
 
@@ -82,8 +104,12 @@ def default_memory_mb(workers: int) -> int:
     return int(0.8 * total / max(1, workers))
 
 
-def _relay(stream: Any, sink: TextIO, ready: threading.Event | None = None,
-           tracked: Callable[[str, str, dict[str, Any]], None] | None = None) -> None:
+def _relay(
+    stream: Any,
+    sink: TextIO,
+    ready: threading.Event | None = None,
+    tracked: Callable[[str, str, dict[str, Any]], None] | None = None,
+) -> None:
     """Pass a worker's output on, line by line; its READY line only sets `ready`, and its relayed tracking
     writes go to `tracked`."""
     for line in stream:
@@ -125,9 +151,18 @@ def _prepare_the_end(tracked: bool) -> None:
 class Supervisor:
     """Runs a study on worker processes, one per slot, until its budget is met."""
 
-    def __init__(self, spec: StudySpec, registry: Registry, options: RunOptions, storage_url: str,
-                 tracking_uri: str | None, plugin_dirs: list[Path], slots: list[Slot],
-                 out: TextIO | None = None, err: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        spec: StudySpec,
+        registry: Registry,
+        options: RunOptions,
+        storage_url: str,
+        tracking_uri: str | None,
+        plugin_dirs: list[Path],
+        slots: list[Slot],
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+    ) -> None:
         self.spec = spec
         self.registry = registry
         self.options = options
@@ -175,15 +210,21 @@ class Supervisor:
                 self.tracker = Tracker(self.tracking_uri).attach(parent)
             with study_lock(self.storage_url, self.spec.name):
                 for number in recover_trials(study, self.tracking_uri, parent):
-                    self.progress.message(f"trial {number} was left RUNNING by a worker that no longer exists: "
-                                          "marked FAIL and retried")
+                    self.progress.message(
+                        f"trial {number} was left RUNNING by a worker that no longer exists: marked FAIL and retried"
+                    )
             # the modules the end needs are imported while the workers finish starting (each worker builds the
             # data before it opens the study, and stops with the error if it cannot)
             prepared = self._background(_prepare_the_end, bool(self.tracking_uri and parent))
             self._await_ready()  # their start-up lines come before the table, not inside it
-            self.progress.header(self.spec.name, self.trials, redact(self.storage_url),
-                                 redact(self.tracking_uri) if self.tracking_uri else None,
-                                 self._workers_description(), count_budget(study, self.trials).finished)
+            self.progress.header(
+                self.spec.name,
+                self.trials,
+                redact(self.storage_url),
+                redact(self.tracking_uri) if self.tracking_uri else None,
+                self._workers_description(),
+                count_budget(study, self.trials).finished,
+            )
             self.registry.hook.before_study(study=study, spec=self.spec)
             self._release_workers(study, parent)
             self._watch(study, parent)
@@ -229,8 +270,9 @@ class Supervisor:
 
             log_summary(study, self.tracking_uri, parent)  # type: ignore[arg-type]
         except Exception as exc:  # the study goes on without its summary
-            self.progress.message(f"warning: the study summary could not be written: {type(exc).__name__}: "
-                                  f"{redact(str(exc))}")
+            self.progress.message(
+                f"warning: the study summary could not be written: {type(exc).__name__}: {redact(str(exc))}"
+            )
 
     def _track(self, worker_id: str, handle: str, op: str, args: dict[str, Any]) -> None:
         """A worker's relayed write of one of its trial runs (its handles are its own: prefixed with its id)."""
@@ -258,11 +300,18 @@ class Supervisor:
 
         try:
             prepared.result()
-            uri = log_best_model(study, self.registry, lambda: load_data(self.spec).to("cpu"), self.tracking_uri,
-                                 parent, self.options.register)
+            uri = log_best_model(
+                study,
+                self.registry,
+                lambda: load_data(self.spec).to("cpu"),
+                self.tracking_uri,
+                parent,
+                self.options.register,
+            )
         except Exception as exc:  # the study's results stand without it
-            self.progress.message(f"warning: the best model could not be logged: {type(exc).__name__}: "
-                                  f"{redact(str(exc))}")
+            self.progress.message(
+                f"warning: the best model could not be logged: {type(exc).__name__}: {redact(str(exc))}"
+            )
             return
         if uri:
             registered = f", registered as {self.options.register!r} with alias 'best'" if self.options.register else ""
@@ -279,8 +328,9 @@ class Supervisor:
             self._start(slot)
 
     def _workers_description(self) -> str:
-        return (f"{len(self.slots)} ({', '.join(s.name for s in self.slots)}; "
-                f"{self.slots[0].threads} CPU thread(s) each)")
+        return (
+            f"{len(self.slots)} ({', '.join(s.name for s in self.slots)}; {self.slots[0].threads} CPU thread(s) each)"
+        )
 
     def _release_workers(self, study: optuna.Study, parent: str | None) -> None:
         """The study and its parent run are set up: the workers may claim trials."""
@@ -291,10 +341,26 @@ class Supervisor:
     def _start(self, slot: Slot) -> None:
         self.started += 1
         worker_id = f"{slot.name}#{self.started}@{os.getpid()}"
-        command = [sys.executable, "-m", "orchestrator", "worker", str(self.spec.path), "--supervised",
-                   "--worker-id", worker_id, "--slot", slot.name, "--trials", str(self.trials),
-                   "--threads", str(slot.threads), "--memory-mb", str(self.memory_mb),
-                   "--seed-offset", str(self.started - 1)]
+        command = [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "worker",
+            str(self.spec.path),
+            "--supervised",
+            "--worker-id",
+            worker_id,
+            "--slot",
+            slot.name,
+            "--trials",
+            str(self.trials),
+            "--threads",
+            str(slot.threads),
+            "--memory-mb",
+            str(self.memory_mb),
+            "--seed-offset",
+            str(self.started - 1),
+        ]
         if not self.options.threads:  # the share is a ceiling: the worker measures what is fastest under it
             command.append("--adapt-threads")
         for folder in self.plugin_dirs:
@@ -309,14 +375,24 @@ class Supervisor:
         if self.deadline is not None:
             env[DEADLINE_ENV] = repr(self.deadline)
         env[SPAWNED_AT_ENV] = repr(time.time())
-        process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, bufsize=1)
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         worker = WorkerProcess(slot, worker_id, process)
         tracked = lambda handle, op, args: self._track(worker_id, handle, op, args)  # noqa: E731
-        for stream, sink, ready, writes in ((process.stdout, self.out, worker.ready, tracked),
-                                            (process.stderr, self.err, None, None)):
-            relay = threading.Thread(target=_relay, args=(stream, sink, ready, writes), daemon=True,
-                                     name=f"relay-{slot.name}")
+        for stream, sink, ready, writes in (
+            (process.stdout, self.out, worker.ready, tracked),
+            (process.stderr, self.err, None, None),
+        ):
+            relay = threading.Thread(
+                target=_relay, args=(stream, sink, ready, writes), daemon=True, name=f"relay-{slot.name}"
+            )
             relay.start()
             worker.relays.append(relay)
         self.workers.append(worker)
@@ -326,8 +402,9 @@ class Supervisor:
     def _await_ready(self, limit: float = READY_WAIT_SECONDS) -> None:
         """Wait (at most `limit` s) until every worker is set up and waits for the go-ahead, or has exited."""
         deadline = time.monotonic() + limit
-        while time.monotonic() < deadline and not all(w.ready.is_set() or w.process.poll() is not None
-                                                        for w in self.workers):
+        while time.monotonic() < deadline and not all(
+            w.ready.is_set() or w.process.poll() is not None for w in self.workers
+        ):
             time.sleep(0.05)
 
     def _release(self, worker: WorkerProcess) -> None:
@@ -350,8 +427,12 @@ class Supervisor:
         parent run is refreshed every SUMMARY_SECONDS while trials keep finishing."""
         while self.workers:
             time.sleep(0.2)
-            if self.tracking_uri and parent and time.monotonic() - self.summary_at > SUMMARY_SECONDS \
-                    and count_budget(study, self.trials).finished > self.summary_finished:
+            if (
+                self.tracking_uri
+                and parent
+                and time.monotonic() - self.summary_at > SUMMARY_SECONDS
+                and count_budget(study, self.trials).finished > self.summary_finished
+            ):
                 self._log_summary(study, parent)
             for worker in list(self.workers):
                 code = worker.process.poll()
@@ -371,22 +452,31 @@ class Supervisor:
         with study_lock(self.storage_url, self.spec.name):
             self._flush_tracking()  # its relayed writes are in MLflow before its runs are judged
             recovered = recover_trials(study, self.tracking_uri, parent, worker.worker_id)
-        ran_trials = any((t.user_attrs.get(WORKER_ATTR) or {}).get("id") == worker.worker_id
-                         for t in study.get_trials(deepcopy=False))
-        lost = "".join(f"; trial {number} marked FAIL and "
-                       + ("retried from its last checkpoint" if retry_of(study, number) else "not retried again "
-                          "(its configuration had crashed a worker before)") for number in recovered)
+        ran_trials = any(
+            (t.user_attrs.get(WORKER_ATTR) or {}).get("id") == worker.worker_id
+            for t in study.get_trials(deepcopy=False)
+        )
+        lost = "".join(
+            f"; trial {number} marked FAIL and "
+            + (
+                "retried from its last checkpoint"
+                if retry_of(study, number)
+                else "not retried again (its configuration had crashed a worker before)"
+            )
+            for number in recovered
+        )
         if code in (128 + signal.SIGTERM, 128 + signal.SIGINT):
-            what = (f"stopped by {signal.Signals(code - 128).name} (a trial it was running resumes from its "
-                    "checkpoint)")
+            what = f"stopped by {signal.Signals(code - 128).name} (a trial it was running resumes from its checkpoint)"
         else:
             what = f"died: {_describe_exit(code)}"
-        self.progress.message(f"worker {worker.slot.name} (pid {worker.process.pid}) {what}{lost}; "
-                              "starting a replacement")
+        self.progress.message(
+            f"worker {worker.slot.name} (pid {worker.process.pid}) {what}{lost}; starting a replacement"
+        )
         self.startup_crashes = 0 if ran_trials else self.startup_crashes + 1
         if self.startup_crashes >= MAX_STARTUP_CRASHES:
-            raise WorkersFailedError(f"{self.startup_crashes} workers in a row died before running a trial "
-                                     "(see their errors above)")
+            raise WorkersFailedError(
+                f"{self.startup_crashes} workers in a row died before running a trial (see their errors above)"
+            )
         self._start(worker.slot)
 
     def _stop_all(self, study: optuna.Study | None, parent: str | None) -> list[str]:

@@ -22,8 +22,8 @@ Classes: ArchitectureConformance, ActivationConformance, LossConformance, Optimi
 ScheduleConformance, RegularizerConformance, AugmentationConformance, DatasetConformance. Opt-outs
 (class attributes, for components that legitimately do not do something): ArchitectureConformance.uses_activation /
 uses_dropout / uses_norm, ActivationConformance.nonlinear, LossConformance.prefers_correct,
-OptimizerConformance.uses_weight_decay, AugmentationConformance.changes_batch. DatasetConformance has a `dataset_params` fixture for
-values over the defaults (e.g. a sample file for a data set that reads the user's file).
+OptimizerConformance.uses_weight_decay, AugmentationConformance.changes_batch. DatasetConformance has a
+`dataset_params` fixture for values over the defaults (e.g. a sample file for a data set that reads the user's file).
 
 "Respects its declared ranges": the component builds and works with every parameter at its default,
 then with one parameter at a time at the low and at the high end of its declared Float/Int range (on
@@ -43,7 +43,8 @@ import contextlib
 import functools
 import math
 import os
-from typing import Any, Callable, ClassVar, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar
 
 import pytest
 import torch
@@ -94,10 +95,10 @@ __all__ = [
 
 BATCH_SIZE = 4
 SAMPLE_SHAPES: dict[str, tuple[int, ...]] = {
-    "vector": (6,),          # (N, F)
-    "sequence": (12, 3),     # (N, L, C)
-    "image": (2, 8, 8),      # (N, C, H, W): as small as the built-in `digits` images
-    "tokens": (12,),         # (N, L) int64 token ids
+    "vector": (6,),  # (N, F)
+    "sequence": (12, 3),  # (N, L, C)
+    "image": (2, 8, 8),  # (N, C, H, W): as small as the built-in `digits` images
+    "tokens": (12,),  # (N, L) int64 token ids
 }
 SAMPLE_VOCAB = 20  # token ids of `tokens` samples run from 0 (padding) to SAMPLE_VOCAB - 1
 STREAMED_ROWS = 64  # the samples of each split a streamed data set is checked on
@@ -195,22 +196,40 @@ def split_tensors(data: DataBundle, split: str) -> tuple[torch.Tensor, torch.Ten
         return x, y
     _expect(hasattr(x, "__getitem__") and hasattr(x, "__len__"), f"streamed {split} split is not a map-style Dataset")
     items = [x[i] for i in range(min(STREAMED_ROWS, len(x)))]
-    _expect(all(isinstance(item, (tuple, list)) and len(item) == 2 for item in items),
-            f"streamed {split} split: items must be (x, y) pairs")
+    _expect(
+        all(isinstance(item, (tuple, list)) and len(item) == 2 for item in items),
+        f"streamed {split} split: items must be (x, y) pairs",
+    )
     if not items:
         return torch.empty(0), torch.empty(0)
     return torch.stack([torch.as_tensor(a) for a, _ in items]), torch.stack([torch.as_tensor(b) for _, b in items])
 
 
-def make_context(input_kind: str = "vector", task: str = "classification", *,
-                 input_shape: tuple[int, ...] | None = None, **overrides: Any) -> BuildContext:
+def make_context(
+    input_kind: str = "vector",
+    task: str = "classification",
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    **overrides: Any,
+) -> BuildContext:
     """A BuildContext for the synthetic inputs of one input kind and task."""
     shape = tuple(input_shape or SAMPLE_SHAPES[input_kind])
     output_size = OUTPUT_SIZES.get(task, math.prod(shape))
-    tokens = {"vocab_size": SAMPLE_VOCAB, "embedding": lambda: nn.Embedding(SAMPLE_VOCAB, 8, padding_idx=0)} \
-        if input_kind == "tokens" else {}
-    return BuildContext(**{"input_shape": shape, "input_kind": input_kind, "output_size": output_size,
-                           "task": task, **tokens, **overrides})
+    tokens = (
+        {"vocab_size": SAMPLE_VOCAB, "embedding": lambda: nn.Embedding(SAMPLE_VOCAB, 8, padding_idx=0)}
+        if input_kind == "tokens"
+        else {}
+    )
+    return BuildContext(
+        **{
+            "input_shape": shape,
+            "input_kind": input_kind,
+            "output_size": output_size,
+            "task": task,
+            **tokens,
+            **overrides,
+        }
+    )
 
 
 def sample_input(shape: tuple[int, ...], n: int = BATCH_SIZE, seed: int = 0, input_kind: str = "") -> torch.Tensor:
@@ -275,8 +294,10 @@ class _ComponentConformance:
     @pytest.fixture
     def component(self) -> Any:
         """The component under test: a spec object or a registered name. Override this fixture."""
-        raise NotImplementedError(f"override the `component` fixture of {type(self).__name__} with a "
-                                  f"{self.spec_type.__name__} spec or the name of a registered {self.kind}")
+        raise NotImplementedError(
+            f"override the `component` fixture of {type(self).__name__} with a "
+            f"{self.spec_type.__name__} spec or the name of a registered {self.kind}"
+        )
 
     @pytest.fixture
     def registry(self) -> Any:
@@ -294,22 +315,31 @@ class _ComponentConformance:
         return component
 
     def test_spec_is_well_formed(self, spec: Any) -> None:
-        _expect(isinstance(spec, self.spec_type),
-                f"expected a {self.spec_type.__name__} spec, got {type(spec).__name__}")
-        _expect(isinstance(spec.description, str) and spec.description.strip(),
-                f"{self.kind} {spec.name!r} has no description")
+        _expect(
+            isinstance(spec, self.spec_type), f"expected a {self.spec_type.__name__} spec, got {type(spec).__name__}"
+        )
+        _expect(
+            isinstance(spec.description, str) and spec.description.strip(),
+            f"{self.kind} {spec.name!r} has no description",
+        )
         for name, param in spec.params.items():
-            _expect(isinstance(name, str) and name.isidentifier() and "." not in name,
-                    f"{self.kind} {spec.name!r}: parameter name {name!r} is not an identifier")
-            _expect(isinstance(param, PARAM_TYPES),
-                    f"{self.kind} {spec.name!r}: parameter {name!r} is a {type(param).__name__}, "
-                    f"not one of Float, Int, Choice, Fixed, Text")
+            _expect(
+                isinstance(name, str) and name.isidentifier() and "." not in name,
+                f"{self.kind} {spec.name!r}: parameter name {name!r} is not an identifier",
+            )
+            _expect(
+                isinstance(param, PARAM_TYPES),
+                f"{self.kind} {spec.name!r}: parameter {name!r} is a {type(param).__name__}, "
+                f"not one of Float, Int, Choice, Fixed, Text",
+            )
 
     def test_defaults_lie_inside_declared_ranges(self, spec: Any) -> None:
         for name, param in spec.params.items():
-            _expect(param.contains(param.default),
-                    f"{self.kind} {spec.name!r}: default {param.default!r} of {name!r} is outside its "
-                    f"declared {param.describe()}")
+            _expect(
+                param.contains(param.default),
+                f"{self.kind} {spec.name!r}: default {param.default!r} of {name!r} is outside its "
+                f"declared {param.describe()}",
+            )
 
 
 # ---------------------------------------------------------------------------
@@ -377,7 +407,9 @@ class ArchitectureConformance(_ComponentConformance):
         for input_kind in spec.input_kinds:
             yield f"input_kind={input_kind}", make_context(input_kind, spec.tasks[0], **overrides)
 
-    def build(self, spec: Architecture, params: Mapping[str, Any], ctx: BuildContext, seed: int | None = None) -> nn.Module:
+    def build(
+        self, spec: Architecture, params: Mapping[str, Any], ctx: BuildContext, seed: int | None = None
+    ) -> nn.Module:
         torch.manual_seed(self.seed if seed is None else seed)
         model = spec.build(dict(params), ctx)
         _expect(isinstance(model, nn.Module), f"build returned {type(model).__name__}, not an nn.Module")
@@ -390,8 +422,10 @@ class ArchitectureConformance(_ComponentConformance):
             return {"output": model(x)}
         missing = [a for a in ("generator", "discriminator", "latent_dim") if not hasattr(model, a)]
         _expect(not missing, f"a generative architecture's module lacks {missing}")
-        _expect(isinstance(model.latent_dim, int) and model.latent_dim >= 1,
-                f"latent_dim must be an int >= 1, got {model.latent_dim!r}")
+        _expect(
+            isinstance(model.latent_dim, int) and model.latent_dim >= 1,
+            f"latent_dim must be an int >= 1, got {model.latent_dim!r}",
+        )
         z = torch.randn(BATCH_SIZE, model.latent_dim, generator=torch.Generator().manual_seed(input_seed + 1000))
         return {"generator": model.generator(z), "discriminator": model.discriminator(x)}
 
@@ -399,16 +433,22 @@ class ArchitectureConformance(_ComponentConformance):
         for what, tensor in outputs.items():
             _finite(tensor, what)
         if ctx.task == "generative":
-            _expect(tuple(outputs["generator"].shape) == (BATCH_SIZE, *ctx.input_shape),
-                    f"generator output has shape {tuple(outputs['generator'].shape)}, expected "
-                    f"{(BATCH_SIZE, *ctx.input_shape)} (a sample shaped like the input)")
-            _expect(tuple(outputs["discriminator"].shape) in ((BATCH_SIZE, 1), (BATCH_SIZE,)),
-                    f"discriminator output has shape {tuple(outputs['discriminator'].shape)}, expected "
-                    f"{(BATCH_SIZE, 1)} (one logit per sample)")
+            _expect(
+                tuple(outputs["generator"].shape) == (BATCH_SIZE, *ctx.input_shape),
+                f"generator output has shape {tuple(outputs['generator'].shape)}, expected "
+                f"{(BATCH_SIZE, *ctx.input_shape)} (a sample shaped like the input)",
+            )
+            _expect(
+                tuple(outputs["discriminator"].shape) in ((BATCH_SIZE, 1), (BATCH_SIZE,)),
+                f"discriminator output has shape {tuple(outputs['discriminator'].shape)}, expected "
+                f"{(BATCH_SIZE, 1)} (one logit per sample)",
+            )
         else:
-            _expect(tuple(outputs["output"].shape) == (BATCH_SIZE, ctx.output_size),
-                    f"output has shape {tuple(outputs['output'].shape)}, expected (N, output_size) = "
-                    f"{(BATCH_SIZE, ctx.output_size)}")
+            _expect(
+                tuple(outputs["output"].shape) == (BATCH_SIZE, ctx.output_size),
+                f"output has shape {tuple(outputs['output'].shape)}, expected (N, output_size) = "
+                f"{(BATCH_SIZE, ctx.output_size)}",
+            )
 
     def check_trains(self, model: nn.Module, ctx: BuildContext) -> None:
         """A random projection of the outputs, backpropagated: every trainable parameter gets a
@@ -435,10 +475,14 @@ class ArchitectureConformance(_ComponentConformance):
     # -- checks -------------------------------------------------------------
 
     def test_declares_input_kinds_and_tasks(self, spec: Architecture) -> None:
-        _expect(spec.input_kinds and set(spec.input_kinds) <= set(INPUT_KINDS),
-                f"input_kinds {spec.input_kinds!r} must be a non-empty subset of {INPUT_KINDS}")
-        _expect(spec.tasks and set(spec.tasks) <= set(TASKS),
-                f"tasks {spec.tasks!r} must be a non-empty subset of classification, regression, generative")
+        _expect(
+            spec.input_kinds and set(spec.input_kinds) <= set(INPUT_KINDS),
+            f"input_kinds {spec.input_kinds!r} must be a non-empty subset of {INPUT_KINDS}",
+        )
+        _expect(
+            spec.tasks and set(spec.tasks) <= set(TASKS),
+            f"tasks {spec.tasks!r} must be a non-empty subset of classification, regression, generative",
+        )
 
     def test_output_shape_for_every_declared_input_kind_and_task(self, spec: Architecture) -> None:
         """Builds at its defaults for each declared input kind x task; (N, output_size) finite outputs
@@ -452,8 +496,10 @@ class ArchitectureConformance(_ComponentConformance):
                     self.check_outputs(outputs, ctx)
                     others = self.run(model, ctx, input_seed=1)
                 for what in outputs:
-                    _expect(not torch.equal(outputs[what], others[what]),
-                            f"{what} is the same for different inputs: the input is ignored")
+                    _expect(
+                        not torch.equal(outputs[what], others[what]),
+                        f"{what} is the same for different inputs: the input is ignored",
+                    )
 
     def test_backward_reaches_every_parameter(self, spec: Architecture) -> None:
         params = default_params(spec.params)
@@ -479,8 +525,10 @@ class ArchitectureConformance(_ComponentConformance):
                     with torch.no_grad():
                         runs.append(self.run(model, ctx))
                 for what in runs[0]:
-                    _expect(torch.equal(runs[0][what], runs[1][what]),
-                            f"{what} differs between two builds with the same seed")
+                    _expect(
+                        torch.equal(runs[0][what], runs[1][what]),
+                        f"{what} differs between two builds with the same seed",
+                    )
 
     def test_uses_the_context_activation(self, spec: Architecture) -> None:
         if not self.uses_activation:
@@ -489,8 +537,10 @@ class ArchitectureConformance(_ComponentConformance):
             with _case(spec, f"{label}, activation=probe"):
                 model = self.build(spec, default_params(spec.params), ctx)
                 probes = [m for m in model.modules() if isinstance(m, _ActivationProbe)]
-                _expect(probes, "ctx.activation() was not used: no module of the activation class it "
-                                "returns is in the network")
+                _expect(
+                    probes,
+                    "ctx.activation() was not used: no module of the activation class it returns is in the network",
+                )
                 self.run(model, ctx)
                 _expect(any(p.calls for p in probes), "the ctx.activation() modules are never called in forward")
 
@@ -502,18 +552,21 @@ class ArchitectureConformance(_ComponentConformance):
             with _case(spec, f"{label}, dropout={rate}"):
                 model = self.build(spec, default_params(spec.params), ctx)
                 rates = [m.p for m in model.modules() if isinstance(m, DROPOUT_TYPES)]
-                _expect(rate in rates, f"ctx.dropout={rate} was not used: no dropout module with p={rate} "
-                                       f"(dropout rates found: {rates})")
+                _expect(
+                    rate in rates,
+                    f"ctx.dropout={rate} was not used: no dropout module with p={rate} (dropout rates found: {rates})",
+                )
                 model.train()
                 with torch.no_grad():
                     first, second = self.run(model, ctx), self.run(model, ctx)
-                _expect(any(not torch.equal(first[w], second[w]) for w in first),
-                        "dropout has no effect in training mode (two forward passes are identical)")
+                _expect(
+                    any(not torch.equal(first[w], second[w]) for w in first),
+                    "dropout has no effect in training mode (two forward passes are identical)",
+                )
                 model.eval()
                 with torch.no_grad():
                     first, second = self.run(model, ctx), self.run(model, ctx)
-                _expect(all(torch.equal(first[w], second[w]) for w in first),
-                        "outputs are random in eval mode")
+                _expect(all(torch.equal(first[w], second[w]) for w in first), "outputs are random in eval mode")
 
     def test_uses_the_context_norm(self, spec: Architecture) -> None:
         if not self.uses_norm:
@@ -557,8 +610,10 @@ class ActivationConformance(_ComponentConformance):
         for shape in self.shapes:
             x = (3 * sample_input(shape[1:], n=shape[0])).requires_grad_()
             y = module(x)
-            _expect(isinstance(y, torch.Tensor) and tuple(y.shape) == shape,
-                    f"output shape {tuple(getattr(y, 'shape', ()))} differs from the input's {shape}")
+            _expect(
+                isinstance(y, torch.Tensor) and tuple(y.shape) == shape,
+                f"output shape {tuple(getattr(y, 'shape', ()))} differs from the input's {shape}",
+            )
             _finite(y, f"output on {shape}")
             y.sum().backward()
             _finite(x.grad, f"input gradient on {shape}")
@@ -586,8 +641,10 @@ class ActivationConformance(_ComponentConformance):
             module = self.build(spec, default_params(spec.params)).eval()
             x, y = 3 * sample_input((64,), n=1, seed=1), 3 * sample_input((64,), n=1, seed=2)
             with torch.no_grad():
-                _expect(not torch.allclose(module(x + y), module(x) + module(y), atol=1e-4),
-                        "f(x + y) == f(x) + f(y): the activation is linear")
+                _expect(
+                    not torch.allclose(module(x + y), module(x) + module(y), atol=1e-4),
+                    "f(x + y) == f(x) + f(y): the activation is linear",
+                )
 
     def test_respects_declared_ranges(self, spec: Activation) -> None:
         for label, params in range_cases(spec.params, self.max_int_value):
@@ -624,8 +681,10 @@ class LossConformance(_ComponentConformance):
         torch.manual_seed(self.seed)
         fn = spec.build(dict(params), make_context("vector", task))
         if task == "generative":
-            _expect(isinstance(fn, AdversarialLoss),
-                    f"for the generative task build must return an AdversarialLoss, got {type(fn).__name__}")
+            _expect(
+                isinstance(fn, AdversarialLoss),
+                f"for the generative task build must return an AdversarialLoss, got {type(fn).__name__}",
+            )
             _expect(callable(fn.discriminator) and callable(fn.generator), "AdversarialLoss parts must be callable")
         else:
             _expect(callable(fn), f"build returned {type(fn).__name__}, which is not callable")
@@ -641,10 +700,15 @@ class LossConformance(_ComponentConformance):
         size = OUTPUT_SIZES.get(task, 1)
         return torch.randn(self.n, size, generator=g), torch.randn(self.n, size, generator=g)
 
-    def evaluate(self, fn: Any, task: str, outputs: torch.Tensor, targets: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    def evaluate(
+        self, fn: Any, task: str, outputs: torch.Tensor, targets: torch.Tensor
+    ) -> list[tuple[str, torch.Tensor]]:
         """Named scalar losses: one for a plain loss; discriminator and generator for a GAN loss."""
         if task == "generative":
-            return [("discriminator loss", fn.discriminator(outputs, targets)), ("generator loss", fn.generator(targets))]
+            return [
+                ("discriminator loss", fn.discriminator(outputs, targets)),
+                ("generator loss", fn.generator(targets)),
+            ]
         return [("loss", fn(outputs, targets))]
 
     def check_works(self, spec: Loss, params: Mapping[str, Any], task: str) -> None:
@@ -654,8 +718,10 @@ class LossConformance(_ComponentConformance):
         if task == "generative":
             targets.requires_grad_()
         for what, value in self.evaluate(fn, task, outputs, targets):
-            _expect(isinstance(value, torch.Tensor) and value.ndim == 0,
-                    f"{what} is not a scalar tensor: {getattr(value, 'shape', type(value).__name__)}")
+            _expect(
+                isinstance(value, torch.Tensor) and value.ndim == 0,
+                f"{what} is not a scalar tensor: {getattr(value, 'shape', type(value).__name__)}",
+            )
             _finite(value, what)
             _expect(value.requires_grad, f"{what} does not depend differentiably on the outputs")
         total = sum(value for _, value in self.evaluate(fn, task, outputs, targets))
@@ -667,8 +733,10 @@ class LossConformance(_ComponentConformance):
                 _expect(tensor.grad.abs().sum() > 0, f"the gradient of the {what} is zero")
 
     def test_declares_tasks(self, spec: Loss) -> None:
-        _expect(spec.tasks and set(spec.tasks) <= set(TASKS),
-                f"tasks {spec.tasks!r} must be a non-empty subset of classification, regression, generative")
+        _expect(
+            spec.tasks and set(spec.tasks) <= set(TASKS),
+            f"tasks {spec.tasks!r} must be a non-empty subset of classification, regression, generative",
+        )
 
     def test_finite_scalar_and_gradients_for_every_declared_task(self, spec: Loss) -> None:
         for task in spec.tasks:
@@ -690,13 +758,18 @@ class LossConformance(_ComponentConformance):
                         pairs = [("loss", fn(good, targets), fn(bad, targets))]
                     elif task == "generative":
                         high, low = torch.full((self.n, 1), 4.0), torch.full((self.n, 1), -4.0)
-                        pairs = [("discriminator loss", fn.discriminator(high, low), fn.discriminator(low, high)),
-                                 ("generator loss", fn.generator(high), fn.generator(low))]
+                        pairs = [
+                            ("discriminator loss", fn.discriminator(high, low), fn.discriminator(low, high)),
+                            ("generator loss", fn.generator(high), fn.generator(low)),
+                        ]
                     else:
                         pairs = [("loss", fn(targets.clone(), targets), fn(targets + 3.0, targets))]
                 for what, right, wrong in pairs:
-                    _expect(right < wrong, f"{what} for correct predictions ({float(right):.4g}) is not below "
-                                           f"the {what} for wrong ones ({float(wrong):.4g})")
+                    _expect(
+                        right < wrong,
+                        f"{what} for correct predictions ({float(right):.4g}) is not below "
+                        f"the {what} for wrong ones ({float(wrong):.4g})",
+                    )
 
     def test_respects_declared_ranges(self, spec: Loss) -> None:
         for label, params in range_cases(spec.params, self.max_int_value):
@@ -736,20 +809,28 @@ class OptimizerConformance(_ComponentConformance):
     def parameters() -> list[nn.Parameter]:
         return [nn.Parameter(torch.tensor([1.0, -2.0, 3.0, -1.5])), nn.Parameter(torch.tensor([[0.5, -0.5]]))]
 
-    def build(self, spec: Optimizer, params: Mapping[str, Any], parameters: list[nn.Parameter],
-              weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    def build(
+        self, spec: Optimizer, params: Mapping[str, Any], parameters: list[nn.Parameter], weight_decay: float = 0.0
+    ) -> torch.optim.Optimizer:
         torch.manual_seed(self.seed)
         ctx = make_context("vector", "classification", weight_decay=weight_decay)
         optimizer = spec.build(dict(params), (p for p in parameters), ctx)
-        _expect(isinstance(optimizer, torch.optim.Optimizer),
-                f"build returned {type(optimizer).__name__}, not a torch.optim.Optimizer")
+        _expect(
+            isinstance(optimizer, torch.optim.Optimizer),
+            f"build returned {type(optimizer).__name__}, not a torch.optim.Optimizer",
+        )
         return optimizer
 
     def quadratic(self, parameters: list[nn.Parameter]) -> torch.Tensor:
         return sum(0.5 * self.curvature * p.pow(2).sum() for p in parameters)
 
-    def steps(self, optimizer: torch.optim.Optimizer, parameters: list[nn.Parameter],
-              loss_fn: Callable[[list[nn.Parameter]], torch.Tensor], n: int = 1) -> None:
+    def steps(
+        self,
+        optimizer: torch.optim.Optimizer,
+        parameters: list[nn.Parameter],
+        loss_fn: Callable[[list[nn.Parameter]], torch.Tensor],
+        n: int = 1,
+    ) -> None:
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
             loss = loss_fn(parameters)
@@ -763,19 +844,25 @@ class OptimizerConformance(_ComponentConformance):
         parameters = self.parameters()
         optimizer = self.build(spec, params, parameters)
         held = [p for group in optimizer.param_groups for p in group["params"]]
-        _expect(len(held) == len(parameters) and {id(p) for p in held} == {id(p) for p in parameters},
-                f"the optimizer holds {len(held)} parameters, not exactly the {len(parameters)} it was given")
+        _expect(
+            len(held) == len(parameters) and {id(p) for p in held} == {id(p) for p in parameters},
+            f"the optimizer holds {len(held)} parameters, not exactly the {len(parameters)} it was given",
+        )
         for group in optimizer.param_groups:
             lr = group.get("lr")
-            _expect(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0,
-                    f"each param group needs a finite lr > 0 (schedules scale it), got {lr!r}")
+            _expect(
+                isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0,
+                f"each param group needs a finite lr > 0 (schedules scale it), got {lr!r}",
+            )
         with torch.no_grad():
             before = float(self.quadratic(parameters))
         self.steps(optimizer, parameters, self.quadratic)
         with torch.no_grad():
             after = float(self.quadratic(parameters))
-        _expect(math.isfinite(after) and after < before,
-                f"one step did not reduce the quadratic loss: {before:.6g} -> {after:.6g}")
+        _expect(
+            math.isfinite(after) and after < before,
+            f"one step did not reduce the quadratic loss: {before:.6g} -> {after:.6g}",
+        )
 
     def test_step_reduces_a_quadratic(self, spec: Optimizer) -> None:
         with _case(spec, "defaults"):
@@ -797,8 +884,10 @@ class OptimizerConformance(_ComponentConformance):
                 optimizer = self.build(spec, default_params(spec.params), parameters, weight_decay)
                 self.steps(optimizer, parameters, lambda ps: sum((p * 0).sum() for p in ps), n=3)
                 norms.append(float(sum(p.detach().pow(2).sum() for p in parameters)))
-            _expect(norms[1] < norms[0], f"ctx.weight_decay is ignored: |w|^2 is {norms[1]:.8g} with 0.1 and "
-                                         f"{norms[0]:.8g} with 0.0")
+            _expect(
+                norms[1] < norms[0],
+                f"ctx.weight_decay is ignored: |w|^2 is {norms[1]:.8g} with 0.1 and {norms[0]:.8g} with 0.0",
+            )
 
     def test_deterministic_under_a_seed(self, spec: Optimizer) -> None:
         with _case(spec, "defaults"):
@@ -826,8 +915,9 @@ class ScheduleConformance(_ComponentConformance):
     trainings: ClassVar[tuple[tuple[int, int], ...]] = ((3, 4), (1, 1), (2, 50))
     base_lr: ClassVar[float] = 0.1
 
-    def run_schedule(self, spec: Schedule, params: Mapping[str, Any], max_epochs: int,
-                     steps_per_epoch: int) -> list[float] | None:
+    def run_schedule(
+        self, spec: Schedule, params: Mapping[str, Any], max_epochs: int, steps_per_epoch: int
+    ) -> list[float] | None:
         """Train-loop the schedule; the learning rate after every optimizer step (None: no scheduler)."""
         torch.manual_seed(self.seed)
         weight = nn.Parameter(torch.ones(3))
@@ -836,12 +926,14 @@ class ScheduleConformance(_ComponentConformance):
         scheduler = spec.build(dict(params), optimizer, ctx)
         if scheduler is None:
             return None
-        _expect(isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler),
-                f"build returned {type(scheduler).__name__}, not None or a torch LRScheduler")
+        _expect(
+            isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler),
+            f"build returned {type(scheduler).__name__}, not None or a torch LRScheduler",
+        )
         _expect(scheduler.optimizer is optimizer, "the scheduler is not bound to the optimizer it was given")
         lrs = []
-        for epoch in range(max_epochs):
-            for step in range(steps_per_epoch):
+        for _epoch in range(max_epochs):
+            for _step in range(steps_per_epoch):
                 optimizer.zero_grad()
                 weight.sum().backward()
                 optimizer.step()
@@ -851,8 +943,10 @@ class ScheduleConformance(_ComponentConformance):
             if spec.interval == "epoch":
                 scheduler.step()
         for i, lr in enumerate(lrs):
-            _expect(isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0,
-                    f"learning rate after step {i + 1} is {lr!r}")
+            _expect(
+                isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0,
+                f"learning rate after step {i + 1} is {lr!r}",
+            )
         return lrs
 
     def check_works(self, spec: Schedule, params: Mapping[str, Any]) -> None:
@@ -878,8 +972,10 @@ class ScheduleConformance(_ComponentConformance):
     def test_deterministic_under_a_seed(self, spec: Schedule) -> None:
         with _case(spec, "defaults"):
             params = default_params(spec.params)
-            _expect(self.run_schedule(spec, params, 3, 4) == self.run_schedule(spec, params, 3, 4),
-                    "the learning rates differ between two runs")
+            _expect(
+                self.run_schedule(spec, params, 3, 4) == self.run_schedule(spec, params, 3, 4),
+                "the learning rates differ between two runs",
+            )
 
 
 # ---------------------------------------------------------------------------
@@ -903,22 +999,34 @@ class RegularizerConformance(_ComponentConformance):
 
     def check_effect(self, spec: Regularizer, params: Mapping[str, Any]) -> RegularizerEffect:
         effect = spec.build(dict(params))
-        _expect(isinstance(effect, RegularizerEffect), f"build returned {type(effect).__name__}, not a RegularizerEffect")
+        _expect(
+            isinstance(effect, RegularizerEffect), f"build returned {type(effect).__name__}, not a RegularizerEffect"
+        )
         fields = ("dropout", "norm", "penalty", "weight_decay", "grad_clip", "early_stopping_patience")
         _expect(any(getattr(effect, f) is not None for f in fields), "the effect sets no field: it does nothing")
         if effect.dropout is not None:
-            _expect(isinstance(effect.dropout, (int, float)) and 0 <= effect.dropout < 1,
-                    f"dropout must be in [0, 1), got {effect.dropout!r}")
+            _expect(
+                isinstance(effect.dropout, (int, float)) and 0 <= effect.dropout < 1,
+                f"dropout must be in [0, 1), got {effect.dropout!r}",
+            )
         if effect.weight_decay is not None:
-            _expect(isinstance(effect.weight_decay, (int, float)) and math.isfinite(effect.weight_decay)
-                    and effect.weight_decay >= 0, f"weight_decay must be finite and >= 0, got {effect.weight_decay!r}")
+            _expect(
+                isinstance(effect.weight_decay, (int, float))
+                and math.isfinite(effect.weight_decay)
+                and effect.weight_decay >= 0,
+                f"weight_decay must be finite and >= 0, got {effect.weight_decay!r}",
+            )
         if effect.grad_clip is not None:
-            _expect(isinstance(effect.grad_clip, (int, float)) and math.isfinite(effect.grad_clip)
-                    and effect.grad_clip > 0, f"grad_clip must be finite and > 0, got {effect.grad_clip!r}")
+            _expect(
+                isinstance(effect.grad_clip, (int, float)) and math.isfinite(effect.grad_clip) and effect.grad_clip > 0,
+                f"grad_clip must be finite and > 0, got {effect.grad_clip!r}",
+            )
         if effect.early_stopping_patience is not None:
             patience = effect.early_stopping_patience
-            _expect(isinstance(patience, int) and not isinstance(patience, bool) and patience >= 1,
-                    f"early_stopping_patience must be an int >= 1, got {patience!r}")
+            _expect(
+                isinstance(patience, int) and not isinstance(patience, bool) and patience >= 1,
+                f"early_stopping_patience must be an int >= 1, got {patience!r}",
+            )
         if effect.norm is not None:
             self.check_norm(effect.norm)
         if effect.penalty is not None:
@@ -935,7 +1043,9 @@ class RegularizerConformance(_ComponentConformance):
             x = (2 + 3 * sample_input(shape[1:], n=shape[0])).requires_grad_()
             module.train()
             y = module(x)
-            _expect(tuple(y.shape) == shape, f"norm({features}, {layout!r}) changed the shape {shape} to {tuple(y.shape)}")
+            _expect(
+                tuple(y.shape) == shape, f"norm({features}, {layout!r}) changed the shape {shape} to {tuple(y.shape)}"
+            )
             _finite(y, f"norm({features}, {layout!r}) output")
             (y * sample_input(shape[1:], n=shape[0], seed=3)).sum().backward()
             _finite(x.grad, f"norm({features}, {layout!r}) input gradient")
@@ -946,8 +1056,10 @@ class RegularizerConformance(_ComponentConformance):
     def check_penalty(self, penalty: Callable[[nn.Module], torch.Tensor]) -> None:
         model = self.model()
         value = penalty(model)
-        _expect(isinstance(value, torch.Tensor) and value.ndim == 0,
-                f"penalty(model) is not a scalar tensor: {getattr(value, 'shape', type(value).__name__)}")
+        _expect(
+            isinstance(value, torch.Tensor) and value.ndim == 0,
+            f"penalty(model) is not a scalar tensor: {getattr(value, 'shape', type(value).__name__)}",
+        )
         _finite(value, "penalty")
         _expect(value.requires_grad, "the penalty does not depend differentiably on the model's parameters")
         value.backward()
@@ -1019,27 +1131,40 @@ class AugmentationConformance(_ComponentConformance):
             y = torch.randn(n + 2, ctx.output_size, generator=torch.Generator().manual_seed(self.seed + 1))
         return x.to(device), y.to(device)
 
-    def run(self, spec: Augmentation, params: Mapping[str, Any], ctx: BuildContext, x: torch.Tensor, y: torch.Tensor,
-            seed: int | None = None) -> tuple[torch.Tensor, Any]:
+    def run(
+        self,
+        spec: Augmentation,
+        params: Mapping[str, Any],
+        ctx: BuildContext,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        seed: int | None = None,
+    ) -> tuple[torch.Tensor, Any]:
         """Build under a seed and augment (x, y) once; the result, checked to be an (x, y) pair."""
         torch.manual_seed(self.seed if seed is None else seed)
         augment = spec.build(dict(params), ctx)
         _expect(callable(augment), f"build returned {type(augment).__name__}, which is not callable")
         result = augment(x, y)
-        _expect(isinstance(result, (tuple, list)) and len(result) == 2,
-                f"augment(x, y) returned {type(result).__name__}, not an (x, y) pair")
+        _expect(
+            isinstance(result, (tuple, list)) and len(result) == 2,
+            f"augment(x, y) returned {type(result).__name__}, not an (x, y) pair",
+        )
         return result[0], result[1]
 
     def check_result(self, ctx: BuildContext, x: torch.Tensor, y: torch.Tensor, out_x: Any, out_y: Any) -> None:
         _expect(isinstance(out_x, torch.Tensor), f"the augmented x is not a tensor: {type(out_x).__name__}")
-        _expect(tuple(out_x.shape) == tuple(x.shape), f"the augmented x has shape {tuple(out_x.shape)}, "
-                                                      f"the input {tuple(x.shape)}")
+        _expect(
+            tuple(out_x.shape) == tuple(x.shape),
+            f"the augmented x has shape {tuple(out_x.shape)}, the input {tuple(x.shape)}",
+        )
         _expect(out_x.dtype == x.dtype, f"the augmented x has dtype {out_x.dtype}, the input {x.dtype}")
         _expect(out_x.device == x.device, f"the augmented x is on {out_x.device}, the input on {x.device}")
         if ctx.input_kind == "tokens":
             vocab = int(ctx.vocab_size or SAMPLE_VOCAB)
-            _expect(len(out_x) == 0 or (int(out_x.min()) >= 0 and int(out_x.max()) < vocab),
-                    f"the augmented token ids leave 0..{vocab - 1}")
+            _expect(
+                len(out_x) == 0 or (int(out_x.min()) >= 0 and int(out_x.max()) < vocab),
+                f"the augmented token ids leave 0..{vocab - 1}",
+            )
         else:
             _finite(out_x, "the augmented x")
         if isinstance(out_y, MixedTargets):
@@ -1047,31 +1172,43 @@ class AugmentationConformance(_ComponentConformance):
             is_number = isinstance(weight, (int, float)) and not isinstance(weight, bool)
             is_scalar = isinstance(weight, torch.Tensor) and weight.ndim == 0
             _expect(is_number or is_scalar, f"MixedTargets.weight is {type(weight).__name__}, not a number")
-            _expect(math.isfinite(float(weight)) and 0.0 <= float(weight) <= 1.0,
-                    f"MixedTargets.weight is {float(weight)!r}, outside [0, 1]")
+            _expect(
+                math.isfinite(float(weight)) and 0.0 <= float(weight) <= 1.0,
+                f"MixedTargets.weight is {float(weight)!r}, outside [0, 1]",
+            )
             for part in ("a", "b"):
                 target = getattr(out_y, part)
                 _expect(isinstance(target, torch.Tensor), f"MixedTargets.{part} is not a tensor")
-                _expect(tuple(target.shape) == tuple(y.shape) and target.dtype == y.dtype and target.device == y.device,
-                        f"MixedTargets.{part} is {target.dtype} {tuple(target.shape)} on {target.device}, the targets "
-                        f"{y.dtype} {tuple(y.shape)} on {y.device}")
+                _expect(
+                    tuple(target.shape) == tuple(y.shape) and target.dtype == y.dtype and target.device == y.device,
+                    f"MixedTargets.{part} is {target.dtype} {tuple(target.shape)} on {target.device}, the targets "
+                    f"{y.dtype} {tuple(y.shape)} on {y.device}",
+                )
         else:
-            _expect(isinstance(out_y, torch.Tensor), f"the returned y is {type(out_y).__name__}, not the targets "
-                                                     f"(a tensor) or MixedTargets")
-            _expect(tuple(out_y.shape) == tuple(y.shape) and out_y.dtype == y.dtype and out_y.device == y.device,
-                    f"the returned y is {out_y.dtype} {tuple(out_y.shape)} on {out_y.device}, the targets "
-                    f"{y.dtype} {tuple(y.shape)} on {y.device}")
+            _expect(
+                isinstance(out_y, torch.Tensor),
+                f"the returned y is {type(out_y).__name__}, not the targets (a tensor) or MixedTargets",
+            )
+            _expect(
+                tuple(out_y.shape) == tuple(y.shape) and out_y.dtype == y.dtype and out_y.device == y.device,
+                f"the returned y is {out_y.dtype} {tuple(out_y.shape)} on {out_y.device}, the targets "
+                f"{y.dtype} {tuple(y.shape)} on {y.device}",
+            )
 
-    def check_works(self, spec: Augmentation, params: Mapping[str, Any], ctx: BuildContext, n: int,
-                    device: str = "cpu") -> None:
+    def check_works(
+        self, spec: Augmentation, params: Mapping[str, Any], ctx: BuildContext, n: int, device: str = "cpu"
+    ) -> None:
         """Augment a batch that is a view of a small data set; check the result and that nothing was written into
         the batch or the data set."""
         data_x, data_y = self.data(ctx, n, device)
         kept_x, kept_y = data_x.clone(), data_y.clone()
-        x, y = data_x[1:1 + n], data_y[1:1 + n]
+        x, y = data_x[1 : 1 + n], data_y[1 : 1 + n]
         out_x, out_y = self.run(spec, params, ctx, x, y)
-        _expect(torch.equal(data_x, kept_x), "augment wrote into the input batch (a view of the data set): it must "
-                                             "return a new tensor, not change the caller's")
+        _expect(
+            torch.equal(data_x, kept_x),
+            "augment wrote into the input batch (a view of the data set): it must "
+            "return a new tensor, not change the caller's",
+        )
         _expect(torch.equal(data_y, kept_y), "augment wrote into the targets (a view of the data set)")
         self.check_result(ctx, x, y, out_x, out_y)
 
@@ -1087,12 +1224,15 @@ class AugmentationConformance(_ComponentConformance):
     # -- checks -------------------------------------------------------------
 
     def test_declares_input_kinds_and_tasks(self, spec: Augmentation) -> None:
-        _expect(spec.input_kinds and set(spec.input_kinds) <= set(INPUT_KINDS),
-                f"augmentation {spec.name!r}: input_kinds {spec.input_kinds!r} must be a non-empty subset of "
-                f"{INPUT_KINDS}")
-        _expect(spec.tasks and set(spec.tasks) <= set(self.tasks),
-                f"augmentation {spec.name!r}: tasks {spec.tasks!r} must be a non-empty subset of {self.tasks} (the "
-                f"tasks whose training batches are augmented)")
+        _expect(
+            spec.input_kinds and set(spec.input_kinds) <= set(INPUT_KINDS),
+            f"augmentation {spec.name!r}: input_kinds {spec.input_kinds!r} must be a non-empty subset of {INPUT_KINDS}",
+        )
+        _expect(
+            spec.tasks and set(spec.tasks) <= set(self.tasks),
+            f"augmentation {spec.name!r}: tasks {spec.tasks!r} must be a non-empty subset of {self.tasks} (the "
+            f"tasks whose training batches are augmented)",
+        )
 
     def test_contract_for_every_declared_input_kind_and_task(self, spec: Augmentation) -> None:
         params = default_params(spec.params)
@@ -1124,9 +1264,11 @@ class AugmentationConformance(_ComponentConformance):
             with _case(spec, f"defaults, {label}"):
                 x, y = self.data(ctx, self.batch_size)
                 results = [self.run(spec, params, ctx, x, y, seed=self.seed + draw) for draw in range(self.draws)]
-                _expect(any(not self.same(result, (x, y)) for result in results),
-                        f"the batch came back unchanged in {self.draws} draws (seeds {self.seed}.."
-                        f"{self.seed + self.draws - 1}): the augmentation does nothing at its defaults")
+                _expect(
+                    any(not self.same(result, (x, y)) for result in results),
+                    f"the batch came back unchanged in {self.draws} draws (seeds {self.seed}.."
+                    f"{self.seed + self.draws - 1}): the augmentation does nothing at its defaults",
+                )
 
 
 # ---------------------------------------------------------------------------
@@ -1154,8 +1296,10 @@ class DatasetConformance(_ComponentConformance):
         params = {**default_params(spec.params), **overrides}
         needs_file = [n for n, p in spec.params.items() if isinstance(p, Text) and p.is_path and not params[n]]
         if needs_file:
-            pytest.skip(f"dataset {spec.name!r} needs a user's file ({', '.join(needs_file)}): "
-                        f"give one by overriding the `dataset_params` fixture")
+            pytest.skip(
+                f"dataset {spec.name!r} needs a user's file ({', '.join(needs_file)}): "
+                f"give one by overriding the `dataset_params` fixture"
+            )
         return params
 
     def check_bundle(self, spec: Dataset, data: Any, params: Mapping[str, Any]) -> None:
@@ -1164,40 +1308,62 @@ class DatasetConformance(_ComponentConformance):
         expected_kind = spec.probe(dict(params))[1] if spec.probe is not None else spec.input_kind
         if spec.probe is not None:
             _expect(spec.probe(dict(params))[0] == data.task, "probe() and build() disagree on the task")
-        _expect(data.input_kind == expected_kind,
-                f"input_kind {data.input_kind!r} differs from the declared {expected_kind!r}")
-        _expect(isinstance(data.output_size, int) and data.output_size >= 1,
-                f"output_size must be an int >= 1, got {data.output_size!r}")
-        _expect(isinstance(data.target_scale, (int, float)) and math.isfinite(data.target_scale)
-                and data.target_scale > 0, f"target_scale must be finite and > 0, got {data.target_scale!r}")
+        _expect(
+            data.input_kind == expected_kind,
+            f"input_kind {data.input_kind!r} differs from the declared {expected_kind!r}",
+        )
+        _expect(
+            isinstance(data.output_size, int) and data.output_size >= 1,
+            f"output_size must be an int >= 1, got {data.output_size!r}",
+        )
+        _expect(
+            isinstance(data.target_scale, (int, float)) and math.isfinite(data.target_scale) and data.target_scale > 0,
+            f"target_scale must be finite and > 0, got {data.target_scale!r}",
+        )
         shape = None
         for split in ("train", "val", "test"):
             x, y = split_tensors(data, split)
             _expect(len(x) > 0, f"the {split} split is empty")
             _expect(len(x) == len(y), f"{split}: {len(x)} inputs but {len(y)} targets")
-            _expect(x.ndim == 1 + self.ndims[data.input_kind],
-                    f"x_{split} has shape {tuple(x.shape)}: a {data.input_kind} batch has "
-                    f"{1 + self.ndims[data.input_kind]} dimensions")
-            _expect(shape is None or tuple(x.shape[1:]) == shape, f"x_{split} has sample shape {tuple(x.shape[1:])}, "
-                                                                  f"x_train {shape}")
+            _expect(
+                x.ndim == 1 + self.ndims[data.input_kind],
+                f"x_{split} has shape {tuple(x.shape)}: a {data.input_kind} batch has "
+                f"{1 + self.ndims[data.input_kind]} dimensions",
+            )
+            _expect(
+                shape is None or tuple(x.shape[1:]) == shape,
+                f"x_{split} has sample shape {tuple(x.shape[1:])}, x_train {shape}",
+            )
             shape = tuple(x.shape[1:])
             if data.input_kind == "tokens":
-                _expect(isinstance(data.vocab_size, int) and data.vocab_size >= 2,
-                        f"tokens data needs vocab_size >= 2, got {data.vocab_size!r}")
-                _expect(x.dtype == torch.int64 and int(x.min()) >= 0 and int(x.max()) < data.vocab_size,
-                        f"x_{split} must be int64 token ids in 0..{data.vocab_size - 1}")
+                _expect(
+                    isinstance(data.vocab_size, int) and data.vocab_size >= 2,
+                    f"tokens data needs vocab_size >= 2, got {data.vocab_size!r}",
+                )
+                _expect(
+                    x.dtype == torch.int64 and int(x.min()) >= 0 and int(x.max()) < data.vocab_size,
+                    f"x_{split} must be int64 token ids in 0..{data.vocab_size - 1}",
+                )
             else:
                 _finite(x, f"x_{split}")
             if data.task == "classification":
-                _expect(data.output_size >= 2, f"a classification data set needs output_size >= 2, got {data.output_size}")
-                _expect(y.dtype == torch.int64 and y.ndim == 1, f"y_{split} must be int64 class indices (N,), got "
-                                                                f"{y.dtype} {tuple(y.shape)}")
-                _expect(int(y.min()) >= 0 and int(y.max()) < data.output_size,
-                        f"y_{split} has classes outside 0..{data.output_size - 1}")
+                _expect(
+                    data.output_size >= 2, f"a classification data set needs output_size >= 2, got {data.output_size}"
+                )
+                _expect(
+                    y.dtype == torch.int64 and y.ndim == 1,
+                    f"y_{split} must be int64 class indices (N,), got {y.dtype} {tuple(y.shape)}",
+                )
+                _expect(
+                    int(y.min()) >= 0 and int(y.max()) < data.output_size,
+                    f"y_{split} has classes outside 0..{data.output_size - 1}",
+                )
             elif data.task == "regression":
                 _finite(y, f"y_{split}")
-                _expect(tuple(y.shape) == (len(x), data.output_size),
-                        f"y_{split} has shape {tuple(y.shape)}, expected (N, output_size) = {(len(x), data.output_size)}")
+                _expect(
+                    tuple(y.shape) == (len(x), data.output_size),
+                    f"y_{split} has shape {tuple(y.shape)}, expected (N, output_size) = {(len(x), data.output_size)}",
+                )
         if data.task == "classification" and not data.streaming:
             _expect(len(data.y_train.unique()) >= 2, "the training split holds a single class")
 
@@ -1211,6 +1377,7 @@ class DatasetConformance(_ComponentConformance):
         with _case(spec, f"defaults, seed={self.seed}"):
             first, second = (spec.build(dict(params), self.seed) for _ in range(2))
             for split in ("train", "val", "test"):
-                for name, a, b in zip((f"x_{split}", f"y_{split}"), split_tensors(first, split),
-                                      split_tensors(second, split)):
+                for name, a, b in zip(
+                    (f"x_{split}", f"y_{split}"), split_tensors(first, split), split_tensors(second, split)
+                ):
                     _expect(torch.equal(a, b), f"{name} differs between two builds with the same seed")

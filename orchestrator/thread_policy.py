@@ -12,8 +12,8 @@ numbers depend on it) and is recorded in its runtime, so `automl rerun` trains w
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -32,8 +32,9 @@ class ThreadChoice:
 
     def describe(self) -> str:
         fastest = min(self.seconds_per_step.values())
-        timings = ", ".join(f"{count}: {seconds / fastest:.2f}x" for count, seconds in
-                            sorted(self.seconds_per_step.items()))
+        timings = ", ".join(
+            f"{count}: {seconds / fastest:.2f}x" for count, seconds in sorted(self.seconds_per_step.items())
+        )
         return f"{self.threads} CPU thread(s) (measured, time per step against the fastest: {timings})"
 
 
@@ -91,8 +92,9 @@ class AdaptiveThreads:
     measured again before a trial once the last measurement is `recheck` s old, or at once after a choice of
     fewer threads than the share (the load that caused it may have been brief: another process starting, say)."""
 
-    def __init__(self, ceiling: int, recheck: float = RECHECK_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, ceiling: int, recheck: float = RECHECK_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.ceiling = ceiling
         self.recheck = recheck
         self.clock = clock
@@ -101,8 +103,11 @@ class AdaptiveThreads:
 
     def for_trial(self) -> tuple[ThreadChoice, bool]:
         """The choice for the next trial (PyTorch's threads set to it), and whether it differs from the last."""
-        if (self.choice is not None and self.choice.threads == self.ceiling
-                and self.clock() - self.measured_at < self.recheck):
+        if (
+            self.choice is not None
+            and self.choice.threads == self.ceiling
+            and self.clock() - self.measured_at < self.recheck
+        ):
             torch.set_num_threads(self.choice.threads)
             return self.choice, False
         previous = self.choice

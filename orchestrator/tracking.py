@@ -12,9 +12,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from orchestrator.storage import redact
 
@@ -24,8 +25,13 @@ if TYPE_CHECKING:  # MLflow loads with the first Tracker: a supervisor starts it
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MAX_PARAMS_PER_BATCH = 100
 MAX_PARAM_LENGTH = 6000
-RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "PAUSED": "FINISHED", "FAIL": "FAILED",
-              "INTERRUPTED": "KILLED"}
+RUN_STATUS = {
+    "COMPLETE": "FINISHED",
+    "PRUNED": "FINISHED",
+    "PAUSED": "FINISHED",
+    "FAIL": "FAILED",
+    "INTERRUPTED": "KILLED",
+}
 
 
 def default_tracking_uri(cwd: Path | None = None) -> str:
@@ -46,7 +52,7 @@ class TrialRun:
     (a Tracker, which writes them to MLflow in the background, or a supervised worker's relay to its
     supervisor) as plain operations on the run's handle."""
 
-    def __init__(self, sink: "RunSink", handle: str, flush_seconds: float) -> None:
+    def __init__(self, sink: RunSink, handle: str, flush_seconds: float) -> None:
         self.sink = sink
         self.handle = handle
         self.flush_seconds = flush_seconds
@@ -89,23 +95,31 @@ class RunSink(Protocol):
     def send(self, handle: str, op: str, **args: Any) -> None: ...
 
 
-def start_trial_run(sink: RunSink, number: int, config: Mapping[str, Any], tags: Mapping[str, str],
-                    flush_seconds: float) -> TrialRun:
+def start_trial_run(
+    sink: RunSink, number: int, config: Mapping[str, Any], tags: Mapping[str, str], flush_seconds: float
+) -> TrialRun:
     """Open trial `number`'s child run through `sink`, with every parameter of the configuration."""
     handle = uuid.uuid4().hex
     # parameters as the strings MLflow stores: what a relay line carries is then plain JSON whatever the value type
-    sink.send(handle, "create", number=number, config={k: _param_value(v) for k, v in config.items()},
-              tags=dict(tags), start_time=_now_ms())
+    sink.send(
+        handle,
+        "create",
+        number=number,
+        config={k: _param_value(v) for k, v in config.items()},
+        tags=dict(tags),
+        start_time=_now_ms(),
+    )
     return TrialRun(sink, handle, flush_seconds)
 
 
-def apply_run_op(client: "MlflowClient", run_id: str, op: str, args: Mapping[str, Any]) -> None:
+def apply_run_op(client: MlflowClient, run_id: str, op: str, args: Mapping[str, Any]) -> None:
     """One write of a trial's run: `log_batch`, `log_text`, `log_file` or `terminate`."""
     from mlflow.entities import Metric, RunTag
 
     if op == "log_batch":
-        client.log_batch(run_id, metrics=[Metric(*m) for m in args["metrics"]],
-                         tags=[RunTag(k, v) for k, v in args["tags"].items()])
+        client.log_batch(
+            run_id, metrics=[Metric(*m) for m in args["metrics"]], tags=[RunTag(k, v) for k, v in args["tags"].items()]
+        )
     elif op == "log_text":
         client.log_text(run_id, args["text"], args["artifact_file"])
     elif op == "log_file":
@@ -129,7 +143,7 @@ class Tracker:
     def __init__(self, tracking_uri: str | None = None, flush_seconds: float = 10.0) -> None:
         self.tracking_uri = tracking_uri or default_tracking_uri()
         self.flush_seconds = flush_seconds
-        self._client: "MlflowClient | None" = None
+        self._client: MlflowClient | None = None
         self._client_lock = threading.Lock()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-writer")
         self.errors: list[str] = []
@@ -138,7 +152,7 @@ class Tracker:
         self.experiment_id: str | None = None
 
     @property
-    def client(self) -> "MlflowClient":
+    def client(self) -> MlflowClient:
         """The MLflow client, made on first use (connecting to the store costs up to a second: a worker makes it
         in the background thread, while its first trial trains)."""
         with self._client_lock:
@@ -148,7 +162,7 @@ class Tracker:
                 self._client = MlflowClient(tracking_uri=self.tracking_uri)
             return self._client
 
-    def submit(self, call: Callable[["MlflowClient"], Any]) -> Future:
+    def submit(self, call: Callable[[MlflowClient], Any]) -> Future:
         def guarded() -> Any:
             try:
                 return call(self.client)
@@ -163,8 +177,14 @@ class Tracker:
 
     # -- study ---------------------------------------------------------------------------------
 
-    def open_study(self, study_name: str, parent_run_id: str | None, tags: Mapping[str, str],
-                   study_yaml: str, experiment_tags: Mapping[str, str] | None = None) -> str:
+    def open_study(
+        self,
+        study_name: str,
+        parent_run_id: str | None,
+        tags: Mapping[str, str],
+        study_yaml: str,
+        experiment_tags: Mapping[str, str] | None = None,
+    ) -> str:
         """Get or create the experiment (with `experiment_tags`; an existing one gets those it
         lacks, so a view the user edited in the UI stays theirs) and the parent run
         (reopened when resuming); return its id."""
@@ -174,8 +194,9 @@ class Tracker:
             if self.tracking_uri.startswith("sqlite:///"):
                 db = Path(self.tracking_uri.removeprefix("sqlite:///"))
                 artifact_location = (db.parent / "mlartifacts").resolve().as_uri()
-            self.experiment_id = self.client.create_experiment(study_name, artifact_location=artifact_location,
-                                                               tags=dict(experiment_tags or {}))
+            self.experiment_id = self.client.create_experiment(
+                study_name, artifact_location=artifact_location, tags=dict(experiment_tags or {})
+            )
         else:
             if experiment.lifecycle_stage == "deleted":
                 self.client.restore_experiment(experiment.experiment_id)
@@ -191,18 +212,17 @@ class Tracker:
             self.client.update_run(parent_run_id, status="RUNNING")
             self.parent_run_id = parent_run_id
         else:
-            run = self.client.create_run(self.experiment_id, run_name=study_name,
-                                         tags={"automl.role": "study", **tags})
+            run = self.client.create_run(self.experiment_id, run_name=study_name, tags={"automl.role": "study", **tags})
             self.parent_run_id = run.info.run_id
         self.client.log_text(self.parent_run_id, study_yaml, "study.yaml")
         return self.parent_run_id
 
-    def attach(self, parent_run_id: str) -> "Tracker":
+    def attach(self, parent_run_id: str) -> Tracker:
         """Write trials under an existing parent run (a worker: the supervisor opened the study). Its experiment
         is looked up in the background, before any trial's run is created there."""
         self.parent_run_id = parent_run_id
 
-        def look_up(c: "MlflowClient") -> None:
+        def look_up(c: MlflowClient) -> None:
             self.experiment_id = c.get_run(parent_run_id).info.experiment_id
 
         self.submit(look_up)
@@ -247,10 +267,11 @@ class Tracker:
             return
         parent = self.parent_run_id
 
-        def write(c: "MlflowClient") -> None:
+        def write(c: MlflowClient) -> None:
             if op == "create":  # the experiment as known when the write runs (after `attach` looked it up)
-                self.runs[handle] = create_trial_run(c, self.experiment_id, parent, args["number"], args["config"],
-                                                     args["tags"], args["start_time"])
+                self.runs[handle] = create_trial_run(
+                    c, self.experiment_id, parent, args["number"], args["config"], args["tags"], args["start_time"]
+                )
             else:
                 apply_run_op(c, self.runs[handle], op, args)
 
@@ -261,16 +282,25 @@ class Tracker:
         self.submit(lambda c: None).result()
 
 
-def create_trial_run(client: "MlflowClient", experiment_id: str | None, parent_run_id: str | None, number: int,
-                     config: Mapping[str, Any], tags: Mapping[str, str], start_time: int | None = None) -> str:
+def create_trial_run(
+    client: MlflowClient,
+    experiment_id: str | None,
+    parent_run_id: str | None,
+    number: int,
+    config: Mapping[str, Any],
+    tags: Mapping[str, str],
+    start_time: int | None = None,
+) -> str:
     """Create trial `number`'s child run under the parent run, with every parameter; returns its id."""
     from mlflow.entities import Param
 
-    run = client.create_run(experiment_id, run_name=f"trial-{number}", start_time=start_time,
-                            tags={"mlflow.parentRunId": parent_run_id, "automl.role": "trial",
-                                  "optuna.trial_number": str(number), **tags})
+    run = client.create_run(
+        experiment_id,
+        run_name=f"trial-{number}",
+        start_time=start_time,
+        tags={"mlflow.parentRunId": parent_run_id, "automl.role": "trial", "optuna.trial_number": str(number), **tags},
+    )
     params = [Param(k, _param_value(v)) for k, v in config.items()]
     for start in range(0, len(params), MAX_PARAMS_PER_BATCH):
-        client.log_batch(run.info.run_id, params=params[start:start + MAX_PARAMS_PER_BATCH])
+        client.log_batch(run.info.run_id, params=params[start : start + MAX_PARAMS_PER_BATCH])
     return run.info.run_id
-

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Mapping, TextIO
+from collections.abc import Mapping
+from typing import Any, TextIO
 
 from orchestrator.tracking import TrialRun, start_trial_run
 
@@ -37,8 +38,12 @@ class RelayTracker:
 
     def update_study(self, metrics: Mapping[str, float], tags: Mapping[str, str]) -> None:
         """Counts and the best trial so far, for the parent run."""
-        self.send("", "update_study", metrics={k: float(v) for k, v in metrics.items()},
-                  tags={k: str(v) for k, v in tags.items()})
+        self.send(
+            "",
+            "update_study",
+            metrics={k: float(v) for k, v in metrics.items()},
+            tags={k: str(v) for k, v in tags.items()},
+        )
 
     def close(self) -> None:
         with self.lock:
@@ -52,5 +57,5 @@ def relayed_operation(line: str) -> tuple[str, str, dict[str, Any]] | None:
     """(handle, operation, arguments) of a relayed line, or None for any other line."""
     if not line.startswith(PREFIX):
         return None
-    handle, op, args = json.loads(line[len(PREFIX):])
+    handle, op, args = json.loads(line[len(PREFIX) :])
     return handle, op, args

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import optuna
 import pytorch_lightning as pl
@@ -60,8 +61,10 @@ class EpochEvaluator(pl.Callback):
         self.diverged_at: int | None = None
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        metrics = {"train_loss": pl_module.epoch_train_loss(),
-                   **split_metrics(pl_module, self.data, "val", self.val_source)}
+        metrics = {
+            "train_loss": pl_module.epoch_train_loss(),
+            **split_metrics(pl_module, self.data, "val", self.val_source),
+        }
         trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
         self.history.append(metrics)
         if not math.isfinite(metrics["train_loss"]):
@@ -138,10 +141,20 @@ class NoProfiler(Profiler):
         pass
 
 
-def train(config: Mapping[str, Any], registry: Registry, data: DataBundle, *, max_epochs: int, seed: int,
-          trial: optuna.trial.BaseTrial | None = None, monitor: str = "val_loss", direction: str = "minimize",
-          listeners: Sequence[EpochListener] = (), callbacks: Sequence[pl.Callback] = (),
-          checkpointing: Checkpointing | None = None) -> TrainingResult:
+def train(
+    config: Mapping[str, Any],
+    registry: Registry,
+    data: DataBundle,
+    *,
+    max_epochs: int,
+    seed: int,
+    trial: optuna.trial.BaseTrial | None = None,
+    monitor: str = "val_loss",
+    direction: str = "minimize",
+    listeners: Sequence[EpochListener] = (),
+    callbacks: Sequence[pl.Callback] = (),
+    checkpointing: Checkpointing | None = None,
+) -> TrainingResult:
     """Build the configuration's model and train it; `data` must already be on the training device.
 
     `monitor`/`direction` (the objective) drive pruning and the early-stopping regularizer. With
@@ -159,16 +172,21 @@ def train(config: Mapping[str, Any], registry: Registry, data: DataBundle, *, ma
         device = data.x_train.device.type
         batches = IndexBatches(data.x_train, data.y_train, batch_size, seed)
     effects = regularizer_effects(config, registry)
-    module = assemble(config, registry, data, max_epochs=max_epochs, steps_per_epoch=len(batches), seed=seed,
-                      effects=effects)
+    module = assemble(
+        config, registry, data, max_epochs=max_epochs, steps_per_epoch=len(batches), seed=seed, effects=effects
+    )
     evaluator = EpochEvaluator(data, listeners, device)
     pruning = OptunaPruning(trial, monitor) if trial is not None else None
     own: list[pl.Callback] = [evaluator, *([pruning] if pruning else [])]
     keep_best = early_stopping = None
     if effects["early_stopping_patience"] is not None:
         keep_best = KeepBest(monitor, direction)
-        early_stopping = EarlyStopping(monitor=monitor, mode="max" if direction == "maximize" else "min",
-                                       patience=effects["early_stopping_patience"], check_on_train_epoch_end=True)
+        early_stopping = EarlyStopping(
+            monitor=monitor,
+            mode="max" if direction == "maximize" else "min",
+            patience=effects["early_stopping_patience"],
+            check_on_train_epoch_end=True,
+        )
         own += [keep_best, early_stopping]
     if checkpointing is not None and not checkpointing.policy.enabled:
         checkpointing = None
@@ -185,9 +203,17 @@ def train(config: Mapping[str, Any], registry: Registry, data: DataBundle, *, ma
     saver = EpochCheckpoint(checkpointing, parts, config, replay) if checkpointing else None
     own += [StopOnRequest(saver), *([saver] if saver else [])]
     trainer = pl.Trainer(
-        max_epochs=max_epochs, accelerator="gpu" if device == "cuda" else "cpu", devices=1,
-        logger=False, enable_checkpointing=saver is not None, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=1_000_000, profiler=NoProfiler(),
+        max_epochs=max_epochs,
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=saver is not None,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        log_every_n_steps=1_000_000,
+        profiler=NoProfiler(),
         # A manually optimized module (the GAN) clips its own gradients.
         gradient_clip_val=effects["grad_clip"] if module.automatic_optimization else None,
         callbacks=[*own, *callbacks],
@@ -199,9 +225,14 @@ def train(config: Mapping[str, Any], registry: Registry, data: DataBundle, *, ma
         start_at_epoch(trainer, resumed_at)
     with batches.cpu_share() if data.streaming else contextlib.nullcontext():
         trainer.fit(module, train_dataloaders=batches)
-    result = TrainingResult(history=evaluator.history, pruned_at=pruning.pruned_at if pruning else None,
-                            diverged_at=evaluator.diverged_at, model=module, resumed_at=resumed_at,
-                            best_epoch=keep_best.best_epoch if keep_best and evaluator.diverged_at is None else None)
+    result = TrainingResult(
+        history=evaluator.history,
+        pruned_at=pruning.pruned_at if pruning else None,
+        diverged_at=evaluator.diverged_at,
+        model=module,
+        resumed_at=resumed_at,
+        best_epoch=keep_best.best_epoch if keep_best and evaluator.diverged_at is None else None,
+    )
     if result.diverged_at is None:
         result.test_metrics = split_metrics(module, data, "test")
     return result

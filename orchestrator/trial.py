@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import optuna
 import torch
@@ -15,16 +16,31 @@ from optuna.trial import TrialState
 
 from orchestrator import checkpoints
 from orchestrator.best_model import WEIGHTS_FILE, improves, weights_file
-from orchestrator.checkpoints import CheckpointError, CheckpointPolicy, Checkpointing, TrialPaused
+from orchestrator.checkpoints import CheckpointError, Checkpointing, CheckpointPolicy, TrialPaused
 from orchestrator.components import DataBundle
 from orchestrator.model_metrics import latency_ms, parameter_count
 from orchestrator.plugins import Registry
 from orchestrator.preemption import TrialInterrupted
 from orchestrator.progress import Progress
 from orchestrator.promotion import is_asha
-from orchestrator.records import (CHECKPOINT_EPOCH_ATTR, CONFIG_ATTR, EPOCHS_ATTR, INTERRUPTED, OUT_OF_MEMORY_ATTR,
-                                  PAUSED_ATTR, PROMOTED_ATTR, REASON_ATTR, RESUME_SKIPPED_ATTR, RESUMED_ATTR,
-                                  RETRY_OF_ATTR, RUNGS_ATTR, RUNTIME_ATTR, TEST_METRICS_ATTR, leading_trial, lineage)
+from orchestrator.records import (
+    CHECKPOINT_EPOCH_ATTR,
+    CONFIG_ATTR,
+    EPOCHS_ATTR,
+    INTERRUPTED,
+    OUT_OF_MEMORY_ATTR,
+    PAUSED_ATTR,
+    PROMOTED_ATTR,
+    REASON_ATTR,
+    RESUME_SKIPPED_ATTR,
+    RESUMED_ATTR,
+    RETRY_OF_ATTR,
+    RUNGS_ATTR,
+    RUNTIME_ATTR,
+    TEST_METRICS_ATTR,
+    leading_trial,
+    lineage,
+)
 from orchestrator.recovery import retry_trial
 from orchestrator.review_view import OBJECTIVE_METRIC
 from orchestrator.rung_callback import RungCallback
@@ -99,7 +115,8 @@ def _plugin_tags(config: Mapping[str, Any], registry: Registry) -> dict[str, str
 
 def _is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
 
 
 def _earlier_out_of_memory(study: optuna.Study, trial: optuna.Trial) -> int | None:
@@ -122,10 +139,15 @@ def _release_memory() -> None:
 class TrialRunner:
     """Runs claimed trials of one study in this process and records them in Optuna and MLflow."""
 
-    def __init__(self, spec: StudySpec, registry: Registry, progress: Progress,
-                 checkpoint_policy: CheckpointPolicy | None = None,
-                 on_checkpoint_error: Callable[[str], None] | None = None,
-                 threads: AdaptiveThreads | None = None) -> None:
+    def __init__(
+        self,
+        spec: StudySpec,
+        registry: Registry,
+        progress: Progress,
+        checkpoint_policy: CheckpointPolicy | None = None,
+        on_checkpoint_error: Callable[[str], None] | None = None,
+        threads: AdaptiveThreads | None = None,
+    ) -> None:
         self.spec = spec
         self.threads = threads  # None: the worker's thread count is fixed (--threads)
         self.registry = registry
@@ -133,8 +155,9 @@ class TrialRunner:
         self.policy = checkpoint_policy if checkpoint_policy is not None and checkpoint_policy.enabled else None
         self.on_checkpoint_error = on_checkpoint_error or checkpoints.warn_once(progress.out)
 
-    def run_trial(self, study: optuna.Study, trial: optuna.Trial, data: DataBundle,
-                  tracker: Tracker | None) -> TrialReport:
+    def run_trial(
+        self, study: optuna.Study, trial: optuna.Trial, data: DataBundle, tracker: Tracker | None
+    ) -> TrialReport:
         """Compute the trial's outcome, then record it. A KeyboardInterrupt is re-raised once recorded."""
         self.progress.trial_started(trial.number)
         attempt = Attempt(trial, lineage(trial))
@@ -156,8 +179,10 @@ class TrialRunner:
         choice, changed = self.threads.for_trial()
         if changed:
             self.progress.message(f"trial {number}: {choice.describe()}")
-        return {**current_runtime(), "threads_measured": {str(count): seconds for count, seconds in
-                                                          sorted(choice.seconds_per_step.items())}}
+        return {
+            **current_runtime(),
+            "threads_measured": {str(count): seconds for count, seconds in sorted(choice.seconds_per_step.items())},
+        }
 
     def _compute(self, study: optuna.Study, attempt: Attempt, data: DataBundle, tracker: Tracker | None) -> Outcome:
         trial, spec = attempt.trial, self.spec
@@ -167,8 +192,9 @@ class TrialRunner:
             trial.set_user_attr(CONFIG_ATTR, attempt.config)
             trial.set_user_attr(RUNTIME_ATTR, self._runtime(trial.number))  # what `automl rerun` re-creates
             if tracker:
-                attempt.run = tracker.start_trial(trial.number, attempt.config,
-                                                  _plugin_tags(attempt.config, self.registry))
+                attempt.run = tracker.start_trial(
+                    trial.number, attempt.config, _plugin_tags(attempt.config, self.registry)
+                )
             earlier = _earlier_out_of_memory(study, trial)
             if earlier is not None:
                 raise MemoryError(f"the same configuration ran out of memory in trial {earlier}; not trained again")
@@ -204,16 +230,33 @@ class TrialRunner:
             checkpointing = None
             rungs: list[Any] = []
             if self.policy is not None and attempt.checkpoint is not None:
-                checkpointing = Checkpointing(self.policy, attempt.checkpoint, resume, {"trial": trial.number},
-                                              self.on_checkpoint_error)
+                checkpointing = Checkpointing(
+                    self.policy, attempt.checkpoint, resume, {"trial": trial.number}, self.on_checkpoint_error
+                )
                 if is_asha(trial.study.pruner):
-                    rungs.append(RungCallback(trial, trial.study.pruner, attempt.lineage,
-                                              self._rung_values(data), checkpointing.request_pause))
+                    rungs.append(
+                        RungCallback(
+                            trial,
+                            trial.study.pruner,
+                            attempt.lineage,
+                            self._rung_values(data),
+                            checkpointing.request_pause,
+                        )
+                    )
             # Optuna prunes (and takes intermediate values) only for a single objective
-            return train(attempt.config, self.registry, data, max_epochs=spec.budget.max_epochs,
-                         seed=spec.seed + attempt.lineage, trial=None if spec.multi_objective else trial,
-                         monitor=spec.metric, direction=spec.direction, listeners=listeners,
-                         callbacks=[*rungs, *callbacks], checkpointing=checkpointing)
+            return train(
+                attempt.config,
+                self.registry,
+                data,
+                max_epochs=spec.budget.max_epochs,
+                seed=spec.seed + attempt.lineage,
+                trial=None if spec.multi_objective else trial,
+                monitor=spec.metric,
+                direction=spec.direction,
+                listeners=listeners,
+                callbacks=[*rungs, *callbacks],
+                checkpointing=checkpointing,
+            )
 
         resume = self._resume_state(attempt)
         if resume is None:
@@ -267,8 +310,10 @@ class TrialRunner:
             return None
         if state is not None:
             how = "continuing" if PROMOTED_ATTR in attempt.trial.user_attrs else "resuming"
-            self.progress.message(f"trial {attempt.trial.number}: {how} trial {state.get('trial')} at epoch "
-                                  f"{state['epoch']} from its checkpoint")
+            self.progress.message(
+                f"trial {attempt.trial.number}: {how} trial {state.get('trial')} at epoch "
+                f"{state['epoch']} from its checkpoint"
+            )
         return state
 
     def _resume_skipped(self, attempt: Attempt, reason: str) -> None:
@@ -312,8 +357,9 @@ class TrialRunner:
 
     # -- recording it ------------------------------------------------------------------------------------
 
-    def _record(self, study: optuna.Study, attempt: Attempt, outcome: Outcome, data: DataBundle,
-                tracker: Tracker | None) -> TrialReport:
+    def _record(
+        self, study: optuna.Study, attempt: Attempt, outcome: Outcome, data: DataBundle, tracker: Tracker | None
+    ) -> TrialReport:
         if outcome.state == "INTERRUPTED":
             return self._record_interrupted(study, attempt, outcome, tracker)
         if outcome.state == "PAUSED":
@@ -326,8 +372,13 @@ class TrialRunner:
         if run and outcome.traceback:
             run.log_text(outcome.traceback, "traceback.txt")
         state, value = outcome.state, outcome.value
-        if run and state == "COMPLETE" and outcome.result is not None and data.task != "generative" \
-                and improves(study, value):  # type: ignore[arg-type]
+        if (
+            run
+            and state == "COMPLETE"
+            and outcome.result is not None
+            and data.task != "generative"
+            and improves(study, value)
+        ):  # type: ignore[arg-type]
             run.log_file(weights_file(outcome.result.model.network), WEIGHTS_FILE)  # a candidate for the best model
         if state == "COMPLETE":
             study.tell(trial, outcome.values if spec.multi_objective else value)
@@ -336,13 +387,17 @@ class TrialRunner:
         if attempt.checkpoint is not None and not self.policy.keep:  # type: ignore[union-attr]
             checkpoints.delete(attempt.checkpoint)  # the lineage ends here
         if run:
-            final = {**outcome.test_metrics, **outcome.measured,
-                     **({OBJECTIVE_METRIC: value} if state == "COMPLETE" and value is not None else {})}
+            final = {
+                **outcome.test_metrics,
+                **outcome.measured,
+                **({OBJECTIVE_METRIC: value} if state == "COMPLETE" and value is not None else {}),
+            }
             if state == "COMPLETE" and spec.multi_objective:
                 final.update({f"{OBJECTIVE_METRIC}_{i}": v for i, v in enumerate(outcome.values)})
             run.end(state, final, {"reason": reason} if reason else {})
-        self.registry.hook.after_trial(trial=trial, config=attempt.config, state=state, value=value,
-                                       metrics=outcome.test_metrics)
+        self.registry.hook.after_trial(
+            trial=trial, config=attempt.config, state=state, value=value, metrics=outcome.test_metrics
+        )
         self.progress.trial_done(trial.number, attempt.config, outcome.epochs, value, state, best_of(study), reason)
         return TrialReport(trial.number, state, value, reason)
 
@@ -353,8 +408,9 @@ class TrialRunner:
             attempt.run = tracker.start_trial(attempt.trial.number, attempt.config, {})
         return attempt.run
 
-    def _record_paused(self, study: optuna.Study, attempt: Attempt, outcome: Outcome,
-                       tracker: Tracker | None) -> TrialReport:
+    def _record_paused(
+        self, study: optuna.Study, attempt: Attempt, outcome: Outcome, tracker: Tracker | None
+    ) -> TrialReport:
         """PRUNED with `paused_at_epoch` (the checkpoint stays: a worker may promote it); the run FINISHED with
         state PAUSED. Its value for the sampler is the rung's (Optuna takes the last intermediate value)."""
         trial, epochs = attempt.trial, outcome.epochs
@@ -370,8 +426,9 @@ class TrialRunner:
         self.progress.trial_done(trial.number, attempt.config, epochs, value, "PAUSED", best_of(study), reason)
         return TrialReport(trial.number, "PAUSED", value, reason)
 
-    def _record_interrupted(self, study: optuna.Study, attempt: Attempt, outcome: Outcome,
-                            tracker: Tracker | None) -> TrialReport:
+    def _record_interrupted(
+        self, study: optuna.Study, attempt: Attempt, outcome: Outcome, tracker: Tracker | None
+    ) -> TrialReport:
         """FAIL with reason `interrupted`, the run KILLED, and a retry enqueued that resumes from the checkpoint."""
         trial = attempt.trial
         trial.set_user_attr(REASON_ATTR, INTERRUPTED)
@@ -383,8 +440,22 @@ class TrialRunner:
         resumes = f"resumes at epoch {outcome.epochs}" if outcome.checkpointed else "restarts at epoch 0"
         run = self._run_of(attempt, tracker)
         if run:
-            run.end("INTERRUPTED", {}, {"reason": INTERRUPTED, "resumes": resumes,
-                                        **({"resumed_in_trial": str(retry)} if retry is not None else {})})
-        self.progress.trial_done(trial.number, attempt.config, outcome.epochs, None, "FAIL", best_of(study),
-                                 f"{INTERRUPTED}; its retry {resumes}")
+            run.end(
+                "INTERRUPTED",
+                {},
+                {
+                    "reason": INTERRUPTED,
+                    "resumes": resumes,
+                    **({"resumed_in_trial": str(retry)} if retry is not None else {}),
+                },
+            )
+        self.progress.trial_done(
+            trial.number,
+            attempt.config,
+            outcome.epochs,
+            None,
+            "FAIL",
+            best_of(study),
+            f"{INTERRUPTED}; its retry {resumes}",
+        )
         return TrialReport(trial.number, "FAIL", None, INTERRUPTED)

@@ -37,6 +37,8 @@ from orchestrator.tracking_relay import RelayTracker
 from orchestrator.trial import TrialRunner
 
 WAIT_SECONDS = 1.0
+
+
 def seconds_since_start() -> float:
     """Seconds since this worker process was started: its imports, data and study set-up so far."""
     spawned = os.environ.get(SPAWNED_AT_ENV)
@@ -115,8 +117,9 @@ class Worker:
         self.spec = spec
         self.registry = registry
         self.options = options
-        self.progress = Progress(spec.metric, spec.budget.max_epochs, out, tag=options.slot,
-                                 width=choices_width(spec.space))
+        self.progress = Progress(
+            spec.metric, spec.budget.max_epochs, out, tag=options.slot, width=choices_width(spec.space)
+        )
         self.policy = checkpoint_policy(spec, options.storage_url)
         ceiling = options.threads or torch.get_num_threads()
         adaptive = AdaptiveThreads(ceiling) if options.adapt_threads and ceiling > 1 else None
@@ -141,16 +144,28 @@ class Worker:
         if os.environ.get(TIMINGS_ENV) == "1":
             self.progress.message(f"timing: data ready at {time.time():.3f} (unix time)")
         # a supervised worker leaves the MLflow experiment and parent run to its supervisor (set up meanwhile)
-        study, parent = open_tracked_study(self.spec, options.storage_url, options.tracking_uri, heartbeat=True,
-                                           seed_offset=options.seed_offset, open_run=not options.supervised)
+        study, parent = open_tracked_study(
+            self.spec,
+            options.storage_url,
+            options.tracking_uri,
+            heartbeat=True,
+            seed_offset=options.seed_offset,
+            open_run=not options.supervised,
+        )
         if not options.supervised:
-            self.progress.header(self.spec.name, options.trials, redact(options.storage_url),
-                                 redact(options.tracking_uri) if options.tracking_uri else None)
+            self.progress.header(
+                self.spec.name,
+                options.trials,
+                redact(options.storage_url),
+                redact(options.tracking_uri) if options.tracking_uri else None,
+            )
         if not options.supervised and not options.launched:
             self.registry.hook.before_study(study=study, spec=self.spec)
-        self.progress.message(f"worker {options.slot or options.worker_id} ready after {seconds_since_start():.1f} s "
-                              f"(imports and data {data_seconds:.1f} s, study set-up "
-                              f"{seconds_since_start() - data_seconds:.1f} s)")
+        self.progress.message(
+            f"worker {options.slot or options.worker_id} ready after {seconds_since_start():.1f} s "
+            f"(imports and data {data_seconds:.1f} s, study set-up "
+            f"{seconds_since_start() - data_seconds:.1f} s)"
+        )
         if options.supervised and not os.environ.get(RELEASED_ENV):
             print(READY, flush=True)
             if sys.stdin.readline().strip() != GO:
@@ -179,7 +194,9 @@ class Worker:
         once). None without tracking."""
         if not self.options.tracking_uri or not parent:
             return None
-        return RelayTracker(sys.stdout) if self.options.supervised else Tracker(self.options.tracking_uri).attach(parent)
+        return (
+            RelayTracker(sys.stdout) if self.options.supervised else Tracker(self.options.tracking_uri).attach(parent)
+        )
 
     def _loop(self, study: optuna.Study, data: Any, tracker: Tracker | None, parent: str | None) -> str:
         options = self.options
@@ -195,8 +212,9 @@ class Worker:
                 claim = claim_trial(study, options.trials)
                 if claim is WAIT and not beats:
                     for number in recover_trials(study, options.tracking_uri, parent):
-                        self.progress.message(f"trial {number}: its worker died; marked FAIL and retried from its "
-                                              "last checkpoint")
+                        self.progress.message(
+                            f"trial {number}: its worker died; marked FAIL and retried from its last checkpoint"
+                        )
                 elif claim is not WAIT and claim is not DONE:
                     claim.set_user_attr(WORKER_ATTR, self.identity)
                     heartbeat = Heartbeat(study, claim, self.spec.execution.heartbeat_seconds) if beats else None
@@ -224,8 +242,10 @@ class Worker:
                     return "failing"
             resident = resident_mb()
             if options.memory_mb and resident > options.memory_mb:
-                self.progress.message(f"worker {options.slot or options.worker_id}: resident memory "
-                                      f"{resident:.0f} MiB > limit {options.memory_mb} MiB; recycling the process")
+                self.progress.message(
+                    f"worker {options.slot or options.worker_id}: resident memory "
+                    f"{resident:.0f} MiB > limit {options.memory_mb} MiB; recycling the process"
+                )
                 return "recycle"
 
 
@@ -235,4 +255,3 @@ def recycle() -> None:
     sys.stderr.flush()
     os.environ[SPAWNED_AT_ENV] = repr(time.time())
     os.execv(sys.executable, [sys.executable, "-m", "orchestrator", *sys.argv[1:]])
-

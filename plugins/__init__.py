@@ -10,7 +10,8 @@ validate` start in well under a second.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def deferred(module: str, function: str) -> Callable[..., Any]:

@@ -94,20 +94,19 @@ def training_statistics(source: SampleFile, train: np.ndarray) -> tuple[float, f
     total = square = 0.0
     count = 0
     for start in range(0, len(source), per_chunk):
-        rows = source.rows(start, min(per_chunk, len(source) - start))[chosen[start:start + per_chunk]]
+        rows = source.rows(start, min(per_chunk, len(source) - start))[chosen[start : start + per_chunk]]
         total += float(rows.sum(dtype=np.float64))
         square += float(np.square(rows, dtype=np.float64).sum())
         count += rows.size
     mean = total / max(count, 1)
-    std = float(np.sqrt(max(square / max(count, 1) - mean ** 2, 0.0)))
+    std = float(np.sqrt(max(square / max(count, 1) - mean**2, 0.0)))
     return mean, std if std > 1e-12 else 1.0
 
 
 def _paths(params) -> tuple[Path, Path]:
     x_path = required_path(params, ".npy")
     if not params.get("targets"):
-        raise ValueError("`targets` is required: the .npy file of targets, one per sample (relative to the study "
-                         "file)")
+        raise ValueError("`targets` is required: the .npy file of targets, one per sample (relative to the study file)")
     y_path = required_path({"path": params["targets"]}, "targets .npy")
     return x_path, y_path
 
@@ -116,8 +115,10 @@ def _load(params) -> tuple[SampleFile, np.ndarray, str, str]:
     x_path, y_path = _paths(params)
     source = SampleFile(x_path)
     if len(source.shape) not in INPUT_KINDS:
-        raise ValueError(f"{x_path} has shape {source.shape}: inputs must be (N, features), (N, length, channels) "
-                         "or (N, channels, height, width)")
+        raise ValueError(
+            f"{x_path} has shape {source.shape}: inputs must be (N, features), (N, length, channels) "
+            "or (N, channels, height, width)"
+        )
     y = np.load(y_path, mmap_mode="r")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -150,24 +151,41 @@ def build_npy(params, seed: int) -> DataBundle:
     else:
         y_train, y_val, y_test = targets[train], targets[val], targets[test]
     mean, std = training_statistics(source, train) if params["standardise"] == "yes" else (0.0, 1.0)
-    splits = [StreamedSplit(source, idx, ys, mean, std) for idx, ys in ((train, y_train), (val, y_val),
-                                                                        (test, y_test))]
-    return DataBundle.from_datasets(*splits, input_kind=input_kind, task=task, output_size=output_size,
-                                    target_scale=scale, classes=classes, target_offset=offset)
+    splits = [StreamedSplit(source, idx, ys, mean, std) for idx, ys in ((train, y_train), (val, y_val), (test, y_test))]
+    return DataBundle.from_datasets(
+        *splits,
+        input_kind=input_kind,
+        task=task,
+        output_size=output_size,
+        target_scale=scale,
+        classes=classes,
+        target_offset=offset,
+    )
 
 
 @hookimpl
 def register_datasets(register):
-    register(Dataset(
-        "npy", "Your own arrays, larger than memory: inputs and targets as .npy files (numpy.save), the inputs read "
-               "sample by sample from disk while training (streamed through a DataLoader).",
-        params={
-            "path": Text("", help="the inputs' .npy file: (N, features), (N, length, channels) or (N, C, H, W)",
-                         is_path=True),
-            "targets": Text("", help="the targets' .npy file, one per sample", is_path=True),
-            "task": TASK_PARAM,
-            "standardise": Choice(("yes", "no"), default="yes",
-                                  help="subtract the training split's mean, divide by its std (one pass over it)"),
-            **fraction_params(),
-        },
-        build=build_npy, input_kind="vector", tasks=("classification", "regression"), probe=probe_npy))
+    register(
+        Dataset(
+            "npy",
+            "Your own arrays, larger than memory: inputs and targets as .npy files (numpy.save), the inputs read "
+            "sample by sample from disk while training (streamed through a DataLoader).",
+            params={
+                "path": Text(
+                    "", help="the inputs' .npy file: (N, features), (N, length, channels) or (N, C, H, W)", is_path=True
+                ),
+                "targets": Text("", help="the targets' .npy file, one per sample", is_path=True),
+                "task": TASK_PARAM,
+                "standardise": Choice(
+                    ("yes", "no"),
+                    default="yes",
+                    help="subtract the training split's mean, divide by its std (one pass over it)",
+                ),
+                **fraction_params(),
+            },
+            build=build_npy,
+            input_kind="vector",
+            tasks=("classification", "regression"),
+            probe=probe_npy,
+        )
+    )

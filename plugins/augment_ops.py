@@ -10,7 +10,8 @@ held on the device) and returns `x`'s shape, dtype and device.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 

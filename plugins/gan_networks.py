@@ -14,8 +14,9 @@ from orchestrator import AdversarialLoss, DataBundle
 class GANNetwork(nn.Module):
     """A generator (latent -> sample shaped like the data) and a discriminator (sample -> logit)."""
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, latent_dim: int,
-                 sample_shape: tuple[int, ...]) -> None:
+    def __init__(
+        self, generator: nn.Module, discriminator: nn.Module, latent_dim: int, sample_shape: tuple[int, ...]
+    ) -> None:
         super().__init__()
         self.generator = nn.Sequential(generator, nn.Unflatten(1, sample_shape))
         self.discriminator = nn.Sequential(nn.Flatten(), discriminator)
@@ -52,8 +53,9 @@ def non_saturating_bce(params, ctx) -> AdversarialLoss:
     """The original GAN loss with the non-saturating generator objective -log D(G(z))."""
 
     def discriminator(real, fake):
-        return (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
-                + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+        return F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + F.binary_cross_entropy_with_logits(
+            fake, torch.zeros_like(fake)
+        )
 
     def generator(fake):
         return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
@@ -82,7 +84,16 @@ def build_rings(params, seed: int) -> DataBundle:
     points = np.stack([2 * np.cos(angles), 2 * np.sin(angles)], axis=1) + rng.normal(0, params["noise"], (n, 2))
     points = torch.as_tensor(points, dtype=torch.float32)
     n_train, n_val = int(0.7 * n), int(0.15 * n)
-    parts = points[:n_train], points[n_train:n_train + n_val], points[n_train + n_val:]
+    parts = points[:n_train], points[n_train : n_train + n_val], points[n_train + n_val :]
     zeros = [torch.zeros(len(p), dtype=torch.long) for p in parts]  # no labels in a generative task
-    return DataBundle(parts[0], zeros[0], parts[1], zeros[1], parts[2], zeros[2], input_kind="vector",
-                      task="generative", output_size=2)
+    return DataBundle(
+        parts[0],
+        zeros[0],
+        parts[1],
+        zeros[1],
+        parts[2],
+        zeros[2],
+        input_kind="vector",
+        task="generative",
+        output_size=2,
+    )

@@ -5,7 +5,7 @@ attributes), for DataLoader worker processes. Imported only where the data set i
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -33,8 +33,9 @@ class ImageFiles(Dataset):
         try:
             image = self.encoder.image(path)
         except UNREADABLE as exc:  # readable when the data set was built: changed since
-            raise OSError(f"image_folder: cannot read {path} (it was readable when the data set was built): "
-                          f"{exc}") from exc
+            raise OSError(
+                f"image_folder: cannot read {path} (it was readable when the data set was built): {exc}"
+            ) from exc
         return torch.from_numpy(image), torch.tensor(self.labels[index], dtype=torch.int64)
 
     def __repr__(self) -> str:

@@ -40,12 +40,16 @@ UNREADABLE = (OSError, ValueError, SyntaxError)  # what Pillow raises on a file 
 def image_folder_root(params) -> Path:
     raw = params.get("path") or ""
     if not raw:
-        raise ValueError("`path` is required: the folder with one sub-folder of images per class (relative to the "
-                         "study file)")
+        raise ValueError(
+            "`path` is required: the folder with one sub-folder of images per class (relative to the study file)"
+        )
     root = Path(raw).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"no such folder: {root}" if not root.exists() else
-                                f"{root} is a file: image_folder reads a folder with one sub-folder per class")
+        raise FileNotFoundError(
+            f"no such folder: {root}"
+            if not root.exists()
+            else f"{root} is a file: image_folder reads a folder with one sub-folder per class"
+        )
     return root
 
 
@@ -61,8 +65,10 @@ def scan(params) -> tuple[list[Path], np.ndarray, list[str]]:
         files += found
         labels += [index] * len(found)
     if len(classes) < 2:
-        raise ValueError(f"{root} needs one sub-folder of images per class, at least two; found "
-                         f"{len(classes)}: {', '.join(classes) or 'none'}")
+        raise ValueError(
+            f"{root} needs one sub-folder of images per class, at least two; found "
+            f"{len(classes)}: {', '.join(classes) or 'none'}"
+        )
     return files, np.asarray(labels, dtype=np.int64), classes
 
 
@@ -130,9 +136,11 @@ class ImageEncoder:
             frame = pd.DataFrame(frame)
         if IMAGE_COLUMN not in frame.columns:
             found = ", ".join(repr(str(c)) for c in frame.columns) or "none"
-            raise ValueError(f"the input has no column {IMAGE_COLUMN!r} (columns: {found}): pass a DataFrame whose "
-                             f"column {IMAGE_COLUMN!r} holds each image file's bytes, e.g. pandas.DataFrame("
-                             f"{{{IMAGE_COLUMN!r}: [open(path, 'rb').read()]}})")
+            raise ValueError(
+                f"the input has no column {IMAGE_COLUMN!r} (columns: {found}): pass a DataFrame whose "
+                f"column {IMAGE_COLUMN!r} holds each image file's bytes, e.g. pandas.DataFrame("
+                f"{{{IMAGE_COLUMN!r}: [open(path, 'rb').read()]}})"
+            )
         images = [self._decoded(row, value) for row, value in enumerate(frame[IMAGE_COLUMN].tolist())]
         if not images:
             return np.zeros((0, self.channels, self.size, self.size), dtype=np.float32)
@@ -142,17 +150,21 @@ class ImageEncoder:
         if isinstance(value, np.bytes_):
             value = bytes(value)
         if not isinstance(value, (bytes, bytearray, memoryview)):
-            raise ValueError(f"row {row} of column {IMAGE_COLUMN!r} holds {type(value).__name__} {_short(value)}, "
-                             "not an image file's bytes (PNG, JPEG ... as read with open(path, 'rb').read(); "
-                             "base64-encoded in a JSON request to a served model)")
+            raise ValueError(
+                f"row {row} of column {IMAGE_COLUMN!r} holds {type(value).__name__} {_short(value)}, "
+                "not an image file's bytes (PNG, JPEG ... as read with open(path, 'rb').read(); "
+                "base64-encoded in a JSON request to a served model)"
+            )
         try:
             return self.image(bytes(value))
         except UNREADABLE as exc:
             from PIL import UnidentifiedImageError
 
             reason = "not an image format Pillow knows" if isinstance(exc, UnidentifiedImageError) else str(exc)
-            raise ValueError(f"row {row} of column {IMAGE_COLUMN!r} is not a readable image ({len(value)} bytes "
-                             f"starting {bytes(value[:8])!r}): {reason}") from None
+            raise ValueError(
+                f"row {row} of column {IMAGE_COLUMN!r} is not a readable image ({len(value)} bytes "
+                f"starting {bytes(value[:8])!r}): {reason}"
+            ) from None
 
 
 def _short(value: Any) -> str:
@@ -196,13 +208,16 @@ def probe_image_folder(params) -> tuple[str, str]:
     if params.get("unreadable", "refuse") == "refuse":
         bad = _unreadable(files)
         if bad:
-            raise ValueError(f"{len(bad)} of {len(files)} image file(s) cannot be read: {_named(bad)}; fix or remove "
-                             "them, or set `unreadable: skip` to leave them out")
+            raise ValueError(
+                f"{len(bad)} of {len(files)} image file(s) cannot be read: {_named(bad)}; fix or remove "
+                "them, or set `unreadable: skip` to leave them out"
+            )
     return "classification", "image"
 
 
-def read_folder(files: list[Path], size: int, colour: str, unreadable: str,
-                keep: bool) -> tuple[list[np.ndarray], np.ndarray, list[int]]:
+def read_folder(
+    files: list[Path], size: int, colour: str, unreadable: str, keep: bool
+) -> tuple[list[np.ndarray], np.ndarray, list[int]]:
     """Every file read once, one at a time: the images (only with `keep`), each readable image's
     `channel_sums` (n, 2, channels), and the indices of the readable files. Unreadable files refuse the
     build, or are left out and counted on stderr (`unreadable: skip`)."""
@@ -220,8 +235,10 @@ def read_folder(files: list[Path], size: int, colour: str, unreadable: str,
     if bad and unreadable == "refuse":
         raise ValueError(f"{len(bad)} image file(s) cannot be read: {_named(bad)}")
     if bad:
-        print(f"image_folder: left out {len(bad)} unreadable image file(s) of {len(files)}: {_named(bad)}",
-              file=sys.stderr)
+        print(
+            f"image_folder: left out {len(bad)} unreadable image file(s) of {len(files)}: {_named(bad)}",
+            file=sys.stderr,
+        )
     return images, np.stack(sums), kept
 
 
@@ -232,17 +249,25 @@ def build_image_folder(params, seed: int) -> DataBundle:
     files, y = [files[i] for i in kept], labels[kept]
     train, val, test = split_rows(params, len(files), seed, y)
     mean, std = channel_statistics(sums[train], size * size)  # per channel, the training split's statistics
-    encoder = ImageEncoder(size, colour, tuple(float(m) for m in mean), tuple(float(s) for s in std),
-                           example=example_frame([files[i] for i in train], y[train]))
-    fields: dict[str, Any] = dict(input_kind="image", task="classification", output_size=len(classes),
-                                  encoder=encoder, classes=tuple(classes))
+    encoder = ImageEncoder(
+        size,
+        colour,
+        tuple(float(m) for m in mean),
+        tuple(float(s) for s in std),
+        example=example_frame([files[i] for i in train], y[train]),
+    )
+    fields: dict[str, Any] = dict(
+        input_kind="image", task="classification", output_size=len(classes), encoder=encoder, classes=tuple(classes)
+    )
     if load == "stream":
         from .image_files import ImageFiles
 
         workers = params.get("workers", "auto")
         return DataBundle.from_datasets(
             *(ImageFiles([str(files[i]) for i in split], y[split], encoder) for split in (train, val, test)),
-            loader_workers=None if workers == "auto" else int(workers), **fields)
+            loader_workers=None if workers == "auto" else int(workers),
+            **fields,
+        )
     import torch
 
     x = normalise(np.stack(images), mean, std)
@@ -282,25 +307,45 @@ def describe_image_folder(params, seed: int) -> list[str]:
     bad += [path for path in _unreadable(files) if path not in bad]
     unreadable = set(bad)
     kept = np.array([i for i, path in enumerate(files) if path not in unreadable], dtype=np.int64)
-    lines = [f"{image_folder_root(params)}: {len(files)} image file(s) in {len(classes)} classes: "
-             + ", ".join(f"{name!r} {n}" for name, n in zip(classes, counts))]
+    lines = [
+        f"{image_folder_root(params)}: {len(files)} image file(s) in {len(classes)} classes: "
+        + ", ".join(f"{name!r} {n}" for name, n in zip(classes, counts))
+    ]
     if counts.max() > 2 * counts.min():
-        lines.append(f"warning: the classes are unbalanced ({counts.max()} against {counts.min()} files): accuracy "
-                     "alone may mislead")
+        lines.append(
+            f"warning: the classes are unbalanced ({counts.max()} against {counts.min()} files): accuracy "
+            "alone may mislead"
+        )
     channels = 3 if colour == "rgb" else 1
-    lines.append(f"image sizes (width x height): {_counted(sizes, lambda wh: f'{wh[0]}x{wh[1]}')}; every image is "
-                 f"resized to {size}x{size}")
-    lines.append(f"modes: {_counted(modes)}; every image is converted to {'RGB' if channels == 3 else 'grey (L)'} "
-                 f"({channels} channel{'s' if channels > 1 else ''}, colour: {colour})")
+    lines.append(
+        f"image sizes (width x height): {_counted(sizes, lambda wh: f'{wh[0]}x{wh[1]}')}; every image is "
+        f"resized to {size}x{size}"
+    )
+    lines.append(
+        f"modes: {_counted(modes)}; every image is converted to {'RGB' if channels == 3 else 'grey (L)'} "
+        f"({channels} channel{'s' if channels > 1 else ''}, colour: {colour})"
+    )
     if bad:
-        action = ("left out (unreadable: skip)" if params.get("unreadable", "refuse") == "skip"
-                  else "refused: the study stops (unreadable: refuse)")
+        action = (
+            "left out (unreadable: skip)"
+            if params.get("unreadable", "refuse") == "skip"
+            else "refused: the study stops (unreadable: refuse)"
+        )
         lines.append(f"{len(bad)} unreadable file(s) {action}: {_named(bad)}")
     if len(kept) >= 2:
         splits = split_rows(params, len(kept), seed, labels[kept])
-        lines.append("images for training, validation, test: " + ", ".join(str(len(s)) for s in splits)
-                     + " (stratified by class)")
+        lines.append(
+            "images for training, validation, test: "
+            + ", ".join(str(len(s)) for s in splits)
+            + " (stratified by class)"
+        )
     held = len(kept) * channels * size * size * 4
-    lines.append(f"load: {load}: " + (f"every image held in memory as float32, {held / 2**20:.1f} MiB"
-                                       if load == "memory" else "one file read per sample while training"))
+    lines.append(
+        f"load: {load}: "
+        + (
+            f"every image held in memory as float32, {held / 2**20:.1f} MiB"
+            if load == "memory"
+            else "one file read per sample while training"
+        )
+    )
     return lines

@@ -100,9 +100,14 @@ def recurrent_builder(rnn_class: type[nn.RNNBase]):
     def build(params, ctx: BuildContext) -> nn.Module:
         """The recurrent stack (its gates keep their own non-linearities), then a readout head: a
         hidden Linear layer with the chosen norm, activation and dropout, and a Linear output."""
-        recurrent = rnn_class(ctx.input_shape[-1], params["hidden_size"], num_layers=params["layers"],
-                              batch_first=True, bidirectional=params["bidirectional"],
-                              dropout=ctx.dropout if params["layers"] > 1 else 0.0)
+        recurrent = rnn_class(
+            ctx.input_shape[-1],
+            params["hidden_size"],
+            num_layers=params["layers"],
+            batch_first=True,
+            bidirectional=params["bidirectional"],
+            dropout=ctx.dropout if params["layers"] > 1 else 0.0,
+        )
         features = params["hidden_size"] * (2 if params["bidirectional"] else 1)
         head: list[nn.Module] = [nn.Linear(features, features)]
         if ctx.norm is not None:
@@ -129,8 +134,9 @@ def sinusoidal_positions(tokens: int, d_model: int) -> torch.Tensor:
 class TransformerNet(nn.Module):
     """Tokens projected to d_model, plus positions, through an encoder, mean-pooled, Linear head."""
 
-    def __init__(self, tokens: int, features: int, patch: int, d_model: int, positional: str,
-                 encoder: nn.Module, head: nn.Module) -> None:
+    def __init__(
+        self, tokens: int, features: int, patch: int, d_model: int, positional: str, encoder: nn.Module, head: nn.Module
+    ) -> None:
         super().__init__()
         self.patch = patch
         tokens = -(-tokens // patch)
@@ -157,12 +163,20 @@ def build_transformer(params, ctx: BuildContext) -> nn.Module:
     else:
         tokens, features = ctx.input_shape
     d_model = params["heads"] * params["head_dim"]
-    layer = nn.TransformerEncoderLayer(d_model, params["heads"], params["ff_width"], dropout=ctx.dropout,
-                                       activation=ctx.activation(), batch_first=True, norm_first=True)
+    layer = nn.TransformerEncoderLayer(
+        d_model,
+        params["heads"],
+        params["ff_width"],
+        dropout=ctx.dropout,
+        activation=ctx.activation(),
+        batch_first=True,
+        norm_first=True,
+    )
     final_norm = ctx.norm(d_model, "sequence") if ctx.norm is not None else None
     encoder = nn.TransformerEncoder(layer, params["layers"], norm=final_norm, enable_nested_tensor=False)
-    return TransformerNet(tokens, features, params["patch"], d_model, params["positional"], encoder,
-                          nn.Linear(d_model, ctx.output_size))
+    return TransformerNet(
+        tokens, features, params["patch"], d_model, params["positional"], encoder, nn.Linear(d_model, ctx.output_size)
+    )
 
 
 build_rnn = recurrent_builder(nn.RNN)

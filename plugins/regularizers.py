@@ -18,24 +18,62 @@ def build_l2(params) -> RegularizerEffect:
 
 @hookimpl
 def register_regularizers(register):
-    register(Regularizer("dropout", "Dropout after each hidden layer.",
-                         params={"p": Float(0.0, 0.7, default=0.2, help="drop probability")},
-                         build=lambda params: RegularizerEffect(dropout=params["p"])))
-    register(Regularizer("l1", "L1 penalty on the weights, added to the loss (sparsity).",
-                         params={"weight": Float(1e-8, 1e-3, default=1e-5, log=True, help="penalty coefficient")},
-                         build=lambda params: RegularizerEffect(penalty=weight_penalty(params["weight"], 1))))
-    register(Regularizer("l2", "L2 on the weights: a loss penalty or the optimizer's weight decay.",
-                         params={"weight": Float(1e-7, 1e-1, default=1e-4, log=True, help="coefficient"),
-                                 "form": Choice(("penalty", "decay"), default="penalty",
-                                                help="added to the loss, or weight decay in the optimizer")},
-                         build=build_l2))
-    register(Regularizer("batchnorm", "Batch normalisation after each hidden layer.",
-                         build=lambda params: RegularizerEffect(norm=batch_norm)))
-    register(Regularizer("layernorm", "Layer normalisation after each hidden layer.",
-                         build=lambda params: RegularizerEffect(norm=layer_norm)))
-    register(Regularizer("early_stopping", "Stop when the objective has not improved for `patience` epochs.",
-                         params={"patience": Int(1, 50, default=5, help="epochs without improvement")},
-                         build=lambda params: RegularizerEffect(early_stopping_patience=params["patience"])))
-    register(Regularizer("grad_clip", "Clip the gradient norm before each optimizer step.",
-                         params={"max_norm": Float(0.01, 100.0, default=1.0, log=True, help="largest gradient norm")},
-                         build=lambda params: RegularizerEffect(grad_clip=params["max_norm"])))
+    register(
+        Regularizer(
+            "dropout",
+            "Dropout after each hidden layer.",
+            params={"p": Float(0.0, 0.7, default=0.2, help="drop probability")},
+            build=lambda params: RegularizerEffect(dropout=params["p"]),
+        )
+    )
+    register(
+        Regularizer(
+            "l1",
+            "L1 penalty on the weights, added to the loss (sparsity).",
+            params={"weight": Float(1e-8, 1e-3, default=1e-5, log=True, help="penalty coefficient")},
+            build=lambda params: RegularizerEffect(penalty=weight_penalty(params["weight"], 1)),
+        )
+    )
+    register(
+        Regularizer(
+            "l2",
+            "L2 on the weights: a loss penalty or the optimizer's weight decay.",
+            params={
+                "weight": Float(1e-7, 1e-1, default=1e-4, log=True, help="coefficient"),
+                "form": Choice(
+                    ("penalty", "decay"), default="penalty", help="added to the loss, or weight decay in the optimizer"
+                ),
+            },
+            build=build_l2,
+        )
+    )
+    register(
+        Regularizer(
+            "batchnorm",
+            "Batch normalisation after each hidden layer.",
+            build=lambda params: RegularizerEffect(norm=batch_norm),
+        )
+    )
+    register(
+        Regularizer(
+            "layernorm",
+            "Layer normalisation after each hidden layer.",
+            build=lambda params: RegularizerEffect(norm=layer_norm),
+        )
+    )
+    register(
+        Regularizer(
+            "early_stopping",
+            "Stop when the objective has not improved for `patience` epochs.",
+            params={"patience": Int(1, 50, default=5, help="epochs without improvement")},
+            build=lambda params: RegularizerEffect(early_stopping_patience=params["patience"]),
+        )
+    )
+    register(
+        Regularizer(
+            "grad_clip",
+            "Clip the gradient norm before each optimizer step.",
+            params={"max_norm": Float(0.01, 100.0, default=1.0, log=True, help="largest gradient norm")},
+            build=lambda params: RegularizerEffect(grad_clip=params["max_norm"]),
+        )
+    )

@@ -17,8 +17,9 @@ def build_cosine(params, optimizer, ctx):
     import torch
 
     base = optimizer.param_groups[0]["lr"]
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps(ctx),
-                                                      eta_min=base * params["min_factor"])
+    return torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=total_steps(ctx), eta_min=base * params["min_factor"]
+    )
 
 
 def build_step(params, optimizer, ctx):
@@ -33,21 +34,44 @@ def build_one_cycle(params, optimizer, ctx):
     import torch
 
     base = optimizer.param_groups[0]["lr"]
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=base * params["max_factor"],
-                                               total_steps=total_steps(ctx), pct_start=params["warmup"])
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=base * params["max_factor"], total_steps=total_steps(ctx), pct_start=params["warmup"]
+    )
 
 
 @hookimpl
 def register_schedules(register):
     register(Schedule("constant", "A constant learning rate.", build=build_constant, interval="step"))
-    register(Schedule("cosine", "Cosine annealing over all training steps.",
-                      params={"min_factor": Float(0.0, 0.5, default=0.0, help="final lr / initial lr")},
-                      build=build_cosine, interval="step"))
-    register(Schedule("step", "Step decay: lr *= gamma every few epochs.",
-                      params={"every_epochs": Int(1, 100, default=10, help="epochs between decays"),
-                              "gamma": Float(0.05, 0.9, default=0.3, help="decay factor")},
-                      build=build_step, interval="epoch"))
-    register(Schedule("one_cycle", "One-cycle: warm-up to a peak lr, then annealing.",
-                      params={"max_factor": Float(1.0, 25.0, default=10.0, help="peak lr / optimizer lr"),
-                              "warmup": Float(0.05, 0.5, default=0.3, help="share of steps spent warming up")},
-                      build=build_one_cycle, interval="step"))
+    register(
+        Schedule(
+            "cosine",
+            "Cosine annealing over all training steps.",
+            params={"min_factor": Float(0.0, 0.5, default=0.0, help="final lr / initial lr")},
+            build=build_cosine,
+            interval="step",
+        )
+    )
+    register(
+        Schedule(
+            "step",
+            "Step decay: lr *= gamma every few epochs.",
+            params={
+                "every_epochs": Int(1, 100, default=10, help="epochs between decays"),
+                "gamma": Float(0.05, 0.9, default=0.3, help="decay factor"),
+            },
+            build=build_step,
+            interval="epoch",
+        )
+    )
+    register(
+        Schedule(
+            "one_cycle",
+            "One-cycle: warm-up to a peak lr, then annealing.",
+            params={
+                "max_factor": Float(1.0, 25.0, default=10.0, help="peak lr / optimizer lr"),
+                "warmup": Float(0.05, 0.5, default=0.3, help="share of steps spent warming up"),
+            },
+            build=build_one_cycle,
+            interval="step",
+        )
+    )

@@ -15,8 +15,9 @@ def split_train_val(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray,
     return order[n_val:], order[:n_val]
 
 
-def standardized_bundle(x_train, y_train, x_val, y_val, x_test, y_test, *, input_kind, task, output_size,
-                        target_dtype=None) -> DataBundle:
+def standardized_bundle(
+    x_train, y_train, x_val, y_val, x_test, y_test, *, input_kind, task, output_size, target_dtype=None
+) -> DataBundle:
     """Standardise inputs with the training split's mean and std only, and wrap as tensors (targets as
     `target_dtype`, default int64)."""
     import torch
@@ -30,13 +31,24 @@ def standardized_bundle(x_train, y_train, x_val, y_val, x_test, y_test, *, input
     def targets(y):
         return torch.as_tensor(y, dtype=target_dtype)
 
-    return DataBundle(inputs(x_train), targets(y_train), inputs(x_val), targets(y_val), inputs(x_test), targets(y_test),
-                      input_kind=input_kind, task=task, output_size=output_size)
+    return DataBundle(
+        inputs(x_train),
+        targets(y_train),
+        inputs(x_val),
+        targets(y_val),
+        inputs(x_test),
+        targets(y_test),
+        input_kind=input_kind,
+        task=task,
+        output_size=output_size,
+    )
 
 
 MAX_AUTO_CLASSES = 20  # task "auto": an integer-valued target with at most this many values is classification
-TASK_CHOICE_HELP = ("classification, regression, or auto: a non-numeric target, or an integer one with at most "
-                    f"{MAX_AUTO_CLASSES} distinct values, is classification; anything else regression")
+TASK_CHOICE_HELP = (
+    "classification, regression, or auto: a non-numeric target, or an integer one with at most "
+    f"{MAX_AUTO_CLASSES} distinct values, is classification; anything else regression"
+)
 # The `task` parameter of every data set that reads a user's file (see infer_task).
 TASK_PARAM = Choice(("auto", "classification", "regression"), default="auto", help=TASK_CHOICE_HELP)
 
@@ -46,11 +58,16 @@ STUDY_SEED = -1  # `split_seed`: the split follows the study's seed
 def fraction_params(test_default: float = 0.2, val_default: float = 0.2) -> dict:
     return {
         "test_fraction": Float(0.05, 0.5, default=test_default, help="share of all rows held out for the test split"),
-        "val_fraction": Float(0.05, 0.5, default=val_default,
-                              help="share of the remaining rows held out for validation"),
-        "split_seed": Int(STUDY_SEED, 2**31 - 1, default=STUDY_SEED,
-                          help="seed of the train/validation/test split, so that studies with other seeds train "
-                               "and test on the same rows; -1: the study's seed"),
+        "val_fraction": Float(
+            0.05, 0.5, default=val_default, help="share of the remaining rows held out for validation"
+        ),
+        "split_seed": Int(
+            STUDY_SEED,
+            2**31 - 1,
+            default=STUDY_SEED,
+            help="seed of the train/validation/test split, so that studies with other seeds train "
+            "and test on the same rows; -1: the study's seed",
+        ),
     }
 
 
@@ -60,8 +77,9 @@ def split_seed(params, seed: int) -> int:
     return seed if own == STUDY_SEED else own
 
 
-def holdout(indices: np.ndarray, fraction: float, seed: int,
-            labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def holdout(
+    indices: np.ndarray, fraction: float, seed: int, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Split `indices` into (kept, held out) with a seeded shuffle; stratified by `labels` where every class
     allows it (at least two members, and room for each class in the held-out part), plain otherwise."""
     from sklearn.model_selection import train_test_split
@@ -79,16 +97,18 @@ def holdout(indices: np.ndarray, fraction: float, seed: int,
     return np.sort(kept), np.sort(held)
 
 
-def three_way_split(n: int, test_fraction: float, val_fraction: float, seed: int,
-                    labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def three_way_split(
+    n: int, test_fraction: float, val_fraction: float, seed: int, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Disjoint seeded (train, val, test) indices: the test share of all rows, then the validation share of the rest."""
     rest, test = holdout(np.arange(n), test_fraction, seed, labels)
     train, val = holdout(rest, val_fraction, seed, labels)
     return train, val, test
 
 
-def split_rows(params, n: int, seed: int,
-               labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split_rows(
+    params, n: int, seed: int, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A data set's (train, val, test) indices of its `n` rows: its `test_fraction` and `val_fraction`, seeded by
     its `split_seed` (see split_seed), stratified by `labels` where given."""
     return three_way_split(n, params["test_fraction"], params["val_fraction"], split_seed(params, seed), labels)
@@ -133,21 +153,22 @@ def infer_task(values, requested: str, what: str) -> str:
         raise ValueError(f"{what} has no values")
     if requested == "regression" and not numeric:
         example = next(iter(values))
-        raise ValueError(f"{what} is not numeric (e.g. {example!r}), so it cannot be a regression target; "
-                         "set task: classification")
+        raise ValueError(
+            f"{what} is not numeric (e.g. {example!r}), so it cannot be a regression target; set task: classification"
+        )
     if requested == "auto":
         if not numeric:
             requested = "classification"
         else:
             as_float = values.astype(np.float64)
             integral = bool(np.all(np.isfinite(as_float)) and np.all(as_float == np.round(as_float)))
-            requested = ("classification" if integral and len(np.unique(as_float)) <= MAX_AUTO_CLASSES
-                         else "regression")
+            requested = "classification" if integral and len(np.unique(as_float)) <= MAX_AUTO_CLASSES else "regression"
     if requested == "classification":
         labels = np.unique(values if numeric else values.astype(str))
         if len(labels) < 2:
-            raise ValueError(f"{what} has a single value ({labels[0].item()!r}): classification needs two classes "
-                             "or more")
+            raise ValueError(
+                f"{what} has a single value ({labels[0].item()!r}): classification needs two classes or more"
+            )
     return requested
 
 

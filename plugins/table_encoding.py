@@ -154,20 +154,34 @@ class ColumnCode:
         missing = f"; {self.missing_rows} training row(s) missing" if self.missing_rows else ""
         chosen = " (set by `encode`)" if self.chosen else ""
         if self.kind == "number":
-            tokens = (f"; the token(s) {quoted(self.tokens)} ({self.token_rows} training row(s)) read as missing"
-                      if self.tokens else "")
+            tokens = (
+                f"; the token(s) {quoted(self.tokens)} ({self.token_rows} training row(s)) read as missing"
+                if self.tokens
+                else ""
+            )
             warning = f"; warning: {self.why}" if self.why else ""
             return f"{self.name!r}: number{chosen}{tokens}{missing}{warning}"
         if self.kind == "date":
-            unread = (f"; {self.token_rows} training value(s) not read as {self.date_format} taken as missing"
-                      if self.token_rows else "")
-            return (f"{self.name!r}: date{chosen} ({self.date_format}) as {len(self.parts)} numbers: "
-                    f"{', '.join(self.parts)}{unread}{missing}")
+            unread = (
+                f"; {self.token_rows} training value(s) not read as {self.date_format} taken as missing"
+                if self.token_rows
+                else ""
+            )
+            return (
+                f"{self.name!r}: date{chosen} ({self.date_format}) as {len(self.parts)} numbers: "
+                f"{', '.join(self.parts)}{unread}{missing}"
+            )
         if self.kind == "category":
-            other = (f"; capped at max_categories: the {len(self.categories)} most frequent kept, the other "
-                     f"{self.other_levels} level(s) share one {OTHER!r} column" if self.other else "")
-            return (f"{self.name!r}: one-hot{chosen}, {len(self.categories)} categories "
-                    f"({quoted(self.categories)}){other}{missing}")
+            other = (
+                f"; capped at max_categories: the {len(self.categories)} most frequent kept, the other "
+                f"{self.other_levels} level(s) share one {OTHER!r} column"
+                if self.other
+                else ""
+            )
+            return (
+                f"{self.name!r}: one-hot{chosen}, {len(self.categories)} categories "
+                f"({quoted(self.categories)}){other}{missing}"
+            )
         return f"{self.name!r}: left out: {self.why}"
 
 
@@ -184,18 +198,40 @@ def _non_numbers(text: np.ndarray, numbers: np.ndarray) -> set[str]:
     return {t for t, n in zip(text, numbers) if t is not None and np.isnan(n)}
 
 
-def _number(name: str, all_numbers: np.ndarray, text: np.ndarray, numbers: np.ndarray, train: np.ndarray,
-            missing: int, chosen: bool, non_numbers: set[str]) -> ColumnCode:
+def _number(
+    name: str,
+    all_numbers: np.ndarray,
+    text: np.ndarray,
+    numbers: np.ndarray,
+    train: np.ndarray,
+    missing: int,
+    chosen: bool,
+    non_numbers: set[str],
+) -> ColumnCode:
     known = numbers[~np.isnan(numbers)]
     tokens = sorted(non_numbers)
     ordered = all_numbers[np.sort(train)]
-    row_number = (len(known) >= ID_MIN_ROWS and len(np.unique(known)) == len(known)
-                  and np.all(known == np.round(known)) and bool(np.all(np.diff(ordered) > 0)))
+    row_number = (
+        len(known) >= ID_MIN_ROWS
+        and len(np.unique(known)) == len(known)
+        and np.all(known == np.round(known))
+        and bool(np.all(np.diff(ordered) > 0))
+    )
     mean, std = _standardised(numbers)
-    return ColumnCode(name, "number", mean=mean, std=std, tokens=tuple(tokens),
-                      token_rows=sum(t in tokens for t in text), missing_rows=missing, chosen=chosen,
-                      why="looks like a row number (whole numbers, all distinct, increasing row by row); if it "
-                          "is one, leave it out with `ignore`" if row_number else "")
+    return ColumnCode(
+        name,
+        "number",
+        mean=mean,
+        std=std,
+        tokens=tuple(tokens),
+        token_rows=sum(t in tokens for t in text),
+        missing_rows=missing,
+        chosen=chosen,
+        why="looks like a row number (whole numbers, all distinct, increasing row by row); if it "
+        "is one, leave it out with `ignore`"
+        if row_number
+        else "",
+    )
 
 
 def _date(name: str, text: np.ndarray, fmt: str, missing: int, chosen: bool) -> ColumnCode:
@@ -204,9 +240,17 @@ def _date(name: str, text: np.ndarray, fmt: str, missing: int, chosen: bool) -> 
     if not (read.any() and np.nanmax(parts[read, -1]) > 0):  # no value has a time of day: no hour
         parts = parts[:, :-1]
     stats = [_standardised(parts[:, j]) for j in range(parts.shape[1])]
-    return ColumnCode(name, "date", date_format=fmt, parts=(DATE_PARTS + (HOUR,))[:parts.shape[1]],
-                      means=tuple(m for m, _ in stats), stds=tuple(s for _, s in stats), missing_rows=missing,
-                      token_rows=int((~read).sum()) - missing, chosen=chosen)
+    return ColumnCode(
+        name,
+        "date",
+        date_format=fmt,
+        parts=(DATE_PARTS + (HOUR,))[: parts.shape[1]],
+        means=tuple(m for m, _ in stats),
+        stds=tuple(s for _, s in stats),
+        missing_rows=missing,
+        token_rows=int((~read).sum()) - missing,
+        chosen=chosen,
+    )
 
 
 def _category(name: str, present: np.ndarray, missing: int, max_categories: int, chosen: bool) -> ColumnCode:
@@ -215,9 +259,16 @@ def _category(name: str, present: np.ndarray, missing: int, max_categories: int,
     if len(levels) <= max_categories:
         return ColumnCode(name, "category", categories=tuple(levels), missing_rows=missing, chosen=chosen)
     order = sorted(range(len(levels)), key=lambda i: (-counts[i], levels[i]))  # most frequent first, ties by name
-    kept = tuple(sorted(levels[i] for i in order[:max_categories - 1]))
-    return ColumnCode(name, "category", categories=kept, other=True, other_levels=len(levels) - len(kept),
-                      missing_rows=missing, chosen=chosen)
+    kept = tuple(sorted(levels[i] for i in order[: max_categories - 1]))
+    return ColumnCode(
+        name,
+        "category",
+        categories=kept,
+        other=True,
+        other_levels=len(levels) - len(kept),
+        missing_rows=missing,
+        chosen=chosen,
+    )
 
 
 def _parsed_share(text: np.ndarray, fmt: str) -> float:
@@ -226,8 +277,14 @@ def _parsed_share(text: np.ndarray, fmt: str) -> float:
     return float((~np.isnan(date_parts(text, fmt, hour=False)[:, 0])).mean())
 
 
-def fit_column(name: str, series, train: np.ndarray, ignored: bool = False, kind: str = "",
-               max_categories: int = DEFAULT_MAX_CATEGORIES) -> ColumnCode:
+def fit_column(
+    name: str,
+    series,
+    train: np.ndarray,
+    ignored: bool = False,
+    kind: str = "",
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+) -> ColumnCode:
     """Decide how a column is encoded, from its training rows only; `kind` (one of KINDS) where the study's
     `encode` sets it. Raises ValueError when the set kind cannot be read from the column."""
     import pandas as pd
@@ -242,15 +299,20 @@ def fit_column(name: str, series, train: np.ndarray, ignored: bool = False, kind
     known = numbers[~np.isnan(numbers)]
     if kind == "number":
         if not len(known):
-            raise ValueError(f"column {name!r} has no number in its training rows (e.g. {quoted(present[:3])}): "
-                             "it cannot be encoded as `number`")
-        return _number(name, all_numbers, text, numbers, train, missing, chosen=True,
-                       non_numbers=_non_numbers(text, numbers))
+            raise ValueError(
+                f"column {name!r} has no number in its training rows (e.g. {quoted(present[:3])}): "
+                "it cannot be encoded as `number`"
+            )
+        return _number(
+            name, all_numbers, text, numbers, train, missing, chosen=True, non_numbers=_non_numbers(text, numbers)
+        )
     if kind == "date":
         fmt, share = best_date_format(present)
         if share < 0.5:
-            raise ValueError(f"column {name!r} does not read as dates with year, month and day "
-                             f"(e.g. {quoted(present[:3])}): it cannot be encoded as `date`")
+            raise ValueError(
+                f"column {name!r} does not read as dates with year, month and day "
+                f"(e.g. {quoted(present[:3])}): it cannot be encoded as `date`"
+            )
         return _date(name, text, fmt, missing, chosen=True)
     if kind == "category":
         return _category(name, present, missing, max_categories, chosen=True)
@@ -258,12 +320,16 @@ def fit_column(name: str, series, train: np.ndarray, ignored: bool = False, kind
         return ColumnCode(name, "left out", why="empty: no value in any training row")
     tokens = _non_numbers(text, numbers)
     numeric = pd.api.types.is_numeric_dtype(series) or (
-        len(known) > 0 and len(tokens) <= MAX_NUMBER_TOKENS and len(known) >= len(present) / 2)
+        len(known) > 0 and len(tokens) <= MAX_NUMBER_TOKENS and len(known) >= len(present) / 2
+    )
     if numeric:
         if len(np.unique(known)) <= 1:
             value = f"{known[0]:g}" if len(known) else "none"
-            return ColumnCode(name, "left out", why=f"constant: every training row that has a value has {value} "
-                                                    "(as a number it carries nothing)")
+            return ColumnCode(
+                name,
+                "left out",
+                why=f"constant: every training row that has a value has {value} (as a number it carries nothing)",
+            )
         return _number(name, all_numbers, text, numbers, train, missing, chosen=False, non_numbers=tokens)
     distinct = set(present)
     if len(distinct) == 1 and not missing:
@@ -272,14 +338,21 @@ def fit_column(name: str, series, train: np.ndarray, ignored: bool = False, kind
     if share >= DATE_SHARE:
         return _date(name, text, fmt, missing, chosen=False)
     words = float(np.mean([len(str(t).split()) for t in present]))
-    if (len(present) >= ID_MIN_ROWS and words >= FREE_TEXT_WORDS
-            and len(distinct) >= FREE_TEXT_DISTINCT * len(present)):
-        return ColumnCode(name, "left out", why=f"looks like free text ({words:.1f} words a value, {len(distinct)} "
-                                                f"of {len(present)} training values distinct): to learn from text, "
-                                                f"use the `text` data set (text: {name})")
+    if len(present) >= ID_MIN_ROWS and words >= FREE_TEXT_WORDS and len(distinct) >= FREE_TEXT_DISTINCT * len(present):
+        return ColumnCode(
+            name,
+            "left out",
+            why=f"looks like free text ({words:.1f} words a value, {len(distinct)} "
+            f"of {len(present)} training values distinct): to learn from text, "
+            f"use the `text` data set (text: {name})",
+        )
     if len(present) >= ID_MIN_ROWS and len(distinct) == len(present):
-        return ColumnCode(name, "left out", why=f"looks like an identifier (all {len(present)} training values are "
-                                                "distinct text: one-hot columns no other row shares)")
+        return ColumnCode(
+            name,
+            "left out",
+            why=f"looks like an identifier (all {len(present)} training values are "
+            "distinct text: one-hot columns no other row shares)",
+        )
     return _category(name, present, missing, max_categories, chosen=False)
 
 
@@ -291,11 +364,14 @@ def column_kinds(spec: str, features: list[str], ignored: tuple[str, ...] = ()) 
             continue
         column, sep, kind = (s.strip() for s in item.partition("="))
         if not sep or kind not in KINDS:
-            raise ValueError(f"`encode` takes column=kind pairs, comma-separated, kind one of {', '.join(KINDS)}; "
-                             f"not {item!r}")
+            raise ValueError(
+                f"`encode` takes column=kind pairs, comma-separated, kind one of {', '.join(KINDS)}; not {item!r}"
+            )
         if column not in features:
-            raise ValueError(f"`encode` names no feature column {column!r}; the feature columns are: "
-                             + ", ".join(repr(c) for c in features))
+            raise ValueError(
+                f"`encode` names no feature column {column!r}; the feature columns are: "
+                + ", ".join(repr(c) for c in features)
+            )
         if column in ignored:
             raise ValueError(f"`encode` sets column {column!r}, which `ignore` leaves out: name it in one of them")
         kinds[column] = kind
@@ -311,13 +387,21 @@ class TableEncoder:
     example: Any = field(default=None, compare=False)  # a few raw training rows: the model's input example
 
     @classmethod
-    def fit(cls, features, train: np.ndarray, ignore: tuple[str, ...] = (), kinds: dict[str, str] | None = None,
-            max_categories: int = DEFAULT_MAX_CATEGORIES) -> "TableEncoder":
+    def fit(
+        cls,
+        features,
+        train: np.ndarray,
+        ignore: tuple[str, ...] = (),
+        kinds: dict[str, str] | None = None,
+        max_categories: int = DEFAULT_MAX_CATEGORIES,
+    ) -> TableEncoder:
         """Each column's encoding from the `train` rows; the columns in `ignore` are left out, those in `kinds`
         encoded as it says."""
         kinds = kinds or {}
-        columns = tuple(fit_column(str(name), features[name], train, str(name) in ignore, kinds.get(str(name), ""),
-                                   max_categories) for name in features.columns)
+        columns = tuple(
+            fit_column(str(name), features[name], train, str(name) in ignore, kinds.get(str(name), ""), max_categories)
+            for name in features.columns
+        )
         example = features.iloc[np.sort(train)[:5]].reset_index(drop=True)
         for column in example.columns:  # numbers as floats in the model's signature: a served row may miss one
             if example[column].dtype.kind in "biu":
@@ -328,8 +412,10 @@ class TableEncoder:
         """Raw rows (a DataFrame with the feature columns; extra columns are ignored) as float32 inputs."""
         absent = [c.name for c in self.columns if c.kind != "left out" and c.name not in frame.columns]
         if absent:
-            raise ValueError(f"the rows lack the column(s) {quoted(absent)}; expected: "
-                             + ", ".join(repr(c.name) for c in self.columns))
+            raise ValueError(
+                f"the rows lack the column(s) {quoted(absent)}; expected: "
+                + ", ".join(repr(c.name) for c in self.columns)
+            )
         blocks = [c.encode(frame[c.name]) for c in self.columns if c.kind != "left out"]
         matrix = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0))
         return matrix.astype(np.float32)
@@ -347,9 +433,12 @@ class TableEncoder:
         dates = sum(c.width() for c in self.columns if c.kind == "date")
         return [c.describe() for c in self.columns] + [
             "missing values: numbers (and date parts) take the training mean (then all are standardised with the "
-            "training mean and std); a missing category is all zeros, an unseen one too (or " + repr(OTHER)
+            "training mean and std); a missing category is all zeros, an unseen one too (or "
+            + repr(OTHER)
             + " where a column is capped)",
             f"inputs: {self.width()} ({count('number')} number column(s), {one_hot} one-hot column(s) from "
             f"{count('category')} text column(s)"
             + (f", {dates} from {count('date')} date column(s)" if count("date") else "")
-            + (f"; {count('left out')} column(s) left out" if count("left out") else "") + ")"]
+            + (f"; {count('left out')} column(s) left out" if count("left out") else "")
+            + ")",
+        ]

@@ -13,12 +13,13 @@ from __future__ import annotations
 import difflib
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
-from orchestrator import DataBundle, PADDING_TOKEN
+from orchestrator import PADDING_TOKEN, DataBundle
 
 from .splits import class_indices, split_rows
 from .user_files import _labels, read_csv
@@ -57,13 +58,22 @@ class TextTokenizer:
         object.__setattr__(self, "_ids", {token: RESERVED + i for i, token in enumerate(self.vocabulary)})
 
     @classmethod
-    def fit(cls, texts: Iterable[str], column: str, level: str, lowercase: bool, length: int, max_vocab: int,
-            min_count: int, example: Any = None) -> "TextTokenizer":
+    def fit(
+        cls,
+        texts: Iterable[str],
+        column: str,
+        level: str,
+        lowercase: bool,
+        length: int,
+        max_vocab: int,
+        min_count: int,
+        example: Any = None,
+    ) -> TextTokenizer:
         """The vocabulary of `texts` (the training split): tokens seen at least `min_count` times, the most frequent
         first, at most `max_vocab` ids in all (padding and unknown included)."""
         counts = Counter(token for text in texts for token in tokenize(text, level, lowercase))
         kept = sorted((t for t, n in counts.items() if n >= min_count), key=lambda t: (-counts[t], t))
-        return cls(column, level, lowercase, length, tuple(kept[:max(0, max_vocab - RESERVED)]), example)
+        return cls(column, level, lowercase, length, tuple(kept[: max(0, max_vocab - RESERVED)]), example)
 
     @property
     def vocab_size(self) -> int:
@@ -80,14 +90,16 @@ class TextTokenizer:
         out = np.full((len(rows), self.length), PADDING_TOKEN, dtype=np.int64)
         for i, ids in enumerate(rows):
             if ids:
-                out[i, self.length - len(ids):] = ids
+                out[i, self.length - len(ids) :] = ids
         return out
 
     def transform(self, frame: Any) -> np.ndarray:
         """Raw rows (a DataFrame with the text column; other columns are ignored) as token ids (N, length)."""
         if self.column not in frame.columns:
-            raise ValueError(f"the rows lack the text column {self.column!r}; their columns: "
-                             + (", ".join(repr(str(c)) for c in frame.columns) or "none"))
+            raise ValueError(
+                f"the rows lack the text column {self.column!r}; their columns: "
+                + (", ".join(repr(str(c)) for c in frame.columns) or "none")
+            )
         return self.encode(frame[self.column].tolist())
 
 
@@ -109,13 +121,17 @@ class TextTable:
 def _column(name: str, columns: list[str], what: str, params) -> str:
     if name in columns:
         return name
-    close = (difflib.get_close_matches(name, columns, n=3, cutoff=0.5)
-             or [c for c in columns if c.lower() == name.lower()])
+    close = difflib.get_close_matches(name, columns, n=3, cutoff=0.5) or [
+        c for c in columns if c.lower() == name.lower()
+    ]
     hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
     if len(columns) == 1:
         hint += f" (a single column: is the delimiter {params.get('delimiter', ',')!r} the file's?)"
-    raise ValueError(f"{what} column {name!r} is not in {params['path']}{hint}; its columns are: "
-                     + ", ".join(repr(c) for c in columns) + f"; set `{what}:` to one of them")
+    raise ValueError(
+        f"{what} column {name!r} is not in {params['path']}{hint}; its columns are: "
+        + ", ".join(repr(c) for c in columns)
+        + f"; set `{what}:` to one of them"
+    )
 
 
 def _rows(positions: np.ndarray) -> str:
@@ -129,8 +145,9 @@ def read_table(params) -> TextTable:
     text, label = _column(params["text"], columns, "text", params), _column(params["label"], columns, "label", params)
     if text == label:
         raise ValueError(f"`text` and `label` both name the column {text!r}: the labels need a column of their own")
-    frame = read_csv(params, usecols=[text, label], dtype={text: str}, keep_default_na=False,
-                     na_values={label: MISSING_LABELS})
+    frame = read_csv(
+        params, usecols=[text, label], dtype={text: str}, keep_default_na=False, na_values={label: MISSING_LABELS}
+    )
     values = frame[label]
     keep = values.notna().to_numpy()
     texts = frame[text].fillna("").astype(str).to_numpy(dtype=object)
@@ -139,17 +156,20 @@ def read_table(params) -> TextTable:
         raise ValueError(f"label column {label!r} of {params['path']} has no values")
     blank = np.flatnonzero(empty & keep)
     if len(blank) and params.get("empty", "refuse") == "refuse":
-        raise ValueError(f"{len(blank)} row(s) of {params['path']} have an empty text in column {text!r}: data row(s) "
-                         f"{_rows(blank)} (counted from 1 after the header); fill them in, or leave them out with "
-                         "`empty: skip`")
+        raise ValueError(
+            f"{len(blank)} row(s) of {params['path']} have an empty text in column {text!r}: data row(s) "
+            f"{_rows(blank)} (counted from 1 after the header); fill them in, or leave them out with "
+            "`empty: skip`"
+        )
     use = keep & ~empty
     if not use.any():
         raise ValueError(f"no row of {params['path']} has both a text and a label")
     labels = values[use].to_numpy()
     classes = _labels(class_indices(labels)[0])
     if len(classes) < 2:
-        raise ValueError(f"label column {label!r} has a single value ({classes[0]!r}): classification needs two "
-                         "classes or more")
+        raise ValueError(
+            f"label column {label!r} has a single value ({classes[0]!r}): classification needs two classes or more"
+        )
     return TextTable(list(texts[use]), labels, int((~keep).sum()), len(blank))
 
 
@@ -159,8 +179,10 @@ def probe_text(params) -> tuple[str, str]:
     if params["min_count"] > 1:
         counts = Counter(t for text in table.texts for t in tokenize(text, params["tokenizer"], params["lowercase"]))
         if max(counts.values(), default=0) < params["min_count"]:
-            raise ValueError(f"no token occurs {params['min_count']} times in {params['path']} (min_count): the "
-                             "vocabulary would be empty; lower min_count")
+            raise ValueError(
+                f"no token occurs {params['min_count']} times in {params['path']} (min_count): the "
+                "vocabulary would be empty; lower min_count"
+            )
     return "classification", "tokens"
 
 
@@ -192,11 +214,21 @@ def text_splits(params, seed: int) -> TextSplits:
     splits = split_rows(params, len(table.texts), seed, targets)
     train = [table.texts[i] for i in splits[0]]
     example = pd.DataFrame({params["text"]: train[:5]})
-    tokenizer = TextTokenizer.fit(train, params["text"], params["tokenizer"], bool(params["lowercase"]),
-                                  int(params["length"]), int(params["max_vocab"]), int(params["min_count"]), example)
+    tokenizer = TextTokenizer.fit(
+        train,
+        params["text"],
+        params["tokenizer"],
+        bool(params["lowercase"]),
+        int(params["length"]),
+        int(params["max_vocab"]),
+        int(params["min_count"]),
+        example,
+    )
     if not tokenizer.vocabulary:
-        raise ValueError(f"no token occurs {params['min_count']} times in the training split of {params['path']} "
-                         "(min_count): the vocabulary would be empty; lower min_count")
+        raise ValueError(
+            f"no token occurs {params['min_count']} times in the training split of {params['path']} "
+            "(min_count): the vocabulary would be empty; lower min_count"
+        )
     return TextSplits(table, _labels(classes), targets, splits, tokenizer)
 
 
@@ -208,9 +240,20 @@ def build_text(params, seed: int) -> DataBundle:
     data = text_splits(params, seed)
     xs = [torch.as_tensor(data.tokenizer.encode(data.texts(i))) for i in range(3)]
     ys = [torch.as_tensor(data.targets[idx]) for idx in data.splits]
-    return DataBundle(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], input_kind="tokens", task="classification",
-                      output_size=len(data.classes), encoder=data.tokenizer, classes=data.classes,
-                      vocab_size=data.tokenizer.vocab_size)
+    return DataBundle(
+        xs[0],
+        ys[0],
+        xs[1],
+        ys[1],
+        xs[2],
+        ys[2],
+        input_kind="tokens",
+        task="classification",
+        output_size=len(data.classes),
+        encoder=data.tokenizer,
+        classes=data.classes,
+        vocab_size=data.tokenizer.vocab_size,
+    )
 
 
 def describe_text(params, seed: int) -> list[str]:
@@ -218,9 +261,13 @@ def describe_text(params, seed: int) -> list[str]:
     data = text_splits(params, seed)
     table, tokenizer = data.table, data.tokenizer
     counts = np.bincount(data.targets, minlength=len(data.classes))
-    lines = [f"{params['path']}: {len(table.texts) + table.dropped + table.skipped} rows; label {params['label']!r} "
-             f"({len(data.classes)} classes: " + ", ".join(f"{c!r} {n}" for c, n in zip(data.classes, counts))
-             + "); rows for training, validation, test: " + ", ".join(str(len(s)) for s in data.splits)]
+    lines = [
+        f"{params['path']}: {len(table.texts) + table.dropped + table.skipped} rows; label {params['label']!r} "
+        f"({len(data.classes)} classes: "
+        + ", ".join(f"{c!r} {n}" for c, n in zip(data.classes, counts))
+        + "); rows for training, validation, test: "
+        + ", ".join(str(len(s)) for s in data.splits)
+    ]
     if table.dropped:
         lines.append(f"{table.dropped} row(s) without a label dropped")
     if table.skipped:
@@ -229,8 +276,9 @@ def describe_text(params, seed: int) -> list[str]:
     val_ids = [i for t in data.texts(1) for i in tokenizer.ids(t)]
     unknown = float(np.mean(np.array(val_ids) == UNKNOWN_TOKEN)) if val_ids else 0.0
     capped = ", capped by max_vocab" if len(tokenizer.vocabulary) == params["max_vocab"] - RESERVED else ""
-    shown = ", ".join(repr(t) for t in tokenizer.vocabulary[:SHOWN]) + (", ..." if len(tokenizer.vocabulary) > SHOWN
-                                                                        else "")
+    shown = ", ".join(repr(t) for t in tokenizer.vocabulary[:SHOWN]) + (
+        ", ..." if len(tokenizer.vocabulary) > SHOWN else ""
+    )
     lines += [
         f"tokenizer: {params['tokenizer']}{', lower-cased' if params['lowercase'] else ''}; vocabulary from the "
         f"training split: {tokenizer.vocab_size} ids (0 padding, 1 unknown, then {len(tokenizer.vocabulary)} tokens "
@@ -239,5 +287,6 @@ def describe_text(params, seed: int) -> list[str]:
         f"{int(train_lengths.max())} at most; {float(np.mean(train_lengths > params['length'])):.1%} are cut (their "
         "start kept), the others padded on the left with 0",
         f"unknown tokens: {unknown:.1%} of the validation split's tokens",
-        f"inputs: ({params['length']},) token ids; architectures for sequences get them embedded (embedding_dim)"]
+        f"inputs: ({params['length']},) token ids; architectures for sequences get them embedded (embedding_dim)",
+    ]
     return lines

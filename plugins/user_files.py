@@ -5,14 +5,23 @@ import numpy as np
 
 from orchestrator import DataBundle
 
-from .splits import class_indices, holdout, infer_task, is_numeric, required_path, scale_targets, split_rows, \
-    split_seed, standardise
+from .splits import (
+    class_indices,
+    holdout,
+    infer_task,
+    is_numeric,
+    required_path,
+    scale_targets,
+    split_rows,
+    split_seed,
+    standardise,
+)
 from .table_encoding import DEFAULT_MAX_CATEGORIES, TableEncoder, column_kinds, quoted
-
 
 # ---------------------------------------------------------------------------------------------------------
 # csv: the user's own table
 # ---------------------------------------------------------------------------------------------------------
+
 
 def read_csv(params, **options):
     """The CSV file of `params` as a DataFrame; unreadable files raise OSError or ValueError saying why."""
@@ -41,8 +50,11 @@ def csv_target(columns, params) -> str:
     if len(columns) == 1:
         hint = f" (a single column: is the delimiter {params.get('delimiter', ',')!r} the file's?)"
     if target not in columns:
-        raise ValueError(f"target column {target!r} is not in {params['path']}; its columns are: "
-                         + ", ".join(repr(c) for c in columns) + hint)
+        raise ValueError(
+            f"target column {target!r} is not in {params['path']}; its columns are: "
+            + ", ".join(repr(c) for c in columns)
+            + hint
+        )
     if len(columns) < 2:
         raise ValueError(f"{params['path']} has only the target column {target!r}, no feature columns{hint}")
     return target
@@ -63,8 +75,10 @@ def ignored_columns(params, features: list[str]) -> tuple[str, ...]:
     names = tuple(name.strip() for name in (params.get("ignore") or "").split(",") if name.strip())
     unknown = [name for name in names if name not in features]
     if unknown:
-        raise ValueError(f"`ignore` names no feature column {quoted(unknown)}; the feature columns are: "
-                         + ", ".join(repr(c) for c in features))
+        raise ValueError(
+            f"`ignore` names no feature column {quoted(unknown)}; the feature columns are: "
+            + ", ".join(repr(c) for c in features)
+        )
     return names
 
 
@@ -91,8 +105,13 @@ def _csv_table(params, seed: int):
     features = frame.drop(columns=[target])
     names = [str(c) for c in features.columns]
     ignored = ignored_columns(params, names)
-    encoder = TableEncoder.fit(features, train, ignored, column_kinds(params.get("encode", ""), names, ignored),
-                               int(params.get("max_categories", DEFAULT_MAX_CATEGORIES)))
+    encoder = TableEncoder.fit(
+        features,
+        train,
+        ignored,
+        column_kinds(params.get("encode", ""), names, ignored),
+        int(params.get("max_categories", DEFAULT_MAX_CATEGORIES)),
+    )
     if encoder.width() == 0:
         raise ValueError(f"the feature columns of {params['path']} have no values in the training split")
     return frame, target, task, classes, labels, (train, val, test), encoder, dropped
@@ -112,17 +131,31 @@ def build_csv(params, seed: int) -> DataBundle:
         y = frame[target].to_numpy(dtype=np.float64)[:, None]
         scaled, scale = scale_targets(*(y[idx] for idx in splits))
         ys, offset, output_size = [torch.as_tensor(a) for a in scaled], tuple(y[splits[0]].mean(axis=0)), 1
-    return DataBundle(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], input_kind="vector", task=task,
-                      output_size=output_size, target_scale=scale, encoder=encoder,
-                      classes=_labels(classes) if classes is not None else None, target_offset=offset)
+    return DataBundle(
+        xs[0],
+        ys[0],
+        xs[1],
+        ys[1],
+        xs[2],
+        ys[2],
+        input_kind="vector",
+        task=task,
+        output_size=output_size,
+        target_scale=scale,
+        encoder=encoder,
+        classes=_labels(classes) if classes is not None else None,
+        target_offset=offset,
+    )
 
 
 def describe_csv(params, seed: int) -> list[str]:
     """What the encoding will do to the table, for `automl validate`."""
     frame, target, task, classes, _, splits, encoder, dropped = _csv_table(params, seed)
     kind = f"{len(classes)} classes: {quoted(_labels(classes))}" if task == "classification" else "regression"
-    lines = [f"{params['path']}: {len(frame) + dropped} rows; target {target!r} ({kind}); rows for training, "
-             f"validation, test: {', '.join(str(len(s)) for s in splits)}"]
+    lines = [
+        f"{params['path']}: {len(frame) + dropped} rows; target {target!r} ({kind}); rows for training, "
+        f"validation, test: {', '.join(str(len(s)) for s in splits)}"
+    ]
     if dropped:
         lines.append(f"{dropped} row(s) without a value in {target!r} dropped")
     return lines + encoder.describe()
@@ -156,16 +189,20 @@ def open_npz(params):
     missing = [k for k in (x_key, y_key) if k not in keys]
     if missing:
         archive.close()
-        raise ValueError(f"{path} has no array named {' or '.join(repr(k) for k in missing)}; its arrays are: "
-                         + (", ".join(repr(k) for k in archive.files) or "none"))
+        raise ValueError(
+            f"{path} has no array named {' or '.join(repr(k) for k in missing)}; its arrays are: "
+            + (", ".join(repr(k) for k in archive.files) or "none")
+        )
     splits = {}
     for split in ("val", "test"):
         pair = (f"{x_key}_{split}", f"{y_key}_{split}")
         present = [k for k in pair if k in keys]
         if len(present) == 1:
             archive.close()
-            raise ValueError(f"{path} has {present[0]!r} but not {(set(pair) - set(present)).pop()!r}: "
-                             f"a presplit {split} split needs both")
+            raise ValueError(
+                f"{path} has {present[0]!r} but not {(set(pair) - set(present)).pop()!r}: "
+                f"a presplit {split} split needs both"
+            )
         if present:
             splits[split] = pair
     return archive, path, (x_key, y_key), splits
@@ -175,8 +212,10 @@ def _npz_array(archive, key: str, path) -> np.ndarray:
     try:
         return archive[key]
     except ValueError as exc:
-        raise ValueError(f"array {key!r} in {path} cannot be read without unpickling (object arrays are not "
-                         f"allowed; save numbers or fixed-width strings): {exc}") from None
+        raise ValueError(
+            f"array {key!r} in {path} cannot be read without unpickling (object arrays are not "
+            f"allowed; save numbers or fixed-width strings): {exc}"
+        ) from None
 
 
 def _npz_shape(archive, key: str, path) -> tuple[tuple[int, ...], np.dtype]:
@@ -194,11 +233,15 @@ def _npz_shape(archive, key: str, path) -> tuple[tuple[int, ...], np.dtype]:
 
 def _check_npz_x(shape, dtype, key: str, path) -> str:
     if dtype.kind not in "biuf":
-        raise ValueError(f"array {key!r} in {path} holds {'Python objects' if dtype.kind == 'O' else dtype} "
-                         "values: inputs must be numbers")
+        raise ValueError(
+            f"array {key!r} in {path} holds {'Python objects' if dtype.kind == 'O' else dtype} "
+            "values: inputs must be numbers"
+        )
     if len(shape) not in NPZ_INPUT_KINDS:
-        raise ValueError(f"array {key!r} in {path} has shape {shape}: inputs must be 2-D (N, features), "
-                         "3-D sequences (N, length, channels) or 4-D images (N, channels, height, width)")
+        raise ValueError(
+            f"array {key!r} in {path} has shape {shape}: inputs must be 2-D (N, features), "
+            "3-D sequences (N, length, channels) or 4-D images (N, channels, height, width)"
+        )
     return NPZ_INPUT_KINDS[len(shape)]
 
 
@@ -216,8 +259,9 @@ def _npz_task(ys: list[np.ndarray], requested: str, key: str) -> str:
     joined = np.concatenate(ys)
     if joined.ndim == 2:  # several outputs per sample
         if requested == "classification":
-            raise ValueError(f"targets {key!r} have {joined.shape[1]} columns: classification needs one class "
-                             "label per sample (N,)")
+            raise ValueError(
+                f"targets {key!r} have {joined.shape[1]} columns: classification needs one class label per sample (N,)"
+            )
         return infer_task(joined.reshape(-1), "regression", f"targets {key!r}")
     return infer_task(joined, requested, f"targets {key!r}")
 
@@ -244,9 +288,11 @@ def _check_npz_parts(arrays, parts, path) -> None:
     x_shape, y_shape = arrays["pool"][0].shape[1:], arrays["pool"][1].shape[1:]
     for part, (x, y) in arrays.items():
         if x.shape[1:] != x_shape or y.shape[1:] != y_shape:
-            raise ValueError(f"{path}: {parts[part][0]!r}/{parts[part][1]!r} have sample shapes {x.shape[1:]}/"
-                             f"{y.shape[1:]}, unlike {parts['pool'][0]!r}/{parts['pool'][1]!r} "
-                             f"({x_shape}/{y_shape})")
+            raise ValueError(
+                f"{path}: {parts[part][0]!r}/{parts[part][1]!r} have sample shapes {x.shape[1:]}/"
+                f"{y.shape[1:]}, unlike {parts['pool'][0]!r}/{parts['pool'][1]!r} "
+                f"({x_shape}/{y_shape})"
+            )
 
 
 def probe_npz(params):
@@ -263,8 +309,9 @@ def probe_npz(params):
             if x_shape[0] != len(y):
                 raise ValueError(f"{path}: {xk!r} has {x_shape[0]} samples but {yk!r} has {len(y)}")
             if x_shape[1:] != shape[1:] or y.shape[1:] != (ys[0].shape[1:] if ys else y.shape[1:]):
-                raise ValueError(f"{path}: {xk!r}/{yk!r} have sample shapes {x_shape[1:]}/{y.shape[1:]}, unlike "
-                                 f"{x_key!r}/{y_key!r}")
+                raise ValueError(
+                    f"{path}: {xk!r}/{yk!r} have sample shapes {x_shape[1:]}/{y.shape[1:]}, unlike {x_key!r}/{y_key!r}"
+                )
             ys.append(y)
     return _npz_task(ys, params["task"], y_key), input_kind
 
@@ -279,7 +326,7 @@ def build_npz(params, seed: int) -> DataBundle:
     if task == "classification":
         classes, indices = class_indices(np.concatenate([y for _, y in arrays.values()]))
         offsets = np.cumsum([0] + [len(y) for _, y in arrays.values()])
-        labels = {part: indices[offsets[i]:offsets[i + 1]] for i, part in enumerate(arrays)}
+        labels = {part: indices[offsets[i] : offsets[i + 1]] for i, part in enumerate(arrays)}
         output_size = len(classes)
     else:
         labels = {part: y.reshape(len(y), -1).astype(np.float64) for part, (_, y) in arrays.items()}

@@ -31,14 +31,85 @@ from pathlib import Path
 
 import numpy as np
 
-POSITIVE = ("good", "great", "brilliant", "clever", "moving", "charming", "gripping", "funny", "beautiful", "superb",
-            "delightful", "tense", "original", "witty", "memorable", "elegant", "powerful", "fresh", "warm", "sharp")
-NEGATIVE = ("bad", "dull", "boring", "awful", "clumsy", "silly", "flat", "tedious", "weak", "lazy", "messy", "bland",
-            "predictable", "painful", "forgettable", "shallow", "slow", "cheap", "stiff", "confused")
-NOUNS = ("plot", "acting", "script", "music", "soundtrack", "ending", "camera work", "dialogue", "cast", "story",
-         "pacing", "editing", "direction", "lead", "humour", "score", "set design", "first half", "finale", "casting")
-OPENERS = ("", "honestly,", "overall", "in short,", "to be fair", "I thought", "frankly,", "all in all", "for me",
-           "as far as I am concerned,", "well,")
+POSITIVE = (
+    "good",
+    "great",
+    "brilliant",
+    "clever",
+    "moving",
+    "charming",
+    "gripping",
+    "funny",
+    "beautiful",
+    "superb",
+    "delightful",
+    "tense",
+    "original",
+    "witty",
+    "memorable",
+    "elegant",
+    "powerful",
+    "fresh",
+    "warm",
+    "sharp",
+)
+NEGATIVE = (
+    "bad",
+    "dull",
+    "boring",
+    "awful",
+    "clumsy",
+    "silly",
+    "flat",
+    "tedious",
+    "weak",
+    "lazy",
+    "messy",
+    "bland",
+    "predictable",
+    "painful",
+    "forgettable",
+    "shallow",
+    "slow",
+    "cheap",
+    "stiff",
+    "confused",
+)
+NOUNS = (
+    "plot",
+    "acting",
+    "script",
+    "music",
+    "soundtrack",
+    "ending",
+    "camera work",
+    "dialogue",
+    "cast",
+    "story",
+    "pacing",
+    "editing",
+    "direction",
+    "lead",
+    "humour",
+    "score",
+    "set design",
+    "first half",
+    "finale",
+    "casting",
+)
+OPENERS = (
+    "",
+    "honestly,",
+    "overall",
+    "in short,",
+    "to be fair",
+    "I thought",
+    "frankly,",
+    "all in all",
+    "for me",
+    "as far as I am concerned,",
+    "well,",
+)
 COPULAS = ("was", "is", "felt", "seemed", "looked", "came across as")
 NEGATIONS = ("not", "never", "hardly", "far from", "not at all", "in no way")
 INTENSIFIERS = ("", "", "", "very", "really", "truly", "quite", "particularly")
@@ -73,8 +144,7 @@ def review(rng: np.random.Generator) -> tuple[str, str, str]:
         clauses = [(good, negate_good), (bad, not negate_good)]
         if rng.random() < 0.5:
             clauses.reverse()
-        body = (_clause(rng, first, *clauses[0]) + _pick(rng, CONNECTORS) + " "
-                + _clause(rng, second, *clauses[1]))
+        body = _clause(rng, first, *clauses[0]) + _pick(rng, CONNECTORS) + " " + _clause(rng, second, *clauses[1])
         label, kind = LABELS[0] if negate_good else LABELS[1], "contrast"
     elif draw < 0.75:  # single: one adjective, negated or not
         positive, negated = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
@@ -83,8 +153,12 @@ def review(rng: np.random.Generator) -> tuple[str, str, str]:
     else:  # agreeing: two adjectives of one polarity
         positive = bool(rng.random() < 0.5)
         words = POSITIVE if positive else NEGATIVE
-        body = (_clause(rng, first, _pick(rng, words), False) + _pick(rng, AGREEING) + " "
-                + _clause(rng, second, _pick(rng, words), False))
+        body = (
+            _clause(rng, first, _pick(rng, words), False)
+            + _pick(rng, AGREEING)
+            + " "
+            + _clause(rng, second, _pick(rng, words), False)
+        )
         label, kind = LABELS[int(positive)], "agreeing"
     opener = _pick(rng, OPENERS)
     text = (f"{opener} {body}" if opener else body) + _pick(rng, ENDINGS)
@@ -135,8 +209,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--flip", type=float, default=0.0, help="probability that a label is flipped (label noise)")
-    parser.add_argument("--clauses", type=int, default=2,
-                        help="2: the mix above; an odd number >= 3: every review a majority of that many clauses")
+    parser.add_argument(
+        "--clauses",
+        type=int,
+        default=2,
+        help="2: the mix above; an odd number >= 3: every review a majority of that many clauses",
+    )
     args = parser.parse_args()
     if not 0.0 <= args.flip <= 1.0:
         parser.error(f"--flip must be between 0 and 1, not {args.flip}")

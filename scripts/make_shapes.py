@@ -15,8 +15,9 @@ from PIL import Image, ImageDraw
 SHAPES = ("circle", "square", "triangle")
 
 
-def write_shapes(root: Path, per_class: int = 100, size: int = 24, seed: int = 0,
-                 shapes: tuple[str, ...] = SHAPES) -> None:
+def write_shapes(
+    root: Path, per_class: int = 100, size: int = 24, seed: int = 0, shapes: tuple[str, ...] = SHAPES
+) -> None:
     rng = np.random.default_rng(seed)
     side = max(4, size // 2)
     for shape in shapes:
@@ -43,8 +44,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     write_shapes(args.folder, args.per_class, args.size, args.seed)
-    print(f"wrote {args.per_class * len(SHAPES)} images of {args.size}x{args.size} in {args.folder}: "
-          + ", ".join(f"{shape}/" for shape in SHAPES))
+    print(
+        f"wrote {args.per_class * len(SHAPES)} images of {args.size}x{args.size} in {args.folder}: "
+        + ", ".join(f"{shape}/" for shape in SHAPES)
+    )
 
 
 if __name__ == "__main__":

@@ -24,10 +24,18 @@ bash scripts/postgres.sh
 # tests/test_slurm.py starts a real single-node SLURM cluster: install slurm-wlm and munge when missing and
 # we can (scripts/slurm.sh). Without them those tests skip locally, and fail under CI.
 bash scripts/slurm.sh
+# The code's habits (ruff's rules and formatter, scripts/lint.sh): reported first, and a failure fails the run,
+# but the tests run all the same so that one run says everything.
+bash scripts/lint.sh
+lint=$?
 .venv/bin/python -m pytest "$@"
 code=$?
 if [ "$code" -eq 5 ]; then
     echo "error: pytest collected no tests" >&2
+    exit 1
+fi
+if [ "$code" -eq 0 ] && [ "$lint" -ne 0 ]; then
+    echo "error: the tests passed but scripts/lint.sh did not" >&2
     exit 1
 fi
 exit "$code"

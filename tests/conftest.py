@@ -10,9 +10,9 @@ import sys
 import textwrap
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import optuna
 import pytest
@@ -119,8 +119,10 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
 @pytest.fixture(scope="session")
 def builtin_registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     """The built-ins on their own: loaded from an empty directory with the plugin env vars cleared."""
-    saved_cwd, saved_env = Path.cwd(), {k: os.environ.pop(k) for k in (DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV)
-                                        if k in os.environ}
+    saved_cwd, saved_env = (
+        Path.cwd(),
+        {k: os.environ.pop(k) for k in (DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV) if k in os.environ},
+    )
     os.chdir(tmp_path_factory.mktemp("empty"))
     try:
         registry = load_registry()
@@ -177,8 +179,11 @@ def postgres() -> str:
         reason = f"no PostgreSQL server answers at {POSTGRES}: {str(exc).splitlines()[0]}"
     # Outside the except block, so that the report is this one line, not the chained traceback.
     if os.environ.get("CI"):  # pragma: no cover - depends on the machine
-        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping; run `bash scripts/postgres.sh`,"
-                    " as root to let it install and start PostgreSQL)", pytrace=False)
+        pytest.fail(
+            f"{reason} (CI is set, so this fails instead of skipping; run `bash scripts/postgres.sh`,"
+            " as root to let it install and start PostgreSQL)",
+            pytrace=False,
+        )
     pytest.skip(reason)  # pragma: no cover - depends on the machine
 
 
@@ -194,10 +199,27 @@ def tracking_server(tmp_path_factory):
 def start_tracking_server(folder: Path, host: str) -> tuple[subprocess.Popen, str]:
     """`mlflow server` on host (a free port), its store and artifacts in `folder`, once it answers /health."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port),
-                             "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
-                             "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
-                            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'server.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     uri = f"http://{host}:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import free_port
 
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol")
@@ -98,26 +97,46 @@ class SlurmCluster:
     def start(self) -> None:
         for folder in ("state", *(f"spool-{n.name}" for n in self.nodes)):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
-        nodes = "\n".join(f"NodeName={n.name} NodeAddr={n.address} CPUs={n.cpus} RealMemory=4000 State=UNKNOWN"
-                          for n in self.nodes)
-        self.conf.write_text(CONF.format(host=socket.gethostname(), controller=self.controller, root=self.root,
-                                         ctld_port=free_port(), slurmd_port=free_port(), nodes=nodes))
+        nodes = "\n".join(
+            f"NodeName={n.name} NodeAddr={n.address} CPUs={n.cpus} RealMemory=4000 State=UNKNOWN" for n in self.nodes
+        )
+        self.conf.write_text(
+            CONF.format(
+                host=socket.gethostname(),
+                controller=self.controller,
+                root=self.root,
+                ctld_port=free_port(),
+                slurmd_port=free_port(),
+                nodes=nodes,
+            )
+        )
         self._munge()
-        self.daemons.append(subprocess.Popen([_find("slurmctld"), "-D", "-f", str(self.conf)], env=self.env,
-                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.daemons.append(
+            subprocess.Popen(
+                [_find("slurmctld"), "-D", "-f", str(self.conf)],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         for node in self.nodes:
             command = [_find("slurmd"), "-D", "-f", str(self.conf), "-N", node.name]
             if node.netns:  # nsenter, not `ip netns exec`: that remounts /sys, hiding the cgroups slurmd reads
                 command = ["nsenter", f"--net=/var/run/netns/{node.netns}", *command]
-            self.daemons.append(subprocess.Popen(command, env=self.env, stdout=subprocess.DEVNULL,
-                                                 stderr=subprocess.DEVNULL))
+            self.daemons.append(
+                subprocess.Popen(command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            out = subprocess.run(["sinfo", "--noheader", "--Node", "--format=%t"], env=self.env,
-                                 capture_output=True, text=True)
+            out = subprocess.run(
+                ["sinfo", "--noheader", "--Node", "--format=%t"], env=self.env, capture_output=True, text=True
+            )
             states = out.stdout.split()
-            if out.returncode == 0 and len(states) == len(self.nodes) and \
-                    all(state in ("idle", "mix", "alloc") for state in states):
+            if (
+                out.returncode == 0
+                and len(states) == len(self.nodes)
+                and all(state in ("idle", "mix", "alloc") for state in states)
+            ):
                 return
             time.sleep(0.5)
         raise RuntimeError(f"the test SLURM cluster did not come up: {self.log_tail()}")

@@ -16,14 +16,19 @@ from orchestrator import BuildContext
 from orchestrator.components import DataBundle
 from orchestrator.params import Choice
 from orchestrator.plugins import Registry
-from orchestrator.studyfile import incompatibility
 from orchestrator.quiet import quiet_libraries
+from orchestrator.studyfile import incompatibility
 from orchestrator.training import train
 
 NEW = ("cnn", "rnn", "lstm", "gru", "transformer")
 RECURRENT = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-INPUT_KINDS = {"cnn": ("sequence", "image"), "rnn": ("sequence",), "lstm": ("sequence",), "gru": ("sequence",),
-               "transformer": ("sequence", "image")}
+INPUT_KINDS = {
+    "cnn": ("sequence", "image"),
+    "rnn": ("sequence",),
+    "lstm": ("sequence",),
+    "gru": ("sequence",),
+    "transformer": ("sequence", "image"),
+}
 PARAMS = {
     "cnn": {"channels", "growth", "kernel_size", "depth", "pooling", "norm"},
     **{name: {"hidden_size", "layers", "bidirectional", "readout"} for name in RECURRENT},
@@ -139,8 +144,12 @@ def test_plugins_json_lists_the_architectures_with_their_params(cli, workdir):
         assert row["input_kinds"] == list(INPUT_KINDS[name])
         assert row["tasks"] == ["classification", "regression"]
         assert row["plugin"] == rows["mlp"]["plugin"]  # registered by the built-in library, like mlp
-    assert rows["cnn"]["params"]["kernel_size"] == {"type": "categorical", "choices": [3, 5, 7], "default": 5,
-                                                     "help": rows["cnn"]["params"]["kernel_size"]["help"]}
+    assert rows["cnn"]["params"]["kernel_size"] == {
+        "type": "categorical",
+        "choices": [3, 5, 7],
+        "default": 5,
+        "help": rows["cnn"]["params"]["kernel_size"]["help"],
+    }
     assert rows["gru"]["params"]["hidden_size"]["type"] == "int" and rows["gru"]["params"]["hidden_size"]["log"]
 
 
@@ -267,8 +276,9 @@ def test_recurrent_module_reflects_params(registry, name, layers, bidirectional)
 def test_recurrent_readout_last_is_each_directions_final_state_and_mean_averages(registry, name, bidirectional):
     def seeded(readout: str) -> nn.Module:
         torch.manual_seed(0)
-        return build(registry, name, "sequence", hidden_size=8, layers=2, bidirectional=bidirectional,
-                     readout=readout).eval()
+        return build(
+            registry, name, "sequence", hidden_size=8, layers=2, bidirectional=bidirectional, readout=readout
+        ).eval()
 
     last, mean = seeded("last"), seeded("mean")
     (recurrent,) = modules(last, nn.RNNBase)
@@ -303,8 +313,9 @@ def test_transformer_heads_layers_widths_and_patches(registry):
     image = build(registry, "transformer", "image", heads=4, head_dim=8, patch=1)
     assert network.embed.in_features == 15 and image.embed.in_features == 2 * 5
     assert image.positions.shape == (6, 32)
-    assert [len(modules(build(registry, "transformer", "sequence", layers=k), nn.TransformerEncoderLayer))
-            for k in (1, 6)] == [1, 6]
+    assert [
+        len(modules(build(registry, "transformer", "sequence", layers=k), nn.TransformerEncoderLayer)) for k in (1, 6)
+    ] == [1, 6]
 
 
 def test_transformer_positional_encodings(registry):
@@ -353,7 +364,9 @@ def test_cnn_uses_norm_activation_and_dropout_per_block(registry, kind, batch_cl
     conv = nn.Conv1d if kind == "sequence" else nn.Conv2d
     blocks = [type(m).__name__ for m in network if not isinstance(m, (nn.MaxPool1d, nn.MaxPool2d))]
     assert blocks[-14:] == [conv.__name__, batch_cls.__name__, "CountingTanh", "Dropout"] * 3 + [
-        "GlobalAveragePool", "Linear"]
+        "GlobalAveragePool",
+        "Linear",
+    ]
     network(inputs(kind))
     assert CountingTanh.calls == 3
 
@@ -448,11 +461,18 @@ def test_deterministic_under_manual_seed(registry, name, kind):
 
 
 def config_for(registry: Registry, architecture: str, lr: float, batch_size: int, **params: Any) -> dict[str, Any]:
-    config = {"architecture": architecture, "activation": "relu", "loss": "cross_entropy", "optimizer": "adam",
-              "schedule": "constant", "batch_size": batch_size}
+    config = {
+        "architecture": architecture,
+        "activation": "relu",
+        "loss": "cross_entropy",
+        "optimizer": "adam",
+        "schedule": "constant",
+        "batch_size": batch_size,
+    }
     config.update({f"optimizer.adam.{k}": v for k, v in {"lr": lr, "beta1": 0.9, "beta2": 0.999}.items()})
-    config.update({f"architecture.{architecture}.{k}": v for k, v in {**defaults(registry, architecture),
-                                                                     **params}.items()})
+    config.update(
+        {f"architecture.{architecture}.{k}": v for k, v in {**defaults(registry, architecture), **params}.items()}
+    )
     return config
 
 

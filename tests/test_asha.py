@@ -9,13 +9,20 @@ import subprocess
 from collections import defaultdict
 from pathlib import Path
 
+from conftest import AUTOML, load_optuna, mlflow_runs
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
-from conftest import AUTOML, load_optuna, mlflow_runs
 from orchestrator.promotion import SuccessiveHalving, top_share
-from orchestrator.records import (LINEAGE_ATTR, PAUSED_ATTR, PROMOTED_ATTR, RESUMED_ATTR, RETRY_OF_ATTR, RUNGS_ATTR,
-                                  lineage)
+from orchestrator.records import (
+    LINEAGE_ATTR,
+    PAUSED_ATTR,
+    PROMOTED_ATTR,
+    RESUMED_ATTR,
+    RETRY_OF_ATTR,
+    RUNGS_ATTR,
+    lineage,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUNGS = [1, 3, 9]  # max_epochs 9, eta 3
@@ -40,14 +47,23 @@ PLAIN = "{name: asha, leader: false}"  # these tests follow plain asha's pausing
 TWO = "[{metric: val_accuracy, direction: maximize}, {metric: params, direction: minimize}]"
 
 
-def run_study(workdir: Path, objective: str = ONE, trials: int = 12, sampler: str = "random",
-              *args: str, pruner: str = PLAIN, extra: str = "") -> subprocess.CompletedProcess:
+def run_study(
+    workdir: Path,
+    objective: str = ONE,
+    trials: int = 12,
+    sampler: str = "random",
+    *args: str,
+    pruner: str = PLAIN,
+    extra: str = "",
+) -> subprocess.CompletedProcess:
     (workdir / "plugins").mkdir(exist_ok=True)
     shutil.copy(FIXTURES / "epoch_log.py", workdir / "plugins" / "epoch_log.py")
-    (workdir / "study.yaml").write_text(STUDY.format(objective=objective, trials=trials, sampler=sampler,
-                                                     pruner=pruner) + extra)
-    result = subprocess.run([AUTOML, "run", "study.yaml", "--threads", "1", *args], cwd=workdir,
-                            capture_output=True, text=True, timeout=600)
+    (workdir / "study.yaml").write_text(
+        STUDY.format(objective=objective, trials=trials, sampler=sampler, pruner=pruner) + extra
+    )
+    result = subprocess.run(
+        [AUTOML, "run", "study.yaml", "--threads", "1", *args], cwd=workdir, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
@@ -95,8 +111,9 @@ def test_two_workers_resume_paused_trials_from_their_checkpoints(workdir):
     for trial in continuations:
         origin = next(t for t in trials if t.number == trial.user_attrs[RETRY_OF_ATTR])
         assert trial.user_attrs[LINEAGE_ATTR] == lineage(origin)
-        assert trial.user_attrs[RESUMED_ATTR]["epoch"] == origin.user_attrs[PAUSED_ATTR] == \
-            trial.user_attrs[PROMOTED_ATTR]
+        assert (
+            trial.user_attrs[RESUMED_ATTR]["epoch"] == origin.user_attrs[PAUSED_ATTR] == trial.user_attrs[PROMOTED_ATTR]
+        )
         assert trial.user_attrs[RESUMED_ATTR]["from_trial"] == origin.number
 
     # the checkpoints of lineages still paused are kept (a later run may promote them); the rest are gone
@@ -119,18 +136,27 @@ def test_a_promoted_trial_has_one_continuous_history(workdir):
     (workdir / "extra.yaml").write_text(f"enqueue:\n  - {good}\n  - {poor.format(16)}\n  - {poor.format(32)}\n")
     (workdir / "plugins").mkdir()
     shutil.copy(FIXTURES / "epoch_log.py", workdir / "plugins" / "epoch_log.py")
-    (workdir / "study.yaml").write_text(STUDY.format(objective=ONE, trials=3, sampler="random", pruner=PLAIN)
-                                        + (workdir / "extra.yaml").read_text())
-    result = subprocess.run([AUTOML, "run", "study.yaml", "--threads", "1"], cwd=workdir, capture_output=True,
-                            text=True, timeout=600)
+    (workdir / "study.yaml").write_text(
+        STUDY.format(objective=ONE, trials=3, sampler="random", pruner=PLAIN) + (workdir / "extra.yaml").read_text()
+    )
+    result = subprocess.run(
+        [AUTOML, "run", "study.yaml", "--threads", "1"], cwd=workdir, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     trials = load_optuna(workdir, "asha").trials
-    assert [(t.number, t.state.name, t.user_attrs.get(PAUSED_ATTR), t.user_attrs.get(RETRY_OF_ATTR))
-            for t in trials] == [(0, "PRUNED", 1, None), (1, "PRUNED", 1, None), (2, "PRUNED", 1, None),
-                                 (3, "PRUNED", 3, 0), (4, "COMPLETE", None, 3)], result.stdout
+    assert [
+        (t.number, t.state.name, t.user_attrs.get(PAUSED_ATTR), t.user_attrs.get(RETRY_OF_ATTR)) for t in trials
+    ] == [
+        (0, "PRUNED", 1, None),
+        (1, "PRUNED", 1, None),
+        (2, "PRUNED", 1, None),
+        (3, "PRUNED", 3, 0),
+        (4, "COMPLETE", None, 3),
+    ], result.stdout
     assert "trial 3: continuing trial 0 at epoch 1 from its checkpoint" in result.stdout
-    assert sorted(trained_epochs(workdir)[json.dumps(trials[0].user_attrs["config"], sort_keys=True)]) == \
-        list(range(9))  # every epoch of the lineage trained once
+    assert sorted(trained_epochs(workdir)[json.dumps(trials[0].user_attrs["config"], sort_keys=True)]) == list(
+        range(9)
+    )  # every epoch of the lineage trained once
 
     client, _, children = mlflow_runs(workdir, "asha")
     runs = {int(r.data.tags["optuna.trial_number"]): r for r in children}
@@ -143,10 +169,13 @@ def test_a_promoted_trial_has_one_continuous_history(workdir):
     assert trials[4].intermediate_values == {step: value for step, value in history.items()}
 
     shown = subprocess.run([AUTOML, "show", "study.yaml"], cwd=workdir, capture_output=True, text=True).stdout
-    assert ("trained as: trial 0 (epochs 1-1, paused) -> trial 3 (epochs 2-3, paused) -> trial 4 (epochs 4-9, "
-            "complete)") in shown, shown
-    assert "successive halving: configurations per rung: 1 epoch 3, 3 epochs 1, completed 1; 2 promotion(s), " \
-           "2 paused awaiting promotion" in shown
+    assert (
+        "trained as: trial 0 (epochs 1-1, paused) -> trial 3 (epochs 2-3, paused) -> trial 4 (epochs 4-9, complete)"
+    ) in shown, shown
+    assert (
+        "successive halving: configurations per rung: 1 epoch 3, 3 epochs 1, completed 1; 2 promotion(s), "
+        "2 paused awaiting promotion" in shown
+    )
     assert not (workdir / "checkpoints" / "asha" / "trial-0.pt").exists()  # the lineage ended: swept
     assert (workdir / "checkpoints" / "asha" / "trial-1.pt").exists()  # still paused: kept for a later run
 
@@ -162,14 +191,18 @@ def test_several_objectives_promote_by_non_dominated_rank(workdir):
     for rung in RUNGS[:-1]:
         for trial in trials:
             values = (trial.user_attrs.get(RUNGS_ATTR) or {}).get(str(rung))
-            went_on = values is not None and (trial.state == TrialState.COMPLETE or any(
-                int(k) > rung for k in trial.user_attrs.get(RUNGS_ATTR, {})))
+            went_on = values is not None and (
+                trial.state == TrialState.COMPLETE or any(int(k) > rung for k in trial.user_attrs.get(RUNGS_ATTR, {}))
+            )
             promoted = trial.user_attrs.get(PROMOTED_ATTR) == rung
             if not went_on and not promoted:
                 continue
             cutoff = trial.number + (1 if went_on else 0)
-            known = {lineage(t): (t.user_attrs.get(RUNGS_ATTR) or {})[str(rung)] for t in trials
-                     if t.number < cutoff and str(rung) in (t.user_attrs.get(RUNGS_ATTR) or {})}
+            known = {
+                lineage(t): (t.user_attrs.get(RUNGS_ATTR) or {})[str(rung)]
+                for t in trials
+                if t.number < cutoff and str(rung) in (t.user_attrs.get(RUNGS_ATTR) or {})
+            }
             assert lineage(trial) in top_share(known, study.directions, SuccessiveHalving().eta), (trial.number, rung)
             promoted_or_continued += 1
     assert promoted_or_continued >= 2
@@ -193,8 +226,11 @@ def test_the_leader_rule_completes_the_first_configuration_at_once(workdir):
             rungs = trial.user_attrs.get(RUNGS_ATTR) or {}
             if str(rung) not in rungs or not any(int(k) > rung for k in rungs) and trial.state != TrialState.COMPLETE:
                 continue  # did not train on from this rung within this trial
-            known = {lineage(t): (t.user_attrs.get(RUNGS_ATTR) or {})[str(rung)] for t in trials
-                     if t.number <= trial.number and str(rung) in (t.user_attrs.get(RUNGS_ATTR) or {})}
+            known = {
+                lineage(t): (t.user_attrs.get(RUNGS_ATTR) or {})[str(rung)]
+                for t in trials
+                if t.number <= trial.number and str(rung) in (t.user_attrs.get(RUNGS_ATTR) or {})
+            }
             led = max(known, key=lambda key: (known[key][0], -key)) == lineage(trial)
             assert led or lineage(trial) in top_share(known, [StudyDirection.MAXIMIZE], eta), (trial.number, rung)
             leaders += led and lineage(trial) not in top_share(known, [StudyDirection.MAXIMIZE], eta)
@@ -208,8 +244,9 @@ def test_default_asha_completes_the_first_configuration_then_promotes_as_plain_a
     `first` from `true` occurs: the good one leads the first rung where only two have arrived (no top 1/eta yet)."""
     poor = "{architecture.mlp.depth: 1, architecture.mlp.width: 16, activation: tanh, optimizer.adam.lr: 0.0001}"
     good = "{architecture.mlp.depth: 1, architecture.mlp.width: 64, activation: relu, optimizer.adam.lr: 0.01}"
-    result = run_study(workdir, ONE, 12, "random", "--workers", "1", pruner="asha",
-                       extra=f"enqueue:\n  - {poor}\n  - {good}\n")
+    result = run_study(
+        workdir, ONE, 12, "random", "--workers", "1", pruner="asha", extra=f"enqueue:\n  - {poor}\n  - {good}\n"
+    )
     trials = sorted(load_optuna(workdir, "asha").trials, key=lambda t: t.number)
     first = trials[0]
     assert first.state == TrialState.COMPLETE and len(first.intermediate_values) == RUNGS[-1], result.stdout
@@ -221,8 +258,11 @@ def test_default_asha_completes_the_first_configuration_then_promotes_as_plain_a
             rungs = trial.user_attrs.get(RUNGS_ATTR) or {}
             if str(rung) not in rungs:
                 continue
-            known = {lineage(t): (t.user_attrs.get(RUNGS_ATTR) or {})[str(rung)] for t in trials
-                     if t.number <= trial.number and str(rung) in (t.user_attrs.get(RUNGS_ATTR) or {})}
+            known = {
+                lineage(t): (t.user_attrs.get(RUNGS_ATTR) or {})[str(rung)]
+                for t in trials
+                if t.number <= trial.number and str(rung) in (t.user_attrs.get(RUNGS_ATTR) or {})
+            }
             top = top_share(known, [StudyDirection.MAXIMIZE], eta)
             if any(int(k) > rung for k in rungs) or trial.state == TrialState.COMPLETE:  # trained on from the rung
                 assert lineage(trial) in top, (trial.number, rung)

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 import torch
-
 from conftest import AUTOML, load_optuna, mlflow_runs
+
 from orchestrator import MixedTargets
 from orchestrator.testing import default_params, make_context
 
@@ -78,8 +78,12 @@ def test_random_crop_keeps_the_size_and_moves_the_content(build):
     assert out.shape == x.shape and out_y is y
     offsets = []
     for sample, original in zip(out, x):
-        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
-                 if torch.equal(sample, shifted_image(original, dy, dx))]
+        found = [
+            (dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+            if torch.equal(sample, shifted_image(original, dy, dx))
+        ]
         assert found, "a crop is not the padded image at some offset within the padding"
         offsets.append(found[0])
     assert len(set(offsets)) > 3  # a random offset per sample, most of them moving the content
@@ -186,8 +190,9 @@ def test_mixup_mixes_inputs_and_targets_with_one_weight(build):
     _, mixed = build("mixup", "vector", "regression", alpha=1.0)(torch.randn(16, 3), values)
     assert mixed.b.shape == (16, 2) and any(torch.equal(mixed.b[0], row) for row in values)
     # weight ~ Beta(alpha, alpha): uniform at alpha 1, mostly near 0 or 1 at alpha 0.1
-    weights = {alpha: torch.tensor([build("mixup", alpha=alpha)(x, y)[1].weight for _ in range(400)])
-               for alpha in (1.0, 0.1)}
+    weights = {
+        alpha: torch.tensor([build("mixup", alpha=alpha)(x, y)[1].weight for _ in range(400)]) for alpha in (1.0, 0.1)
+    }
     assert float(weights[1.0].mean()) == pytest.approx(0.5, abs=0.06)
     near_edges = ((weights[0.1] < 0.1) | (weights[0.1] > 0.9)).float().mean()
     assert float(near_edges) > 0.6 > float(((weights[1.0] < 0.1) | (weights[1.0] > 0.9)).float().mean())
@@ -196,8 +201,16 @@ def test_mixup_mixes_inputs_and_targets_with_one_weight(build):
 def test_augmentations_work_on_views_without_writing_into_them(build):
     """A batch cut from a data set held on the device may be a view of it: no augmentation changes it."""
     data = {"image": images(n=20), "sequence": sequences(n=20), "tokens": torch.randint(1, 9, (20, 10))}
-    for name, kind in (("random_crop", "image"), ("flip", "image"), ("cutout", "image"), ("noise", "image"),
-                       ("mixup", "image"), ("shift", "sequence"), ("time_mask", "sequence"), ("time_mask", "tokens")):
+    for name, kind in (
+        ("random_crop", "image"),
+        ("flip", "image"),
+        ("cutout", "image"),
+        ("noise", "image"),
+        ("mixup", "image"),
+        ("shift", "sequence"),
+        ("time_mask", "sequence"),
+        ("time_mask", "tokens"),
+    ):
         kept = data[kind].clone()
         out, _ = build(name, kind)(data[kind][2:18], labels())
         assert torch.equal(data[kind], kept), name
@@ -238,8 +251,7 @@ search:
 {extra}"""
 
 
-@pytest.mark.parametrize("dataset, augmentation, kind", [("digits", "shift", "image"),
-                                                         ("mnist1d", "flip", "sequence")])
+@pytest.mark.parametrize("dataset, augmentation, kind", [("digits", "shift", "image"), ("mnist1d", "flip", "sequence")])
 def test_validate_refuses_an_incompatible_augmentation(write_study, cli, dataset, augmentation, kind):
     study = write_study(STUDY.format(dataset=dataset, augmentations=f"[noise, {augmentation}]", extra=""))
     result = cli("validate", study)
@@ -259,8 +271,11 @@ def test_validate_names_the_nearest_augmentation(write_study, cli):
 
 
 def test_validate_shows_the_searched_augmentations(write_study, cli):
-    study = write_study(STUDY.format(dataset="mnist1d", augmentations="{shift: {max_shift: [2, 4], optional: false}, "
-                                                                    "time_mask: {}}", extra=""))
+    study = write_study(
+        STUDY.format(
+            dataset="mnist1d", augmentations="{shift: {max_shift: [2, 4], optional: false}, time_mask: {}}", extra=""
+        )
+    )
     result = cli("validate", study)
     assert result.code == 0, result.err
     assert "augmentation.shift: always on" in result.out and "augmentation.time_mask: on or off" in result.out
@@ -269,11 +284,16 @@ def test_validate_shows_the_searched_augmentations(write_study, cli):
 
 def test_a_study_searches_augmentations_and_records_them(write_study, workdir):
     """A user's study on digits: flip, cutout and mixup searched on/off (the first trial with all three on)."""
-    study_file = write_study(STUDY.format(
-        dataset="digits", augmentations="[flip, cutout, mixup]",
-        extra="enqueue:\n  - {augmentation.flip: true, augmentation.cutout: true, augmentation.mixup: true}\n"))
-    proc = subprocess.run([AUTOML, "run", study_file.name], cwd=workdir, capture_output=True, text=True, timeout=300,
-                          env={**os.environ})
+    study_file = write_study(
+        STUDY.format(
+            dataset="digits",
+            augmentations="[flip, cutout, mixup]",
+            extra="enqueue:\n  - {augmentation.flip: true, augmentation.cutout: true, augmentation.mixup: true}\n",
+        )
+    )
+    proc = subprocess.run(
+        [AUTOML, "run", study_file.name], cwd=workdir, capture_output=True, text=True, timeout=300, env={**os.environ}
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     trials = sorted(load_optuna(workdir, "augmented").get_trials(), key=lambda t: t.number)
     assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)

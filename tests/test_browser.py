@@ -22,7 +22,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from conftest import AUTOML, TINY_STUDY, free_port, stop_group
 
 CHROMIUM = "/usr/bin/chromium"
@@ -33,9 +32,17 @@ TRIALS = 3
 # Headless, and quiet on a closed network: without the background-networking flags Chromium keeps
 # trying to reach Google's services. --no-sandbox because CI runs as root.
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1600,1000",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--window-size=1600,1000",
 ]
 
 
@@ -47,8 +54,10 @@ def _require_chromium() -> str:
     """Chromium's path; without it the test skips, or fails under CI (which must really run it)."""
     if os.access(CHROMIUM, os.X_OK):
         return CHROMIUM
-    reason = (f"{CHROMIUM} is missing: install Debian's Chromium with "
-              "`apt-get install -y --no-install-recommends chromium` (scripts/test.sh does this as root)")
+    reason = (
+        f"{CHROMIUM} is missing: install Debian's Chromium with "
+        "`apt-get install -y --no-install-recommends chromium` (scripts/test.sh does this as root)"
+    )
     if _in_ci():
         pytest.fail(f"CI must run the browser test, but {reason}", pytrace=False)
     pytest.skip(reason)
@@ -64,15 +73,11 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
     return folder
 
 
-
-
 def _api(base: str, path: str, body: dict | None = None) -> dict:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(base + path, data=data, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
-
-
 
 
 class _Page(HTMLParser):
@@ -114,10 +119,16 @@ class _Page(HTMLParser):
 def _browse(chromium: str, url: str, profile: Path, screenshot: Path, budget_ms: int) -> str:
     """Load `url` in a fresh headless Chromium, save a PNG of the page, and return the rendered DOM."""
     screenshot.unlink(missing_ok=True)
-    command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
-               f"--screenshot={screenshot}", "--dump-dom", url]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    command = [
+        chromium,
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={profile}",
+        f"--virtual-time-budget={budget_ms}",
+        f"--screenshot={screenshot}",
+        "--dump-dom",
+        url,
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
@@ -164,8 +175,9 @@ def test_the_mlflow_ui_shows_the_study_its_parent_run_and_every_trial(workdir, a
     chromium = _require_chromium()
     # 1. run a study as a user would
     (workdir / "study.yaml").write_text(TINY_STUDY)
-    run = subprocess.run([AUTOML, "run", "study.yaml", "--trials", str(TRIALS)], cwd=workdir, capture_output=True,
-                         text=True, timeout=300)
+    run = subprocess.run(
+        [AUTOML, "run", "study.yaml", "--trials", str(TRIALS)], cwd=workdir, capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
     # 2. start `automl ui` (it execs `mlflow ui`, which starts a server and job runners: one process group)
@@ -175,8 +187,15 @@ def test_the_mlflow_ui_shows_the_study_its_parent_run_and_every_trial(workdir, a
     # reviewing runs; switched off, the UI answers ~8 s sooner on two cores.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     log = (tmp_path / "ui.log").open("w")
-    ui = subprocess.Popen([AUTOML, "ui", "--port", str(port)], cwd=workdir, env=env, stdout=log,
-                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    ui = subprocess.Popen(
+        [AUTOML, "ui", "--port", str(port)],
+        cwd=workdir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         experiment = None
         deadline = time.monotonic() + 90
@@ -213,10 +232,12 @@ def test_the_mlflow_ui_shows_the_study_its_parent_run_and_every_trial(workdir, a
         expected = {(run_link + run_id, name) for run_id, name in all_runs.items()}
         printed = re.search(r"study tiny, every trial by its objective: (\S+)", (tmp_path / "ui.log").read_text())
         assert printed, (tmp_path / "ui.log").read_text()
-        assert printed.group(1) == (f"{base}/#/experiments/{exp_id}/runs?viewStateShareKey=automl-trials"
-                                    "&workflowType=machine_learning")
-        page = _show(chromium, printed.group(1), tmp_path, artifacts, "mlflow-ui-experiment",
-                     lambda p: expected <= set(p.links))
+        assert printed.group(1) == (
+            f"{base}/#/experiments/{exp_id}/runs?viewStateShareKey=automl-trials&workflowType=machine_learning"
+        )
+        page = _show(
+            chromium, printed.group(1), tmp_path, artifacts, "mlflow-ui-experiment", lambda p: expected <= set(p.links)
+        )
         assert (f"#/experiments/{exp_id}", "tiny") in page.links, "the experiment 'tiny' is not shown"
         missing = expected - set(page.links)
         assert not missing, f"runs not shown in the runs table: {sorted(missing)}; page text: {page.text[:2000]}"
@@ -224,24 +245,40 @@ def test_the_mlflow_ui_shows_the_study_its_parent_run_and_every_trial(workdir, a
         for shown in ("automl: every trial by its objective", "Sort: objective"):
             assert shown in page.text, f"{shown!r} is not on the page: {page.text[:2000]}"
         columns = set(re.findall(r'col-id="((?:metrics|params)\.`[^`]+`)"', page.dom))  # the grid's column headers
-        assert {"metrics.`objective`", "metrics.`val_accuracy`", "metrics.`test_accuracy`",
-                "params.`activation`"} <= columns, columns
+        assert {
+            "metrics.`objective`",
+            "metrics.`val_accuracy`",
+            "metrics.`test_accuracy`",
+            "params.`activation`",
+        } <= columns, columns
         for genai in ("Detect issues", "Traces logged", "No traces"):
             assert genai not in page.text, f"the GenAI view's {genai!r} is on the page: {page.text[:2000]}"
         shown_runs = [href.removeprefix(run_link) for href, _ in page.links if href.startswith(run_link)]
-        objective = {c["info"]["run_id"]: m["value"] for c in children for m in c["data"].get("metrics", [])
-                     if m["key"] == "objective"}
+        objective = {
+            c["info"]["run_id"]: m["value"]
+            for c in children
+            for m in c["data"].get("metrics", [])
+            if m["key"] == "objective"
+        }
         assert shown_runs and objective.get(shown_runs[0]) == max(objective.values()), (shown_runs, objective)
         _assert_png(artifacts / "mlflow-ui-experiment.png")
 
         # 5. the parent run's page: its "Child runs" field links every trial's run
         expected_children = {(run_link + run_id, name) for run_id, name in child_names.items()}
-        page = _show(chromium, f"{base}/#/experiments/{exp_id}/runs/{parent['run_id']}", tmp_path, artifacts,
-                     "mlflow-ui-parent-run", lambda p: _child_run_links(p) >= expected_children)
+        page = _show(
+            chromium,
+            f"{base}/#/experiments/{exp_id}/runs/{parent['run_id']}",
+            tmp_path,
+            artifacts,
+            "mlflow-ui-parent-run",
+            lambda p: _child_run_links(p) >= expected_children,
+        )
         assert parent["run_id"] in page.text and parent["run_name"] in page.text, page.text[:2000]
         shown = _child_run_links(page)
-        assert shown == expected_children, (f"the parent run's page shows child runs {sorted(shown)}, "
-                                            f"expected {sorted(expected_children)}; page text: {page.text[:2000]}")
+        assert shown == expected_children, (
+            f"the parent run's page shows child runs {sorted(shown)}, "
+            f"expected {sorted(expected_children)}; page text: {page.text[:2000]}"
+        )
         _assert_png(artifacts / "mlflow-ui-parent-run.png")
 
         # 6. the report, as MLflow serves the artifact: every image in it loads on its own (embedded), checked by
@@ -251,18 +288,32 @@ def test_the_mlflow_ui_shows_the_study_its_parent_run_and_every_trial(workdir, a
             report = response.read().decode()
         images = report.count("<img ")
         assert images >= 3, report[:2000]
-        probe = ("<script>window.addEventListener('load', () => { document.body.setAttribute('data-widths', "
-                 "[...document.images].map(i => i.naturalWidth).join(',')); });</script>")
+        probe = (
+            "<script>window.addEventListener('load', () => { document.body.setAttribute('data-widths', "
+            "[...document.images].map(i => i.naturalWidth).join(',')); });</script>"
+        )
         (tmp_path / "report.html").write_text(report.replace("</title>", "</title>" + probe, 1))
-        page = _show(chromium, (tmp_path / "report.html").as_uri(), tmp_path, artifacts, "report",
-                     lambda p: "data-widths=" in p.dom)
+        page = _show(
+            chromium,
+            (tmp_path / "report.html").as_uri(),
+            tmp_path,
+            artifacts,
+            "report",
+            lambda p: "data-widths=" in p.dom,
+        )
         widths = re.search(r'data-widths="([0-9,]*)"', page.dom)
         assert widths, page.dom[:2000]
         loaded = [int(w) for w in widths.group(1).split(",") if w]
         assert len(loaded) == images and all(w > 0 for w in loaded), f"natural widths of the report's images: {loaded}"
-        _show(chromium, f"{base}/#/experiments/{exp_id}/runs/{parent['run_id']}/artifacts/summary/report.html"
-              "?workflowType=machine_learning",
-              tmp_path, artifacts, "mlflow-ui-report", lambda p: "report.html" in p.text)
+        _show(
+            chromium,
+            f"{base}/#/experiments/{exp_id}/runs/{parent['run_id']}/artifacts/summary/report.html"
+            "?workflowType=machine_learning",
+            tmp_path,
+            artifacts,
+            "mlflow-ui-report",
+            lambda p: "report.html" in p.text,
+        )
         _assert_png(artifacts / "mlflow-ui-report.png")
     finally:
         stop_group(ui, grace=5)

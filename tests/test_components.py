@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 import textwrap
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import optuna
@@ -16,12 +17,12 @@ from optuna.trial import FixedTrial
 from torch import nn
 
 from orchestrator.components import DataBundle
+from orchestrator.devices import training_device
 from orchestrator.model import assemble
 from orchestrator.plugins import Registry
+from orchestrator.quiet import quiet_libraries
 from orchestrator.space import ComponentOptions, RegularizerOption, SearchSpace
 from orchestrator.studyfile import SHARED_PARAMS, load_study
-from orchestrator.quiet import quiet_libraries
-from orchestrator.devices import training_device
 from orchestrator.training import train
 
 
@@ -31,16 +32,30 @@ def registry(builtin_registry: Registry) -> Registry:
     return builtin_registry
 
 
-def sample_config(registry: Registry, *, architecture: str = "mlp", activation: str = "relu",
-                  loss: str = "cross_entropy", optimizer: str = "adam", schedule: str = "constant",
-                  regularizers: tuple[str, ...] = (), values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def sample_config(
+    registry: Registry,
+    *,
+    architecture: str = "mlp",
+    activation: str = "relu",
+    loss: str = "cross_entropy",
+    optimizer: str = "adam",
+    schedule: str = "constant",
+    regularizers: tuple[str, ...] = (),
+    values: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """A flat configuration from `SearchSpace.sample`: declared defaults unless `values` says otherwise."""
-    chosen = {"architecture": architecture, "activation": activation, "loss": loss, "optimizer": optimizer,
-              "schedule": schedule}
-    components = {kind: ComponentOptions(kind, {name: dict(registry.get(kind, name).spec.params)})
-                  for kind, name in chosen.items()}
-    regs = tuple(RegularizerOption(name, dict(registry.get("regularizer", name).spec.params))
-                 for name in regularizers)
+    chosen = {
+        "architecture": architecture,
+        "activation": activation,
+        "loss": loss,
+        "optimizer": optimizer,
+        "schedule": schedule,
+    }
+    components = {
+        kind: ComponentOptions(kind, {name: dict(registry.get(kind, name).spec.params)})
+        for kind, name in chosen.items()
+    }
+    regs = tuple(RegularizerOption(name, dict(registry.get("regularizer", name).spec.params)) for name in regularizers)
     space = SearchSpace(components, regs, dict(SHARED_PARAMS))
     fixed: dict[str, Any] = {"batch_size": 100}
     for kind, name in chosen.items():
@@ -54,13 +69,15 @@ def sample_config(registry: Registry, *, architecture: str = "mlp", activation: 
     return space.sample(FixedTrial(fixed))
 
 
-def tiny_data(shape: tuple[int, ...] = (6,), n: int = 24, classes: int = 3, input_kind: str = "vector",
-              seed: int = 0) -> DataBundle:
+def tiny_data(
+    shape: tuple[int, ...] = (6,), n: int = 24, classes: int = 3, input_kind: str = "vector", seed: int = 0
+) -> DataBundle:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, *shape, generator=g)
     y = torch.arange(n) % classes
-    return DataBundle(x, y, x[:6], y[:6], x[6:12], y[6:12], input_kind=input_kind, task="classification",
-                      output_size=classes)
+    return DataBundle(
+        x, y, x[:6], y[:6], x[6:12], y[6:12], input_kind=input_kind, task="classification", output_size=classes
+    )
 
 
 def linear_shapes(network: nn.Module) -> list[tuple[int, int]]:
@@ -86,7 +103,8 @@ def forward_backward(module, data: DataBundle) -> torch.Tensor:
 
 def test_study_file_space_samples_only_the_chosen_components_params(registry, tmp_path):
     path = tmp_path / "study.yaml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         name: components
         dataset: digits
         search:
@@ -96,22 +114,46 @@ def test_study_file_space_samples_only_the_chosen_components_params(registry, tm
           optimizer: [sgd, adam]
           regularizers: {dropout: {p: {low: 0.1, high: 0.5}}, l2: {}}
           batch_size: 32
-    """))
+    """)
+    )
     spec = load_study(path, registry)
-    config = spec.space.sample(FixedTrial({
-        "architecture.mlp.depth": 3, "architecture.mlp.width": 24, "activation": "sigmoid",
-        "loss": "label_smoothing", "loss.label_smoothing.smoothing": 0.2,
-        "optimizer": "sgd", "optimizer.sgd.lr": 0.1, "optimizer.sgd.momentum": 0.5, "optimizer.sgd.nesterov": False,
-        "regularizer.dropout": True, "regularizer.dropout.p": 0.4, "regularizer.l2": False,
-        # Parameters of components not chosen: never asked for, so absent from the configuration.
-        "optimizer.adam.lr": 0.01, "regularizer.l2.weight": 0.001,
-    }))
+    config = spec.space.sample(
+        FixedTrial(
+            {
+                "architecture.mlp.depth": 3,
+                "architecture.mlp.width": 24,
+                "activation": "sigmoid",
+                "loss": "label_smoothing",
+                "loss.label_smoothing.smoothing": 0.2,
+                "optimizer": "sgd",
+                "optimizer.sgd.lr": 0.1,
+                "optimizer.sgd.momentum": 0.5,
+                "optimizer.sgd.nesterov": False,
+                "regularizer.dropout": True,
+                "regularizer.dropout.p": 0.4,
+                "regularizer.l2": False,
+                # Parameters of components not chosen: never asked for, so absent from the configuration.
+                "optimizer.adam.lr": 0.01,
+                "regularizer.l2.weight": 0.001,
+            }
+        )
+    )
     assert config == {
-        "architecture": "mlp", "architecture.mlp.depth": 3, "architecture.mlp.width": 24,
-        "activation": "sigmoid", "loss": "label_smoothing", "loss.label_smoothing.smoothing": 0.2,
-        "optimizer": "sgd", "optimizer.sgd.lr": 0.1, "optimizer.sgd.momentum": 0.5, "optimizer.sgd.nesterov": False,
+        "architecture": "mlp",
+        "architecture.mlp.depth": 3,
+        "architecture.mlp.width": 24,
+        "activation": "sigmoid",
+        "loss": "label_smoothing",
+        "loss.label_smoothing.smoothing": 0.2,
+        "optimizer": "sgd",
+        "optimizer.sgd.lr": 0.1,
+        "optimizer.sgd.momentum": 0.5,
+        "optimizer.sgd.nesterov": False,
         "schedule": "constant",  # the study names no schedule
-        "regularizer.dropout": True, "regularizer.dropout.p": 0.4, "regularizer.l2": False, "batch_size": 32,
+        "regularizer.dropout": True,
+        "regularizer.dropout.p": 0.4,
+        "regularizer.l2": False,
+        "batch_size": 32,
     }
 
     module = assemble(config, registry, tiny_data(shape=(1, 8, 8), classes=10, n=30, input_kind="image"))
@@ -166,10 +208,21 @@ def test_schedule_is_constant_unless_the_study_searches_it(registry, tmp_path, s
     # Each schedule, when chosen, brings exactly its own declared parameters.
     for name in names:
         declared = registry.get("schedule", name).spec.params
-        config = spec.space.sample(FixedTrial({
-            "architecture.mlp.width": 16, "activation": "relu", "optimizer": "adam", "schedule": name,
-            **{f"optimizer.adam.{p}": v.default for p, v in registry.get("optimizer", "adam").spec.params.items()},
-            **{f"schedule.{name}.{p}": v.default for p, v in declared.items()}}))
+        config = spec.space.sample(
+            FixedTrial(
+                {
+                    "architecture.mlp.width": 16,
+                    "activation": "relu",
+                    "optimizer": "adam",
+                    "schedule": name,
+                    **{
+                        f"optimizer.adam.{p}": v.default
+                        for p, v in registry.get("optimizer", "adam").spec.params.items()
+                    },
+                    **{f"schedule.{name}.{p}": v.default for p, v in declared.items()},
+                }
+            )
+        )
         assert config["schedule"] == name
         assert {key for key in config if key.startswith("schedule.")} == {f"schedule.{name}.{p}" for p in declared}
 
@@ -208,7 +261,9 @@ def test_mlp_depth_and_width_give_the_expected_layers(registry, depth, width, sh
     assert outputs.shape == (len(data.x_train), 5)
 
 
-@pytest.mark.parametrize("activation, present, absent", [("relu", nn.ReLU, nn.Sigmoid), ("sigmoid", nn.Sigmoid, nn.ReLU)])
+@pytest.mark.parametrize(
+    "activation, present, absent", [("relu", nn.ReLU, nn.Sigmoid), ("sigmoid", nn.Sigmoid, nn.ReLU)]
+)
 def test_activation_is_used_after_every_hidden_layer(registry, activation, present, absent):
     config = sample_config(registry, activation=activation, values={"architecture.mlp.depth": 3})
     data = tiny_data()
@@ -233,8 +288,9 @@ def test_activation_is_used_after_every_hidden_layer(registry, activation, prese
 
 def test_dropout_regularizer_inserts_dropout_with_its_rate(registry):
     data = tiny_data(n=200)
-    config = sample_config(registry, regularizers=("dropout",),
-                           values={"architecture.mlp.depth": 2, "regularizer.dropout.p": 0.35})
+    config = sample_config(
+        registry, regularizers=("dropout",), values={"architecture.mlp.depth": 2, "regularizer.dropout.p": 0.35}
+    )
     module = assemble(config, registry, data)
     layers = list(module.network)
     assert [m.p for m in layers if isinstance(m, nn.Dropout)] == [0.35, 0.35]
@@ -276,8 +332,9 @@ def test_l2_regularizer_adds_a_penalty_that_grows_with_the_weights(registry):
                 m.bias.add_(10)
     assert torch.allclose(penalty(module.network), 4 * value)
 
-    stronger = assemble(sample_config(registry, regularizers=("l2",), values={"regularizer.l2.weight": 1e-2}),
-                        registry, data)
+    stronger = assemble(
+        sample_config(registry, regularizers=("l2",), values={"regularizer.l2.weight": 1e-2}), registry, data
+    )
     stronger.network.load_state_dict(module.network.state_dict())
     assert torch.allclose(stronger.penalties[0](stronger.network), 10 * penalty(module.network))
 
@@ -301,8 +358,9 @@ def test_l2_decay_form_sets_weight_decay_and_adds_no_penalty(registry, optimizer
     group = module.configure_optimizers().param_groups[0]
     assert group["weight_decay"] == pytest.approx(1e-3 + extra_decay)
 
-    penalty = sample_config(registry, optimizer=optimizer, regularizers=("l2",),
-                            values={**values, "regularizer.l2.form": "penalty"})
+    penalty = sample_config(
+        registry, optimizer=optimizer, regularizers=("l2",), values={**values, "regularizer.l2.form": "penalty"}
+    )
     module = assemble(penalty, registry, data)
     assert len(module.penalties) == 1
     assert module.configure_optimizers().param_groups[0]["weight_decay"] == pytest.approx(extra_decay)
@@ -316,8 +374,9 @@ def test_l2_decay_shrinks_the_weights_in_the_optimizer_step(registry):
         torch.manual_seed(0)
         regs = ("l2",) if form else ()
         extra = {"regularizer.l2.weight": 0.1, "regularizer.l2.form": form} if form else {}
-        module = assemble(sample_config(registry, optimizer="sgd", regularizers=regs, values={**values, **extra}),
-                          registry, data)
+        module = assemble(
+            sample_config(registry, optimizer="sgd", regularizers=regs, values={**values, **extra}), registry, data
+        )
         optimizer = module.configure_optimizers()
         before = [p.detach().clone() for p in module.network.parameters()]
         forward_backward(module, data)
@@ -345,8 +404,11 @@ def test_batchnorm_trains_whatever_the_batch_size(registry):
 
 def test_sgd_gets_lr_momentum_and_nesterov_from_the_config(registry):
     data = tiny_data()
-    config = sample_config(registry, optimizer="sgd", values={
-        "optimizer.sgd.lr": 0.07, "optimizer.sgd.momentum": 0.5, "optimizer.sgd.nesterov": True})
+    config = sample_config(
+        registry,
+        optimizer="sgd",
+        values={"optimizer.sgd.lr": 0.07, "optimizer.sgd.momentum": 0.5, "optimizer.sgd.nesterov": True},
+    )
     module = assemble(config, registry, data)
     optimizer = module.configure_optimizers()
     assert isinstance(optimizer, torch.optim.SGD)
@@ -360,16 +422,20 @@ def test_sgd_gets_lr_momentum_and_nesterov_from_the_config(registry):
     assert all(not torch.equal(b, p) for b, p in zip(before, module.network.parameters()))
 
     # Nesterov needs momentum: with none it is switched off instead of failing.
-    no_momentum = sample_config(registry, optimizer="sgd", values={"optimizer.sgd.momentum": 0.0,
-                                                                    "optimizer.sgd.nesterov": True})
+    no_momentum = sample_config(
+        registry, optimizer="sgd", values={"optimizer.sgd.momentum": 0.0, "optimizer.sgd.nesterov": True}
+    )
     group = assemble(no_momentum, registry, data).configure_optimizers().param_groups[0]
     assert (group["momentum"], group["nesterov"]) == (0.0, False)
 
 
 def test_adam_gets_lr_and_betas_from_the_config(registry):
     data = tiny_data()
-    config = sample_config(registry, optimizer="adam", values={
-        "optimizer.adam.lr": 0.003, "optimizer.adam.beta1": 0.8, "optimizer.adam.beta2": 0.95})
+    config = sample_config(
+        registry,
+        optimizer="adam",
+        values={"optimizer.adam.lr": 0.003, "optimizer.adam.beta1": 0.8, "optimizer.adam.beta2": 0.95},
+    )
     module = assemble(config, registry, data)
     optimizer = module.configure_optimizers()
     assert isinstance(optimizer, torch.optim.Adam)
@@ -391,8 +457,9 @@ def test_adam_gets_lr_and_betas_from_the_config(registry):
 
 def test_label_smoothing_sets_label_smoothing(registry):
     data = tiny_data()
-    smooth = assemble(sample_config(registry, loss="label_smoothing",
-                                    values={"loss.label_smoothing.smoothing": 0.2}), registry, data)
+    smooth = assemble(
+        sample_config(registry, loss="label_smoothing", values={"loss.label_smoothing.smoothing": 0.2}), registry, data
+    )
     plain = assemble(sample_config(registry, loss="cross_entropy"), registry, data)
     assert isinstance(smooth.loss_fn, nn.CrossEntropyLoss) and smooth.loss_fn.label_smoothing == 0.2
     assert isinstance(plain.loss_fn, nn.CrossEntropyLoss) and plain.loss_fn.label_smoothing == 0.0
@@ -409,8 +476,11 @@ def test_mse_fits_a_regression_target(registry):
     y = x @ torch.tensor([[1.5], [-2.0], [0.5], [1.0]]) + 0.5
     data = DataBundle(x, y, x[:8], y[:8], x[8:16], y[8:16], input_kind="vector", task="regression", output_size=1)
     torch.manual_seed(0)
-    config = sample_config(registry, loss="mse", values={"architecture.mlp.depth": 1, "architecture.mlp.width": 32,
-                                                         "optimizer.adam.lr": 0.01})
+    config = sample_config(
+        registry,
+        loss="mse",
+        values={"architecture.mlp.depth": 1, "architecture.mlp.width": 32, "optimizer.adam.lr": 0.01},
+    )
     module = assemble(config, registry, data)
     assert isinstance(module.loss_fn, nn.MSELoss)
     assert module(x).shape == (64, 1)
@@ -482,8 +552,11 @@ def test_mnist1d_is_standardised_with_the_training_split_and_split_by_seed(regis
     train_raw = raw_x[train_idx][..., None]
     mean, std = train_raw.mean(), train_raw.std()
     assert abs(mean - raw_x.mean()) > 1e-3  # otherwise this test could not tell the two apart
-    for x, raw in ((data.x_train, train_raw), (data.x_val, raw_x[val_idx][..., None]),
-                   (data.x_test, raw_test[test_idx][..., None])):
+    for x, raw in (
+        (data.x_train, train_raw),
+        (data.x_val, raw_x[val_idx][..., None]),
+        (data.x_test, raw_test[test_idx][..., None]),
+    ):
         assert np.allclose(x.numpy(), (raw - mean) / std, atol=1e-5)
     assert abs(float(data.x_train.mean())) < 1e-5 and abs(float(data.x_train.std(unbiased=False)) - 1) < 1e-4
 
@@ -527,13 +600,18 @@ def test_digits_images_and_stratified_test_split(registry):
 @pytest.fixture(scope="module")
 def digits(registry) -> DataBundle:
     quiet_libraries()
-    return registry.get("dataset", "digits").spec.build({"test_fraction": 0.25, "val_fraction": 0.15}, 0) \
+    return (
+        registry.get("dataset", "digits")
+        .spec.build({"test_fraction": 0.25, "val_fraction": 0.15}, 0)
         .to(training_device())
+    )
 
 
 def digits_config(registry) -> dict[str, Any]:
-    return sample_config(registry, values={"architecture.mlp.depth": 1, "architecture.mlp.width": 32,
-                                           "optimizer.adam.lr": 0.01, "batch_size": 64})
+    return sample_config(
+        registry,
+        values={"architecture.mlp.depth": 1, "architecture.mlp.width": 32, "optimizer.adam.lr": 0.01, "batch_size": 64},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -591,7 +669,8 @@ class EpochWeights(pl.Callback):
 
 def test_early_stopping_ends_training_when_the_objective_stops_improving(registry, digits, tmp_path):
     path = tmp_path / "study.yaml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         name: stopping
         dataset: digits
         objective: {metric: val_accuracy, direction: maximize}
@@ -603,14 +682,23 @@ def test_early_stopping_ends_training_when_the_objective_stops_improving(registr
           optimizer: {sgd: {lr: 0.0001, momentum: 0.0, nesterov: false}}
           regularizers: {early_stopping: {optional: false, patience: 2}}
           batch_size: 64
-    """))
+    """)
+    )
     spec = load_study(path, registry)
     config = spec.space.sample(FixedTrial({}))  # nothing left to search: always on, patience 2
     assert config["regularizer.early_stopping"] is True and config["regularizer.early_stopping.patience"] == 2
     # A learning rate this small barely moves the network: validation accuracy stops improving at once.
     weights = EpochWeights()
-    result = train(config, registry, digits, max_epochs=spec.budget.max_epochs, seed=0, monitor=spec.metric,
-                   direction=spec.direction, callbacks=[weights])
+    result = train(
+        config,
+        registry,
+        digits,
+        max_epochs=spec.budget.max_epochs,
+        seed=0,
+        monitor=spec.metric,
+        direction=spec.direction,
+        callbacks=[weights],
+    )
     accuracy = [epoch["val_accuracy"] for epoch in result.history]
     stop = epochs_until_patience_runs_out(accuracy, 2, maximize=True)
     assert stop is not None and stop < spec.budget.max_epochs, accuracy
@@ -626,8 +714,7 @@ def test_early_stopping_ends_training_when_the_objective_stops_improving(registr
 
     # The same configuration without it runs every epoch and ends with the last epoch's weights.
     without = {key: value for key, value in config.items() if not key.startswith("regularizer.early_stopping")}
-    plain = train(without, registry, digits, max_epochs=stop + 2, seed=0, monitor=spec.metric,
-                  direction=spec.direction)
+    plain = train(without, registry, digits, max_epochs=stop + 2, seed=0, monitor=spec.metric, direction=spec.direction)
     assert plain.epochs == stop + 2 and plain.best_epoch is None
     assert plain.final("val_accuracy") == plain.history[-1]["val_accuracy"]
 
@@ -656,12 +743,10 @@ def total_norm(tensors: list[torch.Tensor]) -> float:
 def test_grad_clip_limits_the_gradient_norm_of_every_step(registry, max_norm):
     data = tiny_data(n=24)
     # Plain SGD with lr 1: each step moves the parameters by exactly the (clipped) gradient.
-    values = {"optimizer.sgd.lr": 1.0, "optimizer.sgd.momentum": 0.0, "optimizer.sgd.nesterov": False,
-              "batch_size": 8}
+    values = {"optimizer.sgd.lr": 1.0, "optimizer.sgd.momentum": 0.0, "optimizer.sgd.nesterov": False, "batch_size": 8}
     if max_norm is not None:
         values["regularizer.grad_clip.max_norm"] = max_norm
-    config = sample_config(registry, optimizer="sgd", regularizers=("grad_clip",) if max_norm else (),
-                           values=values)
+    config = sample_config(registry, optimizer="sgd", regularizers=("grad_clip",) if max_norm else (), values=values)
     recorder = StepRecorder()
     train(config, registry, data, max_epochs=2, seed=0, callbacks=[recorder])
     assert len(recorder.steps) == 6

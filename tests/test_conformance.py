@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_readme import code_block
 import torch
+from test_readme import code_block
 from torch import nn
 
 from orchestrator import Architecture, BuildContext, Choice, Int, Loss, Optimizer
@@ -56,8 +56,10 @@ KNOWN_FAILURES: dict[tuple[str, str, str], str] = {}
 
 def test_builtins_load_without_errors():
     assert REGISTRY.errors == []
-    assert all(REGISTRY.names(kind) for kind in ("architecture", "activation", "loss", "optimizer", "schedule",
-                                                 "regularizer", "dataset"))
+    assert all(
+        REGISTRY.names(kind)
+        for kind in ("architecture", "activation", "loss", "optimizer", "schedule", "regularizer", "dataset")
+    )
 
 
 def _builtins(kind: str):
@@ -102,8 +104,10 @@ def _csv_file(folder: Path) -> dict:
     rng = np.random.default_rng(0)
     rows = ["height,weight,colour,species"]
     for i in range(60):
-        rows.append(f"{rng.normal(170, 10):.1f},{rng.normal(70, 8):.1f},{'red green blue'.split()[i % 3]},"
-                    f"{'ant bee cat'.split()[(i // 2) % 3]}")
+        rows.append(
+            f"{rng.normal(170, 10):.1f},{rng.normal(70, 8):.1f},{'red green blue'.split()[i % 3]},"
+            f"{'ant bee cat'.split()[(i // 2) % 3]}"
+        )
     (folder / "table.csv").write_text("\n".join(rows) + "\n")
     return {"path": str(folder / "table.csv")}
 
@@ -138,14 +142,16 @@ def _npy_files(folder: Path) -> dict:
 
 
 # Sample files for the built-in data sets that read a user's file.
-USER_FILES = {"csv": _csv_file, "npz": _npz_file, "image_folder": _image_folder, "text": _text_file,
-              "npy": _npy_files}
+USER_FILES = {"csv": _csv_file, "npz": _npz_file, "image_folder": _image_folder, "text": _text_file, "npy": _npy_files}
 
 
 def test_every_builtin_data_set_that_reads_a_file_has_a_sample_here(builtin_registry):
     """Otherwise the kit would skip it: a built-in data set that reads the user's file is covered by USER_FILES."""
-    needing = {name for name in builtin_registry.names("dataset")
-               if any(getattr(p, "is_path", False) for p in builtin_registry.get("dataset", name).spec.params.values())}
+    needing = {
+        name
+        for name in builtin_registry.names("dataset")
+        if any(getattr(p, "is_path", False) for p in builtin_registry.get("dataset", name).spec.params.values())
+    }
     assert needing == set(USER_FILES)
 
 
@@ -177,8 +183,14 @@ def build_tiny(params, ctx: BuildContext) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-TINY = Architecture("tiny", "One hidden layer.", params={"hidden": Int(2, 32, default=8)}, build=build_tiny,
-                    input_kinds=("vector", "image"), tasks=("classification", "regression"))
+TINY = Architecture(
+    "tiny",
+    "One hidden layer.",
+    params={"hidden": Int(2, 32, default=8)},
+    build=build_tiny,
+    input_kinds=("vector", "image"),
+    tasks=("classification", "regression"),
+)
 
 
 class TestThirdPartyArchitecture(ArchitectureConformance):
@@ -214,8 +226,10 @@ def test_a_local_plugin_tested_by_name(pytester):
 def test_range_cases_cap_large_int_ranges_on_their_grid():
     params = {"width": Int(16, 4096, default=64, step=16), "depth": Int(1, 3, default=1)}
     assert range_cases(params, max_int_value=1000) == [
-        ("width=16", {"width": 16, "depth": 1}), ("width=992", {"width": 992, "depth": 1}),
-        ("depth=3", {"width": 64, "depth": 3})]
+        ("width=16", {"width": 16, "depth": 1}),
+        ("width=992", {"width": 992, "depth": 1}),
+        ("depth=3", {"width": 64, "depth": 3}),
+    ]
     assert range_cases(params)[1] == ("width=4096", {"width": 4096, "depth": 1})
 
 
@@ -230,6 +244,7 @@ def broken_architecture(**changes) -> Architecture:
         if changes.get("ignores_output_size"):
             model[-1] = nn.Linear(params["hidden"], 10)
         if changes.get("random"):
+
             class Noisy(nn.Module):  # draws from an unseeded generator: not reproducible
                 def __init__(self):
                     super().__init__()
@@ -242,14 +257,22 @@ def broken_architecture(**changes) -> Architecture:
             return Noisy()
         return model
 
-    return Architecture("broken", "A broken network.", params=changes.get("params", {"hidden": Int(2, 32, default=8)}),
-                        build=build, input_kinds=("vector",))
+    return Architecture(
+        "broken",
+        "A broken network.",
+        params=changes.get("params", {"hidden": Int(2, 32, default=8)}),
+        build=build,
+        input_kinds=("vector",),
+    )
 
 
 def test_the_kit_catches_an_architecture_that_ignores_output_size():
     kit = ArchitectureConformance()
-    with pytest.raises(ConformanceError, match=r"architecture 'broken' \[input_kind=vector, task=classification\]: "
-                                               r"output has shape \(4, 10\), expected .* \(4, 3\)"):
+    with pytest.raises(
+        ConformanceError,
+        match=r"architecture 'broken' \[input_kind=vector, task=classification\]: "
+        r"output has shape \(4, 10\), expected .* \(4, 3\)",
+    ):
         kit.test_output_shape_for_every_declared_input_kind_and_task(broken_architecture(ignores_output_size=True))
     kit.test_output_shape_for_every_declared_input_kind_and_task(broken_architecture())  # the fixed one passes
 
@@ -264,8 +287,14 @@ def test_the_kit_catches_a_nondeterministic_architecture():
 def build_heads(params, ctx: BuildContext) -> nn.Module:
     """Splits `width` features into `heads` groups: only works when heads divides width."""
     width, heads = params["width"], params["heads"]
-    return nn.Sequential(nn.Flatten(), nn.Linear(ctx.input_shape[0], width), ctx.activation(),
-                         nn.Unflatten(1, (heads, width // heads)), nn.Flatten(), nn.Linear(width, ctx.output_size))
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(ctx.input_shape[0], width),
+        ctx.activation(),
+        nn.Unflatten(1, (heads, width // heads)),
+        nn.Flatten(),
+        nn.Linear(width, ctx.output_size),
+    )
 
 
 def test_the_kit_catches_ignored_context_and_bad_ranges():
@@ -275,8 +304,13 @@ def test_the_kit_catches_ignored_context_and_bad_ranges():
     with pytest.raises(ConformanceError, match=r"default 64 of 'hidden' is outside its declared 2..32"):
         kit.test_defaults_lie_inside_declared_ranges(broken_architecture(params={"hidden": Int(2, 32, default=64)}))
     # Works at its defaults, but one declared Choice value cannot be built.
-    heads = Architecture("heads", "Grouped features.", build=build_heads, input_kinds=("vector",),
-                         params={"width": Int(8, 16, default=8, step=8), "heads": Choice((1, 2, 3), default=2)})
+    heads = Architecture(
+        "heads",
+        "Grouped features.",
+        build=build_heads,
+        input_kinds=("vector",),
+        params={"width": Int(8, 16, default=8, step=8), "heads": Choice((1, 2, 3), default=2)},
+    )
     kit.test_output_shape_for_every_declared_input_kind_and_task(heads)
     with pytest.raises(ConformanceError, match=r"\[heads=3, input_kind=vector\]: RuntimeError"):
         kit.test_respects_declared_ranges(heads)
@@ -286,20 +320,29 @@ def test_the_kit_catches_broken_losses_and_optimizers():
     flat = Loss("flat", "Ignores the targets.", build=lambda params, ctx: lambda out, y: out.pow(2).mean())
     with pytest.raises(ConformanceError, match="loss for correct predictions .* is not below"):
         LossConformance().test_prefers_correct_predictions(flat)
-    no_decay = Optimizer("no_decay", "SGD that drops ctx.weight_decay.",
-                         build=lambda params, parameters, ctx: torch.optim.SGD(parameters, lr=0.1))
+    no_decay = Optimizer(
+        "no_decay",
+        "SGD that drops ctx.weight_decay.",
+        build=lambda params, parameters, ctx: torch.optim.SGD(parameters, lr=0.1),
+    )
     OptimizerConformance().test_step_reduces_a_quadratic(no_decay)
     with pytest.raises(ConformanceError, match="ctx.weight_decay is ignored"):
         OptimizerConformance().test_honours_the_context_weight_decay(no_decay)
-    ascent = Optimizer("ascent", "Steps uphill.", build=lambda params, parameters, ctx: torch.optim.SGD(
-        parameters, lr=0.1, weight_decay=ctx.weight_decay, maximize=True))
+    ascent = Optimizer(
+        "ascent",
+        "Steps uphill.",
+        build=lambda params, parameters, ctx: torch.optim.SGD(
+            parameters, lr=0.1, weight_decay=ctx.weight_decay, maximize=True
+        ),
+    )
     with pytest.raises(ConformanceError, match="did not reduce the quadratic"):
         OptimizerConformance().test_step_reduces_a_quadratic(ascent)
 
 
 def test_the_kit_reports_failures_through_pytest(pytester):
     """A plugin author's test module: pytest reports the broken check, the others pass."""
-    pytester.makepyfile(test_plugin="""
+    pytester.makepyfile(
+        test_plugin="""
         import pytest
         from torch import nn
         from orchestrator import Architecture
@@ -315,7 +358,8 @@ def test_the_kit_reports_failures_through_pytest(pytester):
             def component(self):
                 return Architecture("fixed_head", "Always two outputs.", build=build, input_kinds=("vector",),
                                     tasks=("classification",))
-    """)
+    """
+    )
     result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=6, failed=1, skipped=3)
     result.stdout.fnmatch_lines(["*output has shape (4, 2), expected (N, output_size) = (4, 3)*"])
@@ -334,43 +378,68 @@ class TestBuiltinAugmentations(AugmentationConformance):
 
 
 def test_builtin_augmentations_are_registered():
-    assert set(REGISTRY.names("augmentation")) >= {"random_crop", "flip", "cutout", "shift", "noise", "time_mask",
-                                                   "mixup"}
+    assert set(REGISTRY.names("augmentation")) >= {
+        "random_crop",
+        "flip",
+        "cutout",
+        "shift",
+        "noise",
+        "time_mask",
+        "mixup",
+    }
 
 
 def augmentation(augment, input_kinds=("vector", "image"), **params) -> Augmentation:
     """An augmentation doing `augment(params, x, y)`."""
-    return Augmentation("broken", "A broken augmentation.", params=params, input_kinds=input_kinds,
-                        build=lambda values, ctx: lambda x, y: augment(values, x, y))
+    return Augmentation(
+        "broken",
+        "A broken augmentation.",
+        params=params,
+        input_kinds=input_kinds,
+        build=lambda values, ctx: lambda x, y: augment(values, x, y),
+    )
 
 
 def test_the_kit_catches_an_augmentation_that_writes_into_the_batch():
     kit = AugmentationConformance()
     in_place = augmentation(lambda p, x, y: (x.mul_(-1.0), y))
-    with pytest.raises(ConformanceError, match=r"augmentation 'broken' \[input_kind=vector, task=classification, "
-                                               r"device=cpu, batch=8\]: augment wrote into the input batch"):
+    with pytest.raises(
+        ConformanceError,
+        match=r"augmentation 'broken' \[input_kind=vector, task=classification, "
+        r"device=cpu, batch=8\]: augment wrote into the input batch",
+    ):
         kit.test_contract_for_every_declared_input_kind_and_task(in_place)
     kit.test_contract_for_every_declared_input_kind_and_task(augmentation(lambda p, x, y: (x.mul(-1.0), y)))
 
 
 def test_the_kit_catches_wrong_shapes_dtypes_and_targets():
     kit = AugmentationConformance()
-    with pytest.raises(ConformanceError, match=r"\[input_kind=image, .*the augmented x has shape \(8, 2, 8, 7\), "
-                                               r"the input \(8, 2, 8, 8\)"):
+    with pytest.raises(
+        ConformanceError,
+        match=r"\[input_kind=image, .*the augmented x has shape \(8, 2, 8, 7\), "
+        r"the input \(8, 2, 8, 8\)",
+    ):
         kit.test_contract_for_every_declared_input_kind_and_task(
-            augmentation(lambda p, x, y: (x[..., 1:], y), input_kinds=("image",)))
+            augmentation(lambda p, x, y: (x[..., 1:], y), input_kinds=("image",))
+        )
     with pytest.raises(ConformanceError, match="the augmented x has dtype torch.float64, the input torch.float32"):
         kit.test_contract_for_every_declared_input_kind_and_task(augmentation(lambda p, x, y: (x.double(), y)))
     with pytest.raises(ConformanceError, match=r"\[input_kind=tokens, .*token ids leave 0..19"):
         kit.test_contract_for_every_declared_input_kind_and_task(
-            augmentation(lambda p, x, y: (x - 1, y), input_kinds=("tokens",)))
+            augmentation(lambda p, x, y: (x - 1, y), input_kinds=("tokens",))
+        )
     with pytest.raises(ConformanceError, match=r"the returned y is torch.float32 \(8, 3\)"):
         kit.test_contract_for_every_declared_input_kind_and_task(
-            augmentation(lambda p, x, y: (x, nn.functional.one_hot(y, 3).float())))
-    with pytest.raises(ConformanceError, match=r"augmentation 'broken': tasks \('classification', 'generative'\) must be "
-                                               r"a non-empty subset of \('classification', 'regression'\)"):
-        kit.test_declares_input_kinds_and_tasks(replace(augmentation(lambda p, x, y: (x, y)),
-                                                        tasks=("classification", "generative")))
+            augmentation(lambda p, x, y: (x, nn.functional.one_hot(y, 3).float()))
+        )
+    with pytest.raises(
+        ConformanceError,
+        match=r"augmentation 'broken': tasks \('classification', 'generative'\) must be "
+        r"a non-empty subset of \('classification', 'regression'\)",
+    ):
+        kit.test_declares_input_kinds_and_tasks(
+            replace(augmentation(lambda p, x, y: (x, y)), tasks=("classification", "generative"))
+        )
 
 
 def test_the_kit_catches_a_mixup_weight_outside_0_1_at_a_range_end():
@@ -382,8 +451,11 @@ def test_the_kit_catches_a_mixup_weight_outside_0_1_at_a_range_end():
     bad_range = augmentation(mix, strength=Float(0.0, 1.5, default=0.5))
     kit = AugmentationConformance()
     kit.test_contract_for_every_declared_input_kind_and_task(bad_range)  # fine at its defaults
-    with pytest.raises(ConformanceError, match=r"\[strength=1.5, input_kind=vector, task=classification\]: "
-                                               r"MixedTargets.weight is -0.5, outside \[0, 1\]"):
+    with pytest.raises(
+        ConformanceError,
+        match=r"\[strength=1.5, input_kind=vector, task=classification\]: "
+        r"MixedTargets.weight is -0.5, outside \[0, 1\]",
+    ):
         kit.test_respects_declared_ranges(bad_range)
 
 
@@ -396,14 +468,20 @@ def test_the_kit_catches_a_random_or_idle_augmentation():
         kit.test_deterministic_under_a_seed(noisy)
     idle = augmentation(lambda p, x, y: (x.clone(), y))
     kit.test_deterministic_under_a_seed(idle)
-    with pytest.raises(ConformanceError, match=r"\[defaults, input_kind=vector, task=classification\]: the batch "
-                                               r"came back unchanged in 5 draws"):
+    with pytest.raises(
+        ConformanceError,
+        match=r"\[defaults, input_kind=vector, task=classification\]: the batch "
+        r"came back unchanged in 5 draws",
+    ):
         kit.test_changes_the_batch(idle)
     kit.test_changes_the_batch(augmentation(lambda p, x, y: (x + torch.randn_like(x), y)))
 
 
 def test_the_kit_catches_an_augmentation_that_fails_on_a_batch_of_one():
     swap_first_two = augmentation(lambda p, x, y: (x[[1, 0, *range(2, len(x))]], y))  # assumes two samples
-    with pytest.raises(ConformanceError, match=r"\[input_kind=vector, task=classification, device=cpu, batch=1\]: "
-                                               r"IndexError"):
+    with pytest.raises(
+        ConformanceError,
+        match=r"\[input_kind=vector, task=classification, device=cpu, batch=1\]: "
+        r"IndexError",
+    ):
         AugmentationConformance().test_contract_for_every_declared_input_kind_and_task(swap_first_two)

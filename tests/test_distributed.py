@@ -19,9 +19,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.trial import TrialState
-
 from conftest import AUTOML, drop_study, mlflow_runs
+from optuna.trial import TrialState
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "s3cr3t-Pa55word"
@@ -62,8 +61,14 @@ def pg_study(postgres, workdir):
 
 def start_worker(workdir: Path, storage: str, tracking: str) -> subprocess.Popen:
     env = {**os.environ, "AUTOML_STORAGE": storage, "AUTOML_TRACKING_URI": tracking}
-    return subprocess.Popen([AUTOML, "worker", "study.yaml", "--threads", "1"], cwd=workdir, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [AUTOML, "worker", "study.yaml", "--threads", "1"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(procs: list[subprocess.Popen], timeout: float = 300) -> list[tuple[str, str]]:
@@ -82,7 +87,7 @@ def test_two_automl_workers_on_postgresql_finish_exactly_the_budget(pg_study, po
     tracking = f"sqlite:///{workdir / 'mlflow.db'}"
     workers = [start_worker(workdir, postgres, tracking) for _ in range(2)]
     outputs = finish(workers)
-    for proc, (out, err) in zip(workers, outputs):
+    for proc, (_out, err) in zip(workers, outputs):
         assert proc.returncode == 0, err
     study = optuna.load_study(study_name=name, storage=postgres)
     assert [t.number for t in study.trials] == list(range(5))
@@ -130,8 +135,6 @@ def test_a_dead_worker_is_found_by_its_missing_heartbeat_and_its_trial_retried(p
     assert not [c for c in children if c.info.status == "RUNNING"]
 
 
-
-
 def _children_of(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -142,15 +145,22 @@ def _children_of(pid: int) -> list[int]:
     return found
 
 
-def test_automl_run_on_postgresql_and_a_tracking_server_never_shows_the_password(pg_study, postgres, workdir,
-                                                                                 tracking_server):
+def test_automl_run_on_postgresql_and_a_tracking_server_never_shows_the_password(
+    pg_study, postgres, workdir, tracking_server
+):
     name, write = pg_study
     write(trials=4)
     secret_url = postgres.replace("postgres@", f"postgres:{SECRET}@")
     assert SECRET in secret_url
     env = {**os.environ, "AUTOML_STORAGE": secret_url}
-    proc = subprocess.Popen([AUTOML, "run", "study.yaml", "--workers", "2", "--tracking-uri", tracking_server],
-                            cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [AUTOML, "run", "study.yaml", "--workers", "2", "--tracking-uri", tracking_server],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     command_lines = []
     try:
         while proc.poll() is None and len(command_lines) < 2:

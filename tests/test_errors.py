@@ -32,17 +32,29 @@ def defined_exceptions() -> list[type[BaseException]]:
             if (exc.name or "").split(".")[0] in OPTIONAL:
                 continue
             raise
-        found += [value for value in vars(module).values()
-                  if inspect.isclass(value) and issubclass(value, BaseException)
-                  and value.__module__ == module.__name__]
+        found += [
+            value
+            for value in vars(module).values()
+            if inspect.isclass(value) and issubclass(value, BaseException) and value.__module__ == module.__name__
+        ]
     return found
 
 
 def test_every_exception_the_project_defines_is_an_error_of_the_family_or_a_flow_signal():
     exceptions = defined_exceptions()
     names = {e.__name__ for e in exceptions}
-    assert {"StudyFileError", "DeviceError", "LaunchError", "WorkersFailedError", "RerunError", "ServeError",
-            "TrialPaused", "TrialInterrupted", "CheckpointError", "PluginConflictError"} <= names, names
+    assert {
+        "StudyFileError",
+        "DeviceError",
+        "LaunchError",
+        "WorkersFailedError",
+        "RerunError",
+        "ServeError",
+        "TrialPaused",
+        "TrialInterrupted",
+        "CheckpointError",
+        "PluginConflictError",
+    } <= names, names
     stray = [e for e in exceptions if not issubclass(e, (AutomlError, FlowSignal)) and e not in OUTSIDE]
     assert not stray, f"exceptions outside the error family and the flow signals: {stray}"
     both = [e for e in exceptions if issubclass(e, AutomlError) and issubclass(e, FlowSignal)]
@@ -68,10 +80,13 @@ def test_an_error_said_of_a_file_names_it_once():
     assert str(CliError("--devices 'x': use auto")) == "--devices 'x': use auto"
 
 
-@pytest.mark.parametrize(("raised", "code", "said"), [
-    (UserError("a flag is wrong", source="study.yaml"), 2, "error: study.yaml: a flag is wrong\n"),
-    (RunError("workers keep dying"), 1, "error: workers keep dying\n"),
-])
+@pytest.mark.parametrize(
+    ("raised", "code", "said"),
+    [
+        (UserError("a flag is wrong", source="study.yaml"), 2, "error: study.yaml: a flag is wrong\n"),
+        (RunError("workers keep dying"), 1, "error: workers keep dying\n"),
+    ],
+)
 def test_the_command_turns_an_error_into_its_message_and_exit_code(monkeypatch, capsys, raised, code, said):
     def command(args):
         raise raised
@@ -89,5 +104,6 @@ def test_a_stopped_supervisor_exits_with_its_signal_and_says_what_became_of_each
 
     monkeypatch.setattr(cli, "cmd_validate", command)
     assert cli.main(["validate", "study.yaml"]) == 128 + signal.SIGTERM
-    assert capsys.readouterr().err == ("interrupted by SIGTERM: trial 3 checkpointed at epoch 2. Run the same "
-                                       "command again to resume.\n")
+    assert capsys.readouterr().err == (
+        "interrupted by SIGTERM: trial 3 checkpointed at epoch 2. Run the same command again to resume.\n"
+    )

@@ -37,10 +37,20 @@ def test_mmd_is_zero_for_one_distribution_and_grows_with_a_shift():
 def test_gan_training_moves_the_generator_towards_the_data():
     registry = load_registry()
     data = registry.get("dataset", "rings").spec.build({"modes": 8, "noise": 0.05, "samples": 1500}, 0)
-    config = {"architecture": "gan", "architecture.gan.latent_dim": 4, "architecture.gan.width": 64,
-              "architecture.gan.depth": 2, "activation": "relu", "loss": "gan_bce", "optimizer": "adam",
-              "optimizer.adam.lr": 0.002, "optimizer.adam.beta1": 0.5, "optimizer.adam.beta2": 0.999,
-              "schedule": "constant", "batch_size": 64}
+    config = {
+        "architecture": "gan",
+        "architecture.gan.latent_dim": 4,
+        "architecture.gan.width": 64,
+        "architecture.gan.depth": 2,
+        "activation": "relu",
+        "loss": "gan_bce",
+        "optimizer": "adam",
+        "optimizer.adam.lr": 0.002,
+        "optimizer.adam.beta1": 0.5,
+        "optimizer.adam.beta2": 0.999,
+        "schedule": "constant",
+        "batch_size": 64,
+    }
     result = train(config, registry, data, max_epochs=12, seed=0)
     assert isinstance(result.model, GANModule)
     history = [epoch["val_mmd"] for epoch in result.history]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import load_optuna, mlflow_runs
+
 from orchestrator.testing import DatasetConformance
 from plugins.image_folder import build_image_folder
 from scripts.make_shapes import write_shapes
@@ -48,8 +48,15 @@ def images(workdir: Path) -> Path:
 
 
 def params(root: Path, **overrides) -> dict:
-    return {"path": str(root), "size": 12, "colour": "rgb", "unreadable": "refuse", "test_fraction": 0.2,
-            "val_fraction": 0.2, **overrides}
+    return {
+        "path": str(root),
+        "size": 12,
+        "colour": "rgb",
+        "unreadable": "refuse",
+        "test_fraction": 0.2,
+        "val_fraction": 0.2,
+        **overrides,
+    }
 
 
 def test_a_study_on_an_image_folder_searches_the_cnn(images, write_study, workdir, cli):
@@ -77,8 +84,9 @@ def test_images_are_resized_split_by_class_and_normalised_with_the_training_spli
     assert grey.x_train.shape[1:] == (1, 8, 8)
 
 
-def test_an_unreadable_image_is_named_and_the_study_refused_before_anything_is_created(images, write_study, workdir,
-                                                                                       cli):
+def test_an_unreadable_image_is_named_and_the_study_refused_before_anything_is_created(
+    images, write_study, workdir, cli
+):
     (images / "square" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really an image")
     path = write_study(STUDY.format(colour="grey", extra=""))
     for command in ("validate", "run"):
@@ -103,19 +111,29 @@ def test_validate_shows_classes_sizes_modes_splits_and_what_it_leaves_out(images
     Image.new("RGB", (40, 30), "white").save(images / "square" / "large.png")
     result = cli("validate", str(write_study(STUDY.format(colour="grey", extra=", unreadable: skip"))))
     assert result.code == 0, result.err
-    for line in ("62 image file(s) in 2 classes: 'circle' 31, 'square' 31", "20x20 (60)", "40x30 (1)",
-                 "; every image is resized to 12x12", "every image is converted to grey (L) (1 channel, colour: grey)",
-                 "1 unreadable file(s) left out (unreadable: skip): ", "truncated.jpg",
-                 "images for training, validation, test: ", "load: memory: every image held in memory as float32"):
+    for line in (
+        "62 image file(s) in 2 classes: 'circle' 31, 'square' 31",
+        "20x20 (60)",
+        "40x30 (1)",
+        "; every image is resized to 12x12",
+        "every image is converted to grey (L) (1 channel, colour: grey)",
+        "1 unreadable file(s) left out (unreadable: skip): ",
+        "truncated.jpg",
+        "images for training, validation, test: ",
+        "load: memory: every image held in memory as float32",
+    ):
         assert line in result.out, (line, result.out)
     assert "modes: RGB (61);" in result.out  # the generated images and the large square, all RGB
 
 
-@pytest.mark.parametrize("layout, message", [
-    ("one class", "needs one sub-folder of images per class, at least two; found 1: only"),
-    ("empty class", "holds no image"),
-    ("no folder", "no such folder"),
-])
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        ("one class", "needs one sub-folder of images per class, at least two; found 1: only"),
+        ("empty class", "holds no image"),
+        ("no folder", "no such folder"),
+    ],
+)
 def test_a_folder_not_laid_out_by_class_is_refused_with_exit_2(layout, message, write_study, workdir, cli):
     root = workdir / "images"
     if layout == "one class":
@@ -132,12 +150,15 @@ def test_a_folder_not_laid_out_by_class_is_refused_with_exit_2(layout, message, 
     assert result.code == 2 and message in result.err, result.err
 
 
-
 def test_the_example_study_validates_on_the_images_the_script_writes(workdir, cli):
     repo = Path(__file__).resolve().parents[1]
     shutil.copy(repo / "studies" / "shapes.yaml", workdir / "shapes.yaml")
-    done = subprocess.run([sys.executable, str(repo / "scripts" / "make_shapes.py"), str(workdir / "shapes"),
-                           "--per-class", "5"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, str(repo / "scripts" / "make_shapes.py"), str(workdir / "shapes"), "--per-class", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and "wrote 15 images of 24x24" in done.stdout, done.stderr
     result = cli("validate", str(workdir / "shapes.yaml"))
     assert result.code == 0, result.err
@@ -145,6 +166,7 @@ def test_the_example_study_validates_on_the_images_the_script_writes(workdir, cl
 
 
 # --- load: stream, and the best model served on raw image files -------------------------------------------------
+
 
 def file_bytes(paths):
     """The files' bytes as the served model takes them: a DataFrame with a column `image`."""
@@ -210,10 +232,22 @@ def test_training_reads_a_streamed_folder_through_its_datasets(images, monkeypat
         return original(self, index)
 
     monkeypatch.setattr(ImageFiles, "__getitem__", counted)
-    config = {"architecture": "cnn", "architecture.cnn.channels": 8, "architecture.cnn.depth": 2,
-              "architecture.cnn.kernel_size": 3, "architecture.cnn.growth": 1.5, "architecture.cnn.pooling": "max",
-              "activation": "relu", "loss": "cross_entropy", "optimizer": "adam", "optimizer.adam.lr": 0.01,
-              "optimizer.adam.beta1": 0.9, "optimizer.adam.beta2": 0.999, "schedule": "constant", "batch_size": 16}
+    config = {
+        "architecture": "cnn",
+        "architecture.cnn.channels": 8,
+        "architecture.cnn.depth": 2,
+        "architecture.cnn.kernel_size": 3,
+        "architecture.cnn.growth": 1.5,
+        "architecture.cnn.pooling": "max",
+        "activation": "relu",
+        "loss": "cross_entropy",
+        "optimizer": "adam",
+        "optimizer.adam.lr": 0.01,
+        "optimizer.adam.beta1": 0.9,
+        "optimizer.adam.beta2": 0.999,
+        "schedule": "constant",
+        "batch_size": 16,
+    }
     history: list[dict] = []
     train(config, load_registry(), data, max_epochs=2, seed=0, listeners=[lambda epoch, m: history.append(m)])
     assert len(history) == 2 and all(0.0 <= m["val_accuracy"] <= 1.0 for m in history)
@@ -301,11 +335,17 @@ def test_the_encoder_names_what_is_wrong_with_its_input(images):
     encoder = build_image_folder(params(images), seed=0).encoder
     with pytest.raises(ValueError, match=r"the input has no column 'image' \(columns: 'picture'\): pass a DataFrame"):
         encoder.transform(pd.DataFrame({"picture": [b"x"]}))
-    with pytest.raises(ValueError, match=r"row 0 of column 'image' is not a readable image \(17 bytes starting "
-                                         r"b'\\x89PNG"):
+    with pytest.raises(
+        ValueError,
+        match=r"row 0 of column 'image' is not a readable image \(17 bytes starting "
+        r"b'\\x89PNG",
+    ):
         encoder.transform(pd.DataFrame({"image": [b"\x89PNG\r\n\x1a\nnot a png"]}))
-    with pytest.raises(ValueError, match=r"row 0 of column 'image' holds str 'circle/1.png', not an image file's "
-                                         r"bytes"):
+    with pytest.raises(
+        ValueError,
+        match=r"row 0 of column 'image' holds str 'circle/1.png', not an image file's "
+        r"bytes",
+    ):
         encoder.transform(pd.DataFrame({"image": ["circle/1.png"]}))
     empty = encoder.transform(pd.DataFrame({"image": pd.Series([], dtype=object)}))
     assert empty.shape == (0, 3, 12, 12) and empty.dtype == np.float32

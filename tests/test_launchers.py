@@ -22,26 +22,46 @@ def test_no_launcher_key_means_this_machine(tmp_path):
 
 
 def test_slurm_settings_are_read_with_their_defaults(tmp_path):
-    launcher, problems = check_launcher({"slurm": {"tasks": 8, "partition": "gpu", "gpus_per_task": 1,
-                                                   "time": "02:00:00", "mem": "16G", "sbatch": ["--qos=high"],
-                                                   "shared": ["data", "/scratch/me"]}}, tmp_path)
+    launcher, problems = check_launcher(
+        {
+            "slurm": {
+                "tasks": 8,
+                "partition": "gpu",
+                "gpus_per_task": 1,
+                "time": "02:00:00",
+                "mem": "16G",
+                "sbatch": ["--qos=high"],
+                "shared": ["data", "/scratch/me"],
+            }
+        },
+        tmp_path,
+    )
     assert not problems
     assert launcher.name == "slurm" and launcher.slurm == SlurmSettings(
-        tasks=8, partition="gpu", gpus_per_task=1, time="02:00:00", mem="16G", sbatch=("--qos=high",),
-        shared=((tmp_path / "data").resolve(), Path("/scratch/me")))
+        tasks=8,
+        partition="gpu",
+        gpus_per_task=1,
+        time="02:00:00",
+        mem="16G",
+        sbatch=("--qos=high",),
+        shared=((tmp_path / "data").resolve(), Path("/scratch/me")),
+    )
     assert check_launcher("ray", tmp_path)[0].ray == RaySettings()
 
 
 def test_each_bad_launcher_setting_is_named_with_what_it_must_be(tmp_path):
-    _, problems = check_launcher({"slurm": {"tasks": 0, "time": "two hours", "mem": "lots", "sbatch": "qos",
-                                            "gpu": 1}}, tmp_path)
+    _, problems = check_launcher(
+        {"slurm": {"tasks": 0, "time": "two hours", "mem": "lots", "sbatch": "qos", "gpu": 1}}, tmp_path
+    )
     said = {key: message for key, _, message in problems}
     assert said["launcher.slurm.tasks"] == "must be an integer >= 1"
     assert "time limit as sbatch takes it" in said["launcher.slurm.time"]
     assert "4000M, 16G" in said["launcher.slurm.mem"]
     assert "list of sbatch options" in said["launcher.slurm.sbatch"]
-    assert said["launcher.slurm.gpu"].startswith("unknown setting; allowed:") and "gpus_per_task" in said[
-        "launcher.slurm.gpu"]
+    assert (
+        said["launcher.slurm.gpu"].startswith("unknown setting; allowed:")
+        and "gpus_per_task" in said["launcher.slurm.gpu"]
+    )
     _, problems = check_launcher({"kubernetes": {}}, tmp_path)
     assert problems == [("launcher", "kubernetes", "unknown launcher; choose one of local, slurm, ray")]
     _, problems = check_launcher({"ray": {"num_gpus": -1, "workers": "many"}}, tmp_path)
@@ -73,27 +93,60 @@ def test_the_tracking_uri_forms_that_are_files():
 
 
 def test_sharing_problems_name_each_local_store_and_the_fix():
-    problems = sharing_problems("slurm", "journal:/tmp/optuna.journal", "sqlite:////tmp/mlflow.db",
-                                Path("/tmp/checkpoints"), (), "launcher.slurm", MOUNTS)
+    problems = sharing_problems(
+        "slurm",
+        "journal:/tmp/optuna.journal",
+        "sqlite:////tmp/mlflow.db",
+        Path("/tmp/checkpoints"),
+        (),
+        "launcher.slurm",
+        MOUNTS,
+    )
     assert len(problems) == 3
     assert problems[0].startswith("the Optuna storage /tmp/optuna.journal is a local file that the slurm nodes")
     assert "launcher.slurm.shared" in problems[0] and "postgresql://" in problems[0]
     assert problems[1].startswith("the MLflow store /tmp/mlflow.db is local")
     assert "checkpoints.dir" in problems[2]
-    assert sharing_problems("slurm", "postgresql://u@db/x", "http://mlflow:5000", Path("/home/me/ck"), (),
-                            "launcher.slurm", MOUNTS) == []
+    assert (
+        sharing_problems(
+            "slurm", "postgresql://u@db/x", "http://mlflow:5000", Path("/home/me/ck"), (), "launcher.slurm", MOUNTS
+        )
+        == []
+    )
 
 
 def test_the_batch_script_requeues_on_usr1_and_keeps_the_storage_address_out():
-    settings = SlurmSettings(tasks=3, partition="gpu", gpus_per_task=2, cpus_per_task=4, time="1:00:00",
-                             account="lab", signal_seconds=90, sbatch=("--qos=high",))
-    script = batch_script(settings, "demo", ["/venv/bin/python", "-m", "orchestrator", "worker", "/w/s.yaml",
-                                             "--launched"], Path("/w"), Path("/w/slurm"))
-    for option in ("--array=0-2", "--requeue", "--signal=B:USR1@90", "--gpus-per-task=2", "--cpus-per-task=4",
-                   "--partition=gpu", "--time=1:00:00", "--account=lab", "--qos=high", "--chdir=/w",
-                   "--output=/w/slurm/%x-%A_%a.out"):
+    settings = SlurmSettings(
+        tasks=3,
+        partition="gpu",
+        gpus_per_task=2,
+        cpus_per_task=4,
+        time="1:00:00",
+        account="lab",
+        signal_seconds=90,
+        sbatch=("--qos=high",),
+    )
+    script = batch_script(
+        settings,
+        "demo",
+        ["/venv/bin/python", "-m", "orchestrator", "worker", "/w/s.yaml", "--launched"],
+        Path("/w"),
+        Path("/w/slurm"),
+    )
+    for option in (
+        "--array=0-2",
+        "--requeue",
+        "--signal=B:USR1@90",
+        "--gpus-per-task=2",
+        "--cpus-per-task=4",
+        "--partition=gpu",
+        "--time=1:00:00",
+        "--account=lab",
+        "--qos=high",
+        "--chdir=/w",
+        "--output=/w/slurm/%x-%A_%a.out",
+    ):
         assert f"#SBATCH {option}\n" in script
-    assert "trap requeue USR1" in script and 'scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"' in \
-        script
+    assert "trap requeue USR1" in script and 'scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"' in script
     assert "/venv/bin/python -m orchestrator worker /w/s.yaml --launched" in script
     assert "postgresql" not in script and "AUTOML_STORAGE" not in script, "the address travels in the environment"

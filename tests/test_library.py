@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import optuna
@@ -35,13 +36,25 @@ def registry(builtin_registry: Registry) -> Registry:
     return builtin_registry
 
 
-def sample_config(registry: Registry, *, activation: str = "relu", loss: str = "cross_entropy",
-                  values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def sample_config(
+    registry: Registry,
+    *,
+    activation: str = "relu",
+    loss: str = "cross_entropy",
+    values: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """An mlp/adam/constant configuration with the given activation and loss, declared defaults elsewhere."""
-    chosen = {"architecture": "mlp", "activation": activation, "loss": loss, "optimizer": "adam",
-              "schedule": "constant"}
-    components = {kind: ComponentOptions(kind, {name: dict(registry.get(kind, name).spec.params)})
-                  for kind, name in chosen.items()}
+    chosen = {
+        "architecture": "mlp",
+        "activation": activation,
+        "loss": loss,
+        "optimizer": "adam",
+        "schedule": "constant",
+    }
+    components = {
+        kind: ComponentOptions(kind, {name: dict(registry.get(kind, name).spec.params)})
+        for kind, name in chosen.items()
+    }
     fixed: dict[str, Any] = {"batch_size": 100}
     for kind, name in chosen.items():
         for pname, param in registry.get(kind, name).spec.params.items():
@@ -81,7 +94,7 @@ def recover_rows(data: DataBundle, raw: np.ndarray, columns: slice = slice(None)
     joined = torch.cat([x for x, _ in splits(data)]).numpy().astype(np.float64)[:, columns]
     found = np.array([where[key] for key in rank_keys(joined)])
     sizes = np.cumsum([0] + [len(x) for x, _ in splits(data)])
-    return [found[sizes[i]:sizes[i + 1]] for i in range(3)]
+    return [found[sizes[i] : sizes[i + 1]] for i in range(3)]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -89,15 +102,18 @@ def recover_rows(data: DataBundle, raw: np.ndarray, columns: slice = slice(None)
 # ---------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "params", "module_type", "attributes"), [
-    ("relu", {}, nn.ReLU, {}),
-    ("sigmoid", {}, nn.Sigmoid, {}),
-    ("tanh", {}, nn.Tanh, {}),
-    ("gelu", {}, nn.GELU, {"approximate": "none"}),
-    ("leaky_relu", {"negative_slope": 0.2}, nn.LeakyReLU, {"negative_slope": 0.2}),
-    ("silu", {}, nn.SiLU, {}),
-    ("elu", {"alpha": 0.5}, nn.ELU, {"alpha": 0.5}),
-])
+@pytest.mark.parametrize(
+    ("name", "params", "module_type", "attributes"),
+    [
+        ("relu", {}, nn.ReLU, {}),
+        ("sigmoid", {}, nn.Sigmoid, {}),
+        ("tanh", {}, nn.Tanh, {}),
+        ("gelu", {}, nn.GELU, {"approximate": "none"}),
+        ("leaky_relu", {"negative_slope": 0.2}, nn.LeakyReLU, {"negative_slope": 0.2}),
+        ("silu", {}, nn.SiLU, {}),
+        ("elu", {"alpha": 0.5}, nn.ELU, {"alpha": 0.5}),
+    ],
+)
 def test_activation_builds_its_module_with_its_params(registry, name, params, module_type, attributes):
     spec = registry.get("activation", name).spec
     assert set(spec.params) == set(params)
@@ -106,8 +122,11 @@ def test_activation_builds_its_module_with_its_params(registry, name, params, mo
     for attr, value in attributes.items():
         assert getattr(module, attr) == value
     # inside a network: after every hidden layer, with the configuration's parameter values
-    values = {"architecture.mlp.depth": 2, "architecture.mlp.width": 16,
-              **{f"activation.{name}.{p}": v for p, v in params.items()}}
+    values = {
+        "architecture.mlp.depth": 2,
+        "architecture.mlp.width": 16,
+        **{f"activation.{name}.{p}": v for p, v in params.items()},
+    }
     network = assemble(sample_config(registry, activation=name, values=values), registry, tiny_vectors()).network
     layers = list(network)
     assert [type(layers[i + 1]) for i, m in enumerate(layers[:-1]) if isinstance(m, nn.Linear)] == [module_type] * 2
@@ -150,8 +169,17 @@ def tiny_vectors(task: str = "classification") -> DataBundle:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(24, 6, generator=g)
     y = torch.arange(24) % 3 if task == "classification" else torch.randn(24, 1, generator=g)
-    return DataBundle(x, y, x[:6], y[:6], x[6:12], y[6:12], input_kind="vector", task=task,
-                      output_size=3 if task == "classification" else 1)
+    return DataBundle(
+        x,
+        y,
+        x[:6],
+        y[:6],
+        x[6:12],
+        y[6:12],
+        input_kind="vector",
+        task=task,
+        output_size=3 if task == "classification" else 1,
+    )
 
 
 def build_loss(registry: Registry, name: str, task: str, **params: Any):
@@ -161,22 +189,24 @@ def build_loss(registry: Registry, name: str, task: str, **params: Any):
 
 def test_losses_declare_their_tasks(registry):
     tasks = {name: registry.get("loss", name).spec.tasks for name in ("nll", "mse", "mae", "huber")}
-    assert tasks == {"nll": ("classification",), "mse": ("regression",), "mae": ("regression",),
-                     "huber": ("regression",)}
+    assert tasks == {
+        "nll": ("classification",),
+        "mse": ("regression",),
+        "mae": ("regression",),
+        "huber": ("regression",),
+    }
     assert set(registry.get("loss", "huber").spec.params) == {"delta"}
     assert registry.get("loss", "huber").spec.params["delta"].default == 1.0
 
 
 def test_nll_is_the_log_softmax_likelihood_and_equals_cross_entropy(registry):
     loss = build_loss(registry, "nll", "classification")
-    logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0], [1.0, 1.0, 1.0], [-2.0, 4.0, 0.0]],
-                          requires_grad=True)
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0], [1.0, 1.0, 1.0], [-2.0, 4.0, 0.0]], requires_grad=True)
     targets = torch.tensor([0, 2, 1, 0])
     value = loss(logits, targets)
     # by hand: -mean over rows of (logit of the target - log sum exp of the row)
     rows = logits.detach().tolist()
-    by_hand = -sum(rows[i][t] - math.log(sum(math.exp(v) for v in rows[i]))
-                   for i, t in enumerate(targets.tolist())) / 4
+    by_hand = -sum(rows[i][t] - math.log(sum(math.exp(v) for v in rows[i])) for i, t in enumerate(targets.tolist())) / 4
     assert value.item() == pytest.approx(by_hand, rel=1e-6)
     assert value.item() == pytest.approx(F.cross_entropy(logits, targets).item(), rel=1e-6)
     (grad,) = torch.autograd.grad(value, logits)
@@ -200,8 +230,7 @@ def test_huber_is_quadratic_within_delta_and_linear_beyond(registry):
     targets = torch.tensor([[0.2], [-0.5], [3.0], [-10.0]])
 
     def by_hand(delta: float) -> float:
-        terms = [0.5 * e * e if abs(e) <= delta else delta * (abs(e) - 0.5 * delta)
-                 for e in targets.view(-1).tolist()]
+        terms = [0.5 * e * e if abs(e) <= delta else delta * (abs(e) - 0.5 * delta) for e in targets.view(-1).tolist()]
         return sum(terms) / len(terms)
 
     for delta in (0.3, 1.0, 2.5):
@@ -223,8 +252,15 @@ def test_regression_losses_fit_a_linear_target(registry, loss):
     y = x @ torch.tensor([[1.5], [-2.0], [0.5], [1.0]]) + 0.5
     data = DataBundle(x, y, x[:8], y[:8], x[8:16], y[8:16], input_kind="vector", task="regression", output_size=1)
     torch.manual_seed(0)
-    module = assemble(sample_config(registry, loss=loss, values={
-        "architecture.mlp.depth": 1, "architecture.mlp.width": 32, "optimizer.adam.lr": 0.01}), registry, data)
+    module = assemble(
+        sample_config(
+            registry,
+            loss=loss,
+            values={"architecture.mlp.depth": 1, "architecture.mlp.width": 32, "optimizer.adam.lr": 0.01},
+        ),
+        registry,
+        data,
+    )
     optimizer = module.configure_optimizers()
     with torch.no_grad():
         initial = float((module(x) - y).abs().mean())
@@ -240,8 +276,10 @@ def test_regression_losses_fit_a_linear_target(registry, loss):
 def test_study_files_refuse_losses_of_the_other_task(registry, tmp_path):
     def study(dataset: str, loss: str) -> Path:
         path = tmp_path / f"{dataset}-{loss}.yaml"
-        path.write_text(f"name: s\ndataset: {dataset}\nsearch: {{architecture: mlp, activation: gelu, "
-                        f"loss: {loss}, optimizer: adam}}\n")
+        path.write_text(
+            f"name: s\ndataset: {dataset}\nsearch: {{architecture: mlp, activation: gelu, "
+            f"loss: {loss}, optimizer: adam}}\n"
+        )
         return path
 
     assert load_study(study("diabetes", "huber"), registry).task == "regression"
@@ -310,12 +348,14 @@ LABELS = ("emu", "cat", "dog")  # in order of appearance; class indices follow t
 
 def classification_frame(n: int = 80) -> pd.DataFrame:
     rng = np.random.default_rng(7)
-    frame = pd.DataFrame({
-        "id": np.arange(n) * 3 + 11,  # unique: identifies each row after standardisation
-        "color": rng.choice(["red", "green", "blue"], n).astype(object),
-        "size": rng.normal(50, 10, n).round(3),
-        "label": [LABELS[i % 3] for i in range(n)],
-    })
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n) * 3 + 11,  # unique: identifies each row after standardisation
+            "color": rng.choice(["red", "green", "blue"], n).astype(object),
+            "size": rng.normal(50, 10, n).round(3),
+            "label": [LABELS[i % 3] for i in range(n)],
+        }
+    )
     frame.loc[5, "color"] = None  # a missing category
     frame.loc[9, "color"] = "purple"  # a rare category: seen in training for some seeds only
     frame.loc[17, "size"] = np.nan  # a missing number
@@ -346,8 +386,7 @@ def test_csv_classification_encodes_on_the_training_split(registry, tmp_path):
     widths = {}
     for seed in range(12):
         data = spec.build(params, seed)
-        assert (data.input_kind, data.task, data.output_size, data.target_scale) == ("vector", "classification",
-                                                                                   3, 1.0)
+        assert (data.input_kind, data.task, data.output_size, data.target_scale) == ("vector", "classification", 3, 1.0)
         rows = csv_rows(data, frame)
         train = rows[0]
         assert [len(r) for r in rows] == [51, 13, 16]  # test: ceil(0.2 * 80); val: ceil(0.2 * 64)
@@ -391,8 +430,14 @@ def x_row(data: DataBundle, rows: list[np.ndarray], raw_index: int) -> np.ndarra
 def test_csv_regression_target_delimiter_and_task_inference(registry, tmp_path):
     rng = np.random.default_rng(1)
     n = 60
-    frame = pd.DataFrame({"price": rng.normal(300, 40, n).round(2), "id": np.arange(n),
-                          "rooms": rng.integers(1, 6, n), "town": rng.choice(["a", "b"], n)})
+    frame = pd.DataFrame(
+        {
+            "price": rng.normal(300, 40, n).round(2),
+            "id": np.arange(n),
+            "rooms": rng.integers(1, 6, n),
+            "town": rng.choice(["a", "b"], n),
+        }
+    )
     path = write_csv(tmp_path, frame, sep=";")
     spec = registry.get("dataset", "csv").spec
     params = dataset_params(registry, "csv", path=str(path), target="price", delimiter=";")
@@ -439,8 +484,9 @@ def write_split_source(dataset: str, folder: Path) -> dict[str, Any]:
         np.save(folder / "y.npy", y)
         return {"path": str(folder / "x.npy"), "targets": str(folder / "y.npy")}
     if dataset == "text":
-        texts = pd.DataFrame({"text": [f"review number w{i} of {i % 7} stars" for i in range(n)],
-                              "label": ["good", "bad"] * (n // 2)})
+        texts = pd.DataFrame(
+            {"text": [f"review number w{i} of {i % 7} stars" for i in range(n)], "label": ["good", "bad"] * (n // 2)}
+        )
         return {"path": str(write_csv(folder, texts, "texts.csv"))}
     if dataset == "image_folder":
         from scripts.make_shapes import write_shapes
@@ -469,7 +515,7 @@ def test_every_data_set_with_a_test_split_keeps_it_when_the_study_seed_changes_u
     for name in names:
         spec, source = registry.get("dataset", name).spec, write_split_source(name, tmp_path / name)
 
-        def test_split(seed: int, **params: Any) -> str:
+        def test_split(seed: int, spec: Any = spec, name: str = name, source: Any = source, **params: Any) -> str:
             return digest_of_test_split(spec.build(dataset_params(registry, name, **source, **params), seed))
 
         assert test_split(1) != test_split(2), name  # by default the split follows the study's seed
@@ -486,16 +532,20 @@ def test_csv_unusable_files_raise_readable_errors(registry, tmp_path):
         spec.probe(dataset_params(registry, "csv", path=str(tmp_path / "missing.csv")))
     unknown = dataset_params(registry, "csv", path=str(path), target="species")
     for call in (spec.probe, lambda p: spec.build(p, 0)):
-        with pytest.raises(ValueError, match="target column 'species' is not in .*table.csv; its columns are: "
-                                             "'id', 'color', 'size', 'label'"):
+        with pytest.raises(
+            ValueError,
+            match="target column 'species' is not in .*table.csv; its columns are: 'id', 'color', 'size', 'label'",
+        ):
             call(unknown)
     with pytest.raises(ValueError, match="is the delimiter ';' the file's"):
         spec.probe(dataset_params(registry, "csv", path=str(path), delimiter=";", target="label"))
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(ValueError, match="empty.csv is empty"):
         spec.probe(dataset_params(registry, "csv", path=str(tmp_path / "empty.csv")))
-    with pytest.raises(ValueError, match="`ignore` names no feature column 'colour', 'label'; the feature columns "
-                                         "are: 'id', 'color', 'size'"):
+    with pytest.raises(
+        ValueError,
+        match="`ignore` names no feature column 'colour', 'label'; the feature columns are: 'id', 'color', 'size'",
+    ):
         spec.probe(dataset_params(registry, "csv", path=str(path), ignore="colour, label"))
 
 
@@ -504,9 +554,15 @@ def test_csv_encoding_is_described_and_kept_for_raw_rows(registry, tmp_path):
     inputs as training out; regression keeps the target's mean for values in its own units."""
     rng = np.random.default_rng(5)
     n = 60
-    frame = pd.DataFrame({"code": [f"c{i:03d}" for i in rng.permutation(n)], "n": np.arange(n),
-                          "dose": [str(v) for v in rng.integers(1, 9, n)], "arm": rng.choice(["a", "b"], n),
-                          "y": rng.normal(20, 4, n)})
+    frame = pd.DataFrame(
+        {
+            "code": [f"c{i:03d}" for i in rng.permutation(n)],
+            "n": np.arange(n),
+            "dose": [str(v) for v in rng.integers(1, 9, n)],
+            "arm": rng.choice(["a", "b"], n),
+            "y": rng.normal(20, 4, n),
+        }
+    )
     frame.loc[::10, "dose"] = "?"
     frame.loc[3, "y"] = np.nan
     path = write_csv(tmp_path, frame)
@@ -519,7 +575,9 @@ def test_csv_encoding_is_described_and_kept_for_raw_rows(registry, tmp_path):
     assert lines[3].startswith("'n': number; warning: looks like a row number")
     assert lines[4].startswith("'dose': number; the token(s) '?' (")
     assert lines[5].startswith("'arm': one-hot, 2 categories ('a', 'b')")
-    assert lines[-1] == "inputs: 4 (2 number column(s), 2 one-hot column(s) from 1 text column(s); 1 column(s) left out)"
+    assert (
+        lines[-1] == "inputs: 4 (2 number column(s), 2 one-hot column(s) from 1 text column(s); 1 column(s) left out)"
+    )
     data = spec.build(params, 0)
     assert data.x_train.shape[1] == 4 and data.encoder is not None and data.classes is None
     kept = frame[frame["y"].notna()].reset_index(drop=True)
@@ -584,8 +642,17 @@ def test_npz_presplit_test_arrays_are_used_as_given(registry, tmp_path):
     data = spec.build(params, 0)
     assert [len(a) for a, _ in splits(data)] == [40, 10, 7]  # val: 0.2 of the 50; test: the given 7
     assert data.y_test.tolist() == y_test.tolist()
-    pool_only = DataBundle(data.x_train, data.y_train, data.x_val, data.y_val, data.x_val[:0], data.y_val[:0],
-                           input_kind="vector", task="classification", output_size=3)
+    pool_only = DataBundle(
+        data.x_train,
+        data.y_train,
+        data.x_val,
+        data.y_val,
+        data.x_val[:0],
+        data.y_val[:0],
+        input_kind="vector",
+        task="classification",
+        output_size=3,
+    )
     train, val = recover_rows(pool_only, x)[:2]
     assert sorted(np.concatenate([train, val]).tolist()) == list(range(50))
     mean, std = x[train].mean(0), x[train].std(0)
@@ -644,11 +711,19 @@ search:
 """
 
 
-@pytest.mark.parametrize(("path", "target", "reason"), [
-    ("data/missing.csv", "label", "no such file: {folder}/data/missing.csv"),
-    ("data/table.csv", "species", "target column 'species' is not in {folder}/data/table.csv; its columns are: "
-                                  "'id', 'color', 'size', 'label'"),
-], ids=["missing-file", "unknown-target"])
+@pytest.mark.parametrize(
+    ("path", "target", "reason"),
+    [
+        ("data/missing.csv", "label", "no such file: {folder}/data/missing.csv"),
+        (
+            "data/table.csv",
+            "species",
+            "target column 'species' is not in {folder}/data/table.csv; its columns are: "
+            "'id', 'color', 'size', 'label'",
+        ),
+    ],
+    ids=["missing-file", "unknown-target"],
+)
 def test_unusable_csv_is_refused_before_anything_is_created(workdir, cli, path, target, reason):
     folder = workdir / "project"
     write_csv(folder / "data", classification_frame())

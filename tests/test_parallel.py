@@ -17,9 +17,9 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import AUTOML, TINY_STUDY, load_optuna, mlflow_runs
 from optuna.trial import TrialState
 
-from conftest import AUTOML, TINY_STUDY, load_optuna, mlflow_runs
 from orchestrator.samplers import SAMPLERS
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -94,8 +94,13 @@ def test_two_workers_share_the_default_storage_and_finish_the_budget_exactly(wri
 
 def test_kill_9_a_worker_mid_trial_costs_only_that_trial_which_is_retried(write_study, workdir):
     fault_study(write_study, workdir, "sleep", trials=3)
-    proc = subprocess.Popen([AUTOML, "run", "study.yaml", "--workers", "2"], cwd=workdir,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [AUTOML, "run", "study.yaml", "--workers", "2"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         pid_file = workdir / "sleeping.pid"
         deadline = time.monotonic() + 120
@@ -110,8 +115,11 @@ def test_kill_9_a_worker_mid_trial_costs_only_that_trial_which_is_retried(write_
     finally:
         proc.kill()
     assert proc.returncode == 0, err
-    assert re.search(rf"worker cpu\d \(pid {victim}\) died: killed by SIGKILL; trial \d+ marked FAIL and "
-                     "retried from its last checkpoint; starting a replacement", out), out
+    assert re.search(
+        rf"worker cpu\d \(pid {victim}\) died: killed by SIGKILL; trial \d+ marked FAIL and "
+        "retried from its last checkpoint; starting a replacement",
+        out,
+    ), out
     study = load_optuna(workdir, "faults")
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(failed) == 1 and len(finished(study)) == 3 and len(study.trials) == 4
@@ -131,7 +139,10 @@ def test_a_worker_that_dies_hard_is_replaced_and_its_trial_retried(write_study, 
     fault_study(write_study, workdir, fault, trials=2)
     proc = automl(workdir, "run", "study.yaml")
     assert proc.returncode == 0, proc.stderr
-    assert f"died: {death}; trial 0 marked FAIL and retried from its last checkpoint; starting a replacement" in proc.stdout
+    assert (
+        f"died: {death}; trial 0 marked FAIL and retried from its last checkpoint; starting a replacement"
+        in proc.stdout
+    )
     study = load_optuna(workdir, "faults")
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
     assert study.trials[1].user_attrs["retry_of"] == 0
@@ -151,8 +162,12 @@ def test_raising_nan_and_out_of_memory_trials_end_with_their_reason_and_the_stud
     for t in study.trials:
         by_fault.setdefault(t.params["architecture.faulty.fault"], []).append(t)
     assert set(by_fault) == {"none", "raise", "nan", "oom"}, "seed 2 no longer draws every fault"
-    expected = {"none": (TrialState.COMPLETE, None), "raise": (TrialState.FAIL, "RuntimeError: simulated failure"),
-                "nan": (TrialState.FAIL, "training loss is not finite"), "oom": (TrialState.PRUNED, "out of memory: ")}
+    expected = {
+        "none": (TrialState.COMPLETE, None),
+        "raise": (TrialState.FAIL, "RuntimeError: simulated failure"),
+        "nan": (TrialState.FAIL, "training loss is not finite"),
+        "oom": (TrialState.PRUNED, "out of memory: "),
+    }
     _, _, children = mlflow_runs(workdir, "faults")
     runs = {int(c.data.tags["optuna.trial_number"]): c for c in children}
     for fault, trials in by_fault.items():

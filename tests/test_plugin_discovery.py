@@ -16,18 +16,23 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from conftest import TINY_STUDY
 
 import orchestrator
 from orchestrator import hookspecs
 from orchestrator.components import KINDS
-from orchestrator.plugins import (DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV, PluginConflictError, Registry,
-                                  describe_params, load_registry)
+from orchestrator.plugins import (
+    DISABLE_AUTOLOAD_ENV,
+    LOAD_ONLY_ENV,
+    PluginConflictError,
+    Registry,
+    describe_params,
+    load_registry,
+)
 
 REPO = Path(orchestrator.__file__).resolve().parent.parent
 AUTOML = Path(sys.executable).parent / "automl"
@@ -79,7 +84,7 @@ REQUIRED_BUILTINS = {
     ("dataset", "npz"),
 }
 
-SWISH = '''
+SWISH = """
 import torch
 from torch import nn
 
@@ -100,7 +105,7 @@ def register_activations(register):
     register(Activation("swish", "x * sigmoid(beta * x)",
                         params={"beta": Float(0.5, 2.0, default=1.0, help="slope")},
                         build=lambda params: Swish(params["beta"])))
-'''
+"""
 
 SWISH_STUDY = """
 name: swishy
@@ -119,8 +124,6 @@ def _no_plugin_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The plugin env vars of the developer's shell must not leak into these tests."""
     monkeypatch.delenv(DISABLE_AUTOLOAD_ENV, raising=False)
     monkeypatch.delenv(LOAD_ONLY_ENV, raising=False)
-
-
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +166,14 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 def start_cmd(args: list[object], cwd: Path, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([str(a) for a in args], cwd=cwd, env=subprocess_env(**env), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [str(a) for a in args],
+        cwd=cwd,
+        env=subprocess_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
@@ -232,8 +241,16 @@ def test_plugins_text_heads_each_kind_with_its_plural(workdir, cli):
     text = cli("plugins")
     assert text.code == 0, text.err
     headings = [line for line in text.out.splitlines() if line and not line.startswith(" ")]
-    assert headings == ["architectures:", "activations:", "losses:", "optimizers:", "schedules:", "regularizers:",
-                        "augmentations:", "datasets:"]
+    assert headings == [
+        "architectures:",
+        "activations:",
+        "losses:",
+        "optimizers:",
+        "schedules:",
+        "regularizers:",
+        "augmentations:",
+        "datasets:",
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -292,7 +309,10 @@ def test_users_plugins_package_never_shadows_the_builtins(tmp_path, builtins):
     project = tmp_path / "project"
     user = project / "plugins"
     write_plugin(user, "__init__.py", 'raise ImportError("the user\'s plugins package was imported as a module")\n')
-    arch = write_plugin(user, "architectures.py", '''
+    arch = write_plugin(
+        user,
+        "architectures.py",
+        """
         from torch import nn
         from orchestrator import Architecture, hookimpl
 
@@ -300,14 +320,19 @@ def test_users_plugins_package_never_shadows_the_builtins(tmp_path, builtins):
         def register_architectures(register):
             register(Architecture("user_net", "a user's network",
                                   build=lambda params, ctx: nn.LazyLinear(ctx.output_size)))
-    ''')
-    data = write_plugin(user, "datasets.py", '''
+    """,
+    )
+    data = write_plugin(
+        user,
+        "datasets.py",
+        """
         from orchestrator import Dataset, hookimpl
 
         @hookimpl
         def register_datasets(register):
             register(Dataset("user_data", "a user's data set", build=lambda params, seed: None))
-    ''')
+    """,
+    )
     expected_users = {("architecture", "user_net"): str(arch.resolve()), ("dataset", "user_data"): str(data.resolve())}
 
     # The console script, with the user's folder on PYTHONPATH; and `python -m`, which puts cwd first on
@@ -325,9 +350,16 @@ def test_users_plugins_package_never_shadows_the_builtins(tmp_path, builtins):
         assert {key: rows[key]["plugin"] for key in expected_users if key in rows} == expected_users, label
         assert len(rows) == len(builtins) + len(expected_users), label
 
-    where = run_cmd([sys.executable, "-c", "import automl_plugins, importlib.util; print(automl_plugins.__file__); "
-                     "print(importlib.util.find_spec('automl_plugins.architectures').origin)"],
-                    project, PYTHONPATH=str(project))
+    where = run_cmd(
+        [
+            sys.executable,
+            "-c",
+            "import automl_plugins, importlib.util; print(automl_plugins.__file__); "
+            "print(importlib.util.find_spec('automl_plugins.architectures').origin)",
+        ],
+        project,
+        PYTHONPATH=str(project),
+    )
     assert where.returncode == 0, where.stderr
     package, module = where.stdout.split()
     assert Path(package).resolve() == REPO / "plugins" / "__init__.py"
@@ -343,13 +375,17 @@ def test_broken_plugins_are_reported_and_the_others_still_load(workdir, cli, bui
     folder = workdir / "plugins"
     raises = write_plugin(folder, "raises_at_import.py", 'raise RuntimeError("boom at import")\n')
     syntax = write_plugin(folder, "bad_syntax.py", "def oops(:\n    pass\n")
-    hook = write_plugin(folder, "bad_hook.py", '''
+    hook = write_plugin(
+        folder,
+        "bad_hook.py",
+        """
         from orchestrator import hookimpl
 
         @hookimpl
         def register_losses(register):
             raise ValueError("cannot register")
-    ''')
+    """,
+    )
     good = write_plugin(folder, "swish.py", SWISH)
 
     result = cli("plugins", "--json")
@@ -358,8 +394,10 @@ def test_broken_plugins_are_reported_and_the_others_still_load(workdir, cli, bui
     assert len(warnings) == 3, result.err
     assert f'warning: Error loading plugin "{raises.resolve()}": RuntimeError: boom at import' in result.err
     assert f'warning: Error loading plugin "{syntax.resolve()}": SyntaxError' in result.err
-    assert f'warning: Error loading plugin "{hook.resolve()}": register_losses failed: ValueError: cannot register' \
+    assert (
+        f'warning: Error loading plugin "{hook.resolve()}": register_losses failed: ValueError: cannot register'
         in result.err
+    )
     rows = rows_by_key(result.out)
     assert_builtins(rows, builtins)
     assert rows[("activation", "swish")]["plugin"] == str(good.resolve())
@@ -375,22 +413,30 @@ def test_a_study_naming_a_component_of_a_broken_plugin_is_told_which_plugin_fail
     study.write_text(TINY_STUDY.replace("activation: [relu, sigmoid]", "activation: [relu, swish]"))
     result = cli("validate", study)
     assert result.code == 2
-    assert "search.activation: unknown activation; no installed or local plugin registers it; registered: " \
-        in result.err, result.err
-    broken = write_plugin(workdir / "plugins", "swish.py", 'import not_installed_dependency\n' + SWISH)
+    assert (
+        "search.activation: unknown activation; no installed or local plugin registers it; registered: " in result.err
+    ), result.err
+    broken = write_plugin(workdir / "plugins", "swish.py", "import not_installed_dependency\n" + SWISH)
     result = cli("validate", study)
     assert result.code == 2
-    assert (f'search.activation: unknown activation; it may come from a plugin that failed to load (Error loading '
-            f'plugin "{broken.resolve()}": ModuleNotFoundError: No module named \'not_installed_dependency\' '
-            f'(swish.py:1)); registered: ') in result.err, result.err
+    assert (
+        f"search.activation: unknown activation; it may come from a plugin that failed to load (Error loading "
+        f"plugin \"{broken.resolve()}\": ModuleNotFoundError: No module named 'not_installed_dependency' "
+        f"(swish.py:1)); registered: "
+    ) in result.err, result.err
     assert result.err.count("Error loading plugin") == 2  # the warning, and the reason in the error
 
 
 def test_a_broken_plugin_is_named_once_per_run_not_once_per_worker(workdir):
     write_plugin(workdir / "plugins", "raises_at_import.py", 'raise RuntimeError("boom at import")\n')
     (workdir / "study.yaml").write_text(TINY_STUDY.replace("trials: 3, max_epochs: 2", "trials: 2, max_epochs: 1"))
-    run = subprocess.run([str(Path(sys.executable).with_name("automl")), "run", "study.yaml", "--workers", "2",
-                          "--no-tracking"], cwd=workdir, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [str(Path(sys.executable).with_name("automl")), "run", "study.yaml", "--workers", "2", "--no-tracking"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     output = run.stdout + run.stderr
     # (before, each of the two workers repeated the supervisor's warning, since their output is passed on)
@@ -400,20 +446,24 @@ def test_a_broken_plugin_is_named_once_per_run_not_once_per_worker(workdir):
 
 
 SWISH_AGAIN = SWISH.replace("x * sigmoid(beta * x)", "another swish")
-RELU_AGAIN = '''
+RELU_AGAIN = """
 from torch import nn
 from orchestrator import Activation, hookimpl
 
 @hookimpl
 def register_activations(register):
     register(Activation("relu", "my own relu", build=lambda params: nn.ReLU()))
-'''
+"""
 
 
-@pytest.mark.parametrize("files, component", [
-    ({"a_swish.py": SWISH, "b_swish.py": SWISH_AGAIN}, "swish"),
-    ({"my_relu.py": RELU_AGAIN}, "relu"),
-], ids=["two-local-plugins", "local-redefines-builtin"])
+@pytest.mark.parametrize(
+    "files, component",
+    [
+        ({"a_swish.py": SWISH, "b_swish.py": SWISH_AGAIN}, "swish"),
+        ({"my_relu.py": RELU_AGAIN}, "relu"),
+    ],
+    ids=["two-local-plugins", "local-redefines-builtin"],
+)
 def test_duplicate_component_names_are_an_error_naming_both_plugins(workdir, cli, files, component):
     paths = [str(write_plugin(workdir / "plugins", name, source).resolve()) for name, source in files.items()]
     owners = paths if len(paths) == 2 else [f"{BUILTIN_DIST} {orchestrator.__version__}", *paths]
@@ -440,14 +490,18 @@ def test_duplicate_component_names_are_an_error_naming_both_plugins(workdir, cli
 def third_party_site(tmp_path: Path) -> Iterator[Path]:
     """A site folder holding an installed distribution `myplug 0.1` with an `automl` entry point."""
     site = tmp_path / "site"
-    write_plugin(site, "myplug.py", '''
+    write_plugin(
+        site,
+        "myplug.py",
+        """
         from torch import nn
         from orchestrator import Activation, hookimpl
 
         @hookimpl
         def register_activations(register):
             register(Activation("my_tanh", "tanh from a third-party package", build=lambda params: nn.Tanh()))
-    ''')
+    """,
+    )
     info = site / "myplug-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: myplug\nVersion: 0.1\n")
@@ -465,15 +519,19 @@ def test_third_party_package_is_discovered_through_its_entry_point(third_party_s
     assert rows[("activation", "my_tanh")]["plugin"] == "myplug 0.1"
 
 
-@pytest.mark.parametrize("env, listed", [
-    ({}, True),
-    ({DISABLE_AUTOLOAD_ENV: "1"}, False),
-    ({LOAD_ONLY_ENV: "other"}, False),
-    ({LOAD_ONLY_ENV: "myplug"}, True),
-    ({LOAD_ONLY_ENV: "other, myplug"}, True),
-])
-def test_plugin_env_vars_select_third_party_packages(third_party_site, workdir, cli, monkeypatch, builtins, env,
-                                                     listed):
+@pytest.mark.parametrize(
+    "env, listed",
+    [
+        ({}, True),
+        ({DISABLE_AUTOLOAD_ENV: "1"}, False),
+        ({LOAD_ONLY_ENV: "other"}, False),
+        ({LOAD_ONLY_ENV: "myplug"}, True),
+        ({LOAD_ONLY_ENV: "other, myplug"}, True),
+    ],
+)
+def test_plugin_env_vars_select_third_party_packages(
+    third_party_site, workdir, cli, monkeypatch, builtins, env, listed
+):
     # The same discovery in-process (the subprocess test above covers the real command line).
     monkeypatch.syspath_prepend(str(third_party_site))
     for key, value in env.items():
@@ -492,7 +550,7 @@ def test_plugin_env_vars_select_third_party_packages(third_party_site, workdir, 
 # ---------------------------------------------------------------------------
 
 
-RECORDER = '''
+RECORDER = """
 import pytorch_lightning as pl
 
 from orchestrator import hookimpl
@@ -535,7 +593,7 @@ def after_trial(trial, config, state, value, metrics):
 @hookimpl
 def after_study(study, spec):
     note(f"after_study {{study.study_name}} trials={{len(study.trials)}}")
-'''
+"""
 
 
 def test_lifecycle_hooks_are_called_in_order(workdir, cli, write_study):
@@ -550,7 +608,7 @@ def test_lifecycle_hooks_are_called_in_order(workdir, cli, write_study):
     trials = lines[1:-1]
     assert len(trials) == 3 * 5, lines
     for number in range(3):
-        before, callbacks, epoch0, epoch1, after = trials[5 * number: 5 * number + 5]
+        before, callbacks, epoch0, epoch1, after = trials[5 * number : 5 * number + 5]
         width = before.rsplit("=", 1)[1]
         assert before == f"before_trial {number} width={width}" and width in ("16", "32")
         assert callbacks == f"trial_callbacks width={width}"
@@ -559,10 +617,24 @@ def test_lifecycle_hooks_are_called_in_order(workdir, cli, write_study):
 
 
 def test_every_hookspec_is_documented():
-    specs = {name: func for name, func in inspect.getmembers(hookspecs, inspect.isfunction)
-             if hasattr(func, f"{hookspecs.PROJECT}_spec")}
-    assert set(specs) >= {"register_architectures", "register_activations", "register_losses",
-                          "register_optimizers", "register_schedules", "register_regularizers", "register_datasets",
-                          "before_study", "before_trial", "after_trial", "after_study", "trial_callbacks"}
+    specs = {
+        name: func
+        for name, func in inspect.getmembers(hookspecs, inspect.isfunction)
+        if hasattr(func, f"{hookspecs.PROJECT}_spec")
+    }
+    assert set(specs) >= {
+        "register_architectures",
+        "register_activations",
+        "register_losses",
+        "register_optimizers",
+        "register_schedules",
+        "register_regularizers",
+        "register_datasets",
+        "before_study",
+        "before_trial",
+        "after_trial",
+        "after_study",
+        "trial_callbacks",
+    }
     undocumented = [name for name, func in specs.items() if not (func.__doc__ or "").strip()]
     assert not undocumented

@@ -7,9 +7,13 @@ import io
 from orchestrator.progress import Progress, choices_width
 from orchestrator.space import ComponentOptions, SearchSpace
 
-NAMES = {"architecture": ["mlp", "transformer"], "activation": ["relu", "leaky_relu"],
-         "loss": ["cross_entropy", "label_smoothing"], "optimizer": ["adamw", "rmsprop"],
-         "schedule": ["constant", "one_cycle"]}
+NAMES = {
+    "architecture": ["mlp", "transformer"],
+    "activation": ["relu", "leaky_relu"],
+    "loss": ["cross_entropy", "label_smoothing"],
+    "optimizer": ["adamw", "rmsprop"],
+    "schedule": ["constant", "one_cycle"],
+}
 
 
 class Terminal(io.StringIO):
@@ -27,8 +31,13 @@ def test_the_choices_column_fits_the_longest_names_of_the_space():
     out = io.StringIO()
     progress = Progress("val_accuracy", 10, out, width=width)
     progress.header("s", 2, "journal:x", None)
-    config = {"architecture": "transformer", "activation": "leaky_relu", "loss": "label_smoothing",
-              "optimizer": "rmsprop", "schedule": "one_cycle"}
+    config = {
+        "architecture": "transformer",
+        "activation": "leaky_relu",
+        "loss": "label_smoothing",
+        "optimizer": "rmsprop",
+        "schedule": "one_cycle",
+    }
     progress.trial_done(7, config, 10, 0.91, "COMPLETE", (7, 0.91))
     header, row = out.getvalue().splitlines()[-2:]
     assert "transformer leaky_relu label_smoothing rmsprop one_cycle " in row  # whole, not "rmsprop one_cyc"
@@ -43,8 +52,10 @@ def test_a_long_trial_gives_a_plain_line_every_tick_when_the_output_is_not_a_ter
     progress.trial_started(3)
     progress.epoch(0, {"val_accuracy": 0.5})
     progress.epoch(1, {"val_accuracy": 0.625})
-    assert out.getvalue().splitlines() == ["    3  epoch 1/40  val_accuracy 0.5000  (running)",
-                                           "    3  epoch 2/40  val_accuracy 0.6250  (running)"]
+    assert out.getvalue().splitlines() == [
+        "    3  epoch 1/40  val_accuracy 0.5000  (running)",
+        "    3  epoch 2/40  val_accuracy 0.6250  (running)",
+    ]
     quiet = io.StringIO()
     progress = Progress("val_accuracy", 40, quiet, tag="cpu1")  # the default tick: 30 s of silence first
     progress.trial_started(4)

@@ -17,28 +17,38 @@ MAX, MIN = StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE
 X = {"x": FloatDistribution(0.0, 1.0)}
 
 
-@pytest.mark.parametrize(("eta", "min_epochs", "max_epochs", "rungs"), [
-    (3, None, 40, [1, 4, 13, 40]),  # max_epochs / 3^k, four rungs by default
-    (3, 2, 40, [4, 13, 40]),
-    (2, 1, 8, [1, 2, 4, 8]),
-    (3, None, 9, [1, 3, 9]),
-    (3, 5, 4, [4]),  # min_epochs above max_epochs: one rung, the whole budget
-])
+@pytest.mark.parametrize(
+    ("eta", "min_epochs", "max_epochs", "rungs"),
+    [
+        (3, None, 40, [1, 4, 13, 40]),  # max_epochs / 3^k, four rungs by default
+        (3, 2, 40, [4, 13, 40]),
+        (2, 1, 8, [1, 2, 4, 8]),
+        (3, None, 9, [1, 3, 9]),
+        (3, 5, 4, [4]),  # min_epochs above max_epochs: one rung, the whole budget
+    ],
+)
 def test_rungs_end_at_max_epochs(eta, min_epochs, max_epochs, rungs):
     assert SuccessiveHalving(eta=eta, min_epochs=min_epochs).rungs(max_epochs) == rungs
 
 
-@pytest.mark.parametrize(("halvings", "max_epochs", "rungs"), [(2, 40, [4, 13, 40]), (1, 40, [13, 40]),
-                                                               (2, 60, [7, 20, 60]), (3, 60, [2, 7, 20, 60])])
+@pytest.mark.parametrize(
+    ("halvings", "max_epochs", "rungs"),
+    [(2, 40, [4, 13, 40]), (1, 40, [13, 40]), (2, 60, [7, 20, 60]), (3, 60, [2, 7, 20, 60])],
+)
 def test_halvings_set_the_number_of_rungs_below_max_epochs(halvings, max_epochs, rungs):
     assert SuccessiveHalving(halvings=halvings).rungs(max_epochs) == rungs
     assert SuccessiveHalving(halvings=halvings, min_epochs=1).rungs(40)[0] == 1  # min_epochs wins
 
 
-@pytest.mark.parametrize(("options", "message"), [({"eta": 1}, "eta must be an integer >= 2"),
-                                                  ({"min_epochs": 0}, "min_epochs must be an integer >= 1"),
-                                                  ({"leader": "yes"}, "leader must be true, false or 'first'"),
-                                                  ({"halvings": 0}, "halvings must be an integer >= 1")])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"eta": 1}, "eta must be an integer >= 2"),
+        ({"min_epochs": 0}, "min_epochs must be an integer >= 1"),
+        ({"leader": "yes"}, "leader must be true, false or 'first'"),
+        ({"halvings": 0}, "halvings must be an integer >= 1"),
+    ],
+)
 def test_bad_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
         SuccessiveHalving(**options)
@@ -90,8 +100,15 @@ def _study(directions=(MAX,)) -> optuna.Study:
     return optuna.create_study(directions=list(directions), pruner=SuccessiveHalving())
 
 
-def _add(study: optuna.Study, x: float, rungs: dict[int, list[float]], paused_at: int | None = None,
-         state: TrialState = TrialState.PRUNED, values: list[float] | None = None, **attrs) -> int:
+def _add(
+    study: optuna.Study,
+    x: float,
+    rungs: dict[int, list[float]],
+    paused_at: int | None = None,
+    state: TrialState = TrialState.PRUNED,
+    values: list[float] | None = None,
+    **attrs,
+) -> int:
     user_attrs = {RUNGS_ATTR: {str(k): v for k, v in rungs.items()}, **attrs}
     if paused_at is not None:
         user_attrs[PAUSED_ATTR] = paused_at
@@ -156,8 +173,9 @@ def test_bohb_fits_on_the_highest_rung_with_enough_results():
 
 def test_bohb_models_the_rung_it_is_fitted_on():
     """Past its start-up trials, BOHB's TPE samples near the configurations that did best at the rung."""
-    study = optuna.create_study(direction="maximize", sampler=BohbSampler(n_startup_trials=5, seed=0),
-                                pruner=SuccessiveHalving())
+    study = optuna.create_study(
+        direction="maximize", sampler=BohbSampler(n_startup_trials=5, seed=0), pruner=SuccessiveHalving()
+    )
     study.pruner.max_epochs = 9
     for i in range(30):  # at rung 1 the best x are near 0.8
         x = i / 30

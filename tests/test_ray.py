@@ -17,13 +17,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.trial import TrialState
-
 from conftest import AUTOML, CLUSTER_STUDY, drop_study, free_port, mlflow_runs
+from optuna.trial import TrialState
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RAY = shutil.which("ray") or str(Path(AUTOML).with_name("ray"))
-
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +35,21 @@ def ray_head():
     env = {**os.environ, "RAY_AUTH_MODE": "token"}
     # Ray's token authentication needs a token in ~/.ray/auth_token: a fresh machine has none (made once, kept)
     subprocess.run([RAY, "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=120)
-    subprocess.run([RAY, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                    "--disable-usage-stats"], env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            RAY,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     yield f"127.0.0.1:{port}"
     subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
@@ -60,8 +71,14 @@ def ray_study(ray_head, postgres, workdir, monkeypatch):
 
 def run_automl(workdir: Path, storage: str) -> subprocess.Popen:
     env = {**os.environ, "AUTOML_STORAGE": storage, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([AUTOML, "run", "study.yaml", "--launcher", "ray"], cwd=workdir, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [AUTOML, "run", "study.yaml", "--launcher", "ray"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def test_ray_actors_run_the_study_to_exactly_its_budget(ray_study, postgres, workdir):
@@ -81,8 +98,7 @@ def test_ray_actors_run_the_study_to_exactly_its_budget(ray_study, postgres, wor
     assert "best model (trial" in out
 
 
-def test_a_lost_actor_is_replaced_and_its_trial_resumes_from_its_checkpoint(ray_study, postgres, workdir,
-                                                                          monkeypatch):
+def test_a_lost_actor_is_replaced_and_its_trial_resumes_from_its_checkpoint(ray_study, postgres, workdir, monkeypatch):
     name, write = ray_study
     (workdir / "plugins").mkdir()
     shutil.copy(FIXTURES / "pause.py", workdir / "plugins" / "pause.py")
@@ -108,8 +124,9 @@ def test_a_lost_actor_is_replaced_and_its_trial_resumes_from_its_checkpoint(ray_
     lost = next(t for t in study.trials if t.state == TrialState.FAIL)
     assert "was lost with its node" in lost.user_attrs["reason"]
     retry = next(t for t in study.trials if t.user_attrs.get("retry_of") == lost.number)
-    assert retry.state == TrialState.COMPLETE and retry.user_attrs["resumed"]["epoch"] == 2, \
+    assert retry.state == TrialState.COMPLETE and retry.user_attrs["resumed"]["epoch"] == 2, (
         "the retry resumed from the checkpoint of the lost trial's second epoch"
+    )
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 3, "the budget met exactly"
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     assert "a replacement is started" in out

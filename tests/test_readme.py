@@ -23,8 +23,11 @@ def code_block(language: str, first_line: str) -> str:
 def test_ci_runs_the_readme_test_command():
     commands = code_block("bash", "bash scripts/quickstart.sh").splitlines()
     test_command = next(line.split("#")[0].strip() for line in commands if "test" in line.split("#")[0])
-    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    ci_lines = [
+        line.strip()
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert f"exec {test_command}" in ci_lines
 
 

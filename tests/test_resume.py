@@ -17,9 +17,9 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from conftest import AUTOML, load_optuna, mlflow_runs
 from optuna.trial import TrialState
 
-from conftest import AUTOML, load_optuna, mlflow_runs
 from orchestrator.plugins import load_registry
 from orchestrator.records import CONFIG_ATTR, RESUME_SKIPPED_ATTR, RESUMED_ATTR, RETRY_OF_ATTR
 from orchestrator.session import load_data
@@ -63,8 +63,15 @@ def resume_study(workdir: Path):
 def start(workdir: Path, *args: str) -> subprocess.Popen:
     """`automl run study.yaml --threads 1 ARGS` in its own process group (as a terminal would start it)."""
     env = {**os.environ, "AUTOML_TEST_PAUSE_EPOCH": str(PAUSE_EPOCH)}
-    return subprocess.Popen([AUTOML, "run", "study.yaml", "--threads", "1", *args], cwd=workdir, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [AUTOML, "run", "study.yaml", "--threads", "1", *args],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def paused_worker(workdir: Path, proc: subprocess.Popen) -> int:
@@ -91,8 +98,9 @@ def interrupt_at_the_pause(workdir: Path, proc: subprocess.Popen) -> tuple[str, 
 
 def run_again(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     """`automl run study.yaml --threads 1 ARGS` to its end (the study resumed)."""
-    return subprocess.run([AUTOML, "run", "study.yaml", "--threads", "1", *args], cwd=workdir, capture_output=True,
-                          text=True, timeout=240)
+    return subprocess.run(
+        [AUTOML, "run", "study.yaml", "--threads", "1", *args], cwd=workdir, capture_output=True, text=True, timeout=240
+    )
 
 
 def reference(workdir: Path, config: dict, seed: int) -> object:
@@ -102,8 +110,9 @@ def reference(workdir: Path, config: dict, seed: int) -> object:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return train(config, registry, load_data(spec), max_epochs=10, seed=seed, monitor="val_accuracy",
-                     direction="maximize")
+        return train(
+            config, registry, load_data(spec), max_epochs=10, seed=seed, monitor="val_accuracy", direction="maximize"
+        )
     finally:
         torch.set_num_threads(threads)
 
@@ -173,8 +182,10 @@ def test_sigterm_to_a_worker_finishes_the_epoch_checkpoints_and_its_replacement_
         proc.kill()
     assert stopped_after < 10, f"the worker took {stopped_after:.1f} s to stop (grace period 10 s)"
     assert proc.returncode == 0, err
-    assert f"(pid {victim}) stopped by SIGTERM (a trial it was running resumes from its checkpoint); starting a " \
-           "replacement" in out
+    assert (
+        f"(pid {victim}) stopped by SIGTERM (a trial it was running resumes from its checkpoint); starting a "
+        "replacement" in out
+    )
     study = load_optuna(workdir, "resume")
     assert study.trials[0].user_attrs["reason"] == "interrupted"
     # the epoch in progress was finished and checkpointed: nothing was lost
@@ -192,8 +203,10 @@ def test_ctrl_c_of_automl_run_then_a_rerun_resumes_every_interrupted_trial(resum
     interrupted = [t for t in study.trials if t.state == TrialState.FAIL]
     assert interrupted and all(t.user_attrs["reason"] == "interrupted" for t in interrupted)
     paused = next(t.number for t in interrupted if t.user_attrs["checkpoint_epoch"] == PAUSE_EPOCH + 1)
-    assert f"trial {paused} interrupted (MLflow run KILLED); its retry resumes at epoch {PAUSE_EPOCH + 1} from " \
-           "its checkpoint" in err
+    assert (
+        f"trial {paused} interrupted (MLflow run KILLED); its retry resumes at epoch {PAUSE_EPOCH + 1} from "
+        "its checkpoint" in err
+    )
     _, _, children = mlflow_runs(workdir, "resume")
     assert {c.info.status for c in children} <= {"KILLED", "FINISHED"}
     stopped_run = next(c for c in children if c.data.tags["optuna.trial_number"] == str(paused))
@@ -218,7 +231,8 @@ def test_show_tells_an_interrupted_trial_whole_and_where_the_best_model_is(resum
     data = json.loads(shown.stdout)
     assert data["best"]["trained_as"] == [
         {"trial": 0, "first_epoch": 1, "last_epoch": PAUSE_EPOCH + 1, "ended": "interrupted"},
-        {"trial": 1, "first_epoch": PAUSE_EPOCH + 2, "last_epoch": 10, "ended": "complete"}]
+        {"trial": 1, "first_epoch": PAUSE_EPOCH + 2, "last_epoch": 10, "ended": "complete"},
+    ]
     assert data["retries"] == [{"trial": 1, "retry_of": 0, "reason": "interrupted"}]
     assert data["failed"] == [{"number": 0, "reason": "interrupted"}] and data["successive_halving"] is None
     model = data["model"]
@@ -227,13 +241,20 @@ def test_show_tells_an_interrupted_trial_whole_and_where_the_best_model_is(resum
     assert model["uri"] == parents[0].data.tags["best_model.uri"] and model["uri"].startswith("models:/")
     assert model["trial"] == 1 and model["tracking_uri"] == f"sqlite:///{workdir / 'mlflow.db'}"
     text = subprocess.run([AUTOML, "show", "study.yaml"], cwd=workdir, capture_output=True, text=True).stdout
-    for line in (f"trained as: trial 0 (epochs 1-{PAUSE_EPOCH + 1}, interrupted) -> trial 1 (epochs "
-                 f"{PAUSE_EPOCH + 2}-10, complete)", "retries: trial 1 of 0 (interrupted)",
-                 f"best model: {model['uri']} (MLflow run {model['run_id']} in {model['tracking_uri']})",
-                 "failed trial 0: interrupted"):
+    for line in (
+        f"trained as: trial 0 (epochs 1-{PAUSE_EPOCH + 1}, interrupted) -> trial 1 (epochs "
+        f"{PAUSE_EPOCH + 2}-10, complete)",
+        "retries: trial 1 of 0 (interrupted)",
+        f"best model: {model['uri']} (MLflow run {model['run_id']} in {model['tracking_uri']})",
+        "failed trial 0: interrupted",
+    ):
         assert line in text, (line, text)
-    untracked = subprocess.run([AUTOML, "show", "study.yaml", "--tracking-uri", f"sqlite:///{workdir / 'no.db'}"],
-                               cwd=workdir, capture_output=True, text=True).stdout
+    untracked = subprocess.run(
+        [AUTOML, "show", "study.yaml", "--tracking-uri", f"sqlite:///{workdir / 'no.db'}"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert "best model: none (no MLflow store at sqlite:///" in untracked and not (workdir / "no.db").exists()
 
 
@@ -249,8 +270,10 @@ def test_a_truncated_checkpoint_restarts_the_trial_from_epoch_0_with_the_reason(
     study = load_optuna(workdir, "resume")
     assert "is unreadable" in study.trials[1].user_attrs[RESUME_SKIPPED_ATTR]
     _, _, children = mlflow_runs(workdir, "resume")
-    assert "is unreadable" in next(c for c in children if c.data.tags["optuna.trial_number"] == "1").data.tags[
-        "resume_skipped"]
+    assert (
+        "is unreadable"
+        in next(c for c in children if c.data.tags["optuna.trial_number"] == "1").data.tags["resume_skipped"]
+    )
     assert_resumed_exactly(workdir, study, 0, None)  # from scratch, with the same seed: the same result
 
 
@@ -288,7 +311,8 @@ def test_a_keyboard_interrupt_raised_inside_a_trial_is_recorded_and_the_trial_re
         "from orchestrator import hookimpl\n\n"
         "@hookimpl\n"
         "def before_trial(trial, config):\n"
-        "    raise KeyboardInterrupt\n")
+        "    raise KeyboardInterrupt\n"
+    )
     result = cli("worker", write_study(), "--no-tracking")
     assert result.code == 130, result.err
     assert "interrupted: a running trial was marked FAIL" in result.err

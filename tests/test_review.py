@@ -13,14 +13,18 @@ import mlflow.pyfunc
 import mlflow.pytorch
 import pytest
 import torch
-
 from conftest import AUTOML, RERUN_STUDY, TINY_STUDY, load_optuna, mlflow_runs
+
 from orchestrator.session import load_data
 from orchestrator.studyfile import load_study
 
-
-SINGLE_PLOTS = ("optimization_history.png", "param_importances.png", "parallel_coordinates.png",
-                "learning_curves.png", "objective_by_component.png")
+SINGLE_PLOTS = (
+    "optimization_history.png",
+    "param_importances.png",
+    "parallel_coordinates.png",
+    "learning_curves.png",
+    "objective_by_component.png",
+)
 
 MULTI_STUDY = """
 name: trade-off
@@ -101,9 +105,11 @@ def test_the_best_model_is_logged_registered_and_predicts_like_its_trial(write_s
 
 
 def test_enqueued_configurations_run_first_and_a_rerun_reproduces_a_trial(write_study, workdir, cli):
-    known = ("enqueue:\n"
-             "  - {architecture.mlp.width: 32, activation: relu, optimizer.adam.lr: 0.005}\n"
-             "  - {architecture.mlp.width: 16, activation: sigmoid}\n")
+    known = (
+        "enqueue:\n"
+        "  - {architecture.mlp.width: 32, activation: relu, optimizer.adam.lr: 0.005}\n"
+        "  - {architecture.mlp.width: 16, activation: sigmoid}\n"
+    )
     write_study(TINY_STUDY + known)
     assert cli("run", "study.yaml", "--no-tracking").code == 0
     trials = load_optuna(workdir).trials
@@ -121,8 +127,10 @@ def test_enqueued_configurations_run_first_and_a_rerun_reproduces_a_trial(write_
     assert result.code == 0, result.err
     logged = load_optuna(workdir).trials[1].value
     threads = load_optuna(workdir).trials[1].user_attrs["runtime"]["threads"]
-    assert (f"trial 1 retrained (2 epochs, {threads} CPU thread(s)): val_accuracy {logged:.6g} (logged: {logged:.6g}, "
-            "COMPLETE)") in result.out
+    assert (
+        f"trial 1 retrained (2 epochs, {threads} CPU thread(s)): val_accuracy {logged:.6g} (logged: {logged:.6g}, "
+        "COMPLETE)"
+    ) in result.out
     missing = cli("rerun", "study.yaml", "9")
     assert missing.code == 2 and "has no trial 9; its trials are numbered 0..3" in missing.err
 
@@ -131,26 +139,42 @@ def test_rerun_retrains_with_the_threads_each_trial_recorded_and_reproduces_its_
     """Two workers (each with its share of the cores), then `automl rerun` of both trials as a user types it (a
     process with every core): each retrains with its trial's recorded threads and gives the logged value."""
     write_study(RERUN_STUDY)
-    run = subprocess.run([AUTOML, "run", "study.yaml", "--no-tracking", "--workers", "2"], cwd=workdir,
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [AUTOML, "run", "study.yaml", "--no-tracking", "--workers", "2"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     for trial in load_optuna(workdir, "rerun").trials:
         runtime = trial.user_attrs["runtime"]
         assert runtime["device"] == "cpu" and runtime["threads"] >= 1 and runtime["torch"] == torch.__version__
-        result = subprocess.run([AUTOML, "rerun", "study.yaml", str(trial.number)], cwd=workdir, capture_output=True,
-                                text=True, timeout=600)
+        result = subprocess.run(
+            [AUTOML, "rerun", "study.yaml", str(trial.number)], cwd=workdir, capture_output=True, text=True, timeout=600
+        )
         assert result.returncode == 0, result.stderr
-        assert (f"trial {trial.number} retrained (4 epochs, {runtime['threads']} CPU thread(s)): val_loss "
-                f"{trial.value:.6g} (logged: {trial.value:.6g}, COMPLETE)") in result.stdout, result.stdout
+        assert (
+            f"trial {trial.number} retrained (4 epochs, {runtime['threads']} CPU thread(s)): val_loss "
+            f"{trial.value:.6g} (logged: {trial.value:.6g}, COMPLETE)"
+        ) in result.stdout, result.stdout
         assert "may differ" not in result.stdout
 
 
-@pytest.mark.parametrize(("entry", "message"), [
-    ("{architecture.mlp.widht: 32}", "enqueue[0].architecture.mlp.widht: not a searched parameter (did you mean "
-                                     "'architecture.mlp.width'?)"),
-    ("{architecture.mlp.width: 64}", "enqueue[0].architecture.mlp.width: outside the search space: one of [16, 32]"),
-    ("{optimizer.adam.lr: 1.0}", "enqueue[0].optimizer.adam.lr: outside the search space: 0.001..0.01"),
-])
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            "{architecture.mlp.widht: 32}",
+            "enqueue[0].architecture.mlp.widht: not a searched parameter (did you mean 'architecture.mlp.width'?)",
+        ),
+        (
+            "{architecture.mlp.width: 64}",
+            "enqueue[0].architecture.mlp.width: outside the search space: one of [16, 32]",
+        ),
+        ("{optimizer.adam.lr: 1.0}", "enqueue[0].optimizer.adam.lr: outside the search space: 0.001..0.01"),
+    ],
+)
 def test_an_enqueued_configuration_outside_the_space_is_a_study_file_error(write_study, cli, entry, message):
     path = write_study(TINY_STUDY + f"enqueue:\n  - {entry}\n")
     result = cli("validate", path)
@@ -174,8 +198,12 @@ def test_a_multi_objective_study_shows_its_pareto_front_and_respects_constraints
     assert front and all(t.values[1] <= 5000 for t in front)
     for t in feasible:  # nothing feasible dominates a front member
         for f in front:
-            assert not (t.values[0] >= f.values[0] and t.values[1] <= f.values[1] and t.values[2] <= f.values[2]
-                        and t.values != f.values)
+            assert not (
+                t.values[0] >= f.values[0]
+                and t.values[1] <= f.values[1]
+                and t.values[2] <= f.values[2]
+                and t.values != f.values
+            )
 
     shown = cli("show", "study.yaml", "--json")
     data = json.loads(shown.out)
@@ -193,12 +221,17 @@ def test_a_multi_objective_study_shows_its_pareto_front_and_respects_constraints
         assert {"objective_0", "objective_1", "objective_2", "params", "latency_ms"} <= set(child.data.metrics)
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ("pruner: median\n", "pruner: Optuna's pruners judge one objective per step: a multi-objective study can use "
-                          "pruner: asha"),
-    ("sampler: cmaes\n", "sampler: cmaes optimises a single objective"),
-    ("constraints: {max_flops: 10}\n", "constraints.max_flops: unknown key"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            "pruner: median\n",
+            "pruner: Optuna's pruners judge one objective per step: a multi-objective study can use pruner: asha",
+        ),
+        ("sampler: cmaes\n", "sampler: cmaes optimises a single objective"),
+        ("constraints: {max_flops: 10}\n", "constraints.max_flops: unknown key"),
+    ],
+)
 def test_multi_objective_settings_that_cannot_work_are_study_file_errors(write_study, cli, change, message):
     text = MULTI_STUDY.replace("sampler: {name: nsga2, population_size: 4}\n", "")
     path = write_study(text + change)
@@ -207,8 +240,11 @@ def test_multi_objective_settings_that_cannot_work_are_study_file_errors(write_s
 
 
 def test_the_first_objective_must_be_a_validation_metric(write_study, cli):
-    path = write_study(MULTI_STUDY.replace("  - {metric: val_accuracy, direction: maximize}\n  - {metric: params, "
-                                           "direction: minimize}", "  - {metric: params, direction: minimize}\n"
-                                           "  - {metric: val_accuracy, direction: maximize}"))
+    path = write_study(
+        MULTI_STUDY.replace(
+            "  - {metric: val_accuracy, direction: maximize}\n  - {metric: params, direction: minimize}",
+            "  - {metric: params, direction: minimize}\n  - {metric: val_accuracy, direction: maximize}",
+        )
+    )
     result = cli("validate", path)
     assert result.code == 2 and f"{path}: objective[0].metric: not a classification metric" in result.err

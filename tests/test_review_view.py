@@ -4,39 +4,49 @@ from __future__ import annotations
 
 import json
 
+from conftest import TINY_STUDY
 from mlflow.tracking import MlflowClient
 
-from conftest import TINY_STUDY
 from orchestrator.review_view import VIEW_TAG, experiment_address, study_views, view_columns, view_tags
 from orchestrator.studyfile import load_study
 from orchestrator.tracking import Tracker
 
 TWO_OBJECTIVES = TINY_STUDY.replace(
     "objective: {metric: val_accuracy, direction: maximize}",
-    "objective:\n  - {metric: val_loss, direction: minimize}\n  - {metric: params, direction: minimize}"
+    "objective:\n  - {metric: val_loss, direction: minimize}\n  - {metric: params, direction: minimize}",
 ).replace("pruner: median", "pruner: none")
 
 
 def test_the_view_shows_the_objective_its_metric_and_test_metric_then_choices_before_their_parameters(
-        write_study, builtin_registry):
+    write_study, builtin_registry
+):
     spec = load_study(write_study(), builtin_registry)
     assert view_columns(spec) == [
-        "metrics.`objective`", "metrics.`val_accuracy`", "metrics.`test_accuracy`", "params.`activation`",
-        "params.`architecture.mlp.width`", "params.`optimizer.adam.lr`", "params.`optimizer.adam.beta1`",
-        "params.`optimizer.adam.beta2`"]
+        "metrics.`objective`",
+        "metrics.`val_accuracy`",
+        "metrics.`test_accuracy`",
+        "params.`activation`",
+        "params.`architecture.mlp.width`",
+        "params.`optimizer.adam.lr`",
+        "params.`optimizer.adam.beta1`",
+        "params.`optimizer.adam.beta2`",
+    ]
     tags = view_tags(spec, now_ms=1234)
     assert tags["mlflow.experimentKind"] == "custom_model_development"
     envelope = json.loads(tags[VIEW_TAG])  # MLflow's saved-view envelope: a name, times, the state as a string
     assert envelope["name"] == "automl: every trial by its objective" and envelope["createdAt"] == 1234
     state = json.loads(envelope["state"])
-    assert state == {"orderByKey": "metrics.`objective`", "orderByAsc": False,
-                     "selectedColumns": view_columns(spec)}
+    assert state == {"orderByKey": "metrics.`objective`", "orderByAsc": False, "selectedColumns": view_columns(spec)}
 
 
 def test_a_multi_objective_view_sorts_by_the_first_objective_in_its_direction(write_study, builtin_registry):
     spec = load_study(write_study(TWO_OBJECTIVES), builtin_registry)
-    assert view_columns(spec)[:4] == ["metrics.`objective_0`", "metrics.`val_loss`", "metrics.`test_loss`",
-                                      "metrics.`params`"]
+    assert view_columns(spec)[:4] == [
+        "metrics.`objective_0`",
+        "metrics.`val_loss`",
+        "metrics.`test_loss`",
+        "metrics.`params`",
+    ]
     state = json.loads(json.loads(view_tags(spec)[VIEW_TAG])["state"])
     assert state["orderByKey"] == "metrics.`objective_0`" and state["orderByAsc"] is True
 
@@ -44,10 +54,11 @@ def test_a_multi_objective_view_sorts_by_the_first_objective_in_its_direction(wr
 def test_addresses_open_the_model_training_view_on_the_saved_view_or_sorted_without_it():
     base = "http://127.0.0.1:5000"
     assert experiment_address(base, "7", has_view=True) == (
-        f"{base}/#/experiments/7/runs?viewStateShareKey=automl-trials&workflowType=machine_learning")
+        f"{base}/#/experiments/7/runs?viewStateShareKey=automl-trials&workflowType=machine_learning"
+    )
     assert experiment_address(base, "7", has_view=False, ascending=True) == (
-        f"{base}/#/experiments/7/runs?orderByKey=metrics.%60objective%60&orderByAsc=true"
-        "&workflowType=machine_learning")
+        f"{base}/#/experiments/7/runs?orderByKey=metrics.%60objective%60&orderByAsc=true&workflowType=machine_learning"
+    )
 
 
 def test_reopening_a_study_keeps_a_view_the_user_edited(write_study, builtin_registry, workdir):
@@ -64,8 +75,12 @@ def test_reopening_a_study_keeps_a_view_the_user_edited(write_study, builtin_reg
     tracker.close()
     assert client.get_experiment(experiment_id).tags[VIEW_TAG] == '{"edited": "by the user"}'
     assert study_views(uri, "http://h:1") == [
-        ("tiny", f"http://h:1/#/experiments/{experiment_id}/runs?viewStateShareKey=automl-trials"
-                 "&workflowType=machine_learning")]
+        (
+            "tiny",
+            f"http://h:1/#/experiments/{experiment_id}/runs?viewStateShareKey=automl-trials"
+            "&workflowType=machine_learning",
+        )
+    ]
 
 
 def test_no_views_and_no_database_created_before_anything_is_tracked(workdir):

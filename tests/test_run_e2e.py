@@ -12,21 +12,28 @@ import time
 import urllib.request
 
 import pytest
+from conftest import AUTOML, TINY_STUDY, free_port, load_optuna, mlflow_runs
 from optuna.trial import TrialState
 
-from conftest import AUTOML, TINY_STUDY, free_port, load_optuna, mlflow_runs
 
 def test_run_records_every_trial_in_optuna_and_mlflow(write_study, workdir):
     study_file = write_study()
     started = time.time()
-    proc = subprocess.run([AUTOML, "run", study_file.name], cwd=workdir, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "AUTOML_TIMINGS": "1"})
+    proc = subprocess.run(
+        [AUTOML, "run", study_file.name],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "AUTOML_TIMINGS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr
     # live progress: a header and one row per trial, then a summary
     assert "trial  choices" in proc.stdout
     # where the worker's start-up went, and (AUTOML_TIMINGS=1, for benchmarks) when its data was ready
-    assert re.search(r"worker cpu0 ready after [0-9.]+ s \(imports and data [0-9.]+ s, study set-up [0-9.]+ s\)",
-                     proc.stdout), proc.stdout
+    assert re.search(
+        r"worker cpu0 ready after [0-9.]+ s \(imports and data [0-9.]+ s, study set-up [0-9.]+ s\)", proc.stdout
+    ), proc.stdout
     ready_at = float(re.search(r"timing: data ready at ([0-9.]+) \(unix time\)", proc.stdout).group(1))
     assert started < ready_at < time.time()
     rows = [line for line in proc.stdout.splitlines() if line.strip().split(" ")[0].isdigit()]
@@ -44,8 +51,13 @@ def test_run_records_every_trial_in_optuna_and_mlflow(write_study, workdir):
         assert config["architecture.mlp.width"] in (16, 32)
         assert 0.001 <= config["optimizer.adam.lr"] <= 0.01
         # only searched params are suggested to Optuna, under their namespaced names
-        assert set(t.params) == {"architecture.mlp.width", "activation", "optimizer.adam.lr",
-                                 "optimizer.adam.beta1", "optimizer.adam.beta2"}
+        assert set(t.params) == {
+            "architecture.mlp.width",
+            "activation",
+            "optimizer.adam.lr",
+            "optimizer.adam.beta1",
+            "optimizer.adam.beta2",
+        }
     best = study.best_trial
     assert 0.5 < best.value <= 1.0  # 2 epochs on digits is already far above chance (0.1)
 
@@ -75,7 +87,8 @@ def test_run_records_every_trial_in_optuna_and_mlflow(write_study, workdir):
         epochs = len(t.intermediate_values)
         assert [m.step for m in sorted(history, key=lambda m: m.step)] == list(range(epochs))
         assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(
-            [t.intermediate_values[i] for i in range(epochs)])
+            [t.intermediate_values[i] for i in range(epochs)]
+        )
         for metric in ("train_loss", "val_loss"):
             assert len(client.get_metric_history(run.info.run_id, metric)) == epochs
         assert "test_accuracy" in run.data.metrics
@@ -130,8 +143,9 @@ def test_show_reports_counts_and_best_trial(write_study, workdir, cli):
     assert data["best"]["test_metrics"] == pytest.approx(tested) and "test_accuracy" in tested
     text = cli("show", "tiny")
     assert text.code == 0 and f"best: trial {study.best_trial.number}" in text.out
-    assert f"  on the held-out test split (never used to choose): test_accuracy {tested['test_accuracy']:.6g}" \
-        in text.out
+    assert (
+        f"  on the held-out test split (never used to choose): test_accuracy {tested['test_accuracy']:.6g}" in text.out
+    )
     missing = cli("show", "nope")
     assert missing.code == 2 and "no study named 'nope'" in missing.err and "tiny" in missing.err
     assert not (workdir / "mlflow.db").exists()  # --no-tracking wrote nothing to MLflow
@@ -159,7 +173,7 @@ def test_show_and_ui_honour_the_environment_variables(write_study, workdir, cli,
     assert executed[-1][executed[-1].index("--backend-store-uri") + 1] == "sqlite:////tmp/flag.db"
 
 
-BROKEN_PLUGIN = '''
+BROKEN_PLUGIN = """
 from torch import nn
 from orchestrator import Architecture, Float, hookimpl
 
@@ -174,14 +188,17 @@ def build(params, ctx):
 def register_architectures(register):
     register(Architecture("fragile", "Fails to build for half of its space.",
                           params={"fail": Float(0.0, 1.0, default=0.0)}, build=build))
-'''
+"""
 
 
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(write_study, workdir, cli):
     (workdir / "plugins").mkdir()
     (workdir / "plugins" / "fragile.py").write_text(BROKEN_PLUGIN)
-    study_file = write_study(TINY_STUDY.replace("mlp: {depth: 1, width: [16, 32]}", "fragile: {fail: [0.0, 1.0]}")
-                             .replace("trials: 3", "trials: 6"))
+    study_file = write_study(
+        TINY_STUDY.replace("mlp: {depth: 1, width: [16, 32]}", "fragile: {fail: [0.0, 1.0]}").replace(
+            "trials: 3", "trials: 6"
+        )
+    )
     result = cli("run", study_file)
     assert result.code == 0
     study = load_optuna(workdir)
@@ -201,8 +218,10 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(write_study, workdir,
 
 
 def test_pruned_trials_stop_early_and_are_recorded(write_study, workdir, cli):
-    study_file = write_study(TINY_STUDY.replace("trials: 3", "trials: 5").replace("max_epochs: 2", "max_epochs: 6")
-                             + "pruner: {name: percentile, percentile: 99.0, n_startup_trials: 1, n_warmup_steps: 0}\n")
+    study_file = write_study(
+        TINY_STUDY.replace("trials: 3", "trials: 5").replace("max_epochs: 2", "max_epochs: 6")
+        + "pruner: {name: percentile, percentile: 99.0, n_startup_trials: 1, n_warmup_steps: 0}\n"
+    )
     assert cli("run", study_file).code == 0
     study = load_optuna(workdir)
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
@@ -233,8 +252,13 @@ search:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_stop_signal_leaves_nothing_running_and_the_rerun_resumes(write_study, workdir, signum):
     study_file = write_study(SLOW_STUDY)
-    proc = subprocess.Popen([AUTOML, "run", study_file.name, "--threads", "1"], cwd=workdir,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [AUTOML, "run", study_file.name, "--threads", "1"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # wait until a trial is training
@@ -261,8 +285,9 @@ def test_a_stop_signal_leaves_nothing_running_and_the_rerun_resumes(write_study,
 
     # running it again resumes the same study and parent run (budget shortened: budgets may change)
     write_study(SLOW_STUDY.replace("max_epochs: 400", "max_epochs: 1"))
-    rerun = subprocess.run([AUTOML, "run", study_file.name, "--trials", "1"], cwd=workdir, capture_output=True,
-                           text=True, timeout=300)
+    rerun = subprocess.run(
+        [AUTOML, "run", study_file.name, "--trials", "1"], cwd=workdir, capture_output=True, text=True, timeout=300
+    )
     assert rerun.returncode == 0, rerun.stderr
     study = load_optuna(workdir, "slow")
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
@@ -273,13 +298,12 @@ def test_a_stop_signal_leaves_nothing_running_and_the_rerun_resumes(write_study,
     assert sorted(c.info.status for c in children) == ["FINISHED", "KILLED"]
 
 
-
-
 def test_ui_serves_the_study_from_the_default_store(write_study, workdir, cli):
     assert cli("run", write_study(), "--trials", "1").code == 0
     port = free_port()
-    proc = subprocess.Popen([AUTOML, "ui", "--port", str(port)], cwd=workdir, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [AUTOML, "ui", "--port", str(port)], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         body = None
         deadline = time.monotonic() + 90
@@ -287,7 +311,9 @@ def test_ui_serves_the_study_from_the_default_store(write_study, workdir, cli):
             try:
                 request = urllib.request.Request(
                     f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search",
-                    data=json.dumps({"max_results": 10}).encode(), headers={"Content-Type": "application/json"})
+                    data=json.dumps({"max_results": 10}).encode(),
+                    headers={"Content-Type": "application/json"},
+                )
                 body = json.loads(urllib.request.urlopen(request, timeout=5).read())
             except OSError:
                 time.sleep(1)
@@ -301,8 +327,7 @@ def test_ui_serves_the_study_from_the_default_store(write_study, workdir, cli):
 
 
 def test_python_dash_m_orchestrator_is_the_automl_command():
-    proc = subprocess.run([sys.executable, "-m", "orchestrator", "--help"], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "orchestrator", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0
     for command in ("run", "validate", "plugins", "show", "ui"):
         assert command in proc.stdout
@@ -315,7 +340,8 @@ def test_a_hook_that_raises_fails_only_its_trial(write_study, workdir, cli):
         "@hookimpl\n"
         "def before_trial(trial, config):\n"
         "    if trial.number == 0:\n"
-        "        raise ValueError('hook refused trial 0')\n")
+        "        raise ValueError('hook refused trial 0')\n"
+    )
     assert cli("run", write_study(TINY_STUDY.replace("trials: 3", "trials: 2"))).code == 0
     study = load_optuna(workdir)
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]

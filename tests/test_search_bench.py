@@ -17,8 +17,13 @@ def trial(seconds: float, value: float | None, quality: float | None, state: str
 
 
 def test_the_incumbent_is_the_best_complete_trial_by_validation_and_its_quality_is_its_test_metric():
-    trials = [trial(10, 0.5, 0.48), trial(20, 0.9, 0.85, "PRUNED"), trial(30, 0.7, 0.72), trial(40, 0.6, 0.99),
-              trial(50, 0.8, 0.70)]
+    trials = [
+        trial(10, 0.5, 0.48),
+        trial(20, 0.9, 0.85, "PRUNED"),
+        trial(30, 0.7, 0.72),
+        trial(40, 0.6, 0.99),
+        trial(50, 0.8, 0.70),
+    ]
     # the pruned trial and a worse validation value never become the incumbent, even with a better test metric
     assert quality_curve(trials, maximize=True) == [(10, 0.48), (30, 0.72), (50, 0.70)]
     assert quality_curve(trials, maximize=False) == [(10, 0.48)]
@@ -29,8 +34,7 @@ def test_the_incumbent_is_the_best_complete_trial_by_validation_and_its_quality_
 def test_a_run_writes_the_tasks_study_with_its_strategy_seed_and_data(tmp_path: Path):
     template = tmp_path / "task.yaml"
     template.write_text("name: t\ndataset: {name: npz, path: data.npz}\nbudget: {max_epochs: 7}\n")
-    study = write_study(template, Path("/data/x.npz"), tmp_path, "random", {"name": "asha", "leader": False}, 1003,
-                        300)
+    study = write_study(template, Path("/data/x.npz"), tmp_path, "random", {"name": "asha", "leader": False}, 1003, 300)
     data = yaml.safe_load(study.read_text())
     assert data["dataset"] == {"name": "npz", "path": "/data/x.npz"}
     assert (data["sampler"], data["pruner"], data["seed"]) == ("random", {"name": "asha", "leader": False}, 1003)

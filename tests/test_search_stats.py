@@ -6,9 +6,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.search_stats import (Interval, Run, _interval, _nearest_rank, _ordered, anytime_area, area_ratio,
-                                bootstrap_ratio, bootstrap_speedup, censored_median, median_curve, probability_before,
-                                quality_at, range_curve, speedup, summary_line, target_at, time_to_target)
+from bench.search_stats import (
+    Interval,
+    Run,
+    _interval,
+    _nearest_rank,
+    _ordered,
+    anytime_area,
+    area_ratio,
+    bootstrap_ratio,
+    bootstrap_speedup,
+    censored_median,
+    median_curve,
+    probability_before,
+    quality_at,
+    range_curve,
+    speedup,
+    summary_line,
+    target_at,
+    time_to_target,
+)
 
 H = 100.0  # the horizon T in these tests
 
@@ -242,13 +259,28 @@ def test_interval_format_and_summary_line():
     assert summary_line("control", "wine", interval) == "control wine 3.2x [2.1-5.0]"
 
 
-@pytest.mark.parametrize("low_bound, high_bound, x, expected", [
-    (False, False, 1.0, False), (False, False, 2.0, True), (False, False, 3.0, True), (False, False, 5.0, True),
-    (False, False, 6.0, False),
-    (True, False, 1.0, True), (True, False, 0.0, True), (True, False, 3.0, True), (True, False, 6.0, False),
-    (False, True, 1.0, False), (False, True, 3.0, True), (False, True, 5.0, True), (False, True, 6.0, False),
-    (True, True, 0.5, True), (True, True, 3.0, True), (True, True, 5.0, True), (True, True, 5.5, False),
-])
+@pytest.mark.parametrize(
+    "low_bound, high_bound, x, expected",
+    [
+        (False, False, 1.0, False),
+        (False, False, 2.0, True),
+        (False, False, 3.0, True),
+        (False, False, 5.0, True),
+        (False, False, 6.0, False),
+        (True, False, 1.0, True),
+        (True, False, 0.0, True),
+        (True, False, 3.0, True),
+        (True, False, 6.0, False),
+        (False, True, 1.0, False),
+        (False, True, 3.0, True),
+        (False, True, 5.0, True),
+        (False, True, 6.0, False),
+        (True, True, 0.5, True),
+        (True, True, 3.0, True),
+        (True, True, 5.0, True),
+        (True, True, 5.5, False),
+    ],
+)
 def test_interval_contains(low_bound, high_bound, x, expected):
     assert Interval(2.0, 5.0, low_bound, high_bound, 3.0, False, 100).contains(x) is expected
 
@@ -303,8 +335,9 @@ def test_area_ratio():
 def test_bootstrap_ratio():
     same = bootstrap_ratio([flat(0.0, 0.7)] * 2, [flat(0.0, 0.6)] * 3, H, 0.5, resamples=200)
     assert same == Interval(2.0, 2.0, False, False, 2.0, False, 200)
-    spread = bootstrap_ratio([flat(0.0, 0.6), flat(0.0, 0.8)], [flat(0.0, 0.6)] * 4, H, 0.5, resamples=400,
-                             rng=np.random.default_rng(6))  # replicates 1 (1/4), 2 (1/2), 3 (1/4)
+    spread = bootstrap_ratio(
+        [flat(0.0, 0.6), flat(0.0, 0.8)], [flat(0.0, 0.6)] * 4, H, 0.5, resamples=400, rng=np.random.default_rng(6)
+    )  # replicates 1 (1/4), 2 (1/2), 3 (1/4)
     assert (spread.low, spread.high, spread.point) == (pytest.approx(1.0), pytest.approx(3.0), pytest.approx(2.0))
     assert not (spread.low_is_bound or spread.high_is_bound or spread.point_is_bound)
     assert spread.format() == "2.0x [1.0-3.0]"

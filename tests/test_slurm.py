@@ -16,14 +16,12 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.trial import TrialState
-
 from conftest import AUTOML, CLUSTER_STUDY, drop_study, mlflow_runs
+from optuna.trial import TrialState
 from slurm_cluster import SlurmCluster, require_slurm
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SLURM = "slurm: {{tasks: {tasks}, cpus_per_task: 1, shared: [.]}}"
-
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +52,15 @@ def slurm_study(slurm, postgres, workdir, monkeypatch):
 
 def run_automl(workdir: Path, storage: str, *extra: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "AUTOML_STORAGE": storage, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([AUTOML, "run", "study.yaml", "--launcher", "slurm", *extra], cwd=workdir, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+    return subprocess.Popen(
+        [AUTOML, "run", "study.yaml", "--launcher", "slurm", *extra],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
 
 
 def wait_for(path: Path, seconds: float = 120) -> None:
@@ -65,8 +70,7 @@ def wait_for(path: Path, seconds: float = 120) -> None:
         time.sleep(0.2)
 
 
-def test_a_job_array_runs_the_study_to_exactly_its_budget(slurm, slurm_study, postgres, workdir,
-                                                          tracking_server):
+def test_a_job_array_runs_the_study_to_exactly_its_budget(slurm, slurm_study, postgres, workdir, tracking_server):
     name, write = slurm_study
     write(trials=4, tasks=2, extra=f"tracking_uri: {tracking_server}\n")
     proc = run_automl(workdir, postgres)
@@ -100,8 +104,9 @@ def _paused_study(write, workdir: Path, trials: int) -> None:
     write(trials=trials, tasks=1, epochs=4)
 
 
-def test_a_task_signalled_before_its_time_limit_is_requeued_and_its_trial_resumes(slurm, slurm_study, postgres,
-                                                                                  workdir, monkeypatch):
+def test_a_task_signalled_before_its_time_limit_is_requeued_and_its_trial_resumes(
+    slurm, slurm_study, postgres, workdir, monkeypatch
+):
     name, write = slurm_study
     _paused_study(write, workdir, trials=2)
     monkeypatch.setenv("AUTOML_TEST_PAUSE_EPOCH", "2")  # the first trial waits at the start of epoch 3
@@ -131,8 +136,7 @@ def test_a_task_signalled_before_its_time_limit_is_requeued_and_its_trial_resume
     assert "interrupted; its retry resumes at epoch 3" in out
 
 
-def test_ctrl_c_cancels_the_tasks_and_leaves_no_trial_running(slurm, slurm_study, postgres, workdir,
-                                                              monkeypatch):
+def test_ctrl_c_cancels_the_tasks_and_leaves_no_trial_running(slurm, slurm_study, postgres, workdir, monkeypatch):
     name, write = slurm_study
     _paused_study(write, workdir, trials=3)
     monkeypatch.setenv("AUTOML_TEST_PAUSE_EPOCH", "1")
@@ -148,14 +152,14 @@ def test_ctrl_c_cancels_the_tasks_and_leaves_no_trial_running(slurm, slurm_study
     study = optuna.load_study(study_name=name, storage=postgres)
     assert not [t for t in study.trials if t.state == TrialState.RUNNING], "nothing left RUNNING"
     stopped = next(t for t in study.trials if t.user_attrs.get("reason") == "interrupted")
-    assert any(t.user_attrs.get("retry_of") == stopped.number and t.state == TrialState.WAITING
-               for t in study.trials), "its retry waits for the next run"
+    assert any(
+        t.user_attrs.get("retry_of") == stopped.number and t.state == TrialState.WAITING for t in study.trials
+    ), "its retry waits for the next run"
     assert "Run the same command again to resume" in out
 
 
 def test_a_study_the_nodes_cannot_share_is_refused_before_anything_is_created(write_study, workdir, cli):
-    path = write_study(CLUSTER_STUDY.format(name="local-files", trials=2, epochs=1,
-                                            launcher="slurm: {tasks: 2}"))
+    path = write_study(CLUSTER_STUDY.format(name="local-files", trials=2, epochs=1, launcher="slurm: {tasks: 2}"))
     result = cli("run", str(path), "--launcher", "slurm")
     assert result.code == 2
     assert "the Optuna storage" in result.err and "is a local file that the slurm nodes cannot share" in result.err

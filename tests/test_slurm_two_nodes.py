@@ -13,10 +13,9 @@ import uuid
 
 import optuna
 import pytest
-from optuna.trial import TrialState
-
 from conftest import AUTOML, CLUSTER_STUDY, POSTGRES, drop_study, free_port, mlflow_runs, start_tracking_server
 from netns import Namespace, TcpRelay, require_netns
+from optuna.trial import TrialState
 from slurm_cluster import Node, SlurmCluster, require_slurm
 
 
@@ -28,13 +27,22 @@ def two_machines(tmp_path_factory, postgres):
     namespace.create()
     relay = TcpRelay(namespace.outside, free_port(), "127.0.0.1", 5432)  # the database host's port forward
     server, tracking = start_tracking_server(tmp_path_factory.mktemp("mlflow-server"), namespace.outside)
-    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm2"), controller=namespace.outside,
-                           nodes=[Node(socket.gethostname(), namespace.outside, cpus=1),
-                                  Node("node2", namespace.inside, netns=namespace.name, cpus=1)])
+    cluster = SlurmCluster(
+        tmp_path_factory.mktemp("slurm2"),
+        controller=namespace.outside,
+        nodes=[
+            Node(socket.gethostname(), namespace.outside, cpus=1),
+            Node("node2", namespace.inside, netns=namespace.name, cpus=1),
+        ],
+    )
     try:
         cluster.start()
-        yield cluster, namespace, f"postgresql://postgres@{namespace.outside}:{relay.server.getsockname()[1]}/test", \
-            tracking
+        yield (
+            cluster,
+            namespace,
+            f"postgresql://postgres@{namespace.outside}:{relay.server.getsockname()[1]}/test",
+            tracking,
+        )
     finally:
         cluster.stop()
         server.terminate()
@@ -46,18 +54,33 @@ def test_a_task_on_another_machine_reaches_the_study_over_the_network(two_machin
     cluster, namespace, storage, tracking = two_machines
     monkeypatch.setenv("SLURM_CONF", str(cluster.conf))
     # the other machine has no route to this one's loopback: only the veth addresses
-    reach = subprocess.run(["ip", "netns", "exec", namespace.name, "python3", "-c",
-                            "import socket; socket.create_connection(('127.0.0.1', 5432), timeout=2)"],
-                           capture_output=True)
+    reach = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            namespace.name,
+            "python3",
+            "-c",
+            "import socket; socket.create_connection(('127.0.0.1', 5432), timeout=2)",
+        ],
+        capture_output=True,
+    )
     assert reach.returncode != 0, "PostgreSQL's loopback port must not be reachable from the other machine"
     name = f"slurm2-{uuid.uuid4().hex[:10]}"
     (workdir / "study.yaml").write_text(
         CLUSTER_STUDY.format(name=name, trials=4, epochs=2, launcher="slurm: {tasks: 2, shared: [.]}")
-        + f"tracking_uri: {tracking}\n")
+        + f"tracking_uri: {tracking}\n"
+    )
     try:
-        done = subprocess.run([AUTOML, "run", "study.yaml", "--launcher", "slurm"], cwd=workdir,
-                              env={**os.environ, "AUTOML_STORAGE": storage}, capture_output=True, text=True,
-                              timeout=400)
+        done = subprocess.run(
+            [AUTOML, "run", "study.yaml", "--launcher", "slurm"],
+            cwd=workdir,
+            env={**os.environ, "AUTOML_STORAGE": storage},
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         study = optuna.load_study(study_name=name, storage=POSTGRES)
         assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4

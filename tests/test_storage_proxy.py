@@ -13,9 +13,9 @@ import uuid
 
 import optuna
 import pytest
+from conftest import AUTOML, TINY_STUDY, drop_study, free_port
 from optuna.trial import TrialState
 
-from conftest import AUTOML, TINY_STUDY, drop_study, free_port
 from orchestrator.lock_server import LockServer, free_port_pair, remote_lock
 
 
@@ -68,11 +68,17 @@ def test_other_names_do_not_wait(lock_server):
 @pytest.fixture
 def storage_proxy(postgres):
     port = free_port_pair()
-    proc = subprocess.Popen([AUTOML, "storage-proxy", "--port", str(port)], env={**os.environ,
-                            "AUTOML_STORAGE": postgres}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [AUTOML, "storage-proxy", "--port", str(port)],
+        env={**os.environ, "AUTOML_STORAGE": postgres},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     line = proc.stdout.readline()
-    assert line.startswith(f"serving postgresql://postgres@127.0.0.1:5432/test as storage: grpc://127.0.0.1:{port}"), \
+    assert line.startswith(f"serving postgresql://postgres@127.0.0.1:5432/test as storage: grpc://127.0.0.1:{port}"), (
         line + proc.stdout.read()
+    )
     yield f"grpc://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=30)
@@ -82,8 +88,13 @@ def test_two_workers_through_the_proxy_finish_exactly_the_budget(storage_proxy, 
     name = f"proxy-{uuid.uuid4().hex[:8]}"
     write_study(TINY_STUDY.replace("name: tiny", f"name: {name}").replace("trials: 3", "trials: 5"))
     try:
-        done = subprocess.run([AUTOML, "run", "study.yaml", "--workers", "2", "--threads", "1", "--storage",
-                               storage_proxy], cwd=workdir, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [AUTOML, "run", "study.yaml", "--workers", "2", "--threads", "1", "--storage", storage_proxy],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         study = optuna.load_study(study_name=name, storage=postgres)
         assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 5

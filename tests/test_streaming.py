@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import load_optuna, mlflow_runs
 
 from bench.streaming import measure, write_npy
-from conftest import load_optuna, mlflow_runs
 from orchestrator.components import DataBundle
 from orchestrator.records import PAUSED_ATTR, RESUMED_ATTR
 from orchestrator.streaming import SeededBatchSampler, StreamBatches
@@ -37,8 +37,15 @@ search:
 
 
 def _arrays_params(folder: Path, **overrides) -> dict:
-    return {"path": str(folder / "x.npy"), "targets": str(folder / "y.npy"), "task": "auto", "standardise": "yes",
-            "test_fraction": 0.2, "val_fraction": 0.2, **overrides}
+    return {
+        "path": str(folder / "x.npy"),
+        "targets": str(folder / "y.npy"),
+        "task": "auto",
+        "standardise": "yes",
+        "test_fraction": 0.2,
+        "val_fraction": 0.2,
+        **overrides,
+    }
 
 
 def test_npy_reads_the_header_only_and_streams_standardised_samples(tmp_path):
@@ -67,12 +74,27 @@ def test_streamed_training_matches_the_in_memory_path(tmp_path, builtin_registry
         xs, ys = zip(*(split[i] for i in range(len(split))))
         return torch.stack(xs), torch.stack(ys)
 
-    held = DataBundle(*tensors(streamed.x_train), *tensors(streamed.x_val), *tensors(streamed.x_test),
-                      input_kind="vector", task="classification", output_size=2)
-    config = {"architecture": "mlp", "architecture.mlp.depth": 1, "architecture.mlp.width": 16,
-              "activation": "relu", "loss": "cross_entropy", "optimizer": "adam", "optimizer.adam.lr": 0.01,
-              "optimizer.adam.beta1": 0.9, "optimizer.adam.beta2": 0.999, "schedule": "constant",
-              "batch_size": 32}
+    held = DataBundle(
+        *tensors(streamed.x_train),
+        *tensors(streamed.x_val),
+        *tensors(streamed.x_test),
+        input_kind="vector",
+        task="classification",
+        output_size=2,
+    )
+    config = {
+        "architecture": "mlp",
+        "architecture.mlp.depth": 1,
+        "architecture.mlp.width": 16,
+        "activation": "relu",
+        "loss": "cross_entropy",
+        "optimizer": "adam",
+        "optimizer.adam.lr": 0.01,
+        "optimizer.adam.beta1": 0.9,
+        "optimizer.adam.beta2": 0.999,
+        "schedule": "constant",
+        "batch_size": 32,
+    }
     results = [train(config, builtin_registry, data, max_epochs=3, seed=0) for data in (held, streamed)]
     for a, b in zip(results[0].history, results[1].history):
         assert a.keys() == b.keys()
@@ -95,17 +117,31 @@ def test_loader_workers_follow_the_bundle_or_the_thread_share(tmp_path):
     data = build_npy(_arrays_params(tmp_path), seed=0)
     threads = torch.get_num_threads()
     assert StreamBatches(data, 8, 0, "cpu").loader.num_workers == max(0, min(4, threads - 1))
-    pinned = StreamBatches(DataBundle.from_datasets(data.x_train, data.x_val, data.x_test, input_kind="vector",
-                                                    task="classification", output_size=2, loader_workers=0),
-                           8, 0, "cuda")
+    pinned = StreamBatches(
+        DataBundle.from_datasets(
+            data.x_train,
+            data.x_val,
+            data.x_test,
+            input_kind="vector",
+            task="classification",
+            output_size=2,
+            loader_workers=0,
+        ),
+        8,
+        0,
+        "cuda",
+    )
     assert pinned.loader.num_workers == 0 and pinned.loader.pin_memory
 
 
 def test_a_streamed_study_pauses_resumes_and_is_tracked(workdir, write_study, cli):
     """asha pauses trials at rungs and resumes the promoted ones from their checkpoints: over streamed data too."""
     write_npy(workdir, rows=600, features=16)
-    write_study(STUDY.format(extra="", trials=6, epochs=6, settings="", width="[16, 48]",
-                             lr="{low: 0.0005, high: 0.05}", batch=32))
+    write_study(
+        STUDY.format(
+            extra="", trials=6, epochs=6, settings="", width="[16, 48]", lr="{low: 0.0005, high: 0.05}", batch=32
+        )
+    )
     result = cli("run", "study.yaml")
     assert result.code == 0, result.err
     study = load_optuna(workdir)
@@ -122,8 +158,11 @@ def test_a_streamed_study_pauses_resumes_and_is_tracked(workdir, write_study, cl
 def test_npy_errors_name_the_file(workdir, write_study, cli):
     write_npy(workdir, rows=20, features=4)
     np.save(workdir / "short.npy", np.zeros(5))
-    write_study(STUDY.format(extra="", trials=1, epochs=1, settings="", width=16, lr=0.01, batch=8).replace(
-        "targets: y.npy", "targets: short.npy"))
+    write_study(
+        STUDY.format(extra="", trials=1, epochs=1, settings="", width=16, lr=0.01, batch=8).replace(
+            "targets: y.npy", "targets: short.npy"
+        )
+    )
     result = cli("validate", "study.yaml")
     assert result.code == 2
     assert "short.npy holds 5 targets for 20 inputs" in result.err
@@ -141,8 +180,10 @@ def test_data_larger_than_the_runs_memory_is_never_loaded_whole(workdir):
         code, peak_mb, data_mb, seconds, output = measure(workdir, gib=4)
     finally:
         (workdir / "x.npy").unlink(missing_ok=True)  # pytest keeps the last runs' folders: not 4 GiB of them
-    print(f"\nstreaming: peak resident memory of the whole run {peak_mb:.0f} MiB for {data_mb:.0f} MiB of inputs "
-          f"({data_mb / peak_mb:.1f}x smaller), {seconds:.0f} s")
+    print(
+        f"\nstreaming: peak resident memory of the whole run {peak_mb:.0f} MiB for {data_mb:.0f} MiB of inputs "
+        f"({data_mb / peak_mb:.1f}x smaller), {seconds:.0f} s"
+    )
     assert code == 0, output
     study = load_optuna(workdir, "streaming")
     assert study.trials[0].state.name == "COMPLETE" and study.trials[0].value > 0.9, "it learnt from every batch"

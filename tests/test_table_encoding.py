@@ -13,8 +13,26 @@ import pytest
 from automl_plugins.table_encoding import OTHER, TableEncoder, column_kinds, date_format
 
 ROWS = 200
-WORDS = ("the", "delivery", "was", "late", "again", "and", "support", "never", "answered", "great", "service",
-         "friendly", "staff", "would", "buy", "again", "box", "damaged")
+WORDS = (
+    "the",
+    "delivery",
+    "was",
+    "late",
+    "again",
+    "and",
+    "support",
+    "never",
+    "answered",
+    "great",
+    "service",
+    "friendly",
+    "staff",
+    "would",
+    "buy",
+    "again",
+    "box",
+    "damaged",
+)
 STUDY = """
 name: table
 dataset: {{name: csv, path: table.csv, target: y{extra}}}
@@ -33,19 +51,21 @@ def messy_table(rows: int = ROWS) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     days = pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 900, rows), unit="D")
     stamps = days + pd.to_timedelta(rng.integers(0, 24 * 60, rows), unit="min")
-    return pd.DataFrame({
-        "amount": rng.normal(50, 10, rows).round(2),
-        "signup": days.strftime("%Y-%m-%d"),
-        "last_seen": stamps.strftime("%d/%m/%Y %H:%M"),
-        "version": [3] * rows,
-        "country": ["NL"] * rows,
-        "notes": [None] * rows,
-        "comment": [" ".join(rng.choice(WORDS, size=int(rng.integers(4, 12)))) for _ in range(rows)],
-        "ticket": [f"T-{i:05d}" for i in rng.permutation(rows)],
-        "city": [f"city{int(v)}" for v in rng.zipf(1.6, rows) % 60],
-        "plan": rng.choice(["free", "pro", "team"], rows),
-        "y": rng.choice(["stay", "churn"], rows),
-    })
+    return pd.DataFrame(
+        {
+            "amount": rng.normal(50, 10, rows).round(2),
+            "signup": days.strftime("%Y-%m-%d"),
+            "last_seen": stamps.strftime("%d/%m/%Y %H:%M"),
+            "version": [3] * rows,
+            "country": ["NL"] * rows,
+            "notes": [None] * rows,
+            "comment": [" ".join(rng.choice(WORDS, size=int(rng.integers(4, 12)))) for _ in range(rows)],
+            "ticket": [f"T-{i:05d}" for i in rng.permutation(rows)],
+            "city": [f"city{int(v)}" for v in rng.zipf(1.6, rows) % 60],
+            "plan": rng.choice(["free", "pro", "team"], rows),
+            "y": rng.choice(["stay", "churn"], rows),
+        }
+    )
 
 
 def fitted(frame: pd.DataFrame, **options) -> TableEncoder:
@@ -77,8 +97,10 @@ def test_every_kind_of_column_is_encoded_or_left_out_with_its_reason():
     shown = encoder.describe()
     assert shown[1] == "'signup': date (%Y-%m-%d) as 4 numbers: days since 1970, year, month, day of week"
     assert f"share one {OTHER!r} column" in shown[8]
-    assert shown[-1] == ("inputs: 33 (1 number column(s), 23 one-hot column(s) from 2 text column(s), 9 from 2 date "
-                         "column(s); 5 column(s) left out)")
+    assert shown[-1] == (
+        "inputs: 33 (1 number column(s), 23 one-hot column(s) from 2 text column(s), 9 from 2 date "
+        "column(s); 5 column(s) left out)"
+    )
 
 
 def test_dates_become_their_parts_standardised_on_the_training_rows_and_raw_rows_encode_alike():
@@ -88,8 +110,7 @@ def test_dates_become_their_parts_standardised_on_the_training_rows_and_raw_rows
     signup = pd.to_datetime(frame["signup"])
     block = x[:, 1:5].astype(np.float64)  # amount, then signup's parts
     train = np.arange(ROWS * 3 // 5)
-    for j, raw in enumerate([(signup - pd.Timestamp(0)).dt.days, signup.dt.year, signup.dt.month,
-                             signup.dt.dayofweek]):
+    for j, raw in enumerate([(signup - pd.Timestamp(0)).dt.days, signup.dt.year, signup.dt.month, signup.dt.dayofweek]):
         raw = raw.to_numpy(dtype=np.float64)
         expected = (raw - raw[train].mean()) / (raw[train].std() if raw[train].std() > 1e-12 else 1.0)
         assert np.allclose(block[:, j], expected, atol=1e-4), j
@@ -104,7 +125,7 @@ def test_a_capped_category_sends_rare_and_unseen_levels_to_other():
     encoder = fitted(frame, max_categories=5)
     city = by_name(encoder)["city"]
     assert len(city.categories) == 4 and city.other
-    counts = frame["city"].iloc[:ROWS * 3 // 5].value_counts()
+    counts = frame["city"].iloc[: ROWS * 3 // 5].value_counts()
     assert set(city.categories) == set(counts.sort_index().sort_values(ascending=False, kind="stable").index[:4])
     block = city.encode(pd.Series([city.categories[0], "never-seen", None]))
     assert block.tolist() == [[1, 0, 0, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]]
@@ -130,8 +151,17 @@ def test_encode_overrides_the_guess_and_refuses_what_it_cannot_do():
         fitted(frame, kinds={"city": "date"})
 
 
-@pytest.mark.parametrize("value, fmt", [("2024-01-15", "%Y-%m-%d"), ("15.01.2024 13:45", "%d.%m.%Y %H:%M"),
-                                        ("March", ""), ("2024", ""), ("pro", ""), ("12/2024", "")])
+@pytest.mark.parametrize(
+    "value, fmt",
+    [
+        ("2024-01-15", "%Y-%m-%d"),
+        ("15.01.2024 13:45", "%d.%m.%Y %H:%M"),
+        ("March", ""),
+        ("2024", ""),
+        ("pro", ""),
+        ("12/2024", ""),
+    ],
+)
 def test_only_values_with_year_month_and_day_read_as_dates(value, fmt):
     assert date_format(value) == fmt
 
@@ -141,12 +171,19 @@ def test_validate_prints_every_decision_and_encode_changes_them(workdir, cli):
     (workdir / "study.yaml").write_text(textwrap.dedent(STUDY.format(extra="")))
     result = cli("validate", "study.yaml")
     assert result.code == 0, result.out + result.err
-    for line in ("'signup': date (%Y-%m-%d) as 4 numbers", "'last_seen': date (%d/%m/%Y %H:%M) as 5 numbers",
-                 "'version': left out: constant", "'notes': left out: empty", "'comment': left out: looks like free "
-                 "text", "'ticket': left out: looks like an identifier", "'city': one-hot, 19 categories"):
+    for line in (
+        "'signup': date (%Y-%m-%d) as 4 numbers",
+        "'last_seen': date (%d/%m/%Y %H:%M) as 5 numbers",
+        "'version': left out: constant",
+        "'notes': left out: empty",
+        "'comment': left out: looks like free text",
+        "'ticket': left out: looks like an identifier",
+        "'city': one-hot, 19 categories",
+    ):
         assert line in result.out, (line, result.out)
-    (workdir / "study.yaml").write_text(textwrap.dedent(STUDY.format(
-        extra=", encode: 'version=category', max_categories: 100, ignore: ticket")))
+    (workdir / "study.yaml").write_text(
+        textwrap.dedent(STUDY.format(extra=", encode: 'version=category', max_categories: 100, ignore: ticket"))
+    )
     result = cli("validate", "study.yaml")
     assert result.code == 0, result.out + result.err
     assert "'version': one-hot (set by `encode`), 1 categories" in result.out

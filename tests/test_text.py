@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import AUTOML, load_optuna, mlflow_runs
 
 from automl_plugins.text_data import PADDING_TOKEN, UNKNOWN_TOKEN, TextTokenizer, build_text, text_splits, tokenize
-from conftest import AUTOML, load_optuna, mlflow_runs
 from orchestrator.testing import DatasetConformance
 from scripts.make_corpus import LABELS, write_corpus
 
@@ -46,9 +46,21 @@ search:
 
 def params(path: Path, **overrides) -> dict:
     """The data set's parameters at their defaults, for `path`."""
-    return {"path": str(path), "text": "text", "label": "label", "delimiter": ",", "tokenizer": "words", "length": 24,
-            "max_vocab": 20_000, "min_count": 1, "lowercase": True, "empty": "refuse", "test_fraction": 0.2,
-            "val_fraction": 0.2, **overrides}
+    return {
+        "path": str(path),
+        "text": "text",
+        "label": "label",
+        "delimiter": ",",
+        "tokenizer": "words",
+        "length": 24,
+        "max_vocab": 20_000,
+        "min_count": 1,
+        "lowercase": True,
+        "empty": "refuse",
+        "test_fraction": 0.2,
+        "val_fraction": 0.2,
+        **overrides,
+    }
 
 
 def write_rows(path: Path, rows: list[tuple], header: tuple = ("text", "label")) -> Path:
@@ -67,8 +79,9 @@ def write_rows(path: Path, rows: list[tuple], header: tuple = ("text", "label"))
 def test_a_text_study_runs_and_its_best_model_scores_raw_text_with_the_csv_labels(workdir, write_study):
     write_corpus(workdir / "corpus.csv", rows=800, seed=1)
     write_study(STUDY)
-    run = subprocess.run([AUTOML, "run", "study.yaml", "--threads", "1"], cwd=workdir, capture_output=True,
-                         text=True, timeout=300)
+    run = subprocess.run(
+        [AUTOML, "run", "study.yaml", "--threads", "1"], cwd=workdir, capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "best model (trial" in run.stdout
 
@@ -113,10 +126,13 @@ def test_ids_pad_on_the_left_cut_keeping_the_start_and_mark_unknown_tokens():
     assert tokenizer.vocab_size == 5
     encoded = tokenizer.encode(["a b", "a b c a b c", "A zzz", "", None])
     assert encoded.dtype == np.int64 and encoded.shape == (5, 5)
-    assert encoded.tolist() == [[0, 0, 0, 2, 3],  # padded on the left: the last step is the last word
-                                [2, 3, 4, 2, 3],  # cut: the start is kept
-                                [0, 0, 0, 2, UNKNOWN_TOKEN],
-                                [PADDING_TOKEN] * 5, [PADDING_TOKEN] * 5]  # empty or missing: all padding
+    assert encoded.tolist() == [
+        [0, 0, 0, 2, 3],  # padded on the left: the last step is the last word
+        [2, 3, 4, 2, 3],  # cut: the start is kept
+        [0, 0, 0, 2, UNKNOWN_TOKEN],
+        [PADDING_TOKEN] * 5,
+        [PADDING_TOKEN] * 5,
+    ]  # empty or missing: all padding
     frame = pd.DataFrame({"text": ["c"], "other": [1]})
     assert tokenizer.transform(frame).tolist() == [[0, 0, 0, 0, 4]]  # other columns are ignored
     with pytest.raises(ValueError, match="the rows lack the text column 'text'; their columns: 'review'"):
@@ -171,16 +187,31 @@ search: {{architecture: gru, activation: relu, loss: cross_entropy, optimizer: a
 """
 
 
-@pytest.mark.parametrize("case, extra, message", [
-    ("column", ", text: review", "text column 'review' is not in {path} (did you mean 'review_text'?); its columns "
-                                 "are: 'review_text', 'label'; set `text:` to one of them"),
-    ("column", ", text: review_text, label: labels", "label column 'labels' is not in {path} (did you mean 'label'?)"),
-    ("path", "", "no such file: {path}"),
-    ("one class", "", "label column 'label' has a single value ('positive'): classification needs two classes"),
-    ("empty", "", "1 row(s) of {path} have an empty text in column 'text': data row(s) 2 (counted from 1 after the "
-                  "header); fill them in, or leave them out with `empty: skip`"),
-    ("same", ", label: text", "`text` and `label` both name the column 'text'"),
-])
+@pytest.mark.parametrize(
+    "case, extra, message",
+    [
+        (
+            "column",
+            ", text: review",
+            "text column 'review' is not in {path} (did you mean 'review_text'?); its columns "
+            "are: 'review_text', 'label'; set `text:` to one of them",
+        ),
+        (
+            "column",
+            ", text: review_text, label: labels",
+            "label column 'labels' is not in {path} (did you mean 'label'?)",
+        ),
+        ("path", "", "no such file: {path}"),
+        ("one class", "", "label column 'label' has a single value ('positive'): classification needs two classes"),
+        (
+            "empty",
+            "",
+            "1 row(s) of {path} have an empty text in column 'text': data row(s) 2 (counted from 1 after the "
+            "header); fill them in, or leave them out with `empty: skip`",
+        ),
+        ("same", ", label: text", "`text` and `label` both name the column 'text'"),
+    ],
+)
 def test_a_broken_file_is_refused_with_exit_2_and_nothing_created(case, extra, message, workdir, write_study, cli):
     path = workdir / "corpus.csv"
     if case == "column":
@@ -210,9 +241,18 @@ def test_empty_texts_can_be_left_out_and_validate_shows_the_encoding(workdir, wr
 def test_the_example_study_validates_on_the_corpus_the_script_writes(workdir, cli):
     repo = Path(__file__).resolve().parents[1]
     shutil.copy(repo / "studies" / "text.yaml", workdir / "text.yaml")
-    done = subprocess.run([sys.executable, str(repo / "scripts" / "make_corpus.py"),
-                           str(workdir / "text" / "corpus.csv"), "--rows", "200"], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(repo / "scripts" / "make_corpus.py"),
+            str(workdir / "text" / "corpus.csv"),
+            "--rows",
+            "200",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and "wrote 200 reviews to" in done.stdout, done.stderr
     result = cli("validate", str(workdir / "text.yaml"))
     assert result.code == 0, result.err

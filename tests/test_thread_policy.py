@@ -9,13 +9,12 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import AUTOML, RERUN_STUDY, load_optuna
+
 from orchestrator import thread_policy
 from orchestrator.thread_policy import AdaptiveThreads, ThreadChoice, candidates, choose
 
-STUDY = (RERUN_STUDY.replace("name: rerun", "name: busy")
-         .replace("trials: 2, max_epochs: 4", "trials: 1, max_epochs: 2"))
+STUDY = RERUN_STUDY.replace("name: rerun", "name: busy").replace("trials: 2, max_epochs: 4", "trials: 1, max_epochs: 2")
 
 
 def test_the_counts_measured_are_one_half_and_all_of_the_share():
@@ -24,20 +23,29 @@ def test_the_counts_measured_are_one_half_and_all_of_the_share():
     assert candidates(8) == [1, 4, 8]
 
 
-@pytest.mark.parametrize(("seconds", "chosen"), [
-    ({1: 1.0, 2: 0.6}, 2),  # an idle machine: two threads clearly faster
-    ({1: 1.0, 2: 0.95}, 1),  # within the tolerance: the fewer threads
-    ({1: 1.0, 2: 1.4}, 1),  # the cliff: two threads slower than one
-    ({1: 1.0, 4: 0.5, 8: 0.48}, 4),  # eight barely faster than four
-])
+@pytest.mark.parametrize(
+    ("seconds", "chosen"),
+    [
+        ({1: 1.0, 2: 0.6}, 2),  # an idle machine: two threads clearly faster
+        ({1: 1.0, 2: 0.95}, 1),  # within the tolerance: the fewer threads
+        ({1: 1.0, 2: 1.4}, 1),  # the cliff: two threads slower than one
+        ({1: 1.0, 4: 0.5, 8: 0.48}, 4),  # eight barely faster than four
+    ],
+)
 def test_the_fewest_threads_within_the_tolerance_of_the_fastest_are_chosen(seconds, chosen):
     assert choose(seconds) == chosen
 
 
 def test_the_count_is_measured_again_only_once_the_last_measurement_is_old(monkeypatch):
     measured: list[int] = []
-    results = iter([ThreadChoice(2, {1: 1.0, 2: 0.5}), ThreadChoice(2, {1: 1.0, 2: 0.5}),
-                    ThreadChoice(1, {1: 1.0, 2: 1.3}), ThreadChoice(2, {1: 1.0, 2: 0.5})])
+    results = iter(
+        [
+            ThreadChoice(2, {1: 1.0, 2: 0.5}),
+            ThreadChoice(2, {1: 1.0, 2: 0.5}),
+            ThreadChoice(1, {1: 1.0, 2: 1.3}),
+            ThreadChoice(2, {1: 1.0, 2: 0.5}),
+        ]
+    )
 
     def fake_measure(ceiling: int) -> ThreadChoice:
         measured.append(ceiling)
@@ -73,14 +81,20 @@ def busy_cores():
         spinner.wait()
 
 
-def test_beside_busy_cores_the_default_trains_with_the_count_it_measured_and_rerun_uses_it(write_study, workdir,
-                                                                                          busy_cores):
+def test_beside_busy_cores_the_default_trains_with_the_count_it_measured_and_rerun_uses_it(
+    write_study, workdir, busy_cores
+):
     """Whether two threads fall off the cliff beside a busy core depends on the machine (CI's did not, at 1.21x
     for one thread); what must hold everywhere is that the trial trains with the count its own measurement picks,
     says so, records it, and that rerun retrains with it. The cliff's figure is a benchmark's (bench/threads.py)."""
     write_study(STUDY)
-    run = subprocess.run([AUTOML, "run", "study.yaml", "--no-tracking", "--workers", "1"], cwd=workdir,
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [AUTOML, "run", "study.yaml", "--no-tracking", "--workers", "1"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     trial = load_optuna(workdir, "busy").trials[0]
     runtime = trial.user_attrs["runtime"]
@@ -90,17 +104,25 @@ def test_beside_busy_cores_the_default_trains_with_the_count_it_measured_and_rer
     assert threads == choose({int(count): seconds for count, seconds in measured.items()}), runtime
     assert measured[str(threads)] <= min(measured.values()) * thread_policy.TOLERANCE, "within the tolerance"
     assert f"trial 0: {threads} CPU thread(s) (measured" in run.stdout, run.stdout
-    rerun = subprocess.run([AUTOML, "rerun", "study.yaml", "0"], cwd=workdir, capture_output=True, text=True,
-                           timeout=600)
+    rerun = subprocess.run(
+        [AUTOML, "rerun", "study.yaml", "0"], cwd=workdir, capture_output=True, text=True, timeout=600
+    )
     assert rerun.returncode == 0, rerun.stderr
-    assert (f"trial 0 retrained (2 epochs, {threads} CPU thread(s)): val_loss {trial.value:.6g} "
-            f"(logged: {trial.value:.6g}, COMPLETE)") in rerun.stdout, rerun.stdout
+    assert (
+        f"trial 0 retrained (2 epochs, {threads} CPU thread(s)): val_loss {trial.value:.6g} "
+        f"(logged: {trial.value:.6g}, COMPLETE)"
+    ) in rerun.stdout, rerun.stdout
 
 
 def test_threads_given_on_the_command_line_are_used_as_given(write_study, workdir, busy_cores):
     write_study(STUDY)
-    run = subprocess.run([AUTOML, "run", "study.yaml", "--no-tracking", "--workers", "1", "--threads", "2"],
-                         cwd=workdir, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [AUTOML, "run", "study.yaml", "--no-tracking", "--workers", "1", "--threads", "2"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "(measured" not in run.stdout
     runtime = load_optuna(workdir, "busy").trials[0].user_attrs["runtime"]

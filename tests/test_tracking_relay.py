@@ -13,7 +13,10 @@ from orchestrator.tracking_relay import PREFIX, RelayTracker, relayed_operation
 def test_other_lines_are_not_relayed_operations():
     assert relayed_operation("    0  mlp relu  COMPLETE\n") is None
     assert relayed_operation(PREFIX + '["h", "log_text", {"text": "x", "artifact_file": "a.txt"}]\n') == (
-        "h", "log_text", {"text": "x", "artifact_file": "a.txt"})
+        "h",
+        "log_text",
+        {"text": "x", "artifact_file": "a.txt"},
+    )
 
 
 def test_a_relayed_trial_run_arrives_in_mlflow_as_the_worker_wrote_it(tmp_path):

@@ -11,10 +11,21 @@ from orchestrator.training import split_metrics, train
 def test_early_stopping_restores_and_reports_the_best_epoch():
     registry = load_registry()
     data = registry.get("dataset", "digits").spec.build({"test_fraction": 0.25, "val_fraction": 0.15}, 0)
-    config = {"architecture": "mlp", "architecture.mlp.depth": 1, "architecture.mlp.width": 64,
-              "activation": "relu", "loss": "cross_entropy", "optimizer": "sgd", "optimizer.sgd.lr": 0.9,
-              "optimizer.sgd.momentum": 0.9, "optimizer.sgd.nesterov": False, "schedule": "constant",
-              "regularizer.early_stopping": True, "regularizer.early_stopping.patience": 2, "batch_size": 32}
+    config = {
+        "architecture": "mlp",
+        "architecture.mlp.depth": 1,
+        "architecture.mlp.width": 64,
+        "activation": "relu",
+        "loss": "cross_entropy",
+        "optimizer": "sgd",
+        "optimizer.sgd.lr": 0.9,
+        "optimizer.sgd.momentum": 0.9,
+        "optimizer.sgd.nesterov": False,
+        "schedule": "constant",
+        "regularizer.early_stopping": True,
+        "regularizer.early_stopping.patience": 2,
+        "batch_size": 32,
+    }
     result = train(config, registry, data, max_epochs=40, seed=0, monitor="val_loss", direction="minimize")
     losses = [epoch["val_loss"] for epoch in result.history]
     assert len(losses) < 40, "this noisy configuration was expected to stop early"

@@ -17,9 +17,8 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from orchestrator.coordination import DONE, WAIT, claim_trial, count_budget, study_lock
-from orchestrator.records import (CRASHES_ATTR, LINEAGE_ATTR, REASON_ATTR, RETRY_OF_ATTR, RETRY_REASON_ATTR,
-                                  WORKER_ATTR)
 from orchestrator.devices import DeviceError, Slot, plan_slots
+from orchestrator.records import CRASHES_ATTR, LINEAGE_ATTR, REASON_ATTR, RETRY_OF_ATTR, RETRY_REASON_ATTR, WORKER_ATTR
 from orchestrator.recovery import died_here, enqueue_retry, fail_and_retry, recover_trials, worker_identity
 from orchestrator.storage import open_storage
 from orchestrator.worker import Heartbeat, heartbeat_enabled, resident_mb
@@ -112,8 +111,7 @@ def test_negative_or_repeated_gpu_indices_are_refused(devices) -> None:
         plan_slots(devices, None, 1, None, gpu_count=2, cpu_count=8)
 
 
-@pytest.mark.parametrize("workers, per_device, threads", [(-2, 1, None), (0, 1, None), (None, 0, None),
-                                                          (None, 1, 0)])
+@pytest.mark.parametrize("workers, per_device, threads", [(-2, 1, None), (0, 1, None), (None, 0, None), (None, 1, 0)])
 def test_counts_below_one_are_refused(workers, per_device, threads) -> None:
     with pytest.raises(DeviceError, match="must be at least 1"):
         plan_slots("cpu", workers, per_device, threads, gpu_count=0, cpu_count=8)
@@ -327,8 +325,12 @@ def test_enqueue_retry_enqueues_same_params_once() -> None:
     assert enqueue_retry(study, original, "boom") is True
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert len(waiting) == 1
-    assert waiting[0].user_attrs == {RETRY_OF_ATTR: original.number, RETRY_REASON_ATTR: "boom",
-                                     LINEAGE_ATTR: original.number, CRASHES_ATTR: 1}
+    assert waiting[0].user_attrs == {
+        RETRY_OF_ATTR: original.number,
+        RETRY_REASON_ATTR: "boom",
+        LINEAGE_ATTR: original.number,
+        CRASHES_ATTR: 1,
+    }
     retry = study.ask()
     assert retry.number == waiting[0].number
     assert retry.suggest_float("x", 0.0, 1.0) == original.params["x"]
@@ -404,8 +406,11 @@ def test_recover_trials_without_worker_id_takes_only_dead_local_workers() -> Non
 def test_retry_params_survive_without_suggest() -> None:
     # a trial created with explicit params (as add_trial does) is retried with those params
     study = _study()
-    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, params={"x": 0.75},
-                                              distributions={"x": FloatDistribution(0.0, 1.0)}))
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.FAIL, params={"x": 0.75}, distributions={"x": FloatDistribution(0.0, 1.0)}
+        )
+    )
     assert enqueue_retry(study, study.trials[0], "r") is True
     assert study.ask().suggest_float("x", 0.0, 1.0) == 0.75
 
@@ -469,26 +474,34 @@ def test_heartbeat_beats_survives_errors_and_stops() -> None:
     assert len(storage.beats) == count  # no beats after close
 
 
-@pytest.mark.parametrize("line, expected", [("cuda: Optional[str] = None", False),
-                                            ("cuda: Optional[str] = '12.8'", True),
-                                            ('cuda = "13.0"', True), ("hip = None", None)])
-def test_the_gpu_count_reads_whether_torch_is_a_cuda_build_without_importing_it(tmp_path, monkeypatch, line,
-                                                                                expected):
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("cuda: Optional[str] = None", False),
+        ("cuda: Optional[str] = '12.8'", True),
+        ('cuda = "13.0"', True),
+        ("hip = None", None),
+    ],
+)
+def test_the_gpu_count_reads_whether_torch_is_a_cuda_build_without_importing_it(tmp_path, monkeypatch, line, expected):
     import importlib.util
 
     from orchestrator import devices
 
     (tmp_path / "torch").mkdir()
     (tmp_path / "torch" / "version.py").write_text(f"__version__ = '2.13.0'\n{line}\n")
-    spec = importlib.util.spec_from_file_location("torch", tmp_path / "torch" / "__init__.py",
-                                                  submodule_search_locations=[str(tmp_path / "torch")])
+    spec = importlib.util.spec_from_file_location(
+        "torch", tmp_path / "torch" / "__init__.py", submodule_search_locations=[str(tmp_path / "torch")]
+    )
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
     assert devices._torch_cuda_build() is expected
 
 
 def test_a_cpu_build_of_torch_sees_no_gpu_and_is_not_imported_to_say_so():
-    code = ("import sys; from orchestrator.devices import visible_gpu_count; "
-            "print(visible_gpu_count(), 'torch' in sys.modules)")
+    code = (
+        "import sys; from orchestrator.devices import visible_gpu_count; "
+        "print(visible_gpu_count(), 'torch' in sys.modules)"
+    )
     import torch
 
     if torch.version.cuda is not None:

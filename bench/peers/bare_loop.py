@@ -28,7 +28,7 @@ def train(data, width: int, lr: float, seed: int, epochs: int, on_epoch=None) ->
         model.train()
         order = torch.randperm(len(x_train), generator=generator)
         for start in range(0, len(order), BATCH):
-            idx = order[start:start + BATCH]
+            idx = order[start : start + BATCH]
             loss = loss_fn(model(x_train[idx]), y_train[idx])
             optimizer.zero_grad()
             loss.backward()

@@ -33,15 +33,16 @@ class IndexBatches:
     def __iter__(self):
         order = torch.randperm(len(self.x), generator=self.generator)
         for start in range(0, len(order), BATCH):
-            idx = order[start:start + BATCH]
+            idx = order[start : start + BATCH]
             yield self.x[idx], self.y[idx]
 
 
 class PlainMLP(pl.LightningModule):
     def __init__(self, width: int, lr: float, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
         super().__init__()
-        self.model = nn.Sequential(nn.Linear(40, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
-                                   nn.Linear(width, 10))
+        self.model = nn.Sequential(
+            nn.Linear(40, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10)
+        )
         self.lr, self.x_val, self.y_val = lr, x_val, y_val
         self.loss_fn = nn.CrossEntropyLoss()
         self.val_accuracy = 0.0
@@ -69,9 +70,18 @@ def main() -> None:
     for seed, (width, lr) in enumerate(CONFIGS):
         torch.manual_seed(seed)
         model = PlainMLP(width, lr, x_val, data.y_val)
-        trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False,
-                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                             num_sanity_val_steps=0, limit_val_batches=0, profiler=PassThroughProfiler())
+        trainer = pl.Trainer(
+            max_epochs=epochs,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
+            profiler=PassThroughProfiler(),
+        )
         trainer.fit(model, train_dataloaders=IndexBatches(x_train, data.y_train, seed))
         with torch.no_grad():
             (model.model(x_test).argmax(1) == data.y_test).float().mean().item()

@@ -1,6 +1,7 @@
 """Ray Tune on the overhead workload, written as its documentation shows it: a function trainable (the bare loop's
 PyTorch training) that reports the validation accuracy after every epoch with `tune.report`, the data handed to
-the trials through `tune.with_parameters` (Ray's object store), the 10 configurations as a `tune.grid_search` over their index (trial i seeded with i),
+the trials through `tune.with_parameters` (Ray's object store), the 10 configurations as a `tune.grid_search` over
+their index (trial i seeded with i),
 one CPU per trial and `--concurrent` trials at a time (1 by default), results under ./ray_results (Tune's own
 records: result.json, progress.csv, TensorBoard). The window starts before `ray.init` (the cluster's start is
 the study's set-up). Ray is not a dependency of the project: `pip install "ray[tune]"` to run this peer.
@@ -28,8 +29,14 @@ def train_mlp(config: dict, data=None) -> None:
     """The bare loop's trial, reporting after every epoch."""
     torch.set_num_threads(1)
     width, lr = CONFIGS[config["index"]]
-    bare_loop.train(data, width, lr, config["index"], config["epochs"],
-                    on_epoch=lambda accuracy: tune.report({"val_accuracy": accuracy}))
+    bare_loop.train(
+        data,
+        width,
+        lr,
+        config["index"],
+        config["epochs"],
+        on_epoch=lambda accuracy: tune.report({"val_accuracy": accuracy}),
+    )
 
 
 def main() -> None:

@@ -26,8 +26,9 @@ class LitMLP(pl.LightningModule):
     def __init__(self, width: int, lr: float) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = nn.Sequential(nn.Linear(40, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
-                                   nn.Linear(width, 10))
+        self.model = nn.Sequential(
+            nn.Linear(40, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10)
+        )
 
     def forward(self, x):
         return self.model(x)
@@ -64,10 +65,12 @@ def main() -> None:
         lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
         pl.seed_everything(trial.number)
         model = LitMLP(width, lr)
-        logger = MLFlowLogger(experiment_name="tutorial", tracking_uri="sqlite:///mlflow.db",
-                              run_name=f"trial-{trial.number}")
-        trainer = pl.Trainer(max_epochs=epochs, logger=logger, enable_checkpointing=False,
-                             accelerator="auto", devices=1)
+        logger = MLFlowLogger(
+            experiment_name="tutorial", tracking_uri="sqlite:///mlflow.db", run_name=f"trial-{trial.number}"
+        )
+        trainer = pl.Trainer(
+            max_epochs=epochs, logger=logger, enable_checkpointing=False, accelerator="auto", devices=1
+        )
         trainer.fit(model, DataLoader(train, batch_size=BATCH, shuffle=True), DataLoader(val, batch_size=BATCH))
         accuracy = trainer.callback_metrics["val_acc"].item()
         trainer.test(model, DataLoader(test, batch_size=BATCH))

@@ -12,8 +12,18 @@ import argparse
 import json
 import time
 
-CONFIGS = [(64, 1e-3), (128, 1e-3), (256, 1e-3), (512, 1e-3), (100, 2e-3),
-           (64, 3e-3), (128, 3e-3), (256, 5e-3), (512, 5e-3), (100, 1e-2)]
+CONFIGS = [
+    (64, 1e-3),
+    (128, 1e-3),
+    (256, 1e-3),
+    (512, 1e-3),
+    (100, 2e-3),
+    (64, 3e-3),
+    (128, 3e-3),
+    (256, 5e-3),
+    (512, 5e-3),
+    (100, 1e-2),
+]
 BATCH = 100
 EPOCHS = 15
 
@@ -36,10 +46,13 @@ def prepare():
     # An import, so before the window: the first optimizer step imports TorchDynamo lazily (about 0.7 s). Lightning
     # imports it with itself, so without this the bare loop alone would pay it inside its window.
     import torch._dynamo  # noqa: F401
+
     return epochs, mnist1d()
 
 
 def report(window_start: float, accuracies: list[float], **extra) -> None:
     """Print the peer's result line (the window ends now)."""
-    print("RESULT " + json.dumps({"window": time.perf_counter() - window_start, "accuracies": accuracies, **extra}),
-          flush=True)
+    print(
+        "RESULT " + json.dumps({"window": time.perf_counter() - window_start, "accuracies": accuracies, **extra}),
+        flush=True,
+    )

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import optuna
 from optuna.study import StudyDirection
@@ -86,9 +87,16 @@ class TrialFeed:
                 epoch = trial.user_attrs.get(CHECKPOINT_EPOCH_ATTR, 0)
                 reason += f"; its retry {f'resumes at epoch {epoch}' if epoch else 'restarts at epoch 0'}"
             worker = (trial.user_attrs.get(WORKER_ATTR) or {}).get("id")
-            self.progress.trial_done(trial.number, trial.user_attrs.get(CONFIG_ATTR) or trial.params,
-                                     len(trial.intermediate_values), value, trial.state.name, self.best, reason,
-                                     tag=worker)
+            self.progress.trial_done(
+                trial.number,
+                trial.user_attrs.get(CONFIG_ATTR) or trial.params,
+                len(trial.intermediate_values),
+                value,
+                trial.state.name,
+                self.best,
+                reason,
+                tag=worker,
+            )
 
     def _update_best(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state != TrialState.COMPLETE or not trial.values:
@@ -118,8 +126,16 @@ class ClusterSupervisor(Supervisor):
         return f"{self.launcher.plan()}, submitted once the study is set up"
 
     def worker_command(self) -> list[str]:
-        command = [sys.executable, "-m", "orchestrator", "worker", str(self.spec.path.resolve()), "--launched",
-                   "--trials", str(self.trials)]
+        command = [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "worker",
+            str(self.spec.path.resolve()),
+            "--launched",
+            "--trials",
+            str(self.trials),
+        ]
         for folder in self.plugin_dirs:
             command += ["--plugins-dir", str(folder)]
         if not self.tracking_uri:
@@ -145,17 +161,23 @@ class ClusterSupervisor(Supervisor):
         while True:
             time.sleep(POLL_SECONDS)
             self.feed.show_new(study)
-            if self.tracking_uri and parent and time.monotonic() - self.summary_at > SUMMARY_SECONDS \
-                    and count_budget(study, self.trials).finished > self.summary_finished:
+            if (
+                self.tracking_uri
+                and parent
+                and time.monotonic() - self.summary_at > SUMMARY_SECONDS
+                and count_budget(study, self.trials).finished > self.summary_finished
+            ):
                 self._log_summary(study, parent)
             if time.monotonic() - asked >= SCHEDULER_POLL_SECONDS:
                 asked = time.monotonic()
                 active = self.launcher.active()
                 for worker in self.launcher.take_lost():
                     lost = self._fail_running(study, parent, f"worker {worker} was lost with its node", worker)
-                    self.progress.message(f"worker {worker} was lost" + "".join(
-                        f"; trial {n} marked FAIL and retried from its last checkpoint" for n in lost)
-                        + "; a replacement is started")
+                    self.progress.message(
+                        f"worker {worker} was lost"
+                        + "".join(f"; trial {n} marked FAIL and retried from its last checkpoint" for n in lost)
+                        + "; a replacement is started"
+                    )
                 if active == 0:
                     break
         self.feed.show_new(study)
@@ -166,10 +188,13 @@ class ClusterSupervisor(Supervisor):
         if not count.done and not timed_out:
             logs = ", ".join(str(p) for p in self.launcher.log_files()[:4])
             said = "\n".join(self.launcher.problems()[-3:])
-            raise WorkersFailedError(f"every worker has ended, but the budget is not met ({count.finished} of "
-                                     f"{self.trials} trials finished"
-                                     f"{'; ' + str(len(left)) + ' orphaned trial(s) retried' if left else ''})"
-                                     + (f"; their output: {logs}" if logs else "") + (f"\n{said}" if said else ""))
+            raise WorkersFailedError(
+                f"every worker has ended, but the budget is not met ({count.finished} of "
+                f"{self.trials} trials finished"
+                f"{'; ' + str(len(left)) + ' orphaned trial(s) retried' if left else ''})"
+                + (f"; their output: {logs}" if logs else "")
+                + (f"\n{said}" if said else "")
+            )
 
     def _stop_all(self, study: optuna.Study | None, parent: str | None) -> list[str]:
         """Cancel the tasks (each worker checkpoints and marks its trial to resume), wait until the scheduler
@@ -199,12 +224,15 @@ class ClusterSupervisor(Supervisor):
         checkpoint)."""
         recovered = self._fail_running(study, parent, reason)
         for number in recovered:
-            self.progress.message(f"trial {number} was left RUNNING when its worker's task ended: marked FAIL and "
-                                  "retried from its last checkpoint")
+            self.progress.message(
+                f"trial {number} was left RUNNING when its worker's task ended: marked FAIL and "
+                "retried from its last checkpoint"
+            )
         return recovered
 
-    def _fail_running(self, study: optuna.Study, parent: str | None, reason: str,
-                      worker: str | None = None) -> list[int]:
+    def _fail_running(
+        self, study: optuna.Study, parent: str | None, reason: str, worker: str | None = None
+    ) -> list[int]:
         """FAIL and retry the RUNNING trials (of `worker` only, when given); returns their numbers."""
         recovered = []
         with study_lock(self.storage_url, self.spec.name):

@@ -11,8 +11,9 @@ import signal
 import socket
 import subprocess
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from orchestrator.launchers.settings import LaunchError, RaySettings
 
@@ -29,9 +30,14 @@ class WorkerActor:
     def run(self, command: Sequence[str], env: dict[str, str], workdir: str, worker_id: str) -> tuple[int, str, str]:
         """Run the worker to its end; returns its exit code, this node's name and the end of its output."""
         host = socket.gethostname()
-        self.process = subprocess.Popen([*command, "--worker-id", f"{worker_id}@{host}"], cwd=workdir,
-                                        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True)
+        self.process = subprocess.Popen(
+            [*command, "--worker-id", f"{worker_id}@{host}"],
+            cwd=workdir,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         tail: deque[str] = deque(maxlen=OUTPUT_LINES)
         for line in self.process.stdout:  # type: ignore[union-attr]
             tail.append(line)
@@ -62,8 +68,13 @@ class RayActors:
         import ray
 
         try:
-            ray.init(address=self.settings.address, namespace=f"automl-{self.name}", log_to_driver=False,
-                     logging_level=logging.WARNING, configure_logging=False)
+            ray.init(
+                address=self.settings.address,
+                namespace=f"automl-{self.name}",
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+                configure_logging=False,
+            )
         except Exception as exc:
             raise LaunchError(f"cannot reach the Ray cluster at {self.settings.address!r}: {exc}") from exc
         self.command, self.env, self.workdir = list(worker), dict(env), str(workdir)
@@ -74,8 +85,9 @@ class RayActors:
     def _start(self) -> None:
         import ray
 
-        actor_class = ray.remote(num_cpus=self.settings.num_cpus, num_gpus=self.settings.num_gpus,
-                                 max_restarts=0, max_concurrency=2)(WorkerActor)
+        actor_class = ray.remote(
+            num_cpus=self.settings.num_cpus, num_gpus=self.settings.num_gpus, max_restarts=0, max_concurrency=2
+        )(WorkerActor)
         self.started += 1
         worker_id = f"ray-{self.started}"
         actor = actor_class.remote()
@@ -135,8 +147,9 @@ class RayActors:
         return []
 
     def plan(self) -> str:
-        each = f"{self.settings.num_cpus:g} CPU(s)" + (f" and {self.settings.num_gpus:g} GPU(s)"
-                                                       if self.settings.num_gpus else "")
+        each = f"{self.settings.num_cpus:g} CPU(s)" + (
+            f" and {self.settings.num_gpus:g} GPU(s)" if self.settings.num_gpus else ""
+        )
         return f"{self.settings.workers} Ray actor(s) at {self.settings.address}, {each} each"
 
     def describe(self) -> str:

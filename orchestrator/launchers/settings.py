@@ -4,9 +4,10 @@ Ray cluster (`ray`). The study key `launcher:` holds the scheduler's settings as
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from orchestrator.errors import RunError
 
@@ -70,8 +71,14 @@ def check_launcher(raw: Any, study_folder: Path) -> tuple[LauncherSpec, list[tup
     if isinstance(raw, str):
         raw = {raw: {}}
     if not isinstance(raw, dict) or len(raw) != 1:
-        problems.append(("launcher", raw, f"must be one of {', '.join(LAUNCHERS)}, or a mapping of one of them to "
-                                          "its settings, e.g. {slurm: {tasks: 4, partition: gpu}}"))
+        problems.append(
+            (
+                "launcher",
+                raw,
+                f"must be one of {', '.join(LAUNCHERS)}, or a mapping of one of them to "
+                "its settings, e.g. {slurm: {tasks: 4, partition: gpu}}",
+            )
+        )
         return LauncherSpec(), problems
     name, settings = next(iter(raw.items()))
     settings = settings if settings is not None else {}
@@ -88,8 +95,9 @@ def check_launcher(raw: Any, study_folder: Path) -> tuple[LauncherSpec, list[tup
     cls = SlurmSettings if name == "slurm" else RaySettings
     for key in settings:
         if key not in _keys(cls):
-            problems.append((f"launcher.{name}.{key}", key, "unknown setting; allowed: "
-                             + ", ".join(sorted(_keys(cls)))))
+            problems.append(
+                (f"launcher.{name}.{key}", key, "unknown setting; allowed: " + ", ".join(sorted(_keys(cls))))
+            )
     checked = (_check_slurm if name == "slurm" else _check_ray)(settings, study_folder, problems)
     return LauncherSpec(name=name, **{name: checked}), problems
 
@@ -130,8 +138,13 @@ def _check_slurm(raw: Mapping[str, Any], study_folder: Path, problems: list) -> 
     if isinstance(extra, str):
         extra = extra.split()
     if not isinstance(extra, list) or not all(isinstance(o, str) and o.startswith("-") for o in extra):
-        problems.append((f"{where}.sbatch", raw.get("sbatch"), "must be a list of sbatch options such as "
-                         "['--qos=high', '--constraint=a100']"))
+        problems.append(
+            (
+                f"{where}.sbatch",
+                raw.get("sbatch"),
+                "must be a list of sbatch options such as ['--qos=high', '--constraint=a100']",
+            )
+        )
         extra = []
     logs = raw.get("logs")
     if logs is not None and not (isinstance(logs, str) and logs):
@@ -142,10 +155,14 @@ def _check_slurm(raw: Mapping[str, Any], study_folder: Path, problems: list) -> 
         partition=_text(f"{where}.partition", raw.get("partition"), None, "must be a partition name", problems),
         gpus_per_task=_count(f"{where}.gpus_per_task", raw.get("gpus_per_task"), 0, problems) or 0,
         cpus_per_task=_count(f"{where}.cpus_per_task", raw.get("cpus_per_task"), 1, problems) or 1,
-        mem=_text(f"{where}.mem", raw.get("mem"), _MEMORY, "must be a size as sbatch takes it: 4000M, 16G",
-                  problems),
-        time=_text(f"{where}.time", raw.get("time"), _TIME, "must be a time limit as sbatch takes it: minutes, "
-                   "HH:MM:SS or D-HH:MM:SS", problems),
+        mem=_text(f"{where}.mem", raw.get("mem"), _MEMORY, "must be a size as sbatch takes it: 4000M, 16G", problems),
+        time=_text(
+            f"{where}.time",
+            raw.get("time"),
+            _TIME,
+            "must be a time limit as sbatch takes it: minutes, HH:MM:SS or D-HH:MM:SS",
+            problems,
+        ),
         account=_text(f"{where}.account", raw.get("account"), None, "must be an account name", problems),
         signal_seconds=_count(f"{where}.signal_seconds", raw.get("signal_seconds"), 1, problems)
         or default.signal_seconds,
@@ -166,7 +183,15 @@ def _check_ray(raw: Mapping[str, Any], study_folder: Path, problems: list) -> Ra
             value = getattr(default, key)
         numbers[key] = float(value)
     return RaySettings(
-        address=_text(f"{where}.address", raw.get("address"), None, "must be a Ray address: auto, HOST:PORT or "
-                      "ray://HOST:PORT", problems) or default.address,
+        address=_text(
+            f"{where}.address",
+            raw.get("address"),
+            None,
+            "must be a Ray address: auto, HOST:PORT or ray://HOST:PORT",
+            problems,
+        )
+        or default.address,
         workers=_count(f"{where}.workers", raw.get("workers"), 1, problems) or default.workers,
-        shared=_folders(f"{where}.shared", raw.get("shared"), study_folder, problems), **numbers)
+        shared=_folders(f"{where}.shared", raw.get("shared"), study_folder, problems),
+        **numbers,
+    )

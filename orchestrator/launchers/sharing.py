@@ -4,15 +4,34 @@ launcher's settings declare shared."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 from urllib.parse import urlparse
 
 from orchestrator.storage import storage_file
 
-NETWORK_FILE_SYSTEMS = {"nfs", "nfs4", "lustre", "gpfs", "beegfs", "cephfs", "ceph", "cifs", "smb3", "smbfs",
-                        "glusterfs", "fuse.glusterfs", "panfs", "wekafs", "fuse.sshfs", "fuse.juicefs", "9p",
-                        "afs", "orangefs", "pvfs2"}
+NETWORK_FILE_SYSTEMS = {
+    "nfs",
+    "nfs4",
+    "lustre",
+    "gpfs",
+    "beegfs",
+    "cephfs",
+    "ceph",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "glusterfs",
+    "fuse.glusterfs",
+    "panfs",
+    "wekafs",
+    "fuse.sshfs",
+    "fuse.juicefs",
+    "9p",
+    "afs",
+    "orangefs",
+    "pvfs2",
+}
 
 
 def _unescape(field: str) -> str:
@@ -60,12 +79,21 @@ def tracking_file(uri: str) -> Path | None:
     return None
 
 
-def sharing_problems(launcher: str, storage_url: str, tracking_uri: str | None, checkpoints: Path | None,
-                     shared: Sequence[Path], settings_key: str, mounts: str | None = None) -> list[str]:
+def sharing_problems(
+    launcher: str,
+    storage_url: str,
+    tracking_uri: str | None,
+    checkpoints: Path | None,
+    shared: Sequence[Path],
+    settings_key: str,
+    mounts: str | None = None,
+) -> list[str]:
     """What the cluster's nodes could not share, each with its fix (empty when everything is shareable)."""
     problems = []
-    fix = (f"add its folder to {settings_key}.shared if every node sees it, or use a server "
-           "(storage: postgresql://..., tracking_uri: http://...)")
+    fix = (
+        f"add its folder to {settings_key}.shared if every node sees it, or use a server "
+        "(storage: postgresql://..., tracking_uri: http://...)"
+    )
     path = storage_file(storage_url)
     if path is not None and not is_shared(path, shared, mounts):
         problems.append(f"the Optuna storage {path} is a local file that the {launcher} nodes cannot share: {fix}")
@@ -73,7 +101,9 @@ def sharing_problems(launcher: str, storage_url: str, tracking_uri: str | None, 
     if local is not None and not is_shared(local, shared, mounts):
         problems.append(f"the MLflow store {local} is local to this machine: {fix}")
     if checkpoints is not None and not is_shared(checkpoints, shared, mounts):
-        problems.append(f"the checkpoint folder {checkpoints} is local to this machine, so a trial requeued on "
-                        f"another node could not resume: set checkpoints.dir to a folder every node sees, or add "
-                        f"it to {settings_key}.shared")
+        problems.append(
+            f"the checkpoint folder {checkpoints} is local to this machine, so a trial requeued on "
+            f"another node could not resume: set checkpoints.dir to a folder every node sees, or add "
+            f"it to {settings_key}.shared"
+        )
     return problems

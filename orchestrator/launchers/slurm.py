@@ -12,13 +12,26 @@ import os
 import shlex
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from orchestrator.launchers.settings import LaunchError, SlurmSettings
 
-ACTIVE_STATES = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
-                 "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "PREEMPTED"}
+ACTIVE_STATES = {
+    "PENDING",
+    "CONFIGURING",
+    "RUNNING",
+    "COMPLETING",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESIZING",
+    "SUSPENDED",
+    "STOPPED",
+    "SIGNALING",
+    "STAGE_OUT",
+    "PREEMPTED",
+}
 COMMAND_SECONDS = 60.0
 
 
@@ -30,8 +43,13 @@ def _run(command: Sequence[str], env: Mapping[str, str] | None = None) -> str:
     if shutil.which(command[0]) is None:
         raise SlurmError(f"`{command[0]}` is not on PATH: run this where SLURM's commands are (a login node)")
     try:
-        done = subprocess.run(list(command), capture_output=True, text=True, timeout=COMMAND_SECONDS,
-                              env=dict(env) if env is not None else None)
+        done = subprocess.run(
+            list(command),
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_SECONDS,
+            env=dict(env) if env is not None else None,
+        )
     except subprocess.TimeoutExpired:
         raise SlurmError(f"`{' '.join(command[:2])}` did not answer within {COMMAND_SECONDS:.0f} s") from None
     if done.returncode != 0:
@@ -41,36 +59,52 @@ def _run(command: Sequence[str], env: Mapping[str, str] | None = None) -> str:
 
 def batch_script(settings: SlurmSettings, name: str, worker: Sequence[str], workdir: Path, logs: Path) -> str:
     """The job array's batch script: one `automl worker` per task, SIGUSR1 before the time limit -> requeue."""
-    options = [f"--job-name=automl-{name}", f"--array=0-{settings.tasks - 1}",
-               f"--output={logs}/%x-%A_%a.out", "--open-mode=append", "--requeue",
-               f"--signal=B:USR1@{settings.signal_seconds}", f"--chdir={workdir}",
-               "--ntasks=1", f"--cpus-per-task={settings.cpus_per_task}"]
+    options = [
+        f"--job-name=automl-{name}",
+        f"--array=0-{settings.tasks - 1}",
+        f"--output={logs}/%x-%A_%a.out",
+        "--open-mode=append",
+        "--requeue",
+        f"--signal=B:USR1@{settings.signal_seconds}",
+        f"--chdir={workdir}",
+        "--ntasks=1",
+        f"--cpus-per-task={settings.cpus_per_task}",
+    ]
     if settings.gpus_per_task:
         options.append(f"--gpus-per-task={settings.gpus_per_task}")
-    for option, value in (("partition", settings.partition), ("mem", settings.mem), ("time", settings.time),
-                          ("account", settings.account)):
+    for option, value in (
+        ("partition", settings.partition),
+        ("mem", settings.mem),
+        ("time", settings.time),
+        ("account", settings.account),
+    ):
         if value:
             options.append(f"--{option}={value}")
     options += settings.sbatch
     task = "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
-    lines = ["#!/bin/bash", *(f"#SBATCH {option}" for option in options), "",
-             'node="${SLURMD_NODENAME:-$(hostname)}"',
-             f'echo "automl: task {task} on $node, start $((${{SLURM_RESTART_COUNT:-0}} + 1))"',
-             "worker=",
-             "requeue() {",
-             '    echo "automl: SIGUSR1 (time limit near): the worker checkpoints, then the task is requeued"',
-             '    kill -TERM "$worker" 2>/dev/null; wait "$worker"',
-             f'    scontrol requeue "{task}"',
-             "    exit 0",
-             "}",
-             'stop() { kill -TERM "$worker" 2>/dev/null; wait "$worker"; exit 143; }',
-             "trap requeue USR1",
-             "trap stop TERM INT",
-             f'{shlex.join(worker)} --threads "${{SLURM_CPUS_PER_TASK:-1}}" '
-             f'--worker-id "slurm-{task}.${{SLURM_RESTART_COUNT:-0}}@$node" &',
-             "worker=$!",
-             'wait "$worker"',
-             "exit $?", ""]
+    lines = [
+        "#!/bin/bash",
+        *(f"#SBATCH {option}" for option in options),
+        "",
+        'node="${SLURMD_NODENAME:-$(hostname)}"',
+        f'echo "automl: task {task} on $node, start $((${{SLURM_RESTART_COUNT:-0}} + 1))"',
+        "worker=",
+        "requeue() {",
+        '    echo "automl: SIGUSR1 (time limit near): the worker checkpoints, then the task is requeued"',
+        '    kill -TERM "$worker" 2>/dev/null; wait "$worker"',
+        f'    scontrol requeue "{task}"',
+        "    exit 0",
+        "}",
+        'stop() { kill -TERM "$worker" 2>/dev/null; wait "$worker"; exit 143; }',
+        "trap requeue USR1",
+        "trap stop TERM INT",
+        f'{shlex.join(worker)} --threads "${{SLURM_CPUS_PER_TASK:-1}}" '
+        f'--worker-id "slurm-{task}.${{SLURM_RESTART_COUNT:-0}}@$node" &',
+        "worker=$!",
+        'wait "$worker"',
+        "exit $?",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -117,8 +151,9 @@ class SlurmArray:
         return sorted(self.logs.glob(f"automl-{self.name}-{self.job_id}_*.out")) if self.job_id else []
 
     def plan(self) -> str:
-        each = f"{self.settings.cpus_per_task} CPU(s)" + (f" and {self.settings.gpus_per_task} GPU(s)"
-                                                          if self.settings.gpus_per_task else "")
+        each = f"{self.settings.cpus_per_task} CPU(s)" + (
+            f" and {self.settings.gpus_per_task} GPU(s)" if self.settings.gpus_per_task else ""
+        )
         where = f" on partition {self.settings.partition}" if self.settings.partition else ""
         return f"a SLURM job array of {self.settings.tasks} task(s){where}, {each} each"
 
