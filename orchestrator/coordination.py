@@ -18,7 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from orchestrator.promotion import is_asha, promote
-from orchestrator.records import continued_numbers
+from orchestrator.records import FINISHED_STATES, continued_numbers
 from orchestrator.storage import grpc_address, storage_file
 
 DONE: Literal["done"] = "done"
@@ -93,10 +93,7 @@ def count_budget(study: optuna.Study, target: int) -> BudgetCount:
     configuration; RUNNING and WAITING are on their way."""
     trials = study.get_trials(deepcopy=False)
     continued = continued_numbers(trials)
-    finished = sum(
-        t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and t.number not in continued
-        for t in trials
-    )
+    finished = sum(t.state in FINISHED_STATES and t.number not in continued for t in trials)
     return BudgetCount(
         target,
         finished,

@@ -38,7 +38,15 @@ TEST_METRICS_ATTR = "test_metrics"  # the held-out test split's metrics, for rev
 RUNTIME_ATTR = "runtime"  # the CPU threads, device, processor and library versions it trained with (rerun)
 
 # MLflow tags
-ROLE_TAG = "automl.role"  # study (the parent run) or trial
+ROLE_TAG = "automl.role"  # STUDY_ROLE (the parent run) or TRIAL_ROLE
+STUDY_ROLE, TRIAL_ROLE = "study", "trial"
+DATASET_TAG = "automl.dataset"  # on the parent run: what the study searches on, and for what
+TASK_TAG = "automl.task"
+METRIC_TAG = "automl.metric"
+DIRECTION_TAG = "automl.direction"
+RESUMED_FROM_TAG = "resumed_from_trial"  # on a trial's run: the trial whose checkpoint it continued ...
+RESUMED_AT_TAG = "resumed_at_epoch"  # ... and the epoch it continued at
+RESUME_SKIPPED_TAG = "resume_skipped"  # on a trial's run: why a checkpoint could not be used
 TRIAL_NUMBER_TAG = "optuna.trial_number"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 BEST_MODEL_TRIAL_TAG = "best_model.trial"

@@ -77,6 +77,7 @@ def study_views(tracking_uri: str, base_url: str) -> list[tuple[str, str]]:
     """(study, address) of each study in the tracking store."""
     from mlflow.tracking import MlflowClient
 
+    from orchestrator.records import DIRECTION_TAG, ROLE_TAG, STUDY_ROLE
     from orchestrator.storage import storage_file
 
     local = storage_file(tracking_uri)
@@ -85,10 +86,10 @@ def study_views(tracking_uri: str, base_url: str) -> list[tuple[str, str]]:
     client = MlflowClient(tracking_uri=tracking_uri)
     views = []
     for experiment in client.search_experiments():
-        parents = client.search_runs([experiment.experiment_id], "tags.`automl.role` = 'study'", max_results=1)
+        parents = client.search_runs([experiment.experiment_id], f"tags.`{ROLE_TAG}` = '{STUDY_ROLE}'", max_results=1)
         if not parents:
             continue
-        ascending = parents[0].data.tags.get("automl.direction") == "minimize"
+        ascending = parents[0].data.tags.get(DIRECTION_TAG) == "minimize"
         views.append(
             (
                 experiment.name,

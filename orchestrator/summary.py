@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from orchestrator.records import (
     CONFIG_ATTR,
     FINGERPRINT_ATTR,
+    FINISHED_STATES,
     TEST_METRICS_ATTR,
     leading_trial,
     pareto_front,
@@ -46,7 +47,7 @@ def component_table(study: optuna.Study, rows: str = "architecture", columns: st
     groups: dict[tuple[str, str], list[FrozenTrial]] = defaultdict(list)
     for trial in study.get_trials(deepcopy=False):
         config = trial.user_attrs.get(CONFIG_ATTR)
-        if config and trial.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
+        if config and trial.state in FINISHED_STATES:
             groups[(str(config.get(rows)), str(config.get(columns)))].append(trial)
     table = []
     for (row, column), trials in sorted(groups.items()):

@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from orchestrator.records import PARENT_RUN_TAG, ROLE_TAG, STUDY_ROLE, TRIAL_NUMBER_TAG, TRIAL_ROLE
 from orchestrator.storage import redact
 
 if TYPE_CHECKING:  # MLflow loads with the first Tracker: a supervisor starts its workers before that
@@ -212,7 +213,7 @@ class Tracker:
             self.client.update_run(parent_run_id, status="RUNNING")
             self.parent_run_id = parent_run_id
         else:
-            run = self.client.create_run(self.experiment_id, run_name=study_name, tags={"automl.role": "study", **tags})
+            run = self.client.create_run(self.experiment_id, run_name=study_name, tags={ROLE_TAG: STUDY_ROLE, **tags})
             self.parent_run_id = run.info.run_id
         self.client.log_text(self.parent_run_id, study_yaml, "study.yaml")
         return self.parent_run_id
@@ -298,7 +299,7 @@ def create_trial_run(
         experiment_id,
         run_name=f"trial-{number}",
         start_time=start_time,
-        tags={"mlflow.parentRunId": parent_run_id, "automl.role": "trial", "optuna.trial_number": str(number), **tags},
+        tags={PARENT_RUN_TAG: parent_run_id, ROLE_TAG: TRIAL_ROLE, TRIAL_NUMBER_TAG: str(number), **tags},
     )
     params = [Param(k, _param_value(v)) for k, v in config.items()]
     for start in range(0, len(params), MAX_PARAMS_PER_BATCH):

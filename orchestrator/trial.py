@@ -33,7 +33,10 @@ from orchestrator.records import (
     PROMOTED_ATTR,
     REASON_ATTR,
     RESUME_SKIPPED_ATTR,
+    RESUME_SKIPPED_TAG,
+    RESUMED_AT_TAG,
     RESUMED_ATTR,
+    RESUMED_FROM_TAG,
     RETRY_OF_ATTR,
     RUNGS_ATTR,
     RUNTIME_ATTR,
@@ -277,7 +280,7 @@ class TrialRunner:
         epoch = int(resume["epoch"])
         attempt.trial.set_user_attr(RESUMED_ATTR, {"from_trial": resume.get("trial"), "epoch": epoch})
         if attempt.run:
-            attempt.run.set_tags({"resumed_from_trial": str(resume.get("trial")), "resumed_at_epoch": str(epoch)})
+            attempt.run.set_tags({RESUMED_FROM_TAG: str(resume.get("trial")), RESUMED_AT_TAG: str(epoch)})
 
     def _rung_values(self, data: DataBundle) -> Callable[[Any, Any], list[float] | None]:
         """How a rung reads the objectives' values at an epoch's end (None when one is missing)."""
@@ -319,7 +322,7 @@ class TrialRunner:
     def _resume_skipped(self, attempt: Attempt, reason: str) -> None:
         attempt.trial.set_user_attr(RESUME_SKIPPED_ATTR, reason)
         if attempt.run:
-            attempt.run.set_tags({"resume_skipped": reason})
+            attempt.run.set_tags({RESUME_SKIPPED_TAG: reason})
         self.progress.message(f"trial {attempt.trial.number}: starting at epoch 0: {reason}")
         if attempt.checkpoint is not None:
             checkpoints.delete(attempt.checkpoint)

@@ -22,14 +22,20 @@ from optuna.trial import FrozenTrial, TrialState
 from orchestrator.coordination import count_budget, study_lock
 from orchestrator.env_vars import STORAGE_ENV, TRACKING_ENV
 from orchestrator.progress import Progress
-from orchestrator.records import CHECKPOINT_EPOCH_ATTR, CONFIG_ATTR, INTERRUPTED, REASON_ATTR, WORKER_ATTR
+from orchestrator.records import (
+    CHECKPOINT_EPOCH_ATTR,
+    CONFIG_ATTR,
+    FINISHED_STATES,
+    INTERRUPTED,
+    REASON_ATTR,
+    WORKER_ATTR,
+)
 from orchestrator.recovery import fail_and_retry
 from orchestrator.supervisor import SUMMARY_SECONDS, Supervisor, WorkersFailedError
 
 POLL_SECONDS = 1.0
 SCHEDULER_POLL_SECONDS = 5.0  # squeue and friends are asked less often than the storage
 CANCEL_MARGIN_SECONDS = 60.0  # beyond the workers' grace period: SLURM's KillWait (30 s by default) and more
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 class Launcher(Protocol):
@@ -70,12 +76,12 @@ class TrialFeed:
 
     def skip_finished(self, study: optuna.Study) -> None:
         """Trials that finished before this run (a resumed study) get no row."""
-        for trial in study.get_trials(deepcopy=False, states=FINISHED):
+        for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES):
             self.shown.add(trial.number)
             self._update_best(study, trial)
 
     def show_new(self, study: optuna.Study) -> None:
-        new = [t for t in study.get_trials(deepcopy=False, states=FINISHED) if t.number not in self.shown]
+        new = [t for t in study.get_trials(deepcopy=False, states=FINISHED_STATES) if t.number not in self.shown]
         for trial in sorted(new, key=lambda t: (t.datetime_complete or t.datetime_start, t.number)):
             self.shown.add(trial.number)
             self._update_best(study, trial)
