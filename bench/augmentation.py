@@ -1,6 +1,6 @@
 """Augmentation benchmark: does switching an augmentation on measurably help a fixed configuration?
 
-Fixed configurations, trained through `orchestrator.training.train` (the trial's own training loop) on MNIST-1D
+Fixed configurations, trained through `orchestrator.training.fit.train` (the trial's own training loop) on MNIST-1D
 (3600 training / 400 validation samples of the official training set, the official 1000-sample test set, data split
 seed 0), with and without augmentation, for the same training seeds (0, 1, ...): everything else (network,
 optimizer, epochs, batches, initialisation) is identical between the two sides of a seed. Printed: the test accuracy
@@ -105,7 +105,7 @@ def machine() -> str:
 
 def builtin_registry() -> Any:
     """The built-in components only: loaded from an empty folder, with the plugin environment variables cleared."""
-    from orchestrator.plugins import DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV, load_registry
+    from orchestrator.api.registry import DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV, load_registry
 
     saved_cwd = Path.cwd()
     saved_env = {k: os.environ.pop(k) for k in (DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV) if k in os.environ}
@@ -159,7 +159,7 @@ def main() -> None:
         parser.error(f"unknown configuration(s) {sorted(set(names) - set(CONFIGS))}; known: {', '.join(CONFIGS)}")
 
     from orchestrator.quiet import quiet_libraries
-    from orchestrator.training import train
+    from orchestrator.training.fit import train
 
     quiet_libraries()
     results = Results(args.fresh)

@@ -34,10 +34,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.plugins import load_registry  # noqa: E402
+from orchestrator.api.registry import load_registry  # noqa: E402
 from orchestrator.quiet import quiet_libraries  # noqa: E402
 from orchestrator.testing import default_params  # noqa: E402
-from orchestrator.training import train  # noqa: E402
+from orchestrator.training.fit import train  # noqa: E402
 from plugins.image_folder import build_image_folder  # noqa: E402
 from scripts.make_digits import write_digits  # noqa: E402
 from scripts.make_shapes import write_shapes  # noqa: E402

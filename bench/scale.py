@@ -23,11 +23,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from orchestrator.coordination import claim_trial, study_lock  # noqa: E402
-from orchestrator.plugins import load_registry  # noqa: E402
+from orchestrator.api.registry import load_registry  # noqa: E402
+from orchestrator.execution.coordination import claim_trial, study_lock  # noqa: E402
+from orchestrator.execution.study_session import open_study  # noqa: E402
 from orchestrator.quiet import quiet_libraries  # noqa: E402
-from orchestrator.session import open_study  # noqa: E402
-from orchestrator.studyfile import load_study  # noqa: E402
+from orchestrator.study.studyfile import load_study  # noqa: E402
 
 
 def main() -> None:

@@ -58,7 +58,7 @@ search:
 def processor() -> str:
     """The processor as far as results and speed go: family, model, stepping and a digest of its feature flags
     (/proc/cpuinfo; a cloud's "AMD EPYC" names several generations)."""
-    from orchestrator.runtime import cpu_fields
+    from orchestrator.training.runtime import cpu_fields
 
     fields = cpu_fields()
     flags = hashlib.sha256(fields.get("flags", "").encode()).hexdigest()[:8]

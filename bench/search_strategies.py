@@ -1,7 +1,8 @@
 """The search benchmark's strategies: the baseline, its control, the project's default, and ablations that each
 differ from the default in one thing (so the report says what each part buys).
 
-Every TPE variant keeps the registry's start-up count (orchestrator.samplers: 5), so no comparison mixes two changes.
+Every TPE variant keeps the registry's start-up count (orchestrator.search.samplers: 5), so no comparison mixes two
+changes.
 Seeds: strategy k's seed i is `seed_base + i`, so no two strategies (and no strategy and the baseline) share start-up
 trials; the control is random search exactly like the baseline, with its own seeds.
 """
@@ -28,7 +29,7 @@ class Strategy:
 
 def default_choice() -> tuple[Any, Any]:
     """The project's default sampler and pruner for one objective, as a study file that names none gets them."""
-    from orchestrator.studyfile import DEFAULT_PRUNER, DEFAULT_SAMPLER
+    from orchestrator.study.studyfile import DEFAULT_PRUNER, DEFAULT_SAMPLER
 
     return DEFAULT_SAMPLER, DEFAULT_PRUNER
 

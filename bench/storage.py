@@ -35,8 +35,8 @@ def worker(url: str, name: str, budget: int, ready: multiprocessing.Barrier, out
 
     import optuna
 
-    from orchestrator.coordination import DONE, WAIT, claim_trial, study_lock
-    from orchestrator.storage import open_storage
+    from orchestrator.execution.coordination import DONE, WAIT, claim_trial, study_lock
+    from orchestrator.study.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -59,7 +59,7 @@ def worker(url: str, name: str, budget: int, ready: multiprocessing.Barrier, out
 
 
 def start_proxy(database: str) -> tuple[subprocess.Popen, str]:
-    from orchestrator.lock_server import free_port_pair
+    from orchestrator.execution.lock_server import free_port_pair
 
     port = free_port_pair()  # the lock server takes the next port
     automl = str(Path(sys.executable).with_name("automl"))

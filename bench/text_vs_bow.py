@@ -9,7 +9,7 @@ read the split of `dataset: text` (its own `text_splits`, same file, same seed):
 - bag of words: scikit-learn's CountVectorizer over the data set's own word tokens (unigrams; also unigrams and
   bigrams, for reference) and LogisticRegression, C chosen on the validation split from a small grid;
 - networks: a fixed GRU and a fixed Transformer, each trained by the project's own path
-  (`orchestrator.training.train`, the configuration resolved from a study file with every choice fixed), the epoch
+  (`orchestrator.training.fit.train`, the configuration resolved from a study file with every choice fixed), the epoch
   with the best validation accuracy restored (early stopping).
 
 Test accuracy of each, also per kind of review (contrast: a good and a bad adjective, one negated; single; agreeing).
@@ -105,16 +105,16 @@ def bag_of_words(splits: Any, ngrams: tuple[int, int], kinds: np.ndarray) -> tup
 def network(
     corpus: Path, architecture: str, epochs: int, seed: int, length: int, splits: Any, kinds: np.ndarray
 ) -> tuple[str, float]:
-    """Train the fixed configuration through `orchestrator.training.train`: its lines of the report, its test
+    """Train the fixed configuration through `orchestrator.training.fit.train`: its lines of the report, its test
     accuracy."""
     import optuna
     import torch
 
-    from orchestrator.batches import predict
-    from orchestrator.plugins import load_registry
-    from orchestrator.session import load_data
-    from orchestrator.studyfile import validate_study
-    from orchestrator.training import train
+    from orchestrator.api.registry import load_registry
+    from orchestrator.execution.study_session import load_data
+    from orchestrator.study.studyfile import validate_study
+    from orchestrator.training.batches import predict
+    from orchestrator.training.fit import train
 
     registry = load_registry()
     spec = validate_study(corpus.parent / "bench.yaml", study(corpus, architecture, epochs, seed, length), registry)

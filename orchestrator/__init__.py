@@ -7,10 +7,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from orchestrator.moved import install as _install_moved_paths
+
 __version__ = "0.1.0"
+_install_moved_paths()  # old flat import paths (pickled best models, older plugins) resolve to the packages
 
 _HOMES = {
-    "orchestrator.components": (
+    "orchestrator.api.components": (
         "Activation",
         "AdversarialLoss",
         "Architecture",
@@ -26,8 +29,8 @@ _HOMES = {
         "RegularizerEffect",
         "Schedule",
     ),
-    "orchestrator.hookspecs": ("hookimpl",),
-    "orchestrator.params": ("Choice", "Fixed", "Float", "Int", "Text"),
+    "orchestrator.api.hookspecs": ("hookimpl",),
+    "orchestrator.api.params": ("Choice", "Fixed", "Float", "Int", "Text"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 

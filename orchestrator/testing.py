@@ -70,7 +70,7 @@ from orchestrator import (
     Schedule,
     Text,
 )
-from orchestrator.components import INPUT_KINDS, TASKS
+from orchestrator.api.components import INPUT_KINDS, TASKS
 
 __all__ = [
     "ActivationConformance",
@@ -123,16 +123,16 @@ class ConformanceError(AssertionError):
 
 
 def default_registry() -> Any:
-    """`orchestrator.plugins.load_registry()` as `automl` would load it here (installed plugins plus
+    """`orchestrator.api.registry.load_registry()` as `automl` would load it here (installed plugins plus
     `./plugins/`), loaded once per working directory and plugin environment variables."""
-    from orchestrator.plugins import DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV
+    from orchestrator.api.registry import DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV
 
     return _load_registry(os.getcwd(), os.environ.get(DISABLE_AUTOLOAD_ENV), os.environ.get(LOAD_ONLY_ENV))
 
 
 @functools.lru_cache(maxsize=8)
 def _load_registry(cwd: str, disable_autoload: str | None, load_only: str | None) -> Any:
-    from orchestrator.plugins import load_registry
+    from orchestrator.api.registry import load_registry
 
     return load_registry()
 

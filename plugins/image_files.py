@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .image_folder import UNREADABLE, ImageEncoder
+from .image_encoding import UNREADABLE, ImageEncoder
 
 
 class ImageFiles(Dataset):

@@ -20,8 +20,8 @@ from mlflow.tracking import MlflowClient
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from orchestrator.cli import main
-from orchestrator.plugins import DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV, Registry, load_registry
+from orchestrator.api.registry import DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV, Registry, load_registry
+from orchestrator.cli.main import main
 
 # A tiny, fast study: 3 trials of a small MLP on digits, 2 epochs each.
 TINY_STUDY = """

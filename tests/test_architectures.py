@@ -13,12 +13,12 @@ import torch
 from torch import nn
 
 from orchestrator import BuildContext
-from orchestrator.components import DataBundle
-from orchestrator.params import Choice
-from orchestrator.plugins import Registry
+from orchestrator.api.components import DataBundle
+from orchestrator.api.params import Choice
+from orchestrator.api.registry import Registry
 from orchestrator.quiet import quiet_libraries
-from orchestrator.studyfile import incompatibility
-from orchestrator.training import train
+from orchestrator.study.studyfile import incompatibility
+from orchestrator.training.fit import train
 
 NEW = ("cnn", "rnn", "lstm", "gru", "transformer")
 RECURRENT = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}

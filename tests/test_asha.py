@@ -13,7 +13,6 @@ from conftest import AUTOML, load_optuna, mlflow_runs
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
-from orchestrator.promotion import SuccessiveHalving, top_share
 from orchestrator.records import (
     LINEAGE_ATTR,
     PAUSED_ATTR,
@@ -23,6 +22,7 @@ from orchestrator.records import (
     RUNGS_ATTR,
     lineage,
 )
+from orchestrator.search.promotion import SuccessiveHalving, top_share
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUNGS = [1, 3, 9]  # max_epochs 9, eta 3

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from orchestrator import checkpoints
-from orchestrator.checkpoints import CheckpointError, Checkpointing, CheckpointPolicy
 from orchestrator.preemption import STOP, TrialInterrupted
-from orchestrator.training import train
+from orchestrator.training import checkpoints
+from orchestrator.training.checkpoints import CheckpointError, Checkpointing, CheckpointPolicy
+from orchestrator.training.fit import train
 
 EPOCHS = 6
 CLASSIFIER = {

@@ -16,14 +16,14 @@ import torch
 from optuna.trial import FixedTrial
 from torch import nn
 
-from orchestrator.components import DataBundle
-from orchestrator.devices import training_device
-from orchestrator.model import assemble
-from orchestrator.plugins import Registry
+from orchestrator.api.components import DataBundle
+from orchestrator.api.registry import Registry
 from orchestrator.quiet import quiet_libraries
-from orchestrator.space import ComponentOptions, RegularizerOption, SearchSpace
-from orchestrator.studyfile import SHARED_PARAMS, load_study
-from orchestrator.training import train
+from orchestrator.search.space import ComponentOptions, RegularizerOption, SearchSpace
+from orchestrator.study.studyfile import SHARED_PARAMS, load_study
+from orchestrator.training.assembly import assemble
+from orchestrator.training.devices import training_device
+from orchestrator.training.fit import train
 
 
 @pytest.fixture(scope="module")

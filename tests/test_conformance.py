@@ -18,7 +18,7 @@ from test_readme import code_block
 from torch import nn
 
 from orchestrator import Architecture, BuildContext, Choice, Int, Loss, Optimizer
-from orchestrator.plugins import DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV, load_registry
+from orchestrator.api.registry import DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV, load_registry
 from orchestrator.testing import (
     ActivationConformance,
     ArchitectureConformance,

@@ -12,7 +12,7 @@ import signal
 import pytest
 
 import orchestrator
-from orchestrator import cli
+from orchestrator.cli import main as cli
 from orchestrator.errors import AutomlError, CliError, RunError, StudyFileError, UserError
 from orchestrator.flow import FlowSignal, Stopped
 from orchestrator.testing import ConformanceError
@@ -26,6 +26,8 @@ OPTIONAL = {"ray", "grpc"}  # extras a module may need; without them it cannot b
 def defined_exceptions() -> list[type[BaseException]]:
     found = []
     for module_info in pkgutil.walk_packages(orchestrator.__path__, "orchestrator."):
+        if module_info.name == "orchestrator.__main__":  # importing it runs the command
+            continue
         try:
             module = importlib.import_module(module_info.name)
         except ImportError as exc:
@@ -63,9 +65,9 @@ def test_every_exception_the_project_defines_is_an_error_of_the_family_or_a_flow
 
 
 def test_user_errors_exit_2_and_run_errors_exit_1():
-    from orchestrator.devices import DeviceError
-    from orchestrator.launchers.settings import LaunchError
-    from orchestrator.supervisor import RepeatedFailureError, WorkersFailedError
+    from orchestrator.execution.supervisor import RepeatedFailureError, WorkersFailedError
+    from orchestrator.study.launch_settings import LaunchError
+    from orchestrator.training.devices import DeviceError
 
     for user in (CliError, StudyFileError, DeviceError):
         assert issubclass(user, UserError) and user.exit_code == 2

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from optuna.trial import TrialState
 
-from orchestrator.gan import GANModule, mmd
-from orchestrator.plugins import load_registry
-from orchestrator.training import train
+from orchestrator.api.registry import load_registry
+from orchestrator.training.fit import train
+from orchestrator.training.gan import GANModule, mmd
 
 GAN_STUDY = """
 name: tiny-gan

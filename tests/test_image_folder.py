@@ -184,7 +184,7 @@ def streamed_run(tmp_path_factory) -> Path:
     import io
     import os
 
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     folder = tmp_path_factory.mktemp("streamed")
     write_images(folder / "images")
@@ -218,8 +218,8 @@ def test_a_streamed_study_trains_on_files_read_one_by_one(streamed_run):
 
 def test_training_reads_a_streamed_folder_through_its_datasets(images, monkeypatch):
     """In this process: every epoch reads each training file once through the split's Dataset."""
-    from orchestrator.plugins import load_registry
-    from orchestrator.training import train
+    from orchestrator.api.registry import load_registry
+    from orchestrator.training.fit import train
     from plugins.image_files import ImageFiles
 
     data = build_image_folder(params(images, load="stream", workers=0), seed=0)

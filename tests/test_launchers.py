@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.launchers.settings import RaySettings, SlurmSettings, check_launcher
-from orchestrator.launchers.sharing import file_system_type, is_shared, sharing_problems, tracking_file
-from orchestrator.launchers.slurm import batch_script
+from orchestrator.execution.launchers.sharing import file_system_type, is_shared, sharing_problems, tracking_file
+from orchestrator.execution.launchers.slurm import batch_script
+from orchestrator.study.launch_settings import RaySettings, SlurmSettings, check_launcher
 
 MOUNTS = """/dev/sda1 / ext4 rw 0 0
 server:/export/home /home nfs4 rw 0 0

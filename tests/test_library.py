@@ -20,12 +20,12 @@ from optuna.trial import FixedTrial, TrialState
 from torch import nn
 from torch.nn import functional as F
 
-from orchestrator.components import DataBundle
-from orchestrator.model import assemble
-from orchestrator.plugins import Registry
-from orchestrator.space import ComponentOptions, SearchSpace
-from orchestrator.studyfile import SHARED_PARAMS, StudyFileError, load_study
-from orchestrator.tasks import TASK_METRICS
+from orchestrator.api.components import DataBundle
+from orchestrator.api.registry import Registry
+from orchestrator.search.space import ComponentOptions, SearchSpace
+from orchestrator.study.studyfile import SHARED_PARAMS, StudyFileError, load_study
+from orchestrator.training.assembly import assemble
+from orchestrator.training.tasks import TASK_METRICS
 
 LIBRARY_MODULES = ("activations", "losses", "datasets")
 

@@ -20,7 +20,7 @@ import pytest
 from conftest import AUTOML, TINY_STUDY, load_optuna, mlflow_runs
 from optuna.trial import TrialState
 
-from orchestrator.samplers import SAMPLERS
+from orchestrator.search.samplers import SAMPLERS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FINAL = (TrialState.COMPLETE, TrialState.PRUNED)

@@ -23,9 +23,9 @@ import pytest
 from conftest import TINY_STUDY
 
 import orchestrator
-from orchestrator import hookspecs
-from orchestrator.components import KINDS
-from orchestrator.plugins import (
+from orchestrator.api import hookspecs
+from orchestrator.api.components import KINDS
+from orchestrator.api.registry import (
     DISABLE_AUTOLOAD_ENV,
     LOAD_ONLY_ENV,
     PluginConflictError,

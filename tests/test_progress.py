@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from orchestrator.progress import Progress, choices_width
-from orchestrator.space import ComponentOptions, SearchSpace
+from orchestrator.search.space import ComponentOptions, SearchSpace
+from orchestrator.trial.progress import Progress, choices_width
 
 NAMES = {
     "architecture": ["mlp", "transformer"],

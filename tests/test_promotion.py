@@ -9,9 +9,9 @@ from optuna.distributions import FloatDistribution
 from optuna.study import StudyDirection
 from optuna.trial import TrialState, create_trial
 
-from orchestrator.bohb import BohbSampler, rung_view
-from orchestrator.promotion import SuccessiveHalving, next_promotion, promote, ranked, top_share, trains_on
 from orchestrator.records import LINEAGE_ATTR, PAUSED_ATTR, PROMOTED_ATTR, RETRY_OF_ATTR, RUNGS_ATTR
+from orchestrator.search.bohb import BohbSampler, rung_view
+from orchestrator.search.promotion import SuccessiveHalving, next_promotion, promote, ranked, top_share, trains_on
 
 MAX, MIN = StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE
 X = {"x": FloatDistribution(0.0, 1.0)}

@@ -20,11 +20,11 @@ import torch
 from conftest import AUTOML, load_optuna, mlflow_runs
 from optuna.trial import TrialState
 
-from orchestrator.plugins import load_registry
+from orchestrator.api.registry import load_registry
+from orchestrator.execution.study_session import load_data
 from orchestrator.records import CONFIG_ATTR, RESUME_SKIPPED_ATTR, RESUMED_ATTR, RETRY_OF_ATTR
-from orchestrator.session import load_data
-from orchestrator.studyfile import load_study
-from orchestrator.training import train
+from orchestrator.study.studyfile import load_study
+from orchestrator.training.fit import train
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PAUSE_EPOCH = 4

@@ -15,8 +15,8 @@ import pytest
 import torch
 from conftest import AUTOML, RERUN_STUDY, TINY_STUDY, load_optuna, mlflow_runs
 
-from orchestrator.session import load_data
-from orchestrator.studyfile import load_study
+from orchestrator.execution.study_session import load_data
+from orchestrator.study.studyfile import load_study
 
 SINGLE_PLOTS = (
     "optimization_history.png",

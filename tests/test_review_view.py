@@ -1,4 +1,4 @@
-"""The study's saved view in the MLflow UI and the addresses `automl ui` prints (orchestrator.review_view)."""
+"""The study's saved view in the MLflow UI and the addresses `automl ui` prints (orchestrator.tracking.review_view)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 from conftest import TINY_STUDY
 from mlflow.tracking import MlflowClient
 
-from orchestrator.review_view import VIEW_TAG, experiment_address, study_views, view_columns, view_tags
-from orchestrator.studyfile import load_study
-from orchestrator.tracking import Tracker
+from orchestrator.study.studyfile import load_study
+from orchestrator.tracking.review_view import VIEW_TAG, experiment_address, study_views, view_columns, view_tags
+from orchestrator.tracking.tracker import Tracker
 
 TWO_OBJECTIVES = TINY_STUDY.replace(
     "objective: {metric: val_accuracy, direction: maximize}",

@@ -9,7 +9,7 @@ import yaml
 
 from bench.search_run import quality_curve, reached, write_study
 from bench.search_strategies import ABLATIONS, PRIMARY, strategies
-from orchestrator.studyfile import DEFAULT_PRUNER, DEFAULT_SAMPLER
+from orchestrator.study.studyfile import DEFAULT_PRUNER, DEFAULT_SAMPLER
 
 
 def trial(seconds: float, value: float | None, quality: float | None, state: str = "COMPLETE") -> dict:

@@ -10,11 +10,11 @@ import pytest
 from conftest import TINY_STUDY, load_optuna
 from optuna.trial import TrialState
 
-from orchestrator.params import Choice, Float, Int
+from orchestrator.api.params import Choice, Float, Int
 from orchestrator.records import lineage
-from orchestrator.samplers import PRUNERS, SAMPLERS
-from orchestrator.space import _grid_values
-from orchestrator.studyfile import load_study
+from orchestrator.search.samplers import PRUNERS, SAMPLERS
+from orchestrator.search.space import _grid_values
+from orchestrator.study.studyfile import load_study
 
 SEARCH = TINY_STUDY.replace("trials: 3", "trials: 4")
 
@@ -76,7 +76,7 @@ def test_grid_values_follow_each_kind_of_range():
 def test_defaults_are_the_measured_strategy_and_practical_batch_sizes(write_study, workdir, cli):
     """One objective: BOHB + asha (bench/search.py chose them); several: TPE, no pruning. A study that leaves
     batch_size out searches 32..256, not the declared 1..8192."""
-    from orchestrator.plugins import load_registry
+    from orchestrator.api.registry import load_registry
 
     registry = load_registry()
     defaults = SEARCH.replace("  batch_size: 64\n", "").replace("pruner: median", "")  # the fixture pins one

@@ -188,8 +188,8 @@ def test_the_served_network_names_the_input_shape_it_needs():
     import torch
     from torch import nn
 
-    from orchestrator.components import DataBundle
-    from orchestrator.serving import ServingModel
+    from orchestrator.api.components import DataBundle
+    from orchestrator.tracking.serving import ServingModel
 
     x, y = torch.zeros(4, 1, 8), torch.zeros(4, dtype=torch.int64)
     data = DataBundle(

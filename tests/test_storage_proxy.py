@@ -16,7 +16,7 @@ import pytest
 from conftest import AUTOML, TINY_STUDY, drop_study, free_port
 from optuna.trial import TrialState
 
-from orchestrator.lock_server import LockServer, free_port_pair, remote_lock
+from orchestrator.execution.lock_server import LockServer, free_port_pair, remote_lock
 
 
 @pytest.fixture

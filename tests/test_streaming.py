@@ -12,10 +12,10 @@ import torch
 from conftest import load_optuna, mlflow_runs
 
 from bench.streaming import measure, write_npy
-from orchestrator.components import DataBundle
+from orchestrator.api.components import DataBundle
 from orchestrator.records import PAUSED_ATTR, RESUMED_ATTR
-from orchestrator.streaming import SeededBatchSampler, StreamBatches
-from orchestrator.training import train
+from orchestrator.training.fit import train
+from orchestrator.training.streaming import SeededBatchSampler, StreamBatches
 from plugins.arrays import build_npy, read_header
 
 STUDY = """

@@ -11,8 +11,8 @@ import pytest
 from conftest import load_optuna, mlflow_runs
 from optuna.trial import TrialState
 
-from orchestrator.session import StudyChangedError, open_study
-from orchestrator.studyfile import load_study
+from orchestrator.execution.study_session import StudyChangedError, open_study
+from orchestrator.study.studyfile import load_study
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

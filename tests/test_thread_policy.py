@@ -1,4 +1,4 @@
-"""The default thread count is measured before a trial (orchestrator/thread_policy.py): beside a job that keeps the
+"""The default thread count is measured before a trial (orchestrator/training/threads.py): beside a job that keeps the
 other cores busy a study trains with one thread instead of falling off the spin-wait cliff, records what it
 measured, and `automl rerun` retrains with the same count; `--threads` is taken as given."""
 
@@ -11,8 +11,8 @@ import sys
 import pytest
 from conftest import AUTOML, RERUN_STUDY, load_optuna
 
-from orchestrator import thread_policy
-from orchestrator.thread_policy import AdaptiveThreads, ThreadChoice, candidates, choose
+from orchestrator.training import threads as thread_policy
+from orchestrator.training.threads import AdaptiveThreads, ThreadChoice, candidates, choose
 
 STUDY = RERUN_STUDY.replace("name: rerun", "name: busy").replace("trials: 2, max_epochs: 4", "trials: 1, max_epochs: 2")
 

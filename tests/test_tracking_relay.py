@@ -6,8 +6,8 @@ import io
 
 from mlflow.tracking import MlflowClient
 
-from orchestrator.tracking import Tracker
-from orchestrator.tracking_relay import PREFIX, RelayTracker, relayed_operation
+from orchestrator.tracking.relay import PREFIX, RelayTracker, relayed_operation
+from orchestrator.tracking.tracker import Tracker
 
 
 def test_other_lines_are_not_relayed_operations():

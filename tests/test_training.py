@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.plugins import load_registry
-from orchestrator.training import split_metrics, train
+from orchestrator.api.registry import load_registry
+from orchestrator.training.fit import split_metrics, train
 
 
 def test_early_stopping_restores_and_reports_the_best_epoch():
@@ -38,7 +38,7 @@ def test_early_stopping_restores_and_reports_the_best_epoch():
 def test_index_batches_cover_every_sample_once_and_never_leave_a_single_row():
     import torch
 
-    from orchestrator.batches import IndexBatches
+    from orchestrator.training.batches import IndexBatches
 
     x, y = torch.arange(25).float().unsqueeze(1), torch.arange(25)
     batches = IndexBatches(x, y, batch_size=8, seed=0)

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 import yaml
 
-import orchestrator.supervisor
-from orchestrator.plugins import Registry
+import orchestrator.execution.supervisor
+from orchestrator.api.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ("mlflow.db", "optuna.journal", "mlartifacts", "mlruns")
@@ -114,7 +114,7 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             raise AssertionError("`automl run` got past validation and would have started the study")
 
-    monkeypatch.setattr(orchestrator.supervisor, "Supervisor", Refuse)
+    monkeypatch.setattr(orchestrator.execution.supervisor, "Supervisor", Refuse)
 
 
 def assert_rejected(

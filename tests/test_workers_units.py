@@ -16,12 +16,12 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from orchestrator.coordination import DONE, WAIT, claim_trial, count_budget, study_lock
-from orchestrator.devices import DeviceError, Slot, plan_slots
+from orchestrator.execution.coordination import DONE, WAIT, claim_trial, count_budget, study_lock
+from orchestrator.execution.worker import Heartbeat, heartbeat_enabled, resident_mb
 from orchestrator.records import CRASHES_ATTR, LINEAGE_ATTR, REASON_ATTR, RETRY_OF_ATTR, RETRY_REASON_ATTR, WORKER_ATTR
-from orchestrator.recovery import died_here, enqueue_retry, fail_and_retry, recover_trials, worker_identity
-from orchestrator.storage import open_storage
-from orchestrator.worker import Heartbeat, heartbeat_enabled, resident_mb
+from orchestrator.study.storage import open_storage
+from orchestrator.training.devices import DeviceError, Slot, plan_slots
+from orchestrator.trial.recovery import died_here, enqueue_retry, fail_and_retry, recover_trials, worker_identity
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -486,7 +486,7 @@ def test_heartbeat_beats_survives_errors_and_stops() -> None:
 def test_the_gpu_count_reads_whether_torch_is_a_cuda_build_without_importing_it(tmp_path, monkeypatch, line, expected):
     import importlib.util
 
-    from orchestrator import devices
+    from orchestrator.training import devices
 
     (tmp_path / "torch").mkdir()
     (tmp_path / "torch" / "version.py").write_text(f"__version__ = '2.13.0'\n{line}\n")
@@ -499,7 +499,7 @@ def test_the_gpu_count_reads_whether_torch_is_a_cuda_build_without_importing_it(
 
 def test_a_cpu_build_of_torch_sees_no_gpu_and_is_not_imported_to_say_so():
     code = (
-        "import sys; from orchestrator.devices import visible_gpu_count; "
+        "import sys; from orchestrator.training.devices import visible_gpu_count; "
         "print(visible_gpu_count(), 'torch' in sys.modules)"
     )
     import torch
