@@ -30,6 +30,7 @@ _HOMES = {
         "Schedule",
     ),
     "orchestrator.api.hookspecs": ("hookimpl",),
+    "orchestrator.api.sinks": ("TrialRecord", "TrialSink"),
     "orchestrator.api.params": ("Choice", "Fixed", "Float", "Int", "Text"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}

@@ -202,19 +202,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import time
 
     from orchestrator.execution.handshake import DEADLINE_ENV, EXIT_REPEATED_FAILURE, repeated_failure_message
+    from orchestrator.execution.lifecycle import Role
     from orchestrator.execution.study_session import RunOptions, resolve_storage, resolve_tracking
     from orchestrator.execution.worker import Worker, WorkerOptions, recycle
     from orchestrator.preemption import STOP
 
+    role = Role.of(supervised=args.supervised, launched=args.launched)
+    supervised = role.reports_to_supervisor  # the supervisor checks, says and reports for it
     # a supervised worker's plugins are the supervisor's, which has named any that failed to load: once per run
-    spec, registry = _load(args.study, args.plugins_dir, warn=not args.supervised)
+    spec, registry = _load(args.study, args.plugins_dir, warn=not supervised)
     options = RunOptions(
         storage=_storage_option(args), tracking_uri=_tracking_option(args), tracking=not args.no_tracking
     )
     storage_url = resolve_storage(spec, options)
-    if not args.supervised:
+    if not supervised:
         _check_storage(spec, storage_url)
-    deadline = float(os.environ[DEADLINE_ENV]) if args.supervised and os.environ.get(DEADLINE_ENV) else None
+    deadline = float(os.environ[DEADLINE_ENV]) if supervised and os.environ.get(DEADLINE_ENV) else None
     if args.timeout:
         deadline = time.time() + args.timeout
     worker = Worker(
@@ -229,8 +232,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             threads=args.threads,
             adapt_threads=args.adapt_threads or args.threads is None,
             memory_mb=args.memory_mb or spec.execution.worker_memory_mb,
-            supervised=args.supervised,
-            launched=args.launched,
+            role=role,
             slot=args.slot or "",
             seed_offset=args.seed_offset if args.seed_offset is not None else os.getpid(),
         ),
@@ -243,7 +245,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if outcome == "deadline":
         print(f"worker {name}: timeout reached; no new trials started")
     elif outcome == "stopped":
-        if not args.supervised:
+        if not supervised:
             print(
                 f"worker {name}: stopped by {signal.Signals(STOP.signum or signal.SIGINT).name}; an interrupted "
                 "trial resumes from its checkpoint when the study runs again",
@@ -251,14 +253,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
             )
         code = 128 + (STOP.signum or signal.SIGINT)
     elif outcome == "failing":
-        code = EXIT_REPEATED_FAILURE if args.supervised else EXIT_ERROR
-        if not args.supervised:  # (a supervisor reports it itself)
+        code = EXIT_REPEATED_FAILURE if supervised else EXIT_ERROR
+        if not supervised:  # (a supervisor reports it itself)
             print(
                 f"error: {repeated_failure_message(spec.execution.max_consecutive_failures, worker.failure)}"
                 "\nFix the cause, then run the study again.",
                 file=sys.stderr,
             )
-    if args.supervised:  # every write is done: skip the interpreter's slow teardown of torch and friends
+    if supervised:  # every write is done: skip the interpreter's slow teardown of torch and friends
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -36,11 +36,10 @@ from orchestrator.execution.handshake import (
     SPAWNED_AT_ENV,
     repeated_failure_message,
 )
+from orchestrator.execution.lifecycle import StudyLifecycle
 from orchestrator.execution.study_session import (
     RunOptions,
-    checkpoint_policy,
     load_data,
-    open_tracked_study,
     update_summary,
 )
 from orchestrator.flow import Stopped
@@ -189,6 +188,7 @@ class Supervisor:
         self.tracker: Tracker | None = None  # writes the trial runs the workers relay
         self.summary_at = time.monotonic()  # when the summary on the parent run was last written
         self.summary_finished = 0  # and how many trials had finished then
+        self.lifecycle = StudyLifecycle(spec, registry, self.progress, storage_url, tracking_uri)
 
     # -- the whole run ---------------------------------------------------------------------------------
 
@@ -211,27 +211,20 @@ class Supervisor:
         status = "FAILED"
         try:
             self._start_workers()
-            study, parent = open_tracked_study(self.spec, self.storage_url, self.tracking_uri)
+            study, parent = self.lifecycle.open()
             if self.tracking_uri and parent:  # writes the workers' trial runs, which they relay
                 self.tracker = Tracker(self.tracking_uri).attach(parent)
-            with study_lock(self.storage_url, self.spec.name):
-                for number in recover_trials(study, self.tracking_uri, parent):
-                    self.progress.message(
-                        f"trial {number} was left RUNNING by a worker that no longer exists: marked FAIL and retried"
-                    )
+            self.lifecycle.recover(
+                study,
+                parent,
+                lambda n: f"trial {n} was left RUNNING by a worker that no longer exists: marked FAIL and retried",
+            )
             # the modules the end needs are imported while the workers finish starting (each worker builds the
             # data before it opens the study, and stops with the error if it cannot)
             prepared = self._background(_prepare_the_end, bool(self.tracking_uri and parent))
             self._await_ready()  # their start-up lines come before the table, not inside it
-            self.progress.header(
-                self.spec.name,
-                self.trials,
-                redact(self.storage_url),
-                redact(self.tracking_uri) if self.tracking_uri else None,
-                self._workers_description(),
-                count_budget(study, self.trials).finished,
-            )
-            self.registry.hook.before_study(study=study, spec=self.spec)
+            self.lifecycle.header(self.trials, self._workers_description(), count_budget(study, self.trials).finished)
+            self.lifecycle.begin(study)
             self._release_workers(study, parent)
             self._watch(study, parent)
             status = "FINISHED"
@@ -251,14 +244,8 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             if study is not None:
-                from orchestrator.training import checkpoints  # Lightning: imported once the workers have started
-
-                checkpoints.sweep_study(checkpoint_policy(self.spec, self.storage_url), study)
-                if self.tracker is not None and parent:
-                    self._log_summary(study, parent)
-                    update_summary(study, self.tracker)
-                    self.tracker.close_study(status)  # after every relayed write
-                self.registry.hook.after_study(study=study, spec=self.spec)
+                tracker = self.tracker if self.tracker is not None and parent else None
+                self.lifecycle.end(study, tracker, status, summarise=lambda: self._summarise(study, parent))
         counts = trial_counts(study)
         trials = study.get_trials(deepcopy=False)
         promoted = [t for t in trials if PROMOTED_ATTR in t.user_attrs]
@@ -266,6 +253,12 @@ class Supervisor:
         counts["PROMOTED"] = len(promoted)
         counts["PAUSED"] = len(paused_trials(trials))
         return counts
+
+    def _summarise(self, study: optuna.Study, parent: str | None) -> None:
+        """The summary on the parent run at the study's end: plots and tables, then the trial counts."""
+        assert parent is not None and self.tracker is not None
+        self._log_summary(study, parent)
+        update_summary(study, self.tracker)
 
     def _log_summary(self, study: optuna.Study, parent: str) -> None:
         """The plots and report on the parent run (as the study goes, and at its end)."""

@@ -29,15 +29,14 @@ from orchestrator.execution.handshake import (
     SPAWNED_AT_ENV,
     repeated_failure_message,
 )
-from orchestrator.execution.study_session import checkpoint_policy, load_data, open_tracked_study, update_summary
+from orchestrator.execution.lifecycle import Role, StudyLifecycle
+from orchestrator.execution.study_session import checkpoint_policy, load_data, update_summary
 from orchestrator.preemption import STOP, install_stop_handlers
 from orchestrator.quiet import quiet_libraries
 from orchestrator.records import PARENT_RUN_ATTR, WORKER_ATTR, repeated_failure
-from orchestrator.study.storage import redact
 from orchestrator.study.studyfile import StudySpec
 from orchestrator.tracking.relay import RelayTracker
 from orchestrator.tracking.tracker import Tracker
-from orchestrator.training import checkpoints
 from orchestrator.training.threads import AdaptiveThreads
 from orchestrator.trial.progress import Progress, choices_width
 from orchestrator.trial.recovery import recover_trials, start_ticks, worker_identity
@@ -67,8 +66,7 @@ class WorkerOptions:
     threads: int | None = None  # PyTorch's CPU threads (None: PyTorch's default) ...
     adapt_threads: bool = False  # ... or, at most that many, the count measured fastest before each trial
     memory_mb: int | None = None  # recycle the process between trials above this resident size
-    supervised: bool = False  # the supervisor opened the study and owns the parent run
-    launched: bool = False  # a cluster launcher's task: `automl run` opened the study and owns its start and end
+    role: Role = Role.STANDALONE  # what this worker is to its study: who opens, announces and closes it
     slot: str = ""
     seed_offset: int = 0  # distinct per worker, so that seeded samplers do not propose alike
 
@@ -137,48 +135,39 @@ class Worker:
     def run(self) -> str:
         """Run trials; returns `done`, `deadline`, `recycle` (memory limit), `stopped` (SIGINT or SIGTERM: the
         running trial checkpointed and will resume) or `failing` (trials in a row failed alike: `failure`)."""
-        options = self.options
-        if options.supervised or options.launched:  # a supervisor's, a SLURM batch script's or a Ray actor's child
+        options, role = self.options, self.options.role
+        if role.has_parent_process:  # a supervisor's, a SLURM batch script's or a Ray actor's child
             die_with_parent()
         install_stop_handlers(self.spec.execution.stop_grace_seconds, EXIT_GRACE_EXPIRED)
         quiet_libraries()
         if options.threads:
             torch.set_num_threads(options.threads)
-        if options.tracking_uri and not options.supervised:  # with the other imports: the tracker then connects
+        if options.tracking_uri and not role.reports_to_supervisor:  # with the other imports: the tracker connects
             importlib.import_module("mlflow.tracking")  # without holding up a trial
         data = load_data(self.spec)
         data_seconds = seconds_since_start()
         if os.environ.get(TIMINGS_ENV) == "1":
             self.progress.message(f"timing: data ready at {time.time():.3f} (unix time)")
         # a supervised worker leaves the MLflow experiment and parent run to its supervisor (set up meanwhile)
-        study, parent = open_tracked_study(
-            self.spec,
-            options.storage_url,
-            options.tracking_uri,
-            heartbeat=True,
-            seed_offset=options.seed_offset,
-            open_run=not options.supervised,
+        lifecycle = StudyLifecycle(self.spec, self.registry, self.progress, options.storage_url, options.tracking_uri)
+        study, parent = lifecycle.open(
+            heartbeat=True, seed_offset=options.seed_offset, open_run=not role.reports_to_supervisor
         )
-        if not options.supervised:
-            self.progress.header(
-                self.spec.name,
-                options.trials,
-                redact(options.storage_url),
-                redact(options.tracking_uri) if options.tracking_uri else None,
-            )
-        if not options.supervised and not options.launched:
-            self.registry.hook.before_study(study=study, spec=self.spec)
+        if not role.reports_to_supervisor:
+            lifecycle.header(options.trials)
+        if role.owns_study:
+            lifecycle.begin(study)
         self.progress.message(
             f"worker {options.slot or options.worker_id} ready after {seconds_since_start():.1f} s "
             f"(imports and data {data_seconds:.1f} s, study set-up "
             f"{seconds_since_start() - data_seconds:.1f} s)"
         )
-        if options.supervised and not os.environ.get(RELEASED_ENV):
+        if role.reports_to_supervisor and not os.environ.get(RELEASED_ENV):
             print(READY, flush=True)
             if sys.stdin.readline().strip() != GO:
                 return "done"  # the supervisor is gone, or stopped before the study began
             os.environ[RELEASED_ENV] = "1"
-        if options.supervised and options.tracking_uri:
+        if role.reports_to_supervisor and options.tracking_uri:
             parent = study.user_attrs.get(PARENT_RUN_ATTR)  # the supervisor's parent run, set before the go-ahead
         tracker = self._tracker(parent)
         outcome = "stopped"
@@ -186,14 +175,11 @@ class Worker:
             outcome = self._loop(study, data, tracker, parent)
             return outcome
         finally:
-            if tracker and not options.supervised and not options.launched and outcome == "done":
-                tracker.close_study("FINISHED")  # the last worker out closes the parent run
+            done = outcome == "done"
+            if role.owns_study:  # the last worker out closes the parent run
+                lifecycle.end(study, tracker, "FINISHED" if done else None, sweep=done)
             elif tracker:
                 tracker.close()
-            if not options.supervised and not options.launched:
-                if outcome == "done":
-                    checkpoints.sweep_study(self.policy, study)
-                self.registry.hook.after_study(study=study, spec=self.spec)
 
     def _tracker(self, parent: str | None) -> Tracker | RelayTracker | None:
         """Where the trials' runs go: supervised, to the supervisor (relayed on stdout: it writes them to MLflow);
@@ -201,9 +187,9 @@ class Worker:
         once). None without tracking."""
         if not self.options.tracking_uri or not parent:
             return None
-        return (
-            RelayTracker(sys.stdout) if self.options.supervised else Tracker(self.options.tracking_uri).attach(parent)
-        )
+        if self.options.role.reports_to_supervisor:
+            return RelayTracker(sys.stdout)
+        return Tracker(self.options.tracking_uri).attach(parent)
 
     def _loop(self, study: optuna.Study, data: Any, tracker: Tracker | None, parent: str | None) -> str:
         options = self.options

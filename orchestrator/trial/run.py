@@ -16,16 +16,13 @@ from optuna.trial import TrialState
 
 from orchestrator.api.components import DataBundle
 from orchestrator.api.registry import Registry
+from orchestrator.api.sinks import TrialHandles, TrialRecord, TrialSink
 from orchestrator.preemption import TrialInterrupted
 from orchestrator.records import (
-    CHECKPOINT_EPOCH_ATTR,
     CONFIG_ATTR,
-    EPOCHS_ATTR,
     INTERRUPTED,
     OUT_OF_MEMORY_ATTR,
-    PAUSED_ATTR,
     PROMOTED_ATTR,
-    REASON_ATTR,
     RESUME_SKIPPED_ATTR,
     RESUME_SKIPPED_TAG,
     RESUMED_AT_TAG,
@@ -35,7 +32,6 @@ from orchestrator.records import (
     RUNGS_ATTR,
     RUNTIME_ATTR,
     TEST_METRICS_ATTR,
-    leading_trial,
     lineage,
 )
 from orchestrator.search.promotion import is_asha
@@ -43,8 +39,7 @@ from orchestrator.search.rungs import RungCallback
 from orchestrator.search.space import CHOSEN_KINDS
 from orchestrator.study.storage import redact
 from orchestrator.study.studyfile import StudySpec
-from orchestrator.tracking.best_model import WEIGHTS_FILE, improves, weights_file
-from orchestrator.tracking.review_view import OBJECTIVE_METRIC
+from orchestrator.tracking.best_model import improves
 from orchestrator.tracking.tracker import Tracker, TrialRun
 from orchestrator.training import checkpoints
 from orchestrator.training.checkpoints import CheckpointError, Checkpointing, CheckpointPolicy, TrialPaused
@@ -53,7 +48,14 @@ from orchestrator.training.network_metrics import latency_ms, parameter_count
 from orchestrator.training.runtime import current_runtime
 from orchestrator.training.threads import AdaptiveThreads
 from orchestrator.trial.progress import Progress
-from orchestrator.trial.recovery import retry_trial
+from orchestrator.trial.sinks import (
+    CheckpointSink,
+    HookSink,
+    OptunaSink,
+    ProgressSink,
+    TrackingSink,
+    record_trial,
+)
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,6 @@ class Outcome:
     @property
     def value(self) -> float | None:
         return self.values[0] if self.values else None
-
-
-def best_of(study: optuna.Study) -> tuple[int, float] | None:
-    """(number, value of the first objective) of the best complete trial so far, or None."""
-    best = leading_trial(study)
-    return None if best is None else (best.number, float(best.values[0]))
 
 
 def _plugin_tags(config: Mapping[str, Any], registry: Registry) -> dict[str, str]:
@@ -157,6 +153,9 @@ class TrialRunner:
         self.progress = progress
         self.policy = checkpoint_policy if checkpoint_policy is not None and checkpoint_policy.enabled else None
         self.on_checkpoint_error = on_checkpoint_error or checkpoints.warn_once(progress.out)
+        self.plugin_sinks: list[TrialSink] = [
+            sink for sinks in registry.hook.trial_sinks(study_name=spec.name) for sink in sinks
+        ]
 
     def run_trial(
         self, study: optuna.Study, trial: optuna.Trial, data: DataBundle, tracker: Tracker | None
@@ -284,22 +283,30 @@ class TrialRunner:
 
     def _rung_values(self, data: DataBundle) -> Callable[[Any, Any], list[float] | None]:
         """How a rung reads the objectives' values at an epoch's end (None when one is missing)."""
-        objectives = self.spec.objectives or ((self.spec.metric, self.spec.direction),)
+        wanted = {name for name, _ in self._objectives()}
 
         def values(trainer: Any, module: Any) -> list[float] | None:
-            measured: list[float] = []
-            for name, _ in objectives:
-                if name == "params":
-                    measured.append(float(parameter_count(module.network)))
-                elif name == "latency_ms":
-                    measured.append(latency_ms(module.network, data.inputs("val", 1).to(module.device)))
-                elif name in trainer.callback_metrics:
-                    measured.append(float(trainer.callback_metrics[name]))
-                else:
-                    return None
-            return measured
+            metrics = trainer.callback_metrics
+            _, measured = self.measure(
+                module.network, module.device, data, wanted, lambda m: float(metrics[m]) if m in metrics else None
+            )
+            return None if any(value is None for value in measured) else measured  # type: ignore[return-value]
 
         return values
+
+    def _objectives(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self.spec.objectives) or ((self.spec.metric, self.spec.direction),)
+
+    def measure(
+        self, network: Any, device: Any, data: DataBundle, wanted: set[str], metric: Callable[[str], float | None]
+    ) -> tuple[dict[str, float], list[float | None]]:
+        """The one measurement of a trial's objectives, at a rung and at its end: the network's properties (its
+        parameter count; its latency when `wanted` names it and the task has inputs), then each objective's
+        value: a property, else `metric`'s value of it."""
+        properties = {"params": float(parameter_count(network))}
+        if "latency_ms" in wanted and data.task != "generative":
+            properties["latency_ms"] = latency_ms(network, data.inputs("val", 1).to(device))
+        return properties, [properties[m] if m in properties else metric(m) for m, _ in self._objectives()]
 
     def _resume_state(self, attempt: Attempt) -> Mapping[str, Any] | None:
         """The lineage's checkpoint for this configuration, or None (none there, or unusable: then the reason
@@ -332,11 +339,12 @@ class TrialRunner:
         spec, trial = self.spec, attempt.trial
         outcome.test_metrics = result.test_metrics
         trial.set_user_attr(TEST_METRICS_ATTR, result.test_metrics)
-        outcome.measured = self._model_metrics(result, data)
-        objectives = spec.objectives or ((spec.metric, spec.direction),)
-        outcome.values = [outcome.measured[m] if m in outcome.measured else result.final(m) for m, _ in objectives]
+        wanted = {m for m, _ in spec.objectives} | set(spec.constraints)
+        model: Any = result.model
+        outcome.measured, outcome.values = self.measure(model.network, model.device, data, wanted, result.final)
         for name, bound in spec.constraints.items():  # feasible when <= 0
             trial.set_constraint(f"max_{name}", outcome.measured[name] - bound)
+        objectives = self._objectives()
         bad = [(m, v) for (m, _), v in zip(objectives, outcome.values) if v is None or not math.isfinite(v)]
         if result.diverged_at is not None:
             outcome.reason = f"training loss is not finite at epoch {result.diverged_at}"
@@ -348,117 +356,51 @@ class TrialRunner:
         else:
             outcome.state = "COMPLETE"
 
-    def _model_metrics(self, result: TrainingResult, data: DataBundle) -> dict[str, float]:
-        """The network's parameter count, and its latency when an objective or a constraint needs it."""
-        network = result.model.network  # type: ignore[union-attr]
-        measured = {"params": float(parameter_count(network))}
-        wanted = {m for m, _ in self.spec.objectives} | set(self.spec.constraints)
-        if "latency_ms" in wanted and data.task != "generative":
-            device = result.model.device  # type: ignore[union-attr]
-            measured["latency_ms"] = latency_ms(network, data.inputs("val", 1).to(device))
-        return measured
-
     # -- recording it ------------------------------------------------------------------------------------
 
     def _record(
         self, study: optuna.Study, attempt: Attempt, outcome: Outcome, data: DataBundle, tracker: Tracker | None
     ) -> TrialReport:
-        if outcome.state == "INTERRUPTED":
-            return self._record_interrupted(study, attempt, outcome, tracker)
-        if outcome.state == "PAUSED":
-            return self._record_paused(study, attempt, outcome, tracker)
-        trial, spec, reason = attempt.trial, self.spec, outcome.reason
-        trial.set_user_attr(EPOCHS_ATTR, outcome.epochs)
-        run = self._run_of(attempt, tracker)
-        if reason:
-            trial.set_user_attr(REASON_ATTR, reason)
-        if run and outcome.traceback:
-            run.log_text(outcome.traceback, "traceback.txt")
-        state, value = outcome.state, outcome.value
-        if (
-            run
-            and state == "COMPLETE"
-            and outcome.result is not None
-            and data.task != "generative"
-            and improves(study, value)
-        ):  # type: ignore[arg-type]
-            run.log_file(weights_file(outcome.result.model.network), WEIGHTS_FILE)  # a candidate for the best model
-        if state == "COMPLETE":
-            study.tell(trial, outcome.values if spec.multi_objective else value)
-        else:
-            study.tell(trial, state=TrialState.PRUNED if state == "PRUNED" else TrialState.FAIL)
-        if attempt.checkpoint is not None and not self.policy.keep:  # type: ignore[union-attr]
-            checkpoints.delete(attempt.checkpoint)  # the lineage ends here
-        if run:
-            final = {
-                **outcome.test_metrics,
-                **outcome.measured,
-                **({OBJECTIVE_METRIC: value} if state == "COMPLETE" and value is not None else {}),
-            }
-            if state == "COMPLETE" and spec.multi_objective:
-                final.update({f"{OBJECTIVE_METRIC}_{i}": v for i, v in enumerate(outcome.values)})
-            run.end(state, final, {"reason": reason} if reason else {})
-        self.registry.hook.after_trial(
-            trial=trial, config=attempt.config, state=state, value=value, metrics=outcome.test_metrics
+        """One record of the outcome, handed to every sink (trial/sinks.py) in one loop."""
+        record = self._record_of(study, attempt, outcome, data, tracker)
+        sinks: list[TrialSink] = [OptunaSink(self.spec.multi_objective)]
+        if self.policy is not None:
+            sinks.append(CheckpointSink(self.policy))
+        if tracker is not None:
+            sinks.append(TrackingSink(tracker))
+        sinks += [HookSink(self.registry), *self.plugin_sinks, ProgressSink(self.progress)]
+        record_trial(record, sinks)
+        if record.state == "INTERRUPTED":
+            return TrialReport(record.number, "FAIL", None, INTERRUPTED)
+        return TrialReport(record.number, record.state, record.value, record.reason)
+
+    def _record_of(
+        self, study: optuna.Study, attempt: Attempt, outcome: Outcome, data: DataBundle, tracker: Tracker | None
+    ) -> TrialRecord:
+        trial, state = attempt.trial, outcome.state
+        record = TrialRecord(
+            study_name=self.spec.name,
+            number=trial.number,
+            state=state,
+            config=attempt.config,
+            handles=TrialHandles(study, trial, attempt.run, attempt.checkpoint),
+            values=tuple(outcome.values),
+            reason=outcome.reason,
+            epochs=outcome.epochs,
+            checkpointed=outcome.checkpointed,
+            test_metrics=outcome.test_metrics,
+            measured=outcome.measured,
+            traceback=outcome.traceback,
         )
-        self.progress.trial_done(trial.number, attempt.config, outcome.epochs, value, state, best_of(study), reason)
-        return TrialReport(trial.number, state, value, reason)
-
-    @staticmethod
-    def _run_of(attempt: Attempt, tracker: Tracker | None) -> TrialRun | None:
-        """The attempt's MLflow run; one is opened now when the attempt failed before opening it."""
-        if attempt.run is None and tracker is not None:
-            attempt.run = tracker.start_trial(attempt.trial.number, attempt.config, {})
-        return attempt.run
-
-    def _record_paused(
-        self, study: optuna.Study, attempt: Attempt, outcome: Outcome, tracker: Tracker | None
-    ) -> TrialReport:
-        """PRUNED with `paused_at_epoch` (the checkpoint stays: a worker may promote it); the run FINISHED with
-        state PAUSED. Its value for the sampler is the rung's (Optuna takes the last intermediate value)."""
-        trial, epochs = attempt.trial, outcome.epochs
-        reason = f"paused at the rung of epoch {epochs} (not in its top 1/{trial.study.pruner.eta} yet)"
-        trial.set_user_attr(PAUSED_ATTR, epochs)
-        trial.set_user_attr(REASON_ATTR, reason)
-        study.tell(trial, state=TrialState.PRUNED)
-        value = (trial.user_attrs.get(RUNGS_ATTR) or {}).get(str(epochs), [None])[0]
-        run = self._run_of(attempt, tracker)
-        if run:
-            run.end("PAUSED", {}, {"reason": reason, "paused_at_epoch": str(epochs)})
-        self.registry.hook.after_trial(trial=trial, config=attempt.config, state="PAUSED", value=value, metrics={})
-        self.progress.trial_done(trial.number, attempt.config, epochs, value, "PAUSED", best_of(study), reason)
-        return TrialReport(trial.number, "PAUSED", value, reason)
-
-    def _record_interrupted(
-        self, study: optuna.Study, attempt: Attempt, outcome: Outcome, tracker: Tracker | None
-    ) -> TrialReport:
-        """FAIL with reason `interrupted`, the run KILLED, and a retry enqueued that resumes from the checkpoint."""
-        trial = attempt.trial
-        trial.set_user_attr(REASON_ATTR, INTERRUPTED)
-        trial.set_user_attr(EPOCHS_ATTR, outcome.epochs)  # what it trained before the interruption
-        trial.set_user_attr(CHECKPOINT_EPOCH_ATTR, outcome.epochs if outcome.checkpointed else 0)
-        study.tell(trial, state=TrialState.FAIL)
-        frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
-        retry = retry_trial(study, frozen, INTERRUPTED, crashed=False)
-        resumes = f"resumes at epoch {outcome.epochs}" if outcome.checkpointed else "restarts at epoch 0"
-        run = self._run_of(attempt, tracker)
-        if run:
-            run.end(
-                "INTERRUPTED",
-                {},
-                {
-                    "reason": INTERRUPTED,
-                    "resumes": resumes,
-                    **({"resumed_in_trial": str(retry)} if retry is not None else {}),
-                },
+        if state == "INTERRUPTED":
+            record.values, record.reason = (), INTERRUPTED
+        elif state == "PAUSED":  # its value for the sampler is the rung's (Optuna takes the last intermediate)
+            record.values = ((trial.user_attrs.get(RUNGS_ATTR) or {}).get(str(outcome.epochs), [None])[0],)
+            record.reason = (
+                f"paused at the rung of epoch {outcome.epochs} (not in its top 1/{trial.study.pruner.eta} yet)"
             )
-        self.progress.trial_done(
-            trial.number,
-            attempt.config,
-            outcome.epochs,
-            None,
-            "FAIL",
-            best_of(study),
-            f"{INTERRUPTED}; its retry {resumes}",
-        )
-        return TrialReport(trial.number, "FAIL", None, INTERRUPTED)
+        elif state == "COMPLETE" and outcome.result is not None and data.task != "generative":
+            record.network = outcome.result.model.network  # type: ignore[union-attr]
+            # before Optuna is told: the study's best so far does not yet include this trial
+            record.improves_best = tracker is not None and improves(study, outcome.value)  # type: ignore[arg-type]
+        return record
