@@ -1,5 +1,5 @@
 """`python -m orchestrator` is the `automl` command."""
 
-from orchestrator.cli.main import entry
+from orchestrator.cli import entry
 
 entry()

@@ -2,7 +2,7 @@
 
 `AutomlError` is the base; `UserError` (exit 2) is something the user fixes in a study file, the data, a flag or a
 plugin; `RunError` (exit 1) is a run that could not go on (workers dying, a scheduler refusing, a checkpoint that
-cannot be used). The command catches the family in one place (`orchestrator.cli.main.main`) and prints
+cannot be used). The command catches the family in one place (`orchestrator.cli.app.main`) and prints
 `error: <message>`. Flow-control signals (a trial paused or stopped on purpose) are not errors: they are
 `orchestrator.flow`'s. A module without heavy imports, so that a command catches them without loading torch,
 Lightning or MLflow. Class names are part of what a study stores (a failed trial's reason names its exception's

@@ -21,7 +21,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from orchestrator.api.registry import DISABLE_AUTOLOAD_ENV, LOAD_ONLY_ENV, Registry, load_registry
-from orchestrator.cli.main import main
+from orchestrator.cli import main
 
 # A tiny, fast study: 3 trials of a small MLP on digits, 2 epochs each.
 TINY_STUDY = """

@@ -12,7 +12,7 @@ import signal
 import pytest
 
 import orchestrator
-from orchestrator.cli import main as cli
+from orchestrator.cli import app as cli
 from orchestrator.errors import AutomlError, CliError, RunError, StudyFileError, UserError
 from orchestrator.flow import FlowSignal, Stopped
 from orchestrator.testing import ConformanceError

@@ -184,7 +184,7 @@ def streamed_run(tmp_path_factory) -> Path:
     import io
     import os
 
-    from orchestrator.cli.main import main
+    from orchestrator.cli import main
 
     folder = tmp_path_factory.mktemp("streamed")
     write_images(folder / "images")
