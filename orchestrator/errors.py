@@ -11,7 +11,8 @@ class): rename none.
 
 from __future__ import annotations
 
-EXIT_ERROR, EXIT_USAGE = 1, 2
+# the command's exit codes (a signal ends it with 128 + the signal's number)
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class AutomlError(Exception):

@@ -1,0 +1,174 @@
+"""`automl run` (a supervisor of local workers, or of a cluster launcher's) and `automl worker`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from orchestrator.cli.options import check_storage, load_spec, storage_option, tracking_option
+from orchestrator.errors import EXIT_ERROR, EXIT_OK, CliError
+
+
+def cluster_supervisor(
+    spec: Any,
+    registry: Any,
+    options: Any,
+    storage_url: str,
+    tracking_uri: str | None,
+    plugin_dirs: list[Path],
+    launcher: str,
+) -> Any:
+    """A supervisor whose workers a cluster's scheduler runs, once the study is known to be shareable by its
+    nodes and the scheduler's commands are here (else exit 2, nothing created)."""
+    import shutil
+
+    from orchestrator.execution.launchers.cluster_run import ClusterSupervisor, launcher_for
+    from orchestrator.execution.launchers.sharing import sharing_problems
+    from orchestrator.execution.study_session import checkpoint_policy
+
+    policy = checkpoint_policy(spec, storage_url)
+    settings = spec.launcher.slurm if launcher == "slurm" else spec.launcher.ray
+    problems = sharing_problems(
+        launcher,
+        storage_url,
+        tracking_uri,
+        policy.folder if policy.enabled else None,
+        settings.shared,
+        f"launcher.{launcher}",
+    )
+    if launcher == "slurm" and shutil.which("sbatch") is None:
+        problems.append(
+            "`sbatch` is not on PATH: run `automl run --launcher slurm` where SLURM's commands are (a login node)"
+        )
+    if launcher == "ray" and importlib.util.find_spec("ray") is None:
+        problems.append("Ray is not installed: pip install 'automl-orchestrator[ray]' (or 'ray[default]')")
+    if problems:
+        raise CliError(f"{spec.path}: --launcher {launcher}:\n  " + "\n  ".join(problems))
+    return ClusterSupervisor(
+        spec, registry, options, storage_url, tracking_uri, plugin_dirs, launcher=launcher_for(spec, launcher)
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from orchestrator.execution.study_session import RunOptions, resolve_storage, resolve_tracking
+    from orchestrator.execution.supervisor import Supervisor, plan_for
+
+    spec, registry = load_spec(args.study, args.plugins_dir)
+    for line in spec.missing:
+        print(f"warning: {line}", file=sys.stderr)
+    devices = args.devices
+    if devices not in (None, "auto", "cpu"):
+        try:
+            devices = tuple(int(d) for d in devices.split(","))
+        except ValueError:
+            raise CliError(f"--devices {devices!r}: use auto, cpu or GPU indices such as 0,2") from None
+    options = RunOptions(
+        trials=args.trials,
+        timeout=args.timeout,
+        storage=storage_option(args),
+        tracking_uri=tracking_option(args),
+        tracking=not args.no_tracking,
+        threads=args.threads,
+        workers=args.workers,
+        devices=devices,
+        trials_per_device=args.trials_per_device,
+        register=args.register,
+    )
+    slots = plan_for(spec, options)
+    storage_url = resolve_storage(spec, options)
+    check_storage(spec, storage_url)
+    tracking_uri = resolve_tracking(spec, options) if options.tracking else None
+    plugin_dirs = [Path(d).resolve() for d in args.plugins_dir]
+    launcher = args.launcher or spec.launcher.name
+    if launcher == "local":
+        supervisor = Supervisor(spec, registry, options, storage_url, tracking_uri, plugin_dirs, slots)
+    else:
+        supervisor = cluster_supervisor(spec, registry, options, storage_url, tracking_uri, plugin_dirs, launcher)
+    counts = supervisor.run()
+    resumed = f" ({counts['RETRIED']} of them retried)" if counts.get("RETRIED") else ""
+    if counts.get("PAUSED") or counts.get("PROMOTED"):
+        resumed += (
+            f"; {counts['PROMOTED']} promotion(s) by successive halving, {counts['PAUSED']} trial(s) paused "
+            "at a rung (counted as pruned)"
+        )
+    print(
+        f"Done: {counts['COMPLETE'] + counts['PRUNED'] + counts['FAIL']} trial(s) in the study: "
+        f"{counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed{resumed}. "
+        f"Review them with `automl show {args.study}` or `automl ui`."
+    )
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import socket
+    import time
+
+    from orchestrator.execution.handshake import DEADLINE_ENV, EXIT_REPEATED_FAILURE, repeated_failure_message
+    from orchestrator.execution.lifecycle import Role
+    from orchestrator.execution.study_session import RunOptions, resolve_storage, resolve_tracking
+    from orchestrator.execution.worker import Worker, WorkerOptions, recycle
+    from orchestrator.preemption import STOP
+
+    role = Role.of(supervised=args.supervised, launched=args.launched)
+    supervised = role.reports_to_supervisor  # the supervisor checks, says and reports for it
+    # a supervised worker's plugins are the supervisor's, which has named any that failed to load: once per run
+    spec, registry = load_spec(args.study, args.plugins_dir, warn=not supervised)
+    options = RunOptions(
+        storage=storage_option(args), tracking_uri=tracking_option(args), tracking=not args.no_tracking
+    )
+    storage_url = resolve_storage(spec, options)
+    if not supervised:
+        check_storage(spec, storage_url)
+    deadline = float(os.environ[DEADLINE_ENV]) if supervised and os.environ.get(DEADLINE_ENV) else None
+    if args.timeout:
+        deadline = time.time() + args.timeout
+    worker = Worker(
+        spec,
+        registry,
+        WorkerOptions(
+            storage_url=storage_url,
+            tracking_uri=resolve_tracking(spec, options) if options.tracking else None,
+            trials=args.trials or spec.budget.trials,
+            worker_id=args.worker_id or f"{socket.gethostname()}:{os.getpid()}",
+            deadline=deadline,
+            threads=args.threads,
+            adapt_threads=args.adapt_threads or args.threads is None,
+            memory_mb=args.memory_mb or spec.execution.worker_memory_mb,
+            role=role,
+            slot=args.slot or "",
+            seed_offset=args.seed_offset if args.seed_offset is not None else os.getpid(),
+        ),
+    )
+    outcome = worker.run()
+    if outcome == "recycle":
+        recycle()
+    name = args.slot or worker.options.worker_id
+    code = EXIT_OK
+    if outcome == "deadline":
+        print(f"worker {name}: timeout reached; no new trials started")
+    elif outcome == "stopped":
+        if not supervised:
+            print(
+                f"worker {name}: stopped by {signal.Signals(STOP.signum or signal.SIGINT).name}; an interrupted "
+                "trial resumes from its checkpoint when the study runs again",
+                file=sys.stderr,
+            )
+        code = 128 + (STOP.signum or signal.SIGINT)
+    elif outcome == "failing":
+        code = EXIT_REPEATED_FAILURE if supervised else EXIT_ERROR
+        if not supervised:  # (a supervisor reports it itself)
+            print(
+                f"error: {repeated_failure_message(spec.execution.max_consecutive_failures, worker.failure)}"
+                "\nFix the cause, then run the study again.",
+                file=sys.stderr,
+            )
+    if supervised:  # every write is done: skip the interpreter's slow teardown of torch and friends
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
