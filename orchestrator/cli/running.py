@@ -105,19 +105,34 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from orchestrator.execution.lifecycle import Role
+    from orchestrator.execution.worker import Worker, recycle
+
+    role = Role.of(supervised=args.supervised, launched=args.launched)
+    # a supervised worker's plugins are the supervisor's, which has named any that failed to load: once per run
+    spec, registry = load_spec(args.study, args.plugins_dir, warn=not role.reports_to_supervisor)
+    worker = Worker(spec, registry, _worker_options(args, spec, role))
+    outcome = worker.run()
+    if outcome == "recycle":
+        recycle()
+    code = _worker_exit(outcome, args.slot or worker.options.worker_id, spec, worker.failure, role)
+    if role.reports_to_supervisor:  # every write is done: skip the interpreter's slow teardown of torch and friends
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _worker_options(args: argparse.Namespace, spec: Any, role: Any) -> Any:
+    """The worker's settings from its command line, the study file and (supervised) its supervisor's deadline."""
     import socket
     import time
 
-    from orchestrator.execution.handshake import DEADLINE_ENV, EXIT_REPEATED_FAILURE, repeated_failure_message
-    from orchestrator.execution.lifecycle import Role
+    from orchestrator.execution.handshake import DEADLINE_ENV
     from orchestrator.execution.study_session import RunOptions, resolve_storage, resolve_tracking
-    from orchestrator.execution.worker import Worker, WorkerOptions, recycle
-    from orchestrator.preemption import STOP
+    from orchestrator.execution.worker import WorkerOptions
 
-    role = Role.of(supervised=args.supervised, launched=args.launched)
-    supervised = role.reports_to_supervisor  # the supervisor checks, says and reports for it
-    # a supervised worker's plugins are the supervisor's, which has named any that failed to load: once per run
-    spec, registry = load_spec(args.study, args.plugins_dir, warn=not supervised)
+    supervised = role.reports_to_supervisor  # the supervisor checks the storage for it
     options = RunOptions(
         storage=storage_option(args), tracking_uri=tracking_option(args), tracking=not args.no_tracking
     )
@@ -127,28 +142,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
     deadline = float(os.environ[DEADLINE_ENV]) if supervised and os.environ.get(DEADLINE_ENV) else None
     if args.timeout:
         deadline = time.time() + args.timeout
-    worker = Worker(
-        spec,
-        registry,
-        WorkerOptions(
-            storage_url=storage_url,
-            tracking_uri=resolve_tracking(spec, options) if options.tracking else None,
-            trials=args.trials or spec.budget.trials,
-            worker_id=args.worker_id or f"{socket.gethostname()}:{os.getpid()}",
-            deadline=deadline,
-            threads=args.threads,
-            adapt_threads=args.adapt_threads or args.threads is None,
-            memory_mb=args.memory_mb or spec.execution.worker_memory_mb,
-            role=role,
-            slot=args.slot or "",
-            seed_offset=args.seed_offset if args.seed_offset is not None else os.getpid(),
-        ),
+    return WorkerOptions(
+        storage_url=storage_url,
+        tracking_uri=resolve_tracking(spec, options) if options.tracking else None,
+        trials=args.trials or spec.budget.trials,
+        worker_id=args.worker_id or f"{socket.gethostname()}:{os.getpid()}",
+        deadline=deadline,
+        threads=args.threads,
+        adapt_threads=args.adapt_threads or args.threads is None,
+        memory_mb=args.memory_mb or spec.execution.worker_memory_mb,
+        role=role,
+        slot=args.slot or "",
+        seed_offset=args.seed_offset if args.seed_offset is not None else os.getpid(),
     )
-    outcome = worker.run()
-    if outcome == "recycle":
-        recycle()
-    name = args.slot or worker.options.worker_id
-    code = EXIT_OK
+
+
+def _worker_exit(outcome: str, name: str, spec: Any, failure: Any, role: Any) -> int:
+    """The worker's exit code for its outcome, and what it says of it (a supervisor says it for its workers)."""
+    from orchestrator.execution.handshake import EXIT_REPEATED_FAILURE, repeated_failure_message
+    from orchestrator.preemption import STOP
+
+    supervised = role.reports_to_supervisor
     if outcome == "deadline":
         print(f"worker {name}: timeout reached; no new trials started")
     elif outcome == "stopped":
@@ -158,17 +172,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 "trial resumes from its checkpoint when the study runs again",
                 file=sys.stderr,
             )
-        code = 128 + (STOP.signum or signal.SIGINT)
+        return 128 + (STOP.signum or signal.SIGINT)
     elif outcome == "failing":
-        code = EXIT_REPEATED_FAILURE if supervised else EXIT_ERROR
-        if not supervised:  # (a supervisor reports it itself)
+        if not supervised:
             print(
-                f"error: {repeated_failure_message(spec.execution.max_consecutive_failures, worker.failure)}"
+                f"error: {repeated_failure_message(spec.execution.max_consecutive_failures, failure)}"
                 "\nFix the cause, then run the study again.",
                 file=sys.stderr,
             )
-    if supervised:  # every write is done: skip the interpreter's slow teardown of torch and friends
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+        return EXIT_REPEATED_FAILURE if supervised else EXIT_ERROR
+    return EXIT_OK

@@ -153,6 +153,18 @@ def _prepare_the_end(tracked: bool) -> None:
     summary.prepare_imports()
 
 
+def study_counts(study: optuna.Study) -> dict[str, int]:
+    """The study's trial counts by state; under RETRIED the attempts (FAIL) that have a retry, under PROMOTED and
+    PAUSED the successive-halving promotions and the trials still paused at a rung."""
+    counts = trial_counts(study)
+    trials = study.get_trials(deepcopy=False)
+    promoted = [t for t in trials if PROMOTED_ATTR in t.user_attrs]
+    counts["RETRIED"] = len(continued_numbers(trials)) - len(promoted)
+    counts["PROMOTED"] = len(promoted)
+    counts["PAUSED"] = len(paused_trials(trials))
+    return counts
+
+
 class Supervisor:
     """Runs a study on worker processes, one per slot, until its budget is met."""
 
@@ -246,13 +258,7 @@ class Supervisor:
             if study is not None:
                 tracker = self.tracker if self.tracker is not None and parent else None
                 self.lifecycle.end(study, tracker, status, summarise=lambda: self._summarise(study, parent))
-        counts = trial_counts(study)
-        trials = study.get_trials(deepcopy=False)
-        promoted = [t for t in trials if PROMOTED_ATTR in t.user_attrs]
-        counts["RETRIED"] = len(continued_numbers(trials)) - len(promoted)
-        counts["PROMOTED"] = len(promoted)
-        counts["PAUSED"] = len(paused_trials(trials))
-        return counts
+        return study_counts(study)
 
     def _summarise(self, study: optuna.Study, parent: str | None) -> None:
         """The summary on the parent run at the study's end: plots and tables, then the trial counts."""

@@ -264,27 +264,16 @@ def plugin_dirs_of(path: str | Path, data: Mapping[str, Any]) -> list[Path]:
     return [(Path(path).parent / entry).resolve() for entry in entries]
 
 
-def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry) -> StudySpec:
-    """Check every key of a parsed study file and resolve it; raise StudyFileError listing all problems."""
-    check = _Checker(str(path))
-    check.unknown_keys("", data, TOP_KEYS)
-
-    name = data.get("name")
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        check.add("name", name, "required: a study name of letters, digits, '_', '.', '-'")
-
-    dataset, dataset_params = _check_dataset(check, data.get("dataset"), registry, Path(path))
-    task, input_kind = _check_task(check, data.get("task"), dataset, dataset_params)
-    objectives = _check_objectives(check, data.get("objective"), task)
-    metric, direction = objectives[0]
-    budget = _check_budget(check, data.get("budget"))
+def _check_strategies(check: _Checker, data: Mapping[str, Any], objectives: int) -> tuple[Any, Any]:
+    """The sampler and the pruner (the defaults for one objective, else TPE and none), and whether they suit
+    several objectives."""
     sampler = _check_strategy(
-        check, "sampler", data.get("sampler", DEFAULT_SAMPLER if len(objectives) == 1 else "tpe"), SAMPLERS
+        check, "sampler", data.get("sampler", DEFAULT_SAMPLER if objectives == 1 else "tpe"), SAMPLERS
     )
     pruner = _check_strategy(
-        check, "pruner", data.get("pruner", DEFAULT_PRUNER if len(objectives) == 1 else "none"), PRUNERS
+        check, "pruner", data.get("pruner", DEFAULT_PRUNER if objectives == 1 else "none"), PRUNERS
     )
-    if len(objectives) > 1:
+    if objectives > 1:
         if pruner[0] not in ("none", "asha"):
             check.add(
                 "pruner",
@@ -299,7 +288,11 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
                 f"{sampler[0]} optimises a single objective; for several "
                 "use tpe, random, grid, qmc, gp, nsga2 or nsga3",
             )
-    constraints = _check_constraints(check, data.get("constraints"))
+    return sampler, pruner
+
+
+def _check_settings(check: _Checker, data: Mapping[str, Any]) -> Any:
+    """The seed (returned), the storage and tracking URLs and the plugin folders."""
     seed = data.get("seed", 0)
     if not _is_int(seed) or seed < 0:
         check.add("seed", seed, "must be a non-negative integer")
@@ -311,7 +304,26 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
         isinstance(raw_dirs, str) or (isinstance(raw_dirs, list) and all(isinstance(d, str) for d in raw_dirs))
     ):
         check.add("plugins_dir", raw_dirs, "must be a folder path or a list of them")
+    return seed
 
+
+def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry) -> StudySpec:
+    """Check every key of a parsed study file and resolve it; raise StudyFileError listing all problems."""
+    check = _Checker(str(path))
+    check.unknown_keys("", data, TOP_KEYS)
+
+    name = data.get("name")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        check.add("name", name, "required: a study name of letters, digits, '_', '.', '-'")
+
+    dataset, dataset_params = _check_dataset(check, data.get("dataset"), registry, Path(path))
+    task, input_kind = _check_task(check, data.get("task"), dataset, dataset_params)
+    objectives = _check_objectives(check, data.get("objective"), task)
+    metric, direction = objectives[0]
+    budget = _check_budget(check, data.get("budget"))
+    sampler, pruner = _check_strategies(check, data, len(objectives))
+    constraints = _check_constraints(check, data.get("constraints"))
+    seed = _check_settings(check, data)
     execution = _check_execution(check, data)
     checkpoints = _check_checkpoints(check, data.get("checkpoints"), Path(path))
     if pruner[0] == "asha" and checkpoints.every_epochs == 0:
