@@ -103,6 +103,22 @@ def _left_out(data: DataBundle) -> tuple[str, ...]:
     return tuple(left_out()) if callable(left_out) else ()
 
 
+def _best_network(client: Any, parent: Any, best: Any, registry: Registry, data: DataBundle) -> Any:
+    """The best trial's network, rebuilt from its configuration with the weights kept on its MLflow run."""
+    runs = trial_runs(client, parent.info.experiment_id, parent.info.run_id, best.number)
+    with tempfile.TemporaryDirectory(prefix="automl-best-") as folder:
+        for run in runs:
+            if WEIGHTS_FILE in [a.path for a in client.list_artifacts(run.info.run_id)]:
+                weights = Path(client.download_artifacts(run.info.run_id, WEIGHTS_FILE, folder))
+                break
+        else:
+            raise LookupError(
+                f"trial {best.number}'s network weights ({WEIGHTS_FILE}) are not on its MLflow run "
+                f"({len(runs)} run(s) found)"
+            )
+        return rebuild_network(dict(best.user_attrs[CONFIG_ATTR]), registry, data, weights)
+
+
 def log_best_model(
     study: optuna.Study,
     registry: Registry,
@@ -116,18 +132,7 @@ def log_best_model(
     the encoder and the examples) comes from `load`, called only when there is a model to log. With `register`,
     the model is registered under that name with alias `best`."""
     import mlflow
-    from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
-
-    from orchestrator import __version__
-
-    with _quiet_model_logging():
-        from orchestrator.tracking.serving import (  # mlflow.pyfunc
-            FloatInputs,
-            ServingModel,
-            lenient_signature,
-            raw_example,
-        )
 
     best = leading_trial(study)
     if best is None:
@@ -139,18 +144,30 @@ def log_best_model(
     data = load()
     if data.task == "generative":
         return None  # a GAN's generator takes noise, not the data's inputs: nothing to predict with
-    runs = trial_runs(client, parent.info.experiment_id, parent_run_id, best.number)
-    with tempfile.TemporaryDirectory(prefix="automl-best-") as folder:
-        for run in runs:
-            if WEIGHTS_FILE in [a.path for a in client.list_artifacts(run.info.run_id)]:
-                weights = Path(client.download_artifacts(run.info.run_id, WEIGHTS_FILE, folder))
-                break
-        else:
-            raise LookupError(
-                f"trial {best.number}'s network weights ({WEIGHTS_FILE}) are not on its MLflow run "
-                f"({len(runs)} run(s) found)"
-            )
-        network = rebuild_network(dict(best.user_attrs[CONFIG_ATTR]), registry, data, weights)
+    network = _best_network(client, parent, best, registry, data)
+    model_uri = _log_models(network, data, tracking_uri, parent_run_id, best.number)
+    if register:
+        version = mlflow.register_model(model_uri, register)
+        client.set_registered_model_alias(register, BEST_ALIAS, version.version)
+    return model_uri
+
+
+def _log_models(network: Any, data: DataBundle, tracking_uri: str, parent_run_id: str, trial: int) -> str:
+    """The network on the parent run twice: as the pyfunc model that takes raw inputs (the one users serve) and
+    as the bare torch network; the run's tags name both and the trial. Returns the pyfunc model's URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from orchestrator import __version__
+
+    with _quiet_model_logging():
+        from orchestrator.tracking.serving import (  # mlflow.pyfunc
+            FloatInputs,
+            ServingModel,
+            lenient_signature,
+            raw_example,
+        )
+
     requirements = [f"torch=={torch.__version__.split('+')[0]}", f"automl-orchestrator=={__version__}"]
     serving = ServingModel(network, data)
     example = raw_example(data)
@@ -183,12 +200,9 @@ def log_best_model(
         )
         mlflow.set_tags(
             {
-                BEST_MODEL_TRIAL_TAG: str(best.number),
+                BEST_MODEL_TRIAL_TAG: str(trial),
                 BEST_MODEL_URI_TAG: info.model_uri,
                 BEST_NETWORK_URI_TAG: network_info.model_uri,
             }
         )
-    if register:
-        version = mlflow.register_model(info.model_uri, register)
-        client.set_registered_model_alias(register, BEST_ALIAS, version.version)
     return info.model_uri
