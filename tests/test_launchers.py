@@ -37,7 +37,7 @@ def test_slurm_settings_are_read_with_their_defaults(tmp_path):
         tmp_path,
     )
     assert not problems
-    assert launcher.name == "slurm" and launcher.slurm == SlurmSettings(
+    assert launcher.name == "slurm" and launcher.settings() == SlurmSettings(
         tasks=8,
         partition="gpu",
         gpus_per_task=1,
@@ -46,7 +46,7 @@ def test_slurm_settings_are_read_with_their_defaults(tmp_path):
         sbatch=("--qos=high",),
         shared=((tmp_path / "data").resolve(), Path("/scratch/me")),
     )
-    assert check_launcher("ray", tmp_path)[0].ray == RaySettings()
+    assert check_launcher("ray", tmp_path)[0].settings() == RaySettings()
 
 
 def test_each_bad_launcher_setting_is_named_with_what_it_must_be(tmp_path):

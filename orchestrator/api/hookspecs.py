@@ -60,6 +60,14 @@ def register_datasets(register: Register) -> None:
     """Register data sets: call `register(orchestrator.Dataset(...))` for each."""
 
 
+@hookspec
+def register_launchers(register: Callable[[Any], None]) -> None:
+    """Register where a study's workers can run: call `register(LauncherKind(...))` (from
+    `orchestrator.study.launch_settings`) with its name, settings and their check, what it needs on the
+    submitting machine, and the "module:callable" that builds its workers' handle (see `Launcher` in
+    `orchestrator.execution.launchers.cluster_run`). The study key `launcher:` and `--launcher` then accept it."""
+
+
 # ---------------------------------------------------------------------------
 # Lifecycle hooks: study and trial level only. Per-batch events belong to
 # Lightning's own Callback API (see `trial_callbacks`).

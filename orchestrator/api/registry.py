@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pluggy
 
@@ -67,6 +68,7 @@ class Registry:
     components: dict[str, dict[str, Registered]] = field(default_factory=lambda: {k: {} for k in KINDS})
     errors: list[PluginLoadError] = field(default_factory=list)
     plugin_names: dict[str, str] = field(default_factory=dict)
+    launchers: list[Any] = field(default_factory=list)  # LauncherKinds plugins registered (hook register_launchers)
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.components[kind])
@@ -214,6 +216,7 @@ def load_registry(plugin_dirs: Sequence[Path | str] | None = None) -> Registry:
     unique_dirs = list(dict.fromkeys(d.resolve() for d in dirs))
     _discover(registry, unique_dirs)
     _collect_components(registry)
+    registry.hook.register_launchers(register=registry.launchers.append)
     return registry
 
 

@@ -51,9 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trials-per-device", type=int, help="workers sharing each GPU (default 1)")
     run.add_argument(
         "--launcher",
-        choices=("local", "slurm", "ray"),
-        help="where the workers run: this machine "
-        "(default), a SLURM job array or a Ray cluster (settings: the study key launcher)",
+        help="where the workers run: local (this machine, the default), slurm (a SLURM job array), ray (a Ray "
+        "cluster) or a launcher a plugin registers (settings: the study key launcher)",
     )
     run.add_argument(
         "--register",

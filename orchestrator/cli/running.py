@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import signal
 import sys
@@ -21,42 +20,39 @@ def cluster_supervisor(
     storage_url: str,
     tracking_uri: str | None,
     plugin_dirs: list[Path],
-    launcher: str,
+    kind: Any,
 ) -> Any:
-    """A supervisor whose workers a cluster's scheduler runs, once the study is known to be shareable by its
-    nodes and the scheduler's commands are here (else exit 2, nothing created)."""
-    import shutil
-
+    """A supervisor whose workers launcher `kind` (a LauncherKind) places, once the study is known to be
+    shareable by its nodes and the launcher has what it needs here (else exit 2, nothing created)."""
     from orchestrator.execution.launchers.cluster_run import ClusterSupervisor, launcher_for
     from orchestrator.execution.launchers.sharing import sharing_problems
     from orchestrator.execution.study_session import checkpoint_policy
 
     policy = checkpoint_policy(spec, storage_url)
-    settings = spec.launcher.slurm if launcher == "slurm" else spec.launcher.ray
+    # the study's settings for its own launcher; another one named by --launcher runs with its defaults
+    settings = spec.launcher.settings() if spec.launcher.name == kind.name else kind.settings()
     problems = sharing_problems(
-        launcher,
+        kind.name,
         storage_url,
         tracking_uri,
         policy.folder if policy.enabled else None,
-        settings.shared,
-        f"launcher.{launcher}",
+        getattr(settings, "shared", ()),
+        f"launcher.{kind.name}",
     )
-    if launcher == "slurm" and shutil.which("sbatch") is None:
-        problems.append(
-            "`sbatch` is not on PATH: run `automl run --launcher slurm` where SLURM's commands are (a login node)"
-        )
-    if launcher == "ray" and importlib.util.find_spec("ray") is None:
-        problems.append("Ray is not installed: pip install 'automl-orchestrator[ray]' (or 'ray[default]')")
+    need = kind.needs()
+    if need:
+        problems.append(need)
     if problems:
-        raise CliError(f"{spec.path}: --launcher {launcher}:\n  " + "\n  ".join(problems))
+        raise CliError(f"{spec.path}: --launcher {kind.name}:\n  " + "\n  ".join(problems))
     return ClusterSupervisor(
-        spec, registry, options, storage_url, tracking_uri, plugin_dirs, launcher=launcher_for(spec, launcher)
+        spec, registry, options, storage_url, tracking_uri, plugin_dirs, launcher=launcher_for(kind, settings, spec)
     )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from orchestrator.execution.study_session import RunOptions, resolve_storage, resolve_tracking
     from orchestrator.execution.supervisor import Supervisor, plan_for
+    from orchestrator.study.launch_settings import launcher_kinds
 
     spec, registry = load_spec(args.study, args.plugins_dir)
     for line in spec.missing:
@@ -84,11 +80,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_storage(spec, storage_url)
     tracking_uri = resolve_tracking(spec, options) if options.tracking else None
     plugin_dirs = [Path(d).resolve() for d in args.plugins_dir]
+    kinds = launcher_kinds(registry.launchers)
     launcher = args.launcher or spec.launcher.name
-    if launcher == "local":
+    if launcher not in kinds:
+        raise CliError(f"--launcher {launcher!r}: unknown launcher; choose one of {', '.join(kinds)}")
+    if kinds[launcher].factory is None:  # the workers run here
         supervisor = Supervisor(spec, registry, options, storage_url, tracking_uri, plugin_dirs, slots)
     else:
-        supervisor = cluster_supervisor(spec, registry, options, storage_url, tracking_uri, plugin_dirs, launcher)
+        supervisor = cluster_supervisor(
+            spec, registry, options, storage_url, tracking_uri, plugin_dirs, kinds[launcher]
+        )
     counts = supervisor.run()
     resumed = f" ({counts['RETRIED']} of them retried)" if counts.get("RETRIED") else ""
     if counts.get("PAUSED") or counts.get("PROMOTED"):

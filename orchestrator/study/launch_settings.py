@@ -1,17 +1,23 @@
 """Where a study's workers run: this machine (`local`, the default), a SLURM job array (`slurm`) or actors on a
-Ray cluster (`ray`). The study key `launcher:` holds the scheduler's settings as data; `--launcher` picks one."""
+Ray cluster (`ray`), or a launcher a plugin registers (hook `register_launchers`). The study key `launcher:` holds
+the scheduler's settings as data; `--launcher` picks one.
+
+Each launcher is one `LauncherKind`, registered in one place: its name, its settings and their checks, what it
+needs on the machine `automl run` runs on, and the factory of its workers' handle (`orchestrator.execution.
+launchers.cluster_run.Launcher`), named by import path so that this layer never imports the execution layer."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+import shutil
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import RunError
+from orchestrator.errors import RunError, UserError
 
-LAUNCHERS = ("local", "slurm", "ray")
 _TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")  # sbatch --time: minutes, MM:SS, HH:MM:SS, D-HH[:MM[:SS]]
 _MEMORY = re.compile(r"^\d+[KMGT]?$")
 
@@ -50,21 +56,74 @@ class RaySettings:
 
 @dataclass(frozen=True)
 class LauncherSpec:
-    name: str = "local"
-    slurm: SlurmSettings = field(default_factory=SlurmSettings)
-    ray: RaySettings = field(default_factory=RaySettings)
+    """The study's launcher and its checked settings (None for one that takes none, such as `local`)."""
 
-    def settings(self) -> SlurmSettings | RaySettings | None:
-        return {"slurm": self.slurm, "ray": self.ray}.get(self.name)
+    name: str = "local"
+    options: Any = None
+
+    def settings(self) -> Any:
+        return self.options
+
+
+def _nothing_needed() -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class LauncherKind:
+    """One launcher: its `name`; its `settings` (a frozen dataclass, None when it takes none) and `check`, which
+    turns the study file's mapping into them (appending (key, value, message) problems); `needs`, a problem
+    when this machine cannot submit (None when it can); and `factory`, a callable (or "module:callable", imported
+    when used) taking the settings and the StudySpec and returning the workers' handle (None: the workers run
+    here, under `automl run`)."""
+
+    name: str
+    settings: type | None = None
+    check: Callable[[Mapping[str, Any], Path, list], Any] | None = None
+    needs: Callable[[], str | None] = _nothing_needed
+    factory: str | Callable[[Any, Any], Any] | None = None
+
+
+def _sbatch_missing() -> str | None:
+    if shutil.which("sbatch") is None:
+        return "`sbatch` is not on PATH: run `automl run --launcher slurm` where SLURM's commands are (a login node)"
+    return None
+
+
+def _ray_missing() -> str | None:
+    if importlib.util.find_spec("ray") is None:
+        return "Ray is not installed: pip install 'automl-orchestrator[ray]' (or 'ray[default]')"
+    return None
+
+
+def launcher_kinds(extra: Iterable[LauncherKind] = ()) -> dict[str, LauncherKind]:
+    """Every launcher by name: the built-in ones, then those plugins registered."""
+    built_in = [
+        LauncherKind("local"),
+        LauncherKind(
+            "slurm", SlurmSettings, _check_slurm, _sbatch_missing, "orchestrator.execution.launchers.slurm:for_study"
+        ),
+        LauncherKind("ray", RaySettings, _check_ray, _ray_missing, "orchestrator.execution.launchers.ray:for_study"),
+    ]
+    kinds = {kind.name: kind for kind in built_in}
+    for kind in extra:
+        if kind.name in kinds:
+            raise UserError(f"launcher {kind.name!r} is registered twice: rename the plugin's launcher")
+        kinds[kind.name] = kind
+    return kinds
 
 
 def _keys(cls: type) -> set[str]:
     return {f.name for f in fields(cls)}
 
 
-def check_launcher(raw: Any, study_folder: Path) -> tuple[LauncherSpec, list[tuple[str, Any, str]]]:
-    """The `launcher:` key: a name (`local`, `slurm`, `ray`) or `{name: {settings}}`; returns the launcher and the
-    problems found, each (key, value, message)."""
+def check_launcher(
+    raw: Any, study_folder: Path, extra: Iterable[LauncherKind] = ()
+) -> tuple[LauncherSpec, list[tuple[str, Any, str]]]:
+    """The `launcher:` key: a name (`local`, `slurm`, `ray`, or one a plugin registered in `extra`) or
+    `{name: {settings}}`; returns the launcher and the problems found, each (key, value, message)."""
+    kinds = launcher_kinds(extra)
+    names = ", ".join(kinds)
     problems: list[tuple[str, Any, str]] = []
     if raw is None:
         return LauncherSpec(), problems
@@ -75,31 +134,30 @@ def check_launcher(raw: Any, study_folder: Path) -> tuple[LauncherSpec, list[tup
             (
                 "launcher",
                 raw,
-                f"must be one of {', '.join(LAUNCHERS)}, or a mapping of one of them to "
+                f"must be one of {names}, or a mapping of one of them to "
                 "its settings, e.g. {slurm: {tasks: 4, partition: gpu}}",
             )
         )
         return LauncherSpec(), problems
     name, settings = next(iter(raw.items()))
     settings = settings if settings is not None else {}
-    if name not in LAUNCHERS:
-        problems.append(("launcher", name, f"unknown launcher; choose one of {', '.join(LAUNCHERS)}"))
+    if name not in kinds:
+        problems.append(("launcher", name, f"unknown launcher; choose one of {names}"))
         return LauncherSpec(), problems
     if not isinstance(settings, dict):
         problems.append((f"launcher.{name}", settings, "must be a mapping of settings"))
         return LauncherSpec(), problems
-    if name == "local":
+    kind = kinds[name]
+    if kind.settings is None or kind.check is None:
         if settings:
-            problems.append(("launcher.local", settings, "takes no settings (workers, devices: see their own keys)"))
-        return LauncherSpec(), problems
-    cls = SlurmSettings if name == "slurm" else RaySettings
+            problems.append((f"launcher.{name}", settings, "takes no settings (workers, devices: see their own keys)"))
+        return LauncherSpec(name=name), problems
     for key in settings:
-        if key not in _keys(cls):
+        if key not in _keys(kind.settings):
             problems.append(
-                (f"launcher.{name}.{key}", key, "unknown setting; allowed: " + ", ".join(sorted(_keys(cls))))
+                (f"launcher.{name}.{key}", key, "unknown setting; allowed: " + ", ".join(sorted(_keys(kind.settings))))
             )
-    checked = (_check_slurm if name == "slurm" else _check_ray)(settings, study_folder, problems)
-    return LauncherSpec(name=name, **{name: checked}), problems
+    return LauncherSpec(name=name, options=kind.check(settings, study_folder, problems)), problems
 
 
 def _folders(key: str, value: Any, study_folder: Path, problems: list) -> tuple[Path, ...]:

@@ -333,7 +333,7 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
             "the asha pruner pauses trials at rungs and resumes them from their "
             "checkpoints: checkpoints must be on (every_epochs >= 1), or choose another pruner",
         )
-    launcher, launcher_problems = check_launcher(data.get("launcher"), Path(path).resolve().parent)
+    launcher, launcher_problems = check_launcher(data.get("launcher"), Path(path).resolve().parent, registry.launchers)
     for key, value, message in launcher_problems:
         check.add(key, value, message)
     # Without a usable data set (or task) the search is still checked, for everything but what depends on the data.

@@ -8,6 +8,7 @@ checkpoints its trial and marks it to resume), waits for them, and fails and ret
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import time
@@ -252,14 +253,10 @@ class ClusterSupervisor(Supervisor):
         return recovered
 
 
-def launcher_for(spec: Any, name: str) -> Launcher:
-    """The launcher `name` with the study's settings for it."""
-    if name == "slurm":
-        from orchestrator.execution.launchers.slurm import SlurmArray
-
-        return SlurmArray(spec.launcher.slurm, spec.name, spec.path)
-    if name == "ray":
-        from orchestrator.execution.launchers.ray import RayActors
-
-        return RayActors(spec.launcher.ray, spec.name)
-    raise ValueError(f"no cluster launcher {name!r}")
+def launcher_for(kind: Any, settings: Any, spec: Any) -> Launcher:
+    """The workers' handle of launcher `kind` (study/launch_settings.py's LauncherKind) with `settings`."""
+    factory = kind.factory
+    if isinstance(factory, str):
+        module, _, name = factory.partition(":")
+        factory = getattr(importlib.import_module(module), name)
+    return factory(settings, spec)

@@ -154,3 +154,8 @@ class RayActors:
 
     def describe(self) -> str:
         return f"{self.settings.workers} Ray actor(s) on the cluster at {self.settings.address}"
+
+
+def for_study(settings: RaySettings, spec: Any) -> RayActors:
+    """The `ray` launcher's factory (study/launch_settings.py registers it by this name)."""
+    return RayActors(settings, spec.name)

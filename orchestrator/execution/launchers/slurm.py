@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from orchestrator.study.launch_settings import LaunchError, SlurmSettings
 
@@ -168,3 +169,8 @@ class SlurmArray:
 
     def close(self) -> None:
         pass
+
+
+def for_study(settings: SlurmSettings, spec: Any) -> SlurmArray:
+    """The `slurm` launcher's factory (study/launch_settings.py registers it by this name)."""
+    return SlurmArray(settings, spec.name, spec.path)
