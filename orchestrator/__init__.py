@@ -31,6 +31,7 @@ _HOMES = {
     ),
     "orchestrator.api.hookspecs": ("hookimpl",),
     "orchestrator.api.sinks": ("TrialRecord", "TrialSink"),
+    "orchestrator.study.launch_settings": ("LauncherKind",),
     "orchestrator.api.params": ("Choice", "Fixed", "Float", "Int", "Text"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}

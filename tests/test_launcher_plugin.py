@@ -10,13 +10,12 @@ from conftest import AUTOML, TINY_STUDY, load_optuna
 
 from orchestrator.records import WORKER_ATTR
 
-LAUNCHER_PLUGIN = '''
+LAUNCHER_PLUGIN = """
 import os
 import subprocess
 from dataclasses import dataclass
 
-from orchestrator import hookimpl
-from orchestrator.study.launch_settings import LauncherKind
+from orchestrator import LauncherKind, hookimpl
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ class Subprocesses:
 @hookimpl
 def register_launchers(register):
     register(LauncherKind("subprocesses", Settings, check, factory=Subprocesses))
-'''
+"""
 
 
 def write(workdir, launcher: str) -> None:

@@ -62,10 +62,10 @@ def register_datasets(register: Register) -> None:
 
 @hookspec
 def register_launchers(register: Callable[[Any], None]) -> None:
-    """Register where a study's workers can run: call `register(LauncherKind(...))` (from
-    `orchestrator.study.launch_settings`) with its name, settings and their check, what it needs on the
-    submitting machine, and the "module:callable" that builds its workers' handle (see `Launcher` in
-    `orchestrator.execution.launchers.cluster_run`). The study key `launcher:` and `--launcher` then accept it."""
+    """Register where a study's workers can run: call `register(orchestrator.LauncherKind(...))` with its name,
+    settings and their check, what it needs on the submitting machine, and the factory of its workers' handle
+    (see `Launcher` in `orchestrator.execution.launchers.cluster_run`). The study key `launcher:` and
+    `--launcher` then accept it."""
 
 
 # ---------------------------------------------------------------------------
