@@ -61,6 +61,20 @@ def register_datasets(register: Register) -> None:
 
 
 @hookspec
+def register_samplers(register: Callable[..., None]) -> None:
+    """Register samplers for the study key `sampler:`: call `register(name, cls, defaults={...}, seeded=True,
+    single_objective=False)` with an Optuna sampler class (`seeded`: it takes `seed=`, which the study passes),
+    the options it gets unless the study file sets them, and whether it refuses several objectives."""
+
+
+@hookspec
+def register_pruners(register: Callable[..., None]) -> None:
+    """Register pruners for the study key `pruner:`: call `register(name, cls, defaults={...})` with an Optuna
+    pruner class and the options it gets unless the study file sets them (a stopping pruner: trials report
+    their objective after each epoch and stop when it says so)."""
+
+
+@hookspec
 def register_launchers(register: Callable[[Any], None]) -> None:
     """Register where a study's workers can run: call `register(orchestrator.LauncherKind(...))` with its name,
     settings and their check, what it needs on the submitting machine, and the factory of its workers' handle

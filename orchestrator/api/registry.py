@@ -69,6 +69,8 @@ class Registry:
     errors: list[PluginLoadError] = field(default_factory=list)
     plugin_names: dict[str, str] = field(default_factory=dict)
     launchers: list[Any] = field(default_factory=list)  # LauncherKinds plugins registered (hook register_launchers)
+    samplers: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> cls, defaults, flags (hook)
+    pruners: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.components[kind])
@@ -217,7 +219,20 @@ def load_registry(plugin_dirs: Sequence[Path | str] | None = None) -> Registry:
     _discover(registry, unique_dirs)
     _collect_components(registry)
     registry.hook.register_launchers(register=registry.launchers.append)
+    registry.hook.register_samplers(register=_strategy_register(registry.samplers))
+    registry.hook.register_pruners(register=_strategy_register(registry.pruners))
     return registry
+
+
+def _strategy_register(table: dict[str, dict[str, Any]]) -> Any:
+    """The `register` callback of `register_samplers` / `register_pruners`: a class and its settings by name."""
+
+    def register(name: str, cls: type, defaults: Mapping[str, Any] | None = None, **flags: bool) -> None:
+        if name in table:
+            raise PluginConflictError(f"{name!r} is registered twice as a sampler or pruner by plugins")
+        table[name] = {"cls": cls, "defaults": dict(defaults or {}), **flags}
+
+    return register
 
 
 def describe_params(params: Mapping[str, object]) -> dict[str, object]:

@@ -123,10 +123,11 @@ def open_study(
         exists = True
     except KeyError:
         existing, exists = 0, False
-    sampler = SAMPLERS[spec.sampler[0]].build(
+    sampler_strategy, pruner_strategy = spec.strategies
+    sampler = (sampler_strategy or SAMPLERS[spec.sampler[0]]).build(
         spec.sampler[1], seed=spec.seed + seed_offset + existing, space=spec.space
     )
-    pruner = PRUNERS[spec.pruner[0]].build(spec.pruner[1])
+    pruner = (pruner_strategy or PRUNERS[spec.pruner[0]]).build(spec.pruner[1])
     if is_asha(pruner):
         pruner.max_epochs = spec.budget.max_epochs  # its rungs end at the study's epoch budget
     fingerprint = json.loads(json.dumps(spec.fingerprint()))

@@ -10,6 +10,7 @@ from typing import Any
 
 import optuna
 
+from orchestrator.errors import UserError
 from orchestrator.search.bohb import BohbSampler
 from orchestrator.search.promotion import SuccessiveHalving
 
@@ -86,6 +87,18 @@ PRUNERS: dict[str, Strategy] = {
     "wilcoxon": Strategy(optuna.pruners.WilcoxonPruner, {"p_threshold": 0.1, "n_startup_steps": 2}),
     "none": Strategy(optuna.pruners.NopPruner),
 }
+
+
+def with_plugins(
+    built_in: Mapping[str, Strategy], extra: Mapping[str, Mapping[str, Any]], what: str
+) -> dict[str, Strategy]:
+    """The built-in samplers (or pruners) and those plugins registered (`Registry.samplers` / `.pruners`)."""
+    merged = dict(built_in)
+    for name, fields in extra.items():
+        if name in merged:
+            raise UserError(f"{what} {name!r} is built in: a plugin cannot register another under its name")
+        merged[name] = Strategy(**fields)
+    return merged
 
 
 def check_options(strategy: Strategy, options: Mapping[str, Any]) -> Iterator[tuple[str, str]]:

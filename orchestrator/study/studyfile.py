@@ -18,7 +18,7 @@ from orchestrator.api.components import TASKS
 from orchestrator.api.params import Choice, Int, OverrideError, Param, Text, is_finite_number
 from orchestrator.api.registry import Registered, Registry
 from orchestrator.errors import StudyFileError
-from orchestrator.search.samplers import PRUNERS, SAMPLERS, check_options
+from orchestrator.search.samplers import PRUNERS, SAMPLERS, check_options, with_plugins
 from orchestrator.search.space import CHOSEN_KINDS, ComponentOptions, RegularizerOption, SearchSpace
 from orchestrator.study.launch_settings import LauncherSpec, check_launcher
 from orchestrator.training.tasks import MODEL_METRICS, default_objective, objective_choices
@@ -130,6 +130,7 @@ class StudySpec:
     constraints: Mapping[str, float] = field(default_factory=dict)  # model metric -> upper bound
     checkpoints: CheckpointSettings = CheckpointSettings()
     launcher: LauncherSpec = LauncherSpec()  # where the workers run: this machine, SLURM or Ray
+    strategies: tuple[Any, Any] = (None, None)  # the sampler's and the pruner's Strategy (built-in or a plugin's)
 
     @property
     def multi_objective(self) -> bool:
@@ -264,14 +265,16 @@ def plugin_dirs_of(path: str | Path, data: Mapping[str, Any]) -> list[Path]:
     return [(Path(path).parent / entry).resolve() for entry in entries]
 
 
-def _check_strategies(check: _Checker, data: Mapping[str, Any], objectives: int) -> tuple[Any, Any]:
-    """The sampler and the pruner (the defaults for one objective, else TPE and none), and whether they suit
-    several objectives."""
+def _check_strategies(
+    check: _Checker, data: Mapping[str, Any], objectives: int, samplers: Mapping[str, Any], pruners: Mapping[str, Any]
+) -> tuple[Any, Any]:
+    """The sampler and the pruner (the defaults for one objective, else TPE and none) among the built-in and the
+    plugins' ones, and whether they suit several objectives."""
     sampler = _check_strategy(
-        check, "sampler", data.get("sampler", DEFAULT_SAMPLER if objectives == 1 else "tpe"), SAMPLERS
+        check, "sampler", data.get("sampler", DEFAULT_SAMPLER if objectives == 1 else "tpe"), samplers
     )
     pruner = _check_strategy(
-        check, "pruner", data.get("pruner", DEFAULT_PRUNER if objectives == 1 else "none"), PRUNERS
+        check, "pruner", data.get("pruner", DEFAULT_PRUNER if objectives == 1 else "none"), pruners
     )
     if objectives > 1:
         if pruner[0] not in ("none", "asha"):
@@ -281,7 +284,7 @@ def _check_strategies(check: _Checker, data: Mapping[str, Any], objectives: int)
                 "Optuna's pruners judge one objective per step: a "
                 "multi-objective study can use pruner: asha (ranked by non-dominated sorting) or none",
             )
-        if sampler[0] in SAMPLERS and SAMPLERS[sampler[0]].single_objective:
+        if sampler[0] in samplers and samplers[sampler[0]].single_objective:
             check.add(
                 "sampler",
                 data.get("sampler"),
@@ -321,7 +324,9 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
     objectives = _check_objectives(check, data.get("objective"), task)
     metric, direction = objectives[0]
     budget = _check_budget(check, data.get("budget"))
-    sampler, pruner = _check_strategies(check, data, len(objectives))
+    samplers = with_plugins(SAMPLERS, registry.samplers, "sampler")
+    pruners = with_plugins(PRUNERS, registry.pruners, "pruner")
+    sampler, pruner = _check_strategies(check, data, len(objectives), samplers, pruners)
     constraints = _check_constraints(check, data.get("constraints"))
     seed = _check_settings(check, data)
     execution = _check_execution(check, data)
@@ -372,6 +377,7 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
         constraints=constraints,
         checkpoints=checkpoints,
         launcher=launcher,
+        strategies=(samplers.get(sampler[0]), pruners.get(pruner[0])),
     )
 
 
