@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from orchestrator.api.registry import Registry
 from orchestrator.errors import UserError
@@ -40,36 +42,8 @@ def rerun_trial(
     """Train trial `number` again with its configuration and seed (no pruning), with the CPU threads it recorded
     (or `threads`), and return both values and whatever of its runtime could not be re-created."""
     quiet_libraries()
-    source = str(spec.path)
-    try:
-        study = optuna.load_study(study_name=spec.name, storage=open_storage(storage_url))
-    except KeyError:
-        raise RerunError(
-            f"no study named {spec.name!r} in this storage: run `automl run` first", source=source
-        ) from None
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    if number not in trials:
-        raise RerunError(
-            f"study {spec.name!r} has no trial {number}; its trials are numbered 0..{len(trials) - 1}", source=source
-        )
-    trial = trials[number]
-    config = trial.user_attrs.get(CONFIG_ATTR)
-    if not config:
-        if not trial.params:
-            reason = trial.user_attrs.get(REASON_ATTR)
-            raise RerunError(
-                f"trial {number} ({trial.state.name}) has no parameters to re-run: it ended before "
-                "they were sampled"
-                + (f" ({reason})" if reason else "")
-                + "; pick a trial with parameters (see `automl show`)",
-                source=source,
-            )
-        try:
-            config = spec.space.sample(optuna.trial.FixedTrial(trial.params))
-        except ValueError as exc:
-            raise RerunError(
-                f"trial {number}'s parameters do not fit this study file's search space: {exc}", source=source
-            ) from None
+    trial = _find_trial(spec, storage_url, number)
+    config = _trial_config(spec, trial)
     import torch
 
     recorded = trial.user_attrs.get(RUNTIME_ATTR) or {}
@@ -97,3 +71,44 @@ def rerun_trial(
         recorded_threads,
         unmatched,
     )
+
+
+def _find_trial(spec: StudySpec, storage_url: str, number: int) -> FrozenTrial:
+    """Trial `number` of the study in `storage_url`; RerunError when there is no such study or trial."""
+    source = str(spec.path)
+    try:
+        study = optuna.load_study(study_name=spec.name, storage=open_storage(storage_url))
+    except KeyError:
+        raise RerunError(
+            f"no study named {spec.name!r} in this storage: run `automl run` first", source=source
+        ) from None
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in trials:
+        raise RerunError(
+            f"study {spec.name!r} has no trial {number}; its trials are numbered 0..{len(trials) - 1}", source=source
+        )
+    return trials[number]
+
+
+def _trial_config(spec: StudySpec, trial: FrozenTrial) -> dict[str, Any]:
+    """The configuration the trial trained with: the one it logged, else its parameters sampled again from the
+    study file's search space; RerunError when it has neither or they do not fit."""
+    config = trial.user_attrs.get(CONFIG_ATTR)
+    if config:
+        return config
+    source, number = str(spec.path), trial.number
+    if not trial.params:
+        reason = trial.user_attrs.get(REASON_ATTR)
+        raise RerunError(
+            f"trial {number} ({trial.state.name}) has no parameters to re-run: it ended before "
+            "they were sampled"
+            + (f" ({reason})" if reason else "")
+            + "; pick a trial with parameters (see `automl show`)",
+            source=source,
+        )
+    try:
+        return spec.space.sample(optuna.trial.FixedTrial(trial.params))
+    except ValueError as exc:
+        raise RerunError(
+            f"trial {number}'s parameters do not fit this study file's search space: {exc}", source=source
+        ) from None

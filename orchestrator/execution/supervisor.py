@@ -215,29 +215,14 @@ class Supervisor:
         quiet_libraries()
         timeout = self.options.timeout or self.spec.budget.timeout
         self.deadline = time.time() + timeout if timeout else None
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-        for sig in previous:
-            signal.signal(sig, self._on_signal)
+        previous = self._catch_signals()
         study: optuna.Study | None = None
         parent: str | None = None
         status = "FAILED"
         try:
             self._start_workers()
             study, parent = self.lifecycle.open()
-            if self.tracking_uri and parent:  # writes the workers' trial runs, which they relay
-                self.tracker = Tracker(self.tracking_uri).attach(parent)
-            self.lifecycle.recover(
-                study,
-                parent,
-                lambda n: f"trial {n} was left RUNNING by a worker that no longer exists: marked FAIL and retried",
-            )
-            # the modules the end needs are imported while the workers finish starting (each worker builds the
-            # data before it opens the study, and stops with the error if it cannot)
-            prepared = self._background(_prepare_the_end, bool(self.tracking_uri and parent))
-            self._await_ready()  # their start-up lines come before the table, not inside it
-            self.lifecycle.header(self.trials, self._workers_description(), count_budget(study, self.trials).finished)
-            self.lifecycle.begin(study)
-            self._release_workers(study, parent)
+            prepared = self._set_up(study, parent)
             self._watch(study, parent)
             status = "FINISHED"
             self._flush_tracking()  # the best trial's weights are among the relayed writes
@@ -260,6 +245,33 @@ class Supervisor:
                 self.lifecycle.end(study, tracker, status, summarise=lambda: self._summarise(study, parent))
         return study_counts(study)
 
+    def _catch_signals(self) -> dict[signal.Signals, Any]:
+        """SIGINT and SIGTERM raise Stopped from now on; returns the handlers they had, to put back."""
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:
+            signal.signal(sig, self._on_signal)
+        return previous
+
+    def _set_up(self, study: optuna.Study, parent: str | None) -> Future:
+        """The study is open: attach the tracker, recover the trials of workers that are gone, show the header
+        once the workers are ready, call `before_study` and let the workers claim trials. Returns the import of
+        the modules the study's end needs, under way in the background."""
+        if self.tracking_uri and parent:  # writes the workers' trial runs, which they relay
+            self.tracker = Tracker(self.tracking_uri).attach(parent)
+        self.lifecycle.recover(
+            study,
+            parent,
+            lambda n: f"trial {n} was left RUNNING by a worker that no longer exists: marked FAIL and retried",
+        )
+        # the modules the end needs are imported while the workers finish starting (each worker builds the
+        # data before it opens the study, and stops with the error if it cannot)
+        prepared = self._background(_prepare_the_end, bool(self.tracking_uri and parent))
+        self._await_ready()  # their start-up lines come before the table, not inside it
+        self.lifecycle.header(self.trials, self._workers_description(), count_budget(study, self.trials).finished)
+        self.lifecycle.begin(study)
+        self._release_workers(study, parent)
+        return prepared
+
     def _summarise(self, study: optuna.Study, parent: str | None) -> None:
         """The summary on the parent run at the study's end: plots and tables, then the trial counts."""
         assert parent is not None and self.tracker is not None
@@ -278,6 +290,17 @@ class Supervisor:
             self.progress.message(
                 f"warning: the study summary could not be written: {type(exc).__name__}: {redact(str(exc))}"
             )
+
+    def _refresh_summary(self, study: optuna.Study, parent: str | None) -> None:
+        """Rewrite the summary on the parent run (when tracked) if SUMMARY_SECONDS have passed since the last one
+        and more trials have finished since."""
+        if (
+            self.tracking_uri
+            and parent
+            and time.monotonic() - self.summary_at > SUMMARY_SECONDS
+            and count_budget(study, self.trials).finished > self.summary_finished
+        ):
+            self._log_summary(study, parent)
 
     def _track(self, worker_id: str, handle: str, op: str, args: dict[str, Any]) -> None:
         """A worker's relayed write of one of its trial runs (its handles are its own: prefixed with its id)."""
@@ -346,6 +369,24 @@ class Supervisor:
     def _start(self, slot: Slot) -> None:
         self.started += 1
         worker_id = f"{slot.name}#{self.started}@{os.getpid()}"
+        command = self._worker_command(slot, worker_id)
+        process = subprocess.Popen(
+            command,
+            env=self._worker_environment(slot),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        worker = WorkerProcess(slot, worker_id, process)
+        self._relay_output(worker)
+        self.workers.append(worker)
+        if self.released:
+            self._release(worker)
+
+    def _worker_command(self, slot: Slot, worker_id: str) -> list[str]:
+        """The command line of a supervised worker on `slot` (the `self.started`-th one started)."""
         command = [
             sys.executable,
             "-m",
@@ -370,39 +411,37 @@ class Supervisor:
             command.append("--adapt-threads")
         for folder in self.plugin_dirs:
             command += ["--plugins-dir", str(folder)]
+        if not self.tracking_uri:
+            command.append("--no-tracking")
+        return command
+
+    def _worker_environment(self, slot: Slot) -> dict[str, str]:
+        """A worker's environment: ours and its slot's, the storage, tracking and deadline (secrets travel here,
+        never on the command line), and when it was spawned."""
         env = {**os.environ, **slot.environment(), STORAGE_ENV: self.storage_url}
         for name in (TRACKING_ENV, DEADLINE_ENV, RELEASED_ENV):
             env.pop(name, None)
         if self.tracking_uri:
             env[TRACKING_ENV] = self.tracking_uri
-        else:
-            command.append("--no-tracking")
         if self.deadline is not None:
             env[DEADLINE_ENV] = repr(self.deadline)
         env[SPAWNED_AT_ENV] = repr(time.time())
-        process = subprocess.Popen(
-            command,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-        worker = WorkerProcess(slot, worker_id, process)
+        return env
+
+    def _relay_output(self, worker: WorkerProcess) -> None:
+        """Threads that pass the worker's output on: its standard output (with its READY line and relayed
+        tracking writes) and its standard error."""
+        process, worker_id = worker.process, worker.worker_id
         tracked = lambda handle, op, args: self._track(worker_id, handle, op, args)  # noqa: E731
         for stream, sink, ready, writes in (
             (process.stdout, self.out, worker.ready, tracked),
             (process.stderr, self.err, None, None),
         ):
             relay = threading.Thread(
-                target=_relay, args=(stream, sink, ready, writes), daemon=True, name=f"relay-{slot.name}"
+                target=_relay, args=(stream, sink, ready, writes), daemon=True, name=f"relay-{worker.slot.name}"
             )
             relay.start()
             worker.relays.append(relay)
-        self.workers.append(worker)
-        if self.released:
-            self._release(worker)
 
     def _await_ready(self, limit: float = READY_WAIT_SECONDS) -> None:
         """Wait (at most `limit` s) until every worker is set up and waits for the go-ahead, or has exited."""
@@ -432,13 +471,7 @@ class Supervisor:
         parent run is refreshed every SUMMARY_SECONDS while trials keep finishing."""
         while self.workers:
             time.sleep(0.2)
-            if (
-                self.tracking_uri
-                and parent
-                and time.monotonic() - self.summary_at > SUMMARY_SECONDS
-                and count_budget(study, self.trials).finished > self.summary_finished
-            ):
-                self._log_summary(study, parent)
+            self._refresh_summary(study, parent)
             for worker in list(self.workers):
                 code = worker.process.poll()
                 if code is None:

@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.env_vars import STORAGE_ENV, TRACKING_ENV
 from orchestrator.execution.coordination import count_budget, study_lock
-from orchestrator.execution.supervisor import SUMMARY_SECONDS, Supervisor, WorkersFailedError
+from orchestrator.execution.supervisor import Supervisor, WorkersFailedError
 from orchestrator.records import (
     CHECKPOINT_EPOCH_ATTR,
     CONFIG_ATTR,
@@ -168,13 +168,7 @@ class ClusterSupervisor(Supervisor):
         while True:
             time.sleep(POLL_SECONDS)
             self.feed.show_new(study)
-            if (
-                self.tracking_uri
-                and parent
-                and time.monotonic() - self.summary_at > SUMMARY_SECONDS
-                and count_budget(study, self.trials).finished > self.summary_finished
-            ):
-                self._log_summary(study, parent)
+            self._refresh_summary(study, parent)
             if time.monotonic() - asked >= SCHEDULER_POLL_SECONDS:
                 asked = time.monotonic()
                 active = self.launcher.active()
