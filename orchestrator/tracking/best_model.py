@@ -156,7 +156,6 @@ def _log_models(network: Any, data: DataBundle, tracking_uri: str, parent_run_id
     """The network on the parent run twice: as the pyfunc model that takes raw inputs (the one users serve) and
     as the bare torch network; the run's tags name both and the trial. Returns the pyfunc model's URI."""
     import mlflow
-    from mlflow.models import infer_signature
 
     from orchestrator import __version__
 
@@ -164,7 +163,6 @@ def _log_models(network: Any, data: DataBundle, tracking_uri: str, parent_run_id
         from orchestrator.tracking.serving import (  # mlflow.pyfunc
             FloatInputs,
             ServingModel,
-            lenient_signature,
             raw_example,
         )
 
@@ -177,27 +175,10 @@ def _log_models(network: Any, data: DataBundle, tracking_uri: str, parent_run_id
         outputs = plain(torch.as_tensor(tensors)).numpy()
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run(run_id=parent_run_id), _quiet_model_logging():
-        # `step`: MLflow links the parent run's metrics at that step to the model; the study's counters are not
-        # the model's metrics (and copying their history cost about 0.25 s per model).
-        info = mlflow.pyfunc.log_model(
-            name=MODEL_NAME,
-            python_model=serving,
-            signature=lenient_signature(
-                infer_signature(example, serving.predict(None, example)), optional=_left_out(data)
-            ),
-            input_example=example,
-            pip_requirements=requirements,
-            step=NO_METRICS_STEP,
-        )
-        network_info = mlflow.pytorch.log_model(
-            plain,
-            name=NETWORK_NAME,
-            signature=infer_signature(tensors, outputs),
-            input_example=tensors,
-            serialization_format="pickle",
-            pip_requirements=requirements,
-            step=NO_METRICS_STEP,
-        )
+        # `step=NO_METRICS_STEP`: MLflow links the parent run's metrics at that step to the model; the study's
+        # counters are not the model's metrics (and copying their history cost about 0.25 s per model).
+        info = _log_serving_model(serving, example, data, requirements)
+        network_info = _log_network(plain, tensors, outputs, requirements)
         mlflow.set_tags(
             {
                 BEST_MODEL_TRIAL_TAG: str(trial),
@@ -206,3 +187,38 @@ def _log_models(network: Any, data: DataBundle, tracking_uri: str, parent_run_id
             }
         )
     return info.model_uri
+
+
+def _log_serving_model(serving: Any, example: Any, data: DataBundle, requirements: list[str]) -> Any:
+    """The pyfunc model that takes raw inputs (`example` as its input example; the columns the data's encoder
+    does not read are optional in its signature), on the active run; returns its model info."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from orchestrator.tracking.serving import lenient_signature
+
+    return mlflow.pyfunc.log_model(
+        name=MODEL_NAME,
+        python_model=serving,
+        signature=lenient_signature(infer_signature(example, serving.predict(None, example)), optional=_left_out(data)),
+        input_example=example,
+        pip_requirements=requirements,
+        step=NO_METRICS_STEP,
+    )
+
+
+def _log_network(plain: nn.Module, tensors: Any, outputs: Any, requirements: list[str]) -> Any:
+    """The bare network (inputs as it trained on them, `tensors` and its `outputs` as the example) with
+    `mlflow.pytorch`, on the active run; returns its model info."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    return mlflow.pytorch.log_model(
+        plain,
+        name=NETWORK_NAME,
+        signature=infer_signature(tensors, outputs),
+        input_example=tensors,
+        serialization_format="pickle",
+        pip_requirements=requirements,
+        step=NO_METRICS_STEP,
+    )

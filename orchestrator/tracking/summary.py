@@ -192,6 +192,8 @@ def _fmt(value: float | None) -> str:
 def _report(
     study: optuna.Study, names: list[str], table: list[dict], plots: list[str], skipped: list[str], folder: Path
 ) -> tuple[str, str]:
+    """The report as Markdown and as a self-contained HTML page: the trial counts and objectives, the best trial,
+    the Pareto front (several objectives), the architecture x optimizer table and the plots."""
     counts = trial_counts(study)
     best = leading_trial(study)
     lines = [
@@ -203,42 +205,10 @@ def _report(
         "",
     ]
     if best is not None:
-        lines += [
-            f"## Best trial: {best.number}",
-            "",
-            ", ".join(f"{n} = {v:.6g}" for n, v in zip(names, best.values)),
-            "",
-        ]
-        tested = best.user_attrs.get(TEST_METRICS_ATTR) or {}
-        if tested:
-            lines += [
-                "On the held-out test split (never used to choose): "
-                + ", ".join(f"{k} = {v:.6g}" for k, v in sorted(tested.items())),
-                "",
-            ]
-        lines += ["| parameter | value |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in best.user_attrs.get(CONFIG_ATTR, best.params).items()]
-        lines.append("")
+        lines += _best_trial_lines(best, names)
     if len(study.directions) > 1:
-        lines += [
-            "## Pareto front (feasible trials)",
-            "",
-            "| trial | " + " | ".join(names) + " |",
-            "|---|" + "---|" * len(names),
-        ]
-        lines += [f"| {t.number} | " + " | ".join(f"{v:.6g}" for v in t.values) + " |" for t in pareto_front(study)]
-        lines.append("")
-    lines += [
-        f"## Architecture x optimizer ({names[0]})",
-        "",
-        "| architecture | optimizer | trials | complete | mean | best |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['architecture']} | {r['optimizer']} | {r['trials']} | {r['complete']} | {_fmt(r['mean'])} | "
-        f"{_fmt(r['best'])} |"
-        for r in table
-    ]
+        lines += _pareto_lines(study, names)
+    lines += _component_lines(table, names)
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     if skipped:
         lines += ["", "Not drawn: " + "; ".join(skipped)]
@@ -249,6 +219,56 @@ def _report(
         "td,th{border:1px solid #ccc;padding:4px 8px}img{max-width:100%}</style>" + _html(markdown, folder)
     )
     return markdown, page
+
+
+def _best_trial_lines(best: FrozenTrial, names: list[str]) -> list[str]:
+    """The report's section on the best trial: its objective values, its test metrics, its configuration."""
+    lines = [
+        f"## Best trial: {best.number}",
+        "",
+        ", ".join(f"{n} = {v:.6g}" for n, v in zip(names, best.values)),
+        "",
+    ]
+    tested = best.user_attrs.get(TEST_METRICS_ATTR) or {}
+    if tested:
+        lines += [
+            "On the held-out test split (never used to choose): "
+            + ", ".join(f"{k} = {v:.6g}" for k, v in sorted(tested.items())),
+            "",
+        ]
+    lines += ["| parameter | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in best.user_attrs.get(CONFIG_ATTR, best.params).items()]
+    lines.append("")
+    return lines
+
+
+def _pareto_lines(study: optuna.Study, names: list[str]) -> list[str]:
+    """The report's table of the Pareto front's feasible trials (a study with several objectives)."""
+    lines = [
+        "## Pareto front (feasible trials)",
+        "",
+        "| trial | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    lines += [f"| {t.number} | " + " | ".join(f"{v:.6g}" for v in t.values) + " |" for t in pareto_front(study)]
+    lines.append("")
+    return lines
+
+
+def _component_lines(table: list[dict], names: list[str]) -> list[str]:
+    """The report's architecture x optimizer table (`component_table`'s rows), on the first objective."""
+    lines = [
+        f"## Architecture x optimizer ({names[0]})",
+        "",
+        "| architecture | optimizer | trials | complete | mean | best |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['architecture']} | {r['optimizer']} | {r['trials']} | {r['complete']} | {_fmt(r['mean'])} | "
+        f"{_fmt(r['best'])} |"
+        for r in table
+    ]
+    return lines
 
 
 def _html(markdown: str, folder: Path) -> str:
