@@ -50,6 +50,7 @@ def cluster_supervisor(
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Run the study: a supervisor of workers here, or of those a cluster launcher places, then a summary."""
     from orchestrator.execution.study_session import RunOptions, resolve_storage, resolve_tracking
     from orchestrator.execution.supervisor import Supervisor, plan_for
     from orchestrator.study.launch_settings import launcher_kinds
@@ -57,12 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec, registry = load_spec(args.study, args.plugins_dir)
     for line in spec.missing:
         print(f"warning: {line}", file=sys.stderr)
-    devices = args.devices
-    if devices not in (None, "auto", "cpu"):
-        try:
-            devices = tuple(int(d) for d in devices.split(","))
-        except ValueError:
-            raise CliError(f"--devices {devices!r}: use auto, cpu or GPU indices such as 0,2") from None
+    devices = _devices(args.devices)
     options = RunOptions(
         trials=args.trials,
         timeout=args.timeout,
@@ -90,19 +86,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         supervisor = cluster_supervisor(
             spec, registry, options, storage_url, tracking_uri, plugin_dirs, kinds[launcher]
         )
-    counts = supervisor.run()
+    print(_run_summary(supervisor.run(), args.study))
+    return EXIT_OK
+
+
+def _devices(devices: str | None) -> str | tuple[int, ...] | None:
+    """--devices as RunOptions takes it: None, "auto", "cpu" or a tuple of GPU indices."""
+    if devices in (None, "auto", "cpu"):
+        return devices
+    try:
+        return tuple(int(d) for d in devices.split(","))
+    except ValueError:
+        raise CliError(f"--devices {devices!r}: use auto, cpu or GPU indices such as 0,2") from None
+
+
+def _run_summary(counts: dict[str, int], study: str) -> str:
+    """What `automl run` says once its supervisor is done, from the supervisor's trial counts."""
     resumed = f" ({counts['RETRIED']} of them retried)" if counts.get("RETRIED") else ""
     if counts.get("PAUSED") or counts.get("PROMOTED"):
         resumed += (
             f"; {counts['PROMOTED']} promotion(s) by successive halving, {counts['PAUSED']} trial(s) paused "
             "at a rung (counted as pruned)"
         )
-    print(
+    return (
         f"Done: {counts['COMPLETE'] + counts['PRUNED'] + counts['FAIL']} trial(s) in the study: "
         f"{counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed{resumed}. "
-        f"Review them with `automl show {args.study}` or `automl ui`."
+        f"Review them with `automl show {study}` or `automl ui`."
     )
-    return EXIT_OK
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -84,38 +84,12 @@ def collect(study: optuna.Study, storage_url: str, tracking_uri: str) -> dict[st
         "direction": ", ".join(d.name.lower() for d in study.directions),
         "objectives": metrics,
         "trials": {k: v for k, v in trial_counts(study).items() if v},
-        "successive_halving": None,
+        "successive_halving": _halving_report(trials),
     }
-    if any(PAUSED_ATTR in t.user_attrs for t in trials):
-        report["successive_halving"] = {
-            "configurations_per_rung": rung_counts(trials),
-            "promotions": sum(PROMOTED_ATTR in t.user_attrs for t in trials),
-            "paused": len(paused_trials(trials)),
-        }
     if len(study.directions) > 1:
-        report["pareto_front"] = [
-            {
-                "number": t.number,
-                "values": dict(zip(metrics, t.values)),
-                "config": t.user_attrs.get(CONFIG_ATTR, t.params),
-            }
-            for t in pareto_front(study)
-        ]
+        report["pareto_front"] = _pareto_report(study, metrics)
     leader = leading_trial(study)
-    report["best"] = (
-        None
-        if leader is None
-        else {
-            "number": leader.number,
-            "value": leader.values[0],
-            "test_metrics": dict(leader.user_attrs.get(TEST_METRICS_ATTR) or {}),
-            "params": leader.user_attrs.get(CONFIG_ATTR, leader.params),
-            "trained_as": [
-                {"trial": n, "first_epoch": a, "last_epoch": b, "ended": how}
-                for n, a, b, how in lineage_history(trials, leader)
-            ],
-        }
-    )
+    report["best"] = None if leader is None else _best_report(trials, leader)
     report["model"], report["model_note"] = (
         best_model_location(study, tracking_uri) if leader is not None else (None, "no trial has completed")
     )
@@ -132,25 +106,52 @@ def collect(study: optuna.Study, storage_url: str, tracking_uri: str) -> dict[st
     return report
 
 
+def _halving_report(trials: list[optuna.trial.FrozenTrial]) -> dict[str, Any] | None:
+    """The rungs of successive halving, or None when no trial was ever paused at one."""
+    if not any(PAUSED_ATTR in t.user_attrs for t in trials):
+        return None
+    return {
+        "configurations_per_rung": rung_counts(trials),
+        "promotions": sum(PROMOTED_ATTR in t.user_attrs for t in trials),
+        "paused": len(paused_trials(trials)),
+    }
+
+
+def _pareto_report(study: optuna.Study, metrics: list[str]) -> list[dict[str, Any]]:
+    """The trials of a multi-objective study's Pareto front, with their values by objective and their config."""
+    return [
+        {
+            "number": t.number,
+            "values": dict(zip(metrics, t.values)),
+            "config": t.user_attrs.get(CONFIG_ATTR, t.params),
+        }
+        for t in pareto_front(study)
+    ]
+
+
+def _best_report(trials: list[optuna.trial.FrozenTrial], leader: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The leading trial: its value, test metrics, config and the trials of its lineage."""
+    return {
+        "number": leader.number,
+        "value": leader.values[0],
+        "test_metrics": dict(leader.user_attrs.get(TEST_METRICS_ATTR) or {}),
+        "params": leader.user_attrs.get(CONFIG_ATTR, leader.params),
+        "trained_as": [
+            {"trial": n, "first_epoch": a, "last_epoch": b, "ended": how}
+            for n, a, b, how in lineage_history(trials, leader)
+        ],
+    }
+
+
 def render(report: dict[str, Any]) -> list[str]:
     """The text of `automl show`, from `collect`'s dict."""
-    from orchestrator.search.space import CHOSEN_KINDS
-
     lines = [
         f"study {report['study']} ({report['direction']}) in {report['storage']}",
         "trials: " + (", ".join(f"{k.lower()} {v}" for k, v in report["trials"].items()) or "none"),
     ]
     front = report.get("pareto_front") or []
     if front:
-        lines.append(f"Pareto front ({len(front)} trial(s), feasible only):")
-        lines.append(f"  {'trial':>5}  " + "  ".join(f"{m:>12}" for m in report["objectives"]) + "  choices")
-        for entry in front:
-            choices = " ".join(str(entry["config"].get(kind, "")) for kind in CHOSEN_KINDS)
-            lines.append(
-                f"  {entry['number']:>5}  "
-                + "  ".join(f"{v:>12.6g}" for v in entry["values"].values())
-                + f"  {choices}"
-            )
+        lines += _pareto_lines(front, report["objectives"])
     halving = report["successive_halving"]
     if halving:
         lines.append(
@@ -165,33 +166,62 @@ def render(report: dict[str, Any]) -> list[str]:
     best = report["best"]
     if best:
         label = f"best by {report['objectives'][0]}" if front else "best"
-        lines.append(f"{label}: trial {best['number']}, value {best['value']:.6g}")
-        if best["test_metrics"]:
-            lines.append(
-                "  on the held-out test split (never used to choose): "
-                + ", ".join(f"{k} {v:.6g}" for k, v in sorted(best["test_metrics"].items()))
-            )
-        if len(best["trained_as"]) > 1:
-            lines.append(
-                "  trained as: "
-                + " -> ".join(
-                    f"trial {h['trial']} (epochs {h['first_epoch']}-{h['last_epoch']}, {h['ended']})"
-                    for h in best["trained_as"]
-                )
-            )
-        for key, value in best["params"].items():
-            lines.append(f"  {key}: {value}")
+        lines += _best_lines(best, label)
     model = report["model"]
     if model:
-        stale = (
-            f"; logged for trial {model['trial']}, the best when the study last ran"
-            if best and model["trial"] is not None and model["trial"] != best["number"]
-            else ""
-        )
-        lines.append(f"best model: {model['uri']} (MLflow run {model['run_id']} in {model['tracking_uri']}{stale})")
-        lines.append(f"  load it: mlflow.pyfunc.load_model({model['uri']!r})")
+        lines += _model_lines(model, best)
     elif best:
         lines.append(f"best model: none ({report['model_note']})")
     for failure in report["failed"][-FAILED_SHOWN:]:
         lines.append(f"failed trial {failure['number']}: {failure['reason']}")
     return lines
+
+
+def _pareto_lines(front: list[dict[str, Any]], objectives: list[str]) -> list[str]:
+    """The Pareto front as a table: trial, one column per objective, then the chosen components."""
+    from orchestrator.search.space import CHOSEN_KINDS
+
+    lines = [
+        f"Pareto front ({len(front)} trial(s), feasible only):",
+        f"  {'trial':>5}  " + "  ".join(f"{m:>12}" for m in objectives) + "  choices",
+    ]
+    for entry in front:
+        choices = " ".join(str(entry["config"].get(kind, "")) for kind in CHOSEN_KINDS)
+        lines.append(
+            f"  {entry['number']:>5}  " + "  ".join(f"{v:>12.6g}" for v in entry["values"].values()) + f"  {choices}"
+        )
+    return lines
+
+
+def _best_lines(best: dict[str, Any], label: str) -> list[str]:
+    """The best trial: its value, test metrics, lineage (when it was trained in several trials) and config."""
+    lines = [f"{label}: trial {best['number']}, value {best['value']:.6g}"]
+    if best["test_metrics"]:
+        lines.append(
+            "  on the held-out test split (never used to choose): "
+            + ", ".join(f"{k} {v:.6g}" for k, v in sorted(best["test_metrics"].items()))
+        )
+    if len(best["trained_as"]) > 1:
+        lines.append(
+            "  trained as: "
+            + " -> ".join(
+                f"trial {h['trial']} (epochs {h['first_epoch']}-{h['last_epoch']}, {h['ended']})"
+                for h in best["trained_as"]
+            )
+        )
+    for key, value in best["params"].items():
+        lines.append(f"  {key}: {value}")
+    return lines
+
+
+def _model_lines(model: dict[str, Any], best: dict[str, Any] | None) -> list[str]:
+    """Where the best model is logged and how to load it, noting when it was logged for another trial."""
+    stale = (
+        f"; logged for trial {model['trial']}, the best when the study last ran"
+        if best and model["trial"] is not None and model["trial"] != best["number"]
+        else ""
+    )
+    return [
+        f"best model: {model['uri']} (MLflow run {model['run_id']} in {model['tracking_uri']}{stale})",
+        f"  load it: mlflow.pyfunc.load_model({model['uri']!r})",
+    ]
