@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import yaml
 
@@ -323,24 +323,7 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
     task, input_kind = _check_task(check, data.get("task"), dataset, dataset_params)
     objectives = _check_objectives(check, data.get("objective"), task)
     metric, direction = objectives[0]
-    budget = _check_budget(check, data.get("budget"))
-    samplers = with_plugins(SAMPLERS, registry.samplers, "sampler")
-    pruners = with_plugins(PRUNERS, registry.pruners, "pruner")
-    sampler, pruner = _check_strategies(check, data, len(objectives), samplers, pruners)
-    constraints = _check_constraints(check, data.get("constraints"))
-    seed = _check_settings(check, data)
-    execution = _check_execution(check, data)
-    checkpoints = _check_checkpoints(check, data.get("checkpoints"), Path(path))
-    if pruner[0] == "asha" and checkpoints.every_epochs == 0:
-        check.add(
-            "checkpoints.every_epochs",
-            0,
-            "the asha pruner pauses trials at rungs and resumes them from their "
-            "checkpoints: checkpoints must be on (every_epochs >= 1), or choose another pruner",
-        )
-    launcher, launcher_problems = check_launcher(data.get("launcher"), Path(path).resolve().parent, registry.launchers)
-    for key, value, message in launcher_problems:
-        check.add(key, value, message)
+    settings = _check_run_settings(check, data, registry, len(objectives), Path(path))
     # Without a usable data set (or task) the search is still checked, for everything but what depends on the data.
     known_data = dataset is not None and task is not None
     space, removed = _check_search(
@@ -361,20 +344,62 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
         input_kind=input_kind,
         metric=metric,
         direction=direction,
-        budget=budget,
-        sampler=sampler,
-        pruner=pruner,
-        seed=seed,
         space=space,
         removed=tuple(removed),
         missing=tuple(_missing_from_all(data.get("search"), registry)),
         storage=data.get("storage"),
         tracking_uri=data.get("tracking_uri"),
         plugin_dirs=tuple(plugin_dirs_of(path, data)),
-        execution=execution,
         enqueue=enqueue,
         objectives=tuple(objectives),
+        **settings,
+    )
+
+
+class _RunSettings(TypedDict):
+    """The StudySpec fields of how a study runs, as `_check_run_settings` checked them."""
+
+    budget: Budget
+    sampler: tuple[str, Mapping[str, Any]]
+    pruner: tuple[str, Mapping[str, Any]]
+    constraints: Mapping[str, float]
+    seed: int
+    execution: Execution
+    checkpoints: CheckpointSettings
+    launcher: LauncherSpec
+    strategies: tuple[Any, Any]
+
+
+def _check_run_settings(
+    check: _Checker, data: Mapping[str, Any], registry: Registry, objectives: int, study_path: Path
+) -> _RunSettings:
+    """How the study runs, checked in this order: budget, sampler and pruner (built-in or a plugin's), constraints,
+    seed and the other settings, execution, checkpoints (on for the asha pruner) and launcher."""
+    budget = _check_budget(check, data.get("budget"))
+    samplers = with_plugins(SAMPLERS, registry.samplers, "sampler")
+    pruners = with_plugins(PRUNERS, registry.pruners, "pruner")
+    sampler, pruner = _check_strategies(check, data, objectives, samplers, pruners)
+    constraints = _check_constraints(check, data.get("constraints"))
+    seed = _check_settings(check, data)
+    execution = _check_execution(check, data)
+    checkpoints = _check_checkpoints(check, data.get("checkpoints"), study_path)
+    if pruner[0] == "asha" and checkpoints.every_epochs == 0:
+        check.add(
+            "checkpoints.every_epochs",
+            0,
+            "the asha pruner pauses trials at rungs and resumes them from their "
+            "checkpoints: checkpoints must be on (every_epochs >= 1), or choose another pruner",
+        )
+    launcher, launcher_problems = check_launcher(data.get("launcher"), study_path.resolve().parent, registry.launchers)
+    for key, value, message in launcher_problems:
+        check.add(key, value, message)
+    return _RunSettings(
+        budget=budget,
+        sampler=sampler,
+        pruner=pruner,
         constraints=constraints,
+        seed=seed,
+        execution=execution,
         checkpoints=checkpoints,
         launcher=launcher,
         strategies=(samplers.get(sampler[0]), pruners.get(pruner[0])),
@@ -695,47 +720,19 @@ def _check_component_kind(
         raw = DEFAULT_WHEN_OMITTED[kind]
     if raw is None or raw == "all":
         # Not named by the study: every compatible component, the others removed with the reason.
-        named: dict[str, Any] = {}
-        for name in registered:
-            reason = _broken_plugin(registry.get(kind, name), registry) or incompatibility(
-                kind, registry.get(kind, name), input_kind, task
-            )
-            if reason:
-                removed.append(f"{where}: removed {name!r}: {reason}")
-            else:
-                named[name] = None
+        named = _every_compatible(kind, registered, registry, input_kind, task, removed)
         if not named:
             check.add(where, raw, f"no registered {kind} is compatible with {input_kind} inputs and task {task}")
             return None
-    elif isinstance(raw, str):
-        named = {raw: None}
-    elif isinstance(raw, list):
-        if not raw:
-            check.add(where, raw, f"an empty list; name at least one {kind}: {', '.join(registered)}")
-            return None
-        named = {}
-        for item in raw:
-            if not isinstance(item, str):
-                check.add(where, item, f"list items must be {kind} names")
-            named[str(item)] = None
-    elif isinstance(raw, dict):
-        if not raw:
-            check.add(where, raw, f"an empty mapping; name at least one {kind}: {', '.join(registered)}")
-            return None
-        named = raw
     else:
-        check.add(where, raw, f"must be a {kind} name, a list of names, or a mapping of names to parameter ranges")
-        return None
+        named = _named_by_study(check, kind, raw, registered)
+        if named is None:
+            return None
 
     options: dict[str, dict[str, Param]] = {}
     for name, overrides in named.items():
         key = f"{where}.{name}" if isinstance(raw, dict) else where
-        if name not in registry.components[kind]:
-            check.add(key, name, _unregistered(kind, name, registry))
-            continue
-        broken = _broken_plugin(registry.get(kind, name), registry)
-        if broken:
-            check.add(key, name, broken)
+        if not _registered_and_loaded(check, key, kind, name, registry):
             continue
         reason = incompatibility(kind, registry.get(kind, name), input_kind, task)
         if reason:
@@ -744,6 +741,60 @@ def _check_component_kind(
             continue
         options[name] = _narrow_params(check, f"{where}.{name}", registry.get(kind, name).spec.params, overrides)
     return options if options else None
+
+
+def _every_compatible(
+    kind: str, registered: list[str], registry: Registry, input_kind: str, task: str, removed: list[str]
+) -> dict[str, Any]:
+    """Every registered component of `kind` usable with this data (each without overrides); each other one is
+    added to `removed` with the reason."""
+    named: dict[str, Any] = {}
+    for name in registered:
+        reason = _broken_plugin(registry.get(kind, name), registry) or incompatibility(
+            kind, registry.get(kind, name), input_kind, task
+        )
+        if reason:
+            removed.append(f"search.{kind}: removed {name!r}: {reason}")
+        else:
+            named[name] = None
+    return named
+
+
+def _named_by_study(check: _Checker, kind: str, raw: Any, registered: list[str]) -> dict[str, Any] | None:
+    """The components a study names for `kind` (a name, a list of names, or a mapping of names to parameter
+    ranges), each with its overrides (None: none); None when there are none to search."""
+    where = f"search.{kind}"
+    if isinstance(raw, str):
+        return {raw: None}
+    if isinstance(raw, list):
+        if not raw:
+            check.add(where, raw, f"an empty list; name at least one {kind}: {', '.join(registered)}")
+            return None
+        named: dict[str, Any] = {}
+        for item in raw:
+            if not isinstance(item, str):
+                check.add(where, item, f"list items must be {kind} names")
+            named[str(item)] = None
+        return named
+    if isinstance(raw, dict):
+        if not raw:
+            check.add(where, raw, f"an empty mapping; name at least one {kind}: {', '.join(registered)}")
+            return None
+        return raw
+    check.add(where, raw, f"must be a {kind} name, a list of names, or a mapping of names to parameter ranges")
+    return None
+
+
+def _registered_and_loaded(check: _Checker, key: str, kind: str, name: str, registry: Registry) -> bool:
+    """Whether `name` is a registered `kind` whose plugin loaded; where not, the problem is added at `key`."""
+    if name not in registry.components[kind]:
+        check.add(key, name, _unregistered(kind, name, registry))
+        return False
+    broken = _broken_plugin(registry.get(kind, name), registry)
+    if broken:
+        check.add(key, name, broken)
+        return False
+    return True
 
 
 def _check_switches(
@@ -771,12 +822,7 @@ def _check_switches(
     result = []
     for name, overrides in named.items():
         key = f"{where}.{name}"
-        if name not in registry.components[kind]:
-            check.add(key, name, _unregistered(kind, name, registry))
-            continue
-        broken = _broken_plugin(registry.get(kind, name), registry)
-        if broken:
-            check.add(key, name, broken)
+        if not _registered_and_loaded(check, key, kind, name, registry):
             continue
         reason = incompatibility(kind, registry.get(kind, name), input_kind, task)
         if reason:

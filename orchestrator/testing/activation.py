@@ -19,7 +19,6 @@ from orchestrator.testing.common import (
     default_params,
     expect,
     finite,
-    range_cases,
     sample_input,
 )
 
@@ -57,8 +56,7 @@ class ActivationConformance(ComponentConformance):
         finite(module(big), "output on large inputs")
 
     def test_works_for_every_shape(self, spec: Activation) -> None:
-        with case(spec, "defaults"):
-            self.check_works(spec, default_params(spec.params))
+        self.check_at_defaults(spec, self.check_works)
 
     def test_returns_a_fresh_module_per_call(self, spec: Activation) -> None:
         """build is called once per layer: layers must not share one module (or its parameters)."""
@@ -82,9 +80,7 @@ class ActivationConformance(ComponentConformance):
                 )
 
     def test_respects_declared_ranges(self, spec: Activation) -> None:
-        for label, params in range_cases(spec.params, self.max_int_value):
-            with case(spec, label):
-                self.check_works(spec, params)
+        self.check_range_cases(spec, self.check_works)
 
     def test_deterministic_under_a_seed(self, spec: Activation) -> None:
         with case(spec, "defaults"):

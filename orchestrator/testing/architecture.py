@@ -20,6 +20,7 @@ from orchestrator.testing.common import (
     NORM_LAYOUT_SHAPES,
     ComponentConformance,
     case,
+    declared_contexts,
     default_params,
     expect,
     finite,
@@ -80,9 +81,7 @@ class ArchitectureConformance(ComponentConformance):
 
     def contexts(self, spec: Architecture) -> Iterator[tuple[str, BuildContext]]:
         """One context per declared input kind and task."""
-        for input_kind in spec.input_kinds:
-            for task in spec.tasks:
-                yield f"input_kind={input_kind}, task={task}", make_context(input_kind, task)
+        return declared_contexts(spec)
 
     def first_task_contexts(self, spec: Architecture, **overrides: Any) -> Iterator[tuple[str, BuildContext]]:
         """One context per declared input kind, for the first declared task."""

@@ -19,10 +19,10 @@ from orchestrator.testing.common import (
     SAMPLE_VOCAB,
     ComponentConformance,
     case,
+    declared_contexts,
     default_params,
     expect,
     finite,
-    make_context,
     range_cases,
     sample_input,
 )
@@ -49,9 +49,7 @@ class AugmentationConformance(ComponentConformance):
 
     def contexts(self, spec: Augmentation) -> Iterator[tuple[str, BuildContext]]:
         """One context per declared input kind and task."""
-        for input_kind in spec.input_kinds:
-            for task in spec.tasks:
-                yield f"input_kind={input_kind}, task={task}", make_context(input_kind, task)
+        return declared_contexts(spec)
 
     @staticmethod
     def devices() -> list[str]:

@@ -161,6 +161,13 @@ def make_context(
     )
 
 
+def declared_contexts(spec: Any) -> Iterator[tuple[str, BuildContext]]:
+    """`(label, context)` for each input kind and task a spec declares (`input_kinds` x `tasks`)."""
+    for input_kind in spec.input_kinds:
+        for task in spec.tasks:
+            yield f"input_kind={input_kind}, task={task}", make_context(input_kind, task)
+
+
 def sample_input(shape: tuple[int, ...], n: int = BATCH_SIZE, seed: int = 0, input_kind: str = "") -> torch.Tensor:
     """A reproducible standard-normal batch of shape (n, *shape), independent of the global RNG; for `tokens`,
     int64 ids in 0..SAMPLE_VOCAB - 1."""
@@ -237,6 +244,19 @@ class ComponentConformance:
                 pytest.fail(f"no {self.kind} named {component!r} is registered; registered: {names}")
             return registry.get(self.kind, component).spec
         return component
+
+    def check_at_defaults(self, spec: Any, check: Callable[[Any, dict[str, Any]], Any]) -> None:
+        """`check(spec, params)` with every parameter at its default; a failure names the case `defaults`."""
+        __tracebackhide__ = True
+        with case(spec, "defaults"):
+            check(spec, default_params(spec.params))
+
+    def check_range_cases(self, spec: Any, check: Callable[[Any, dict[str, Any]], Any]) -> None:
+        """`check(spec, params)` for each of the spec's `range_cases`; a failure names the case."""
+        __tracebackhide__ = True
+        for label, params in range_cases(spec.params, self.max_int_value):
+            with case(spec, label):
+                check(spec, params)
 
     def test_spec_is_well_formed(self, spec: Any) -> None:
         expect(

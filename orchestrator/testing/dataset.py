@@ -51,6 +51,18 @@ class DatasetConformance(ComponentConformance):
         return params
 
     def check_bundle(self, spec: Dataset, data: Any, params: Mapping[str, Any]) -> None:
+        self._check_declarations(spec, data, params)
+        shape = None
+        for split in ("train", "val", "test"):
+            x, y = split_tensors(data, split)
+            shape = self._check_inputs(data, split, x, y, shape)
+            self._check_targets(data, split, x, y)
+        if data.task == "classification" and not data.streaming:
+            expect(len(data.y_train.unique()) >= 2, "the training split holds a single class")
+
+    def _check_declarations(self, spec: Dataset, data: Any, params: Mapping[str, Any]) -> None:
+        """A DataBundle of a declared task and input kind (the probe's, where it has one), with a valid output size
+        and target scale."""
         expect(isinstance(data, DataBundle), f"build returned {type(data).__name__}, not a DataBundle")
         expect(data.task in spec.tasks, f"task {data.task!r} is not among the declared tasks {spec.tasks}")
         expected_kind = spec.probe(dict(params))[1] if spec.probe is not None else spec.input_kind
@@ -68,52 +80,54 @@ class DatasetConformance(ComponentConformance):
             isinstance(data.target_scale, (int, float)) and math.isfinite(data.target_scale) and data.target_scale > 0,
             f"target_scale must be finite and > 0, got {data.target_scale!r}",
         )
-        shape = None
-        for split in ("train", "val", "test"):
-            x, y = split_tensors(data, split)
-            expect(len(x) > 0, f"the {split} split is empty")
-            expect(len(x) == len(y), f"{split}: {len(x)} inputs but {len(y)} targets")
+
+    def _check_inputs(
+        self, data: Any, split: str, x: torch.Tensor, y: torch.Tensor, shape: tuple[int, ...] | None
+    ) -> tuple[int, ...]:
+        """A split's inputs: non-empty, one per target, of the input kind's rank, of the sample `shape` of the
+        splits before (None: the first) and valid values; their sample shape."""
+        expect(len(x) > 0, f"the {split} split is empty")
+        expect(len(x) == len(y), f"{split}: {len(x)} inputs but {len(y)} targets")
+        expect(
+            x.ndim == 1 + self.ndims[data.input_kind],
+            f"x_{split} has shape {tuple(x.shape)}: a {data.input_kind} batch has "
+            f"{1 + self.ndims[data.input_kind]} dimensions",
+        )
+        expect(
+            shape is None or tuple(x.shape[1:]) == shape,
+            f"x_{split} has sample shape {tuple(x.shape[1:])}, x_train {shape}",
+        )
+        if data.input_kind == "tokens":
             expect(
-                x.ndim == 1 + self.ndims[data.input_kind],
-                f"x_{split} has shape {tuple(x.shape)}: a {data.input_kind} batch has "
-                f"{1 + self.ndims[data.input_kind]} dimensions",
+                isinstance(data.vocab_size, int) and data.vocab_size >= 2,
+                f"tokens data needs vocab_size >= 2, got {data.vocab_size!r}",
             )
             expect(
-                shape is None or tuple(x.shape[1:]) == shape,
-                f"x_{split} has sample shape {tuple(x.shape[1:])}, x_train {shape}",
+                x.dtype == torch.int64 and int(x.min()) >= 0 and int(x.max()) < data.vocab_size,
+                f"x_{split} must be int64 token ids in 0..{data.vocab_size - 1}",
             )
-            shape = tuple(x.shape[1:])
-            if data.input_kind == "tokens":
-                expect(
-                    isinstance(data.vocab_size, int) and data.vocab_size >= 2,
-                    f"tokens data needs vocab_size >= 2, got {data.vocab_size!r}",
-                )
-                expect(
-                    x.dtype == torch.int64 and int(x.min()) >= 0 and int(x.max()) < data.vocab_size,
-                    f"x_{split} must be int64 token ids in 0..{data.vocab_size - 1}",
-                )
-            else:
-                finite(x, f"x_{split}")
-            if data.task == "classification":
-                expect(
-                    data.output_size >= 2, f"a classification data set needs output_size >= 2, got {data.output_size}"
-                )
-                expect(
-                    y.dtype == torch.int64 and y.ndim == 1,
-                    f"y_{split} must be int64 class indices (N,), got {y.dtype} {tuple(y.shape)}",
-                )
-                expect(
-                    int(y.min()) >= 0 and int(y.max()) < data.output_size,
-                    f"y_{split} has classes outside 0..{data.output_size - 1}",
-                )
-            elif data.task == "regression":
-                finite(y, f"y_{split}")
-                expect(
-                    tuple(y.shape) == (len(x), data.output_size),
-                    f"y_{split} has shape {tuple(y.shape)}, expected (N, output_size) = {(len(x), data.output_size)}",
-                )
-        if data.task == "classification" and not data.streaming:
-            expect(len(data.y_train.unique()) >= 2, "the training split holds a single class")
+        else:
+            finite(x, f"x_{split}")
+        return tuple(x.shape[1:])
+
+    def _check_targets(self, data: Any, split: str, x: torch.Tensor, y: torch.Tensor) -> None:
+        """A split's targets, valid for the task: class indices, or finite (N, output_size) values."""
+        if data.task == "classification":
+            expect(data.output_size >= 2, f"a classification data set needs output_size >= 2, got {data.output_size}")
+            expect(
+                y.dtype == torch.int64 and y.ndim == 1,
+                f"y_{split} must be int64 class indices (N,), got {y.dtype} {tuple(y.shape)}",
+            )
+            expect(
+                int(y.min()) >= 0 and int(y.max()) < data.output_size,
+                f"y_{split} has classes outside 0..{data.output_size - 1}",
+            )
+        elif data.task == "regression":
+            finite(y, f"y_{split}")
+            expect(
+                tuple(y.shape) == (len(x), data.output_size),
+                f"y_{split} has shape {tuple(y.shape)}, expected (N, output_size) = {(len(x), data.output_size)}",
+            )
 
     def test_builds_a_valid_bundle_at_defaults(self, spec: Dataset, dataset_params: Mapping[str, Any]) -> None:
         params = self.params_or_skip(spec, dataset_params)

@@ -19,7 +19,6 @@ from orchestrator.testing.common import (
     default_params,
     expect,
     make_context,
-    range_cases,
 )
 
 
@@ -94,13 +93,10 @@ class OptimizerConformance(ComponentConformance):
         )
 
     def test_step_reduces_a_quadratic(self, spec: Optimizer) -> None:
-        with case(spec, "defaults"):
-            self.check_works(spec, default_params(spec.params))
+        self.check_at_defaults(spec, self.check_works)
 
     def test_respects_declared_ranges(self, spec: Optimizer) -> None:
-        for label, params in range_cases(spec.params, self.max_int_value):
-            with case(spec, label):
-                self.check_works(spec, params)
+        self.check_range_cases(spec, self.check_works)
 
     def test_honours_the_context_weight_decay(self, spec: Optimizer) -> None:
         """With a zero loss gradient, ctx.weight_decay = 0.1 shrinks the weights more than 0.0."""

@@ -20,7 +20,6 @@ from orchestrator.testing.common import (
     default_params,
     expect,
     finite,
-    range_cases,
     sample_input,
 )
 
@@ -111,13 +110,10 @@ class RegularizerConformance(ComponentConformance):
         expect(torch.equal(penalty(model).detach(), value.detach()), "the penalty differs between two calls")
 
     def test_effect_at_defaults(self, spec: Regularizer) -> None:
-        with case(spec, "defaults"):
-            self.check_effect(spec, default_params(spec.params))
+        self.check_at_defaults(spec, self.check_effect)
 
     def test_respects_declared_ranges(self, spec: Regularizer) -> None:
-        for label, params in range_cases(spec.params, self.max_int_value):
-            with case(spec, label):
-                self.check_effect(spec, params)
+        self.check_range_cases(spec, self.check_effect)
 
     def test_deterministic_under_a_seed(self, spec: Regularizer) -> None:
         with case(spec, "defaults"):

@@ -19,7 +19,6 @@ from orchestrator.testing.common import (
     default_params,
     expect,
     make_context,
-    range_cases,
 )
 
 
@@ -80,13 +79,10 @@ class ScheduleConformance(ComponentConformance):
         expect(spec.interval in ("step", "epoch"), f"interval {spec.interval!r} is neither 'step' nor 'epoch'")
 
     def test_steps_through_the_whole_training(self, spec: Schedule) -> None:
-        with case(spec, "defaults"):
-            self.check_works(spec, default_params(spec.params))
+        self.check_at_defaults(spec, self.check_works)
 
     def test_respects_declared_ranges(self, spec: Schedule) -> None:
-        for label, params in range_cases(spec.params, self.max_int_value):
-            with case(spec, label):
-                self.check_works(spec, params)
+        self.check_range_cases(spec, self.check_works)
 
     def test_deterministic_under_a_seed(self, spec: Schedule) -> None:
         with case(spec, "defaults"):

@@ -170,32 +170,57 @@ def train(
     request (preemption) raises TrialInterrupted.
     """
     torch.manual_seed(seed)
-    batch_size = int(config.get("batch_size", 100))
-    if data.streaming:
-        device = training_device()
-        batches: Any = StreamBatches(data, batch_size, seed, device)
-    else:
-        device = data.x_train.device.type
-        batches = IndexBatches(data.x_train, data.y_train, batch_size, seed)
+    batches, device = _training_batches(data, int(config.get("batch_size", 100)), seed)
     effects = regularizer_effects(config, registry)
     module = assemble(
         config, registry, data, max_epochs=max_epochs, steps_per_epoch=len(batches), seed=seed, effects=effects
     )
     evaluator = EpochEvaluator(data, listeners, device)
     pruning = OptunaPruning(trial, monitor) if trial is not None else None
+    keep_best, early_stopping = _early_stopping(effects["early_stopping_patience"], monitor, direction)
     own: list[pl.Callback] = [evaluator, *([pruning] if pruning else [])]
-    keep_best = early_stopping = None
-    if effects["early_stopping_patience"] is not None:
-        keep_best = KeepBest(monitor, direction)
-        early_stopping = EarlyStopping(
-            monitor=monitor,
-            mode="max" if direction == "maximize" else "min",
-            patience=effects["early_stopping_patience"],
-            check_on_train_epoch_end=True,
-        )
-        own += [keep_best, early_stopping]
+    own += [keep_best, early_stopping] if keep_best and early_stopping else []
     if checkpointing is not None and not checkpointing.policy.enabled:
         checkpointing = None
+    parts = TrainingParts(evaluator, batches, keep_best, early_stopping)
+    saver = EpochCheckpoint(checkpointing, parts, config, _replay(pruning, evaluator)) if checkpointing else None
+    own += [StopOnRequest(saver), *([saver] if saver else [])]
+    # A manually optimized module (the GAN) clips its own gradients.
+    grad_clip = effects["grad_clip"] if module.automatic_optimization else None
+    trainer = _trainer(max_epochs, device, saver is not None, grad_clip, [*own, *callbacks])
+    resumed_at = int(checkpointing.resume["epoch"]) if checkpointing and checkpointing.resume else None
+    if resumed_at is not None:
+        start_at_epoch(trainer, resumed_at)
+    with batches.cpu_share() if data.streaming else contextlib.nullcontext():
+        trainer.fit(module, train_dataloaders=batches)
+    return _result(module, data, evaluator, pruning, keep_best, resumed_at)
+
+
+def _training_batches(data: DataBundle, batch_size: int, seed: int) -> tuple[Any, str]:
+    """The training batches (streamed, or drawn from the tensors by index) and the device type they train on."""
+    if data.streaming:
+        device = training_device()
+        return StreamBatches(data, batch_size, seed, device), device
+    return IndexBatches(data.x_train, data.y_train, batch_size, seed), data.x_train.device.type
+
+
+def _early_stopping(patience: int | None, monitor: str, direction: str) -> tuple[KeepBest | None, EarlyStopping | None]:
+    """The early-stopping regularizer's callbacks (none without a patience): keep the best epoch's weights, and
+    stop after `patience` epochs without improvement of `monitor`."""
+    if patience is None:
+        return None, None
+    keep_best = KeepBest(monitor, direction)
+    early_stopping = EarlyStopping(
+        monitor=monitor,
+        mode="max" if direction == "maximize" else "min",
+        patience=patience,
+        check_on_train_epoch_end=True,
+    )
+    return keep_best, early_stopping
+
+
+def _replay(pruning: OptunaPruning | None, evaluator: EpochEvaluator) -> Callable[[list[dict[str, float]]], None]:
+    """How a resumed run replays its epochs."""
 
     def replay(history: list[dict[str, float]]) -> None:
         """The resumed epochs, once more, to the pruner (Optuna's intermediate values) and the listeners."""
@@ -205,32 +230,42 @@ def train(
             for listener in evaluator.listeners:
                 listener(epoch, metrics)
 
-    parts = TrainingParts(evaluator, batches, keep_best, early_stopping)
-    saver = EpochCheckpoint(checkpointing, parts, config, replay) if checkpointing else None
-    own += [StopOnRequest(saver), *([saver] if saver else [])]
+    return replay
+
+
+def _trainer(
+    max_epochs: int, device: str, checkpoints: bool, grad_clip: float | None, callbacks: list[pl.Callback]
+) -> pl.Trainer:
+    """A minimal Trainer on one device: no logger, progress bar, summary, sanity or validation loop of its own."""
     trainer = pl.Trainer(
         max_epochs=max_epochs,
         accelerator="gpu" if device == "cuda" else "cpu",
         devices=1,
         logger=False,
-        enable_checkpointing=saver is not None,
+        enable_checkpointing=checkpoints,
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,
         log_every_n_steps=1_000_000,
         profiler=NoProfiler(),
-        # A manually optimized module (the GAN) clips its own gradients.
-        gradient_clip_val=effects["grad_clip"] if module.automatic_optimization else None,
-        callbacks=[*own, *callbacks],
+        gradient_clip_val=grad_clip,
+        callbacks=callbacks,
     )
     # Stop requests are ours to handle (finish the epoch, checkpoint): keep Lightning's SIGTERM handler out.
     trainer._signal_connector.register_signal_handlers = lambda: None  # type: ignore[method-assign]
-    resumed_at = int(checkpointing.resume["epoch"]) if checkpointing and checkpointing.resume else None
-    if resumed_at is not None:
-        start_at_epoch(trainer, resumed_at)
-    with batches.cpu_share() if data.streaming else contextlib.nullcontext():
-        trainer.fit(module, train_dataloaders=batches)
+    return trainer
+
+
+def _result(
+    module: pl.LightningModule,
+    data: DataBundle,
+    evaluator: EpochEvaluator,
+    pruning: OptunaPruning | None,
+    keep_best: KeepBest | None,
+    resumed_at: int | None,
+) -> TrainingResult:
+    """What the run produced; the test split's metrics unless it diverged."""
     result = TrainingResult(
         history=evaluator.history,
         pruned_at=pruning.pruned_at if pruning else None,

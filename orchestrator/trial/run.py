@@ -229,22 +229,7 @@ class TrialRunner:
         callbacks = [cb for extra in self.registry.hook.trial_callbacks(config=attempt.config) for cb in extra]
 
         def run(resume: Mapping[str, Any] | None) -> TrainingResult:
-            checkpointing = None
-            rungs: list[Any] = []
-            if self.policy is not None and attempt.checkpoint is not None:
-                checkpointing = Checkpointing(
-                    self.policy, attempt.checkpoint, resume, {"trial": trial.number}, self.on_checkpoint_error
-                )
-                if is_asha(trial.study.pruner):
-                    rungs.append(
-                        RungCallback(
-                            trial,
-                            trial.study.pruner,
-                            attempt.lineage,
-                            self._rung_values(data),
-                            checkpointing.request_pause,
-                        )
-                    )
+            checkpointing, rungs = self._checkpointing(attempt, data, resume)
             # Optuna prunes (and takes intermediate values) only for a single objective
             return train(
                 attempt.config,
@@ -273,6 +258,24 @@ class TrialRunner:
             raise
         self._resumed(attempt, resume)
         return result
+
+    def _checkpointing(
+        self, attempt: Attempt, data: DataBundle, resume: Mapping[str, Any] | None
+    ) -> tuple[Checkpointing | None, list[Any]]:
+        """A training run's checkpointing (None without a policy or a checkpoint path), resuming from `resume`, and
+        its callbacks: under an ASHA pruner, the rung callback that pauses it at rungs."""
+        if self.policy is None or attempt.checkpoint is None:
+            return None, []
+        trial = attempt.trial
+        checkpointing = Checkpointing(
+            self.policy, attempt.checkpoint, resume, {"trial": trial.number}, self.on_checkpoint_error
+        )
+        if not is_asha(trial.study.pruner):
+            return checkpointing, []
+        rung = RungCallback(
+            trial, trial.study.pruner, attempt.lineage, self._rung_values(data), checkpointing.request_pause
+        )
+        return checkpointing, [rung]
 
     @staticmethod
     def _resumed(attempt: Attempt, resume: Mapping[str, Any]) -> None:
