@@ -310,25 +310,14 @@ def _chosen_kind(
     return _category(name, present, missing, max_categories, chosen=True)
 
 
-def _guessed_number(
-    name: str,
-    all_numbers: np.ndarray,
-    text: np.ndarray,
-    numbers: np.ndarray,
-    train: np.ndarray,
-    missing: int,
-    tokens: set[str],
-) -> ColumnCode:
-    """A column guessed numeric: a number, or left out when its training values are all one number (or none)."""
-    known = numbers[~np.isnan(numbers)]
-    if len(np.unique(known)) <= 1:
-        value = f"{known[0]:g}" if len(known) else "none"
-        return ColumnCode(
-            name,
-            "left out",
-            why=f"constant: every training row that has a value has {value} (as a number it carries nothing)",
-        )
-    return _number(name, all_numbers, text, numbers, train, missing, chosen=False, non_numbers=tokens)
+def _constant_number(name: str, known: np.ndarray) -> ColumnCode:
+    """A column guessed numeric, left out: its training values are all one number (or none)."""
+    value = f"{known[0]:g}" if len(known) else "none"
+    return ColumnCode(
+        name,
+        "left out",
+        why=f"constant: every training row that has a value has {value} (as a number it carries nothing)",
+    )
 
 
 def _guessed_text(name: str, text: np.ndarray, present: np.ndarray, missing: int, max_categories: int) -> ColumnCode:
@@ -386,8 +375,10 @@ def fit_column(
     numeric = pd.api.types.is_numeric_dtype(series) or (
         len(known) > 0 and len(tokens) <= MAX_NUMBER_TOKENS and len(known) >= len(present) / 2
     )
+    if numeric and len(np.unique(known)) <= 1:
+        return _constant_number(name, known)
     if numeric:
-        return _guessed_number(name, all_numbers, text, numbers, train, missing, tokens)
+        return _number(name, all_numbers, text, numbers, train, missing, chosen=False, non_numbers=tokens)
     return _guessed_text(name, text, present, missing, max_categories)
 
 
