@@ -10,6 +10,8 @@ from torch.nn import functional as F
 
 from orchestrator import AdversarialLoss, DataBundle
 
+from .splits import bundle_of_splits
+
 
 class GANNetwork(nn.Module):
     """A generator (latent -> sample shaped like the data) and a discriminator (sample -> logit)."""
@@ -86,14 +88,4 @@ def build_rings(params, seed: int) -> DataBundle:
     n_train, n_val = int(0.7 * n), int(0.15 * n)
     parts = points[:n_train], points[n_train : n_train + n_val], points[n_train + n_val :]
     zeros = [torch.zeros(len(p), dtype=torch.long) for p in parts]  # no labels in a generative task
-    return DataBundle(
-        parts[0],
-        zeros[0],
-        parts[1],
-        zeros[1],
-        parts[2],
-        zeros[2],
-        input_kind="vector",
-        task="generative",
-        output_size=2,
-    )
+    return bundle_of_splits(parts, zeros, input_kind="vector", task="generative", output_size=2)

@@ -28,7 +28,7 @@ from orchestrator import DataBundle
 
 # ImageEncoder lived here: best models pickled before it moved name automl_plugins.image_folder.ImageEncoder
 from .image_encoding import IMAGE_COLUMN, UNREADABLE, ImageEncoder, normalise, read_image
-from .splits import split_rows
+from .splits import bundle_of_splits, split_rows
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SHOWN = 5  # unreadable files named in a message
@@ -185,8 +185,8 @@ def build_image_folder(params, seed: int) -> DataBundle:
     import torch
 
     x = normalise(np.stack(images), mean, std)
-    tensors = [torch.as_tensor(a) for split in (train, val, test) for a in (x[split], y[split])]
-    return DataBundle(*tensors, **fields)
+    splits = (train, val, test)
+    return bundle_of_splits([torch.as_tensor(x[s]) for s in splits], [torch.as_tensor(y[s]) for s in splits], **fields)
 
 
 def _headers(files: list[Path]) -> tuple[Counter, Counter, list[Path]]:
@@ -211,6 +211,20 @@ def _counted(counts: Counter, label: Any = str) -> str:
     return shown + (f", and {len(counts) - SHOWN} more" if len(counts) > SHOWN else "")
 
 
+def _class_lines(params, files: int, classes: list[str], counts: np.ndarray) -> list[str]:
+    """The folder's classes and their file counts, and a warning where they are unbalanced."""
+    lines = [
+        f"{image_folder_root(params)}: {files} image file(s) in {len(classes)} classes: "
+        + ", ".join(f"{name!r} {n}" for name, n in zip(classes, counts))
+    ]
+    if counts.max() > 2 * counts.min():
+        lines.append(
+            f"warning: the classes are unbalanced ({counts.max()} against {counts.min()} files): accuracy "
+            "alone may mislead"
+        )
+    return lines
+
+
 def describe_image_folder(params, seed: int) -> list[str]:
     """What reading the folder will do, for `automl validate`: classes and their counts, the images' sizes and
     modes and what they become, files left out or refused, the splits and the memory a `load: memory` takes."""
@@ -221,15 +235,7 @@ def describe_image_folder(params, seed: int) -> list[str]:
     bad += [path for path in _unreadable(files) if path not in bad]
     unreadable = set(bad)
     kept = np.array([i for i, path in enumerate(files) if path not in unreadable], dtype=np.int64)
-    lines = [
-        f"{image_folder_root(params)}: {len(files)} image file(s) in {len(classes)} classes: "
-        + ", ".join(f"{name!r} {n}" for name, n in zip(classes, counts))
-    ]
-    if counts.max() > 2 * counts.min():
-        lines.append(
-            f"warning: the classes are unbalanced ({counts.max()} against {counts.min()} files): accuracy "
-            "alone may mislead"
-        )
+    lines = _class_lines(params, len(files), classes, counts)
     channels = 3 if colour == "rgb" else 1
     lines.append(
         f"image sizes (width x height): {_counted(sizes, lambda wh: f'{wh[0]}x{wh[1]}')}; every image is "

@@ -53,6 +53,11 @@ def adam_betas():
     }
 
 
+def _adam_params() -> dict:
+    """What Adam and AdamW both search: the learning rate and the moment decays."""
+    return {"lr": Float(1e-5, 1e-1, default=1e-3, log=True, help="learning rate"), **adam_betas()}
+
+
 @hookimpl
 def register_optimizers(register):
     register(
@@ -67,26 +72,12 @@ def register_optimizers(register):
             build=build_sgd,
         )
     )
-    register(
-        Optimizer(
-            "adam",
-            "Adam: adaptive moment estimation.",
-            params={
-                "lr": Float(1e-5, 1e-1, default=1e-3, log=True, help="learning rate"),
-                **adam_betas(),
-            },
-            build=build_adam,
-        )
-    )
+    register(Optimizer("adam", "Adam: adaptive moment estimation.", params=_adam_params(), build=build_adam))
     register(
         Optimizer(
             "adamw",
             "AdamW: Adam with decoupled weight decay.",
-            params={
-                "lr": Float(1e-5, 1e-1, default=1e-3, log=True, help="learning rate"),
-                **adam_betas(),
-                "weight_decay": Float(0.0, 0.3, default=0.01, help="decoupled weight decay"),
-            },
+            params={**_adam_params(), "weight_decay": Float(0.0, 0.3, default=0.01, help="decoupled weight decay")},
             build=build_adamw,
         )
     )

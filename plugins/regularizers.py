@@ -18,6 +18,12 @@ def build_l2(params) -> RegularizerEffect:
 
 @hookimpl
 def register_regularizers(register):
+    _register_model_regularizers(register)
+    _register_training_regularizers(register)
+
+
+def _register_model_regularizers(register) -> None:
+    """Those that change the network (dropout, normalisation), its loss (a weight penalty) or the optimizer."""
     register(
         Regularizer(
             "dropout",
@@ -61,6 +67,10 @@ def register_regularizers(register):
             build=lambda params: RegularizerEffect(norm=layer_norm),
         )
     )
+
+
+def _register_training_regularizers(register) -> None:
+    """Those that change the training loop: when it stops, how large a gradient step may be."""
     register(
         Regularizer(
             "early_stopping",

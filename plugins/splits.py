@@ -1,11 +1,13 @@
 """What the built-in data sets share: seeded splits, standardisation with the training split's statistics, the
 task of a target, class labels, and the settings every user-file data set has."""
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from orchestrator import Choice, DataBundle, Float, Int
+from orchestrator import Choice, DataBundle, Float, Int, Text
 
 
 def split_train_val(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -31,17 +33,19 @@ def standardized_bundle(
     def targets(y):
         return torch.as_tensor(y, dtype=target_dtype)
 
-    return DataBundle(
-        inputs(x_train),
-        targets(y_train),
-        inputs(x_val),
-        targets(y_val),
-        inputs(x_test),
-        targets(y_test),
+    return bundle_of_splits(
+        [inputs(x_train), inputs(x_val), inputs(x_test)],
+        [targets(y_train), targets(y_val), targets(y_test)],
         input_kind=input_kind,
         task=task,
         output_size=output_size,
     )
+
+
+def bundle_of_splits(xs: Sequence[Any], ys: Sequence[Any], **fields: Any) -> DataBundle:
+    """A DataBundle of the inputs `xs` and targets `ys` (tensors) of the train, validation and test splits, in that
+    order; `fields` are the DataBundle's other fields."""
+    return DataBundle(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], **fields)
 
 
 MAX_AUTO_CLASSES = 20  # task "auto": an integer-valued target with at most this many values is classification
@@ -51,6 +55,9 @@ TASK_CHOICE_HELP = (
 )
 # The `task` parameter of every data set that reads a user's file (see infer_task).
 TASK_PARAM = Choice(("auto", "classification", "regression"), default="auto", help=TASK_CHOICE_HELP)
+# The file and delimiter of every data set that reads a CSV file (`csv`, `text`: see user_files.read_csv).
+CSV_PATH_PARAM = Text("", help="the CSV file (relative to the study file)", is_path=True)
+DELIMITER_PARAM = Text(",", help="the character between columns")
 
 STUDY_SEED = -1  # `split_seed`: the split follows the study's seed
 

@@ -277,27 +277,20 @@ def _parsed_share(text: np.ndarray, fmt: str) -> float:
     return float((~np.isnan(date_parts(text, fmt, hour=False)[:, 0])).mean())
 
 
-def fit_column(
+def _chosen_kind(
     name: str,
-    series,
+    kind: str,
+    all_numbers: np.ndarray,
+    text: np.ndarray,
+    numbers: np.ndarray,
     train: np.ndarray,
-    ignored: bool = False,
-    kind: str = "",
-    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    present: np.ndarray,
+    missing: int,
+    max_categories: int,
 ) -> ColumnCode:
-    """Decide how a column is encoded, from its training rows only; `kind` (one of KINDS) where the study's
-    `encode` sets it. Raises ValueError when the set kind cannot be read from the column."""
-    import pandas as pd
-
-    if ignored:
-        return ColumnCode(name, "left out", why="named in `ignore`")
-    all_text = _text(series)
-    all_numbers = _text_numbers(all_text)  # every row parsed once; the statistics take the training rows
-    text, numbers = all_text[train], all_numbers[train]
-    present = text[text != None]  # noqa: E711 - elementwise comparison on an object array
-    missing = len(text) - len(present)
-    known = numbers[~np.isnan(numbers)]
+    """The column encoded as the study's `encode` sets it (`kind` in KINDS); ValueError when it cannot be."""
     if kind == "number":
+        known = numbers[~np.isnan(numbers)]
         if not len(known):
             raise ValueError(
                 f"column {name!r} has no number in its training rows (e.g. {quoted(present[:3])}): "
@@ -314,23 +307,21 @@ def fit_column(
                 f"(e.g. {quoted(present[:3])}): it cannot be encoded as `date`"
             )
         return _date(name, text, fmt, missing, chosen=True)
-    if kind == "category":
-        return _category(name, present, missing, max_categories, chosen=True)
-    if not len(present):
-        return ColumnCode(name, "left out", why="empty: no value in any training row")
-    tokens = _non_numbers(text, numbers)
-    numeric = pd.api.types.is_numeric_dtype(series) or (
-        len(known) > 0 and len(tokens) <= MAX_NUMBER_TOKENS and len(known) >= len(present) / 2
+    return _category(name, present, missing, max_categories, chosen=True)
+
+
+def _constant_number(name: str, known: np.ndarray) -> ColumnCode:
+    """A column guessed numeric, left out: its training values are all one number (or none)."""
+    value = f"{known[0]:g}" if len(known) else "none"
+    return ColumnCode(
+        name,
+        "left out",
+        why=f"constant: every training row that has a value has {value} (as a number it carries nothing)",
     )
-    if numeric:
-        if len(np.unique(known)) <= 1:
-            value = f"{known[0]:g}" if len(known) else "none"
-            return ColumnCode(
-                name,
-                "left out",
-                why=f"constant: every training row that has a value has {value} (as a number it carries nothing)",
-            )
-        return _number(name, all_numbers, text, numbers, train, missing, chosen=False, non_numbers=tokens)
+
+
+def _guessed_text(name: str, text: np.ndarray, present: np.ndarray, missing: int, max_categories: int) -> ColumnCode:
+    """A column guessed non-numeric: dates, categories, or left out (constant, free text, an identifier)."""
     distinct = set(present)
     if len(distinct) == 1 and not missing:
         return ColumnCode(name, "left out", why=f"constant: every training row has {present[0]!r}")
@@ -354,6 +345,41 @@ def fit_column(
             "distinct text: one-hot columns no other row shares)",
         )
     return _category(name, present, missing, max_categories, chosen=False)
+
+
+def fit_column(
+    name: str,
+    series,
+    train: np.ndarray,
+    ignored: bool = False,
+    kind: str = "",
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+) -> ColumnCode:
+    """Decide how a column is encoded, from its training rows only; `kind` (one of KINDS) where the study's
+    `encode` sets it. Raises ValueError when the set kind cannot be read from the column."""
+    import pandas as pd
+
+    if ignored:
+        return ColumnCode(name, "left out", why="named in `ignore`")
+    all_text = _text(series)
+    all_numbers = _text_numbers(all_text)  # every row parsed once; the statistics take the training rows
+    text, numbers = all_text[train], all_numbers[train]
+    present = text[text != None]  # noqa: E711 - elementwise comparison on an object array
+    missing = len(text) - len(present)
+    if kind in KINDS:
+        return _chosen_kind(name, kind, all_numbers, text, numbers, train, present, missing, max_categories)
+    if not len(present):
+        return ColumnCode(name, "left out", why="empty: no value in any training row")
+    known = numbers[~np.isnan(numbers)]
+    tokens = _non_numbers(text, numbers)
+    numeric = pd.api.types.is_numeric_dtype(series) or (
+        len(known) > 0 and len(tokens) <= MAX_NUMBER_TOKENS and len(known) >= len(present) / 2
+    )
+    if numeric and len(np.unique(known)) <= 1:
+        return _constant_number(name, known)
+    if numeric:
+        return _number(name, all_numbers, text, numbers, train, missing, chosen=False, non_numbers=tokens)
+    return _guessed_text(name, text, present, missing, max_categories)
 
 
 def column_kinds(spec: str, features: list[str], ignored: tuple[str, ...] = ()) -> dict[str, str]:

@@ -7,7 +7,7 @@ goes with the best model live in `text_data`, imported when the data set is prob
 from orchestrator import Choice, Dataset, Int, Text, hookimpl
 
 from . import deferred
-from .splits import fraction_params
+from .splits import CSV_PATH_PARAM, DELIMITER_PARAM, fraction_params
 
 
 @hookimpl
@@ -19,10 +19,10 @@ def register_datasets(register):
             "ids (words or characters) over a vocabulary from the training split; the tokenizer goes with the "
             "best model, which then scores raw text.",
             params={
-                "path": Text("", help="the CSV file (relative to the study file)", is_path=True),
+                "path": CSV_PATH_PARAM,
                 "text": Text("text", help="the column holding the texts"),
                 "label": Text("label", help="the column holding the class labels (rows without one are dropped)"),
-                "delimiter": Text(",", help="the character between columns"),
+                "delimiter": DELIMITER_PARAM,
                 "tokenizer": Choice(
                     ("words", "characters"), default="words", help="words (and punctuation marks) or single characters"
                 ),

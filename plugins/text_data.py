@@ -21,7 +21,7 @@ import numpy as np
 
 from orchestrator import PADDING_TOKEN, DataBundle
 
-from .splits import class_indices, split_rows
+from .splits import bundle_of_splits, class_indices, split_rows
 from .user_files import _labels, read_csv
 
 UNKNOWN_TOKEN = 1
@@ -240,13 +240,9 @@ def build_text(params, seed: int) -> DataBundle:
     data = text_splits(params, seed)
     xs = [torch.as_tensor(data.tokenizer.encode(data.texts(i))) for i in range(3)]
     ys = [torch.as_tensor(data.targets[idx]) for idx in data.splits]
-    return DataBundle(
-        xs[0],
-        ys[0],
-        xs[1],
-        ys[1],
-        xs[2],
-        ys[2],
+    return bundle_of_splits(
+        xs,
+        ys,
         input_kind="tokens",
         task="classification",
         output_size=len(data.classes),

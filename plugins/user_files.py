@@ -6,6 +6,7 @@ import numpy as np
 from orchestrator import DataBundle
 
 from .splits import (
+    bundle_of_splits,
     class_indices,
     holdout,
     infer_task,
@@ -131,13 +132,9 @@ def build_csv(params, seed: int) -> DataBundle:
         y = frame[target].to_numpy(dtype=np.float64)[:, None]
         scaled, scale = scale_targets(*(y[idx] for idx in splits))
         ys, offset, output_size = [torch.as_tensor(a) for a in scaled], tuple(y[splits[0]].mean(axis=0)), 1
-    return DataBundle(
-        xs[0],
-        ys[0],
-        xs[1],
-        ys[1],
-        xs[2],
-        ys[2],
+    return bundle_of_splits(
+        xs,
+        ys,
         input_kind="vector",
         task=task,
         output_size=output_size,
@@ -346,5 +343,11 @@ def build_npz(params, seed: int) -> DataBundle:
         ys, scale = [labels[part] for part in order], 1.0
     else:
         ys, scale = scale_targets(*(labels[part] for part in order))
-    tensors = [torch.as_tensor(a) for pair in zip(xs, ys) for a in pair]
-    return DataBundle(*tensors, input_kind=input_kind, task=task, output_size=output_size, target_scale=scale)
+    return bundle_of_splits(
+        [torch.as_tensor(a) for a in xs],
+        [torch.as_tensor(a) for a in ys],
+        input_kind=input_kind,
+        task=task,
+        output_size=output_size,
+        target_scale=scale,
+    )
