@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from orchestrator.api.params import Param
 
@@ -79,7 +79,7 @@ class DataBundle:
         """Data streamed from map-style `torch.utils.data.Dataset`s whose items are `(x, y)` pairs of one sample,
         for data larger than memory: training and evaluation read them in mini-batches through a DataLoader, so
         only the batches in flight are held. `x_*` hold the Datasets, `y_*` are None."""
-        return cls(train, None, val, None, test, None, **fields)
+        return cls(train, None, val, None, test, None, **fields)  # type: ignore[arg-type]  # y_* are None here
 
     @property
     def streaming(self) -> bool:
@@ -184,6 +184,7 @@ class BuildContext:
 
 @dataclass(frozen=True)
 class _Spec:
+    kind: ClassVar[str]
     name: str
     description: str
     params: Mapping[str, Param] = field(default_factory=dict)
@@ -256,7 +257,9 @@ class Regularizer(_Spec):
     kind = "regularizer"
 
 
-Augment = Callable[["torch.Tensor", "torch.Tensor"], tuple["torch.Tensor", "torch.Tensor | MixedTargets"]]
+Augment = Callable[
+    ["torch.Tensor", "torch.Tensor | MixedTargets"], tuple["torch.Tensor", "torch.Tensor | MixedTargets"]
+]
 
 
 @dataclass(frozen=True)

@@ -114,8 +114,10 @@ def trial_sinks(study_name: str) -> list[Any]:
     """Return objects that receive every trial's record (`orchestrator.TrialSink`: a `record(TrialRecord)`
     method), in each worker, after the built-in sinks (Optuna, checkpoints, MLflow, `after_trial`, progress):
     another tracker, a JSON-lines log. Asked once per worker; every way a trial ends makes one record."""
+    return []
 
 
 @hookspec
 def trial_callbacks(config: dict[str, Any]) -> list[Any]:
     """Return extra `pytorch_lightning.Callback` objects for this trial's Trainer (or an empty list)."""
+    return []

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 from orchestrator.errors import UserError
 
@@ -32,13 +33,14 @@ def is_finite_number(value: Any) -> bool:
     return _is_number(value) and math.isfinite(value)
 
 
-def _member(value: Any, choices: tuple[Any, ...]) -> bool:
+def _member(value: Any, choices: Sequence[Any]) -> bool:
     """`value in choices`, except that True/False never match 1/0."""
     return any(value == c and isinstance(value, bool) == isinstance(c, bool) for c in choices)
 
 
 @dataclass(frozen=True)
 class _Range:
+    kind: ClassVar[str]
     low: float
     high: float
     default: float
@@ -103,7 +105,7 @@ class _Range:
                 )
             if not narrowed.low <= narrowed.default <= narrowed.high:
                 narrowed = replace(narrowed, default=self._cast(narrowed.low))
-            return narrowed
+            return cast("Param", narrowed)
         if isinstance(override, list):
             if not override:
                 raise OverrideError("an empty list of values; give at least one")

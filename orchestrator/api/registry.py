@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pluggy
 
@@ -35,6 +35,9 @@ REGISTER_HOOKS = {
     "augmentation": "register_augmentations",
     "dataset": "register_datasets",
 }
+
+
+SpecT = TypeVar("SpecT", bound=ComponentSpec)
 
 
 class PluginConflictError(UserError):
@@ -77,6 +80,10 @@ class Registry:
 
     def get(self, kind: str, name: str) -> Registered:
         return self.components[kind][name]
+
+    def spec(self, spec_type: type[SpecT], name: str) -> SpecT:
+        """The spec of the component `name` of `spec_type`'s kind, typed: `registry.spec(Loss, "cross_entropy")`."""
+        return cast(SpecT, self.components[spec_type.kind][name].spec)
 
     def all(self) -> Iterable[Registered]:
         for kind in KINDS:

@@ -147,7 +147,11 @@ def _stop_on_sigterm() -> Callable[[], None]:
         raise _Terminated
 
     previous = signal.signal(signal.SIGTERM, stop)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 def _drain(process: subprocess.Popen, tail: deque[str]) -> None:

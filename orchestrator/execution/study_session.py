@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import optuna
 
@@ -32,11 +32,11 @@ from orchestrator.search.samplers import PRUNERS, SAMPLERS
 from orchestrator.study.storage import default_storage_url, open_storage, redact, storage_file
 from orchestrator.study.studyfile import StudySpec
 from orchestrator.tracking.review_view import view_tags
-from orchestrator.tracking.tracker import Tracker, default_tracking_uri
+from orchestrator.tracking.tracker import StudyTracker, Tracker, default_tracking_uri
 from orchestrator.trial.recovery import stale_trial_callback
 
 if TYPE_CHECKING:  # PyTorch and Lightning load where they are used: a supervisor starts its workers first
-    from orchestrator.api.components import DataBundle
+    from orchestrator.api.components import DataBundle, Dataset
     from orchestrator.training.checkpoints import CheckpointPolicy
 
 
@@ -134,7 +134,11 @@ def open_study(
     if not exists:
         try:
             study = optuna.create_study(
-                study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner, directions=spec.directions
+                study_name=spec.name,
+                storage=storage,
+                sampler=sampler,
+                pruner=pruner,
+                directions=cast(Any, spec.directions),
             )
             study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
             return _record_strategy(study, spec)
@@ -217,9 +221,9 @@ def load_data(spec: StudySpec) -> DataBundle:
     """Build the study's data set and move it to the training device."""
     from orchestrator.training.devices import training_device
 
-    dataset = spec.dataset.spec
+    dataset = cast("Dataset", spec.dataset.spec)
     try:
-        data = dataset.build(dict(spec.dataset_params), spec.seed)  # type: ignore[union-attr]
+        data = dataset.build(dict(spec.dataset_params), spec.seed)
     except (ValueError, OSError, KeyError) as exc:
         raise DatasetError(f"{spec.path}: dataset {dataset.name!r}: {type(exc).__name__}: {exc}") from exc
     if data.streaming and data.task == "generative":
@@ -230,7 +234,7 @@ def load_data(spec: StudySpec) -> DataBundle:
     return data.to(training_device())
 
 
-def update_summary(study: optuna.Study, tracker: Tracker) -> None:
+def update_summary(study: optuna.Study, tracker: StudyTracker) -> None:
     """Trial counts and the best trial so far on the parent run."""
     counts = trial_counts(study)
     metrics: dict[str, float] = {f"trials_{k.lower()}": counts[k] for k in ("COMPLETE", "PRUNED", "FAIL")}

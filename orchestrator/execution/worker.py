@@ -36,7 +36,7 @@ from orchestrator.quiet import quiet_libraries
 from orchestrator.records import PARENT_RUN_ATTR, WORKER_ATTR, repeated_failure
 from orchestrator.study.studyfile import StudySpec
 from orchestrator.tracking.relay import RelayTracker
-from orchestrator.tracking.tracker import Tracker
+from orchestrator.tracking.tracker import StudyTracker, Tracker
 from orchestrator.training.threads import AdaptiveThreads
 from orchestrator.trial.progress import Progress, choices_width
 from orchestrator.trial.recovery import recover_trials, start_ticks, worker_identity
@@ -191,7 +191,7 @@ class Worker:
             return RelayTracker(sys.stdout)
         return Tracker(self.options.tracking_uri).attach(parent)
 
-    def _loop(self, study: optuna.Study, data: Any, tracker: Tracker | None, parent: str | None) -> str:
+    def _loop(self, study: optuna.Study, data: Any, tracker: StudyTracker | None, parent: str | None) -> str:
         options = self.options
         beats = heartbeat_enabled(study)  # with heartbeats, claim_trial fails stale trials itself
         waiting_said = False
@@ -208,7 +208,7 @@ class Worker:
                         self.progress.message(
                             f"trial {number}: its worker died; marked FAIL and retried from its last checkpoint"
                         )
-                elif claim is not WAIT and claim is not DONE:
+                elif not isinstance(claim, str):  # a trial, not DONE or WAIT
                     claim.set_user_attr(WORKER_ATTR, self.identity)
                     heartbeat = Heartbeat(study, claim, self.spec.execution.heartbeat_seconds) if beats else None
             if claim is DONE:
@@ -220,6 +220,7 @@ class Worker:
                 time.sleep(WAIT_SECONDS)
                 continue
             waiting_said = False
+            assert not isinstance(claim, str)
             try:
                 report = self.runner.run_trial(study, claim, data, tracker)
             finally:

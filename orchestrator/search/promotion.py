@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import optuna
 from optuna.study import StudyDirection
@@ -93,7 +93,7 @@ class SuccessiveHalving(optuna.pruners.BasePruner):
         return sorted(rungs)
 
 
-def is_asha(pruner: Any) -> bool:
+def is_asha(pruner: Any) -> TypeGuard[SuccessiveHalving]:
     return isinstance(pruner, SuccessiveHalving)
 
 

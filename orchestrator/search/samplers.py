@@ -26,7 +26,7 @@ class Strategy:
     single_objective: bool = False  # refuses multi-objective studies
 
     def option_names(self) -> list[str]:
-        params = inspect.signature(self.cls.__init__).parameters.values()
+        params = inspect.signature(self.cls.__init__).parameters.values()  # type: ignore[misc]
         names = [
             p.name
             for p in params

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from orchestrator.api.params import Choice, Fixed, Param, Suggester
+from orchestrator.api.params import Choice, Fixed, Float, Int, Param, Suggester
 
 CHOSEN_KINDS = ("architecture", "activation", "loss", "optimizer", "schedule")
 
@@ -141,16 +141,17 @@ class SearchSpace:
 def _grid_values(param: Param, points: int) -> list[Any]:
     if isinstance(param, Choice):
         return list(param.choices)
-    low, high = float(param.low), float(param.high)  # type: ignore[attr-defined]
-    if param.log:  # type: ignore[attr-defined]
+    span = cast("Float | Int", param)  # a grid is made of choices and ranges only
+    low, high = float(span.low), float(span.high)
+    if span.log:
         values = [low * (high / low) ** (i / (points - 1)) for i in range(points)]
     else:
         values = [low + (high - low) * i / (points - 1) for i in range(points)]
-    if param.kind == "int":  # type: ignore[attr-defined]
-        step = int(param.step or 1)  # type: ignore[attr-defined]
-        return sorted({int(low) + round((v - low) / step) * step for v in values})
-    if param.step:  # type: ignore[attr-defined]
-        step = float(param.step)  # type: ignore[attr-defined]
+    if span.kind == "int":
+        int_step = int(span.step or 1)
+        return sorted({int(low) + round((v - low) / int_step) * int_step for v in values})
+    if span.step:
+        step = float(span.step)
         return sorted({round(low + round((v - low) / step) * step, 12) for v in values})
     return values
 

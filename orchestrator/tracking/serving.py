@@ -93,13 +93,13 @@ def lenient_signature(signature: Any, optional: Collection[str] = ()) -> Any:
     such a value as missing. The `optional` columns (those the encoder leaves out) may be omitted. Other
     signatures are returned unchanged."""
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
+    from mlflow.types.schema import AnyType, ColSpec, DataType, Schema, TensorSpec
 
     numbers = {DataType.double, DataType.float, DataType.long, DataType.integer}
     inputs = signature.inputs
     if inputs is None or not inputs.has_input_names() or inputs.is_tensor_spec():
         return signature
-    columns = [
+    columns: list[ColSpec | TensorSpec] = [
         ColSpec(AnyType() if c.type in numbers else c.type, c.name, required=c.required and c.name not in optional)
         for c in inputs.inputs
     ]

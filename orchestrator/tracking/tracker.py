@@ -96,6 +96,17 @@ class RunSink(Protocol):
     def send(self, handle: str, op: str, **args: Any) -> None: ...
 
 
+class StudyTracker(Protocol):
+    """Where a worker writes its trials' runs and the study's summary: MLflow itself (`Tracker`) or the
+    supervisor, which writes them to MLflow (`RelayTracker`)."""
+
+    def start_trial(self, number: int, config: Mapping[str, Any], tags: Mapping[str, str]) -> TrialRun: ...
+
+    def update_study(self, metrics: Mapping[str, float], tags: Mapping[str, str]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 def start_trial_run(
     sink: RunSink, number: int, config: Mapping[str, Any], tags: Mapping[str, str], flush_seconds: float
 ) -> TrialRun:
@@ -206,17 +217,20 @@ class Tracker:
                 if key not in experiment.tags:
                     self.client.set_experiment_tag(self.experiment_id, key, value)
         status = self._run_status(parent_run_id) if parent_run_id is not None else None
-        if status == "RUNNING":  # a live run (the supervisor or another worker) already set it up
+        if (
+            parent_run_id is not None and status == "RUNNING"
+        ):  # a live run (the supervisor or another worker) already set it up
             self.parent_run_id = parent_run_id
             return parent_run_id
-        if status is not None:  # resuming a finished or killed study
+        if parent_run_id is not None and status is not None:  # resuming a finished or killed study
             self.client.update_run(parent_run_id, status="RUNNING")
-            self.parent_run_id = parent_run_id
+            run_id = parent_run_id
         else:
             run = self.client.create_run(self.experiment_id, run_name=study_name, tags={ROLE_TAG: STUDY_ROLE, **tags})
-            self.parent_run_id = run.info.run_id
-        self.client.log_text(self.parent_run_id, study_yaml, "study.yaml")
-        return self.parent_run_id
+            run_id = run.info.run_id
+        self.parent_run_id = run_id
+        self.client.log_text(run_id, study_yaml, "study.yaml")
+        return run_id
 
     def attach(self, parent_run_id: str) -> Tracker:
         """Write trials under an existing parent run (a worker: the supervisor opened the study). Its experiment
@@ -241,7 +255,8 @@ class Tracker:
         from mlflow.entities import Metric, RunTag
 
         batch = [Metric(k, float(v), _now_ms(), 0) for k, v in metrics.items()]
-        self.submit(lambda c: c.log_batch(parent, metrics=batch, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
+        tag_list = [RunTag(k, str(v)) for k, v in tags.items()]
+        self.submit(lambda c: c.log_batch(parent, metrics=batch, tags=tag_list))  # type: ignore[arg-type]
 
     def close_study(self, status: str) -> None:
         """Close the parent run with `status` (FINISHED, FAILED or KILLED) and wait for every write."""
@@ -296,7 +311,7 @@ def create_trial_run(
     from mlflow.entities import Param
 
     run = client.create_run(
-        experiment_id,
+        experiment_id,  # type: ignore[arg-type]  # known once the study is open
         run_name=f"trial-{number}",
         start_time=start_time,
         tags={PARENT_RUN_TAG: parent_run_id, ROLE_TAG: TRIAL_ROLE, TRIAL_NUMBER_TAG: str(number), **tags},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import pytorch_lightning as pl
 import torch
@@ -13,11 +13,19 @@ from torch import nn
 
 from orchestrator.api.components import (
     PADDING_TOKEN,
+    Activation,
+    AdversarialLoss,
+    Architecture,
     Augment,
+    Augmentation,
     BuildContext,
     DataBundle,
+    Loss,
     MixedTargets,
+    Optimizer,
+    Regularizer,
     RegularizerEffect,
+    Schedule,
 )
 from orchestrator.api.registry import Registry
 from orchestrator.search.space import CHOSEN_KINDS, component_params, switched_on
@@ -67,7 +75,8 @@ class CandidateModule(pl.LightningModule):
         return self.network(x)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x, y = batch
+        x, labels = batch
+        y: torch.Tensor | MixedTargets = labels
         for augment in self.augmentations:
             x, y = augment(x, y)
         outputs = self.network(x)
@@ -136,10 +145,7 @@ def regularizer_effects(config: Mapping[str, Any], registry: Registry) -> dict[s
     """The merged effects of the regularizers a configuration switched on."""
     names = switched_on(config, "regularizer")
     return combine_effects(
-        [
-            registry.get("regularizer", name).spec.build(component_params(config, f"regularizer.{name}"))
-            for name in names
-        ]
+        [registry.spec(Regularizer, name).build(component_params(config, f"regularizer.{name}")) for name in names]
     )
 
 
@@ -153,7 +159,7 @@ def build_context(
 ) -> tuple[BuildContext, list]:
     """The context every `build` receives, and the loss penalties the regularizers add (`merged`
     is `regularizer_effects(config, registry)`)."""
-    activation = registry.get("activation", config["activation"]).spec
+    activation = registry.spec(Activation, config["activation"])
     activation_params = component_params(config, f"activation.{config['activation']}")
     ctx = BuildContext(
         input_shape=data.input_shape,
@@ -193,19 +199,21 @@ class EmbeddedTokens(nn.Module):
         return self.network(self.embedding(tokens.long()))
 
 
-def build_network(architecture: Any, params: Mapping[str, Any], ctx: BuildContext) -> nn.Module:
+def build_network(architecture: Architecture, params: Mapping[str, Any], ctx: BuildContext) -> nn.Module:
     """The architecture's network; with `tokens` data and an architecture for sequences, behind the embedding."""
     if ctx.input_kind != "tokens" or "tokens" in architecture.input_kinds:
         return architecture.build(params, ctx)
+    assert ctx.embedding is not None  # tokens data: build_context made it
     embedding = ctx.embedding()
-    as_sequence = replace(ctx, input_kind="sequence", input_shape=(*ctx.input_shape, embedding.embedding_dim))
+    dim = cast(int, embedding.embedding_dim)
+    as_sequence = replace(ctx, input_kind="sequence", input_shape=(*ctx.input_shape, dim))
     return EmbeddedTokens(embedding, architecture.build(params, as_sequence))
 
 
 def augmentations(config: Mapping[str, Any], registry: Registry, ctx: BuildContext) -> list[Augment]:
     """The training-batch augmentations a configuration switched on, built."""
     return [
-        registry.get("augmentation", name).spec.build(component_params(config, f"augmentation.{name}"), ctx)
+        registry.spec(Augmentation, name).build(component_params(config, f"augmentation.{name}"), ctx)
         for name in switched_on(config, "augmentation")
     ]
 
@@ -222,13 +230,11 @@ def assemble(
     """Build the chosen architecture, loss, optimizer and schedule for one trial configuration."""
     effects = effects if effects is not None else regularizer_effects(config, registry)
     ctx, penalties = build_context(config, registry, data, effects, max_epochs, steps_per_epoch)
-    chosen = {kind: registry.get(kind, config[kind]).spec for kind in CHOSEN_KINDS}
     params = {kind: component_params(config, f"{kind}.{config[kind]}") for kind in CHOSEN_KINDS}
-    network = build_network(chosen["architecture"], params["architecture"], ctx)
-    loss_fn = chosen["loss"].build(params["loss"], ctx)
-    optimizer = chosen["optimizer"]
-
-    schedule = chosen["schedule"]
+    network = build_network(registry.spec(Architecture, config["architecture"]), params["architecture"], ctx)
+    loss_fn = registry.spec(Loss, config["loss"]).build(params["loss"], ctx)
+    optimizer = registry.spec(Optimizer, config["optimizer"])
+    schedule = registry.spec(Schedule, config["schedule"])
 
     def make_optimizer(parameters: Any) -> torch.optim.Optimizer:
         return optimizer.build(params["optimizer"], parameters, ctx)
@@ -237,7 +243,10 @@ def assemble(
         return schedule.build(params["schedule"], opt, ctx), schedule.interval
 
     if data.task == "generative":
-        return GANModule(network, loss_fn, make_optimizer, penalties, grad_clip=effects["grad_clip"], eval_seed=seed)
+        adversarial = cast(AdversarialLoss, loss_fn)  # a loss for the generative task builds one
+        return GANModule(
+            network, adversarial, make_optimizer, penalties, grad_clip=effects["grad_clip"], eval_seed=seed
+        )
     return CandidateModule(
         network, loss_fn, make_optimizer, penalties, make_schedule, augmentations(config, registry, ctx)
     )

@@ -260,7 +260,7 @@ def restore(state: Mapping[str, Any], trainer: pl.Trainer, module: pl.LightningM
 def start_at_epoch(trainer: pl.Trainer, epoch: int) -> None:
     """Make the trainer's first epoch number `epoch`, as Lightning's own resume does (its progress counters)."""
     for progress in (trainer.fit_loop.epoch_progress.current, trainer.fit_loop.epoch_progress.total):
-        progress.ready = progress.started = progress.processed = progress.completed = epoch
+        progress.ready = progress.started = progress.processed = progress.completed = epoch  # type: ignore[attr-defined]
 
 
 # -- the callbacks -------------------------------------------------------------------------------------------

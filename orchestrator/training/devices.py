@@ -107,7 +107,7 @@ def plan_slots(
     elif devices == "cpu":
         gpus = []
     else:
-        gpus = list(devices)
+        gpus = [int(g) for g in devices]
         if any(g < 0 for g in gpus) or len(set(gpus)) != len(gpus):
             raise DeviceError(f"devices: {gpus} must be distinct GPU indices >= 0")
         missing = [g for g in gpus if g >= gpu_count]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pytorch_lightning as pl
 import torch
@@ -22,7 +22,7 @@ def mmd(samples: torch.Tensor, real: torch.Tensor, bandwidths: Sequence[float] =
     scale = y.var(dim=0).sum().clamp_min(1e-8)  # bandwidths relative to the real data's spread
     points = torch.cat([x, y])
     sq = torch.cdist(points, points).pow(2) / scale
-    kernel = sum(torch.exp(-sq / (2 * b * b)) for b in bandwidths)
+    kernel = cast(torch.Tensor, sum(torch.exp(-sq / (2 * b * b)) for b in bandwidths))
     n = len(x)
     k_xx, k_yy, k_xy = kernel[:n, :n].mean(), kernel[n:, n:].mean(), kernel[:n, n:].mean()
     return (k_xx + k_yy - 2 * k_xy).clamp_min(0).sqrt()
@@ -59,14 +59,22 @@ class GANModule(pl.LightningModule):
         self.automatic_optimization = False
         self.epoch_loss = EpochLoss()  # the generator's
 
+    @property
+    def _generator(self) -> nn.Module:
+        return cast(nn.Module, self.network.generator)
+
+    @property
+    def _discriminator(self) -> nn.Module:
+        return cast(nn.Module, self.network.discriminator)
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        z = torch.randn(n, self.network.latent_dim, generator=generator).to(self.device)
-        return self.network.generator(z)
+        z = torch.randn(n, cast(int, self.network.latent_dim), generator=generator).to(self.device)
+        return self._generator(z)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         real, _ = batch
-        opt_d, opt_g = self.optimizers()
-        gen, disc = self.network.generator, self.network.discriminator
+        opt_d, opt_g = cast(list[Any], self.optimizers())
+        gen, disc = self._generator, self._discriminator
         fake = self.sample(len(real))
         d_loss = self.loss_fn.discriminator(disc(real), disc(fake.detach()))
         d_loss = d_loss + sum((p(disc) for p in self.penalties), torch.zeros((), device=self.device))
@@ -105,6 +113,6 @@ class GANModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         return [
-            self.make_optimizer(self.network.discriminator.parameters()),
-            self.make_optimizer(self.network.generator.parameters()),
+            self.make_optimizer(self._discriminator.parameters()),
+            self.make_optimizer(self._generator.parameters()),
         ]

@@ -7,6 +7,7 @@ final metrics and end), the lifecycle hook `after_trial`, and the progress table
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import optuna
 from optuna.trial import TrialState
@@ -23,7 +24,7 @@ from orchestrator.records import (
 )
 from orchestrator.tracking.best_model import WEIGHTS_FILE, weights_file
 from orchestrator.tracking.review_view import OBJECTIVE_METRIC
-from orchestrator.tracking.tracker import Tracker
+from orchestrator.tracking.tracker import StudyTracker
 from orchestrator.training import checkpoints
 from orchestrator.training.checkpoints import CheckpointPolicy
 from orchestrator.trial.progress import Progress
@@ -89,7 +90,7 @@ class TrackingSink:
     """The trial's MLflow run (opened now if the trial failed before it had one): its traceback, the weights of
     a candidate best model, its final metrics, and its end with the state and reason."""
 
-    def __init__(self, tracker: Tracker) -> None:
+    def __init__(self, tracker: StudyTracker) -> None:
         self.tracker = tracker
 
     def record(self, trial: TrialRecord) -> None:
@@ -111,7 +112,7 @@ class TrackingSink:
         if trial.state == "COMPLETE" and trial.value is not None:
             final[OBJECTIVE_METRIC] = trial.value
             if len(trial.values) > 1:
-                final.update({f"{OBJECTIVE_METRIC}_{i}": v for i, v in enumerate(trial.values)})
+                final.update({f"{OBJECTIVE_METRIC}_{i}": cast(float, v) for i, v in enumerate(trial.values)})
         run.end(trial.state, final, {"reason": trial.reason} if trial.reason else {})
 
 

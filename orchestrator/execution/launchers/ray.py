@@ -85,7 +85,7 @@ class RayActors:
     def _start(self) -> None:
         import ray
 
-        actor_class = ray.remote(
+        actor_class = ray.remote(  # type: ignore[call-overload]  # max_concurrency: an actor option
             num_cpus=self.settings.num_cpus, num_gpus=self.settings.num_gpus, max_restarts=0, max_concurrency=2
         )(WorkerActor)
         self.started += 1
