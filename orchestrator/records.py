@@ -53,6 +53,9 @@ BEST_MODEL_TRIAL_TAG = "best_model.trial"
 BEST_MODEL_URI_TAG = "best_model.uri"  # on the parent run: the pyfunc model of the best trial
 BEST_NETWORK_URI_TAG = "best_network.uri"  # ... and its bare network
 
+# MLflow metrics
+OBJECTIVE_METRIC = "objective"  # each trial run's objective value (multi-objective: objective_0, objective_1, ...)
+
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 INTERRUPTED = "interrupted"  # the reason of a trial stopped by Ctrl-C or SIGTERM (it resumes)
 

@@ -81,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if launcher not in kinds:
         raise CliError(f"--launcher {launcher!r}: unknown launcher; choose one of {', '.join(kinds)}")
     if kinds[launcher].factory is None:  # the workers run here
-        supervisor = Supervisor(spec, registry, options, storage_url, tracking_uri, plugin_dirs, slots)
+        supervisor = Supervisor(spec, registry, options, storage_url, tracking_uri, plugin_dirs, slots=slots)
     else:
         supervisor = cluster_supervisor(
             spec, registry, options, storage_url, tracking_uri, plugin_dirs, kinds[launcher]

@@ -121,8 +121,7 @@ def _relay(
         if ready is not None and line.strip() == READY:
             ready.set()
             continue
-        operation = relayed_operation(line) if tracked is not None else None
-        if operation is not None:
+        if tracked is not None and (operation := relayed_operation(line)) is not None:
             tracked(*operation)
             continue
         sink.write(line)
@@ -176,6 +175,7 @@ class Supervisor:
         storage_url: str,
         tracking_uri: str | None,
         plugin_dirs: list[Path],
+        *,
         slots: list[Slot],
         out: TextIO | None = None,
         err: TextIO | None = None,
@@ -227,7 +227,7 @@ class Supervisor:
             status = "FINISHED"
             self._flush_tracking()  # the best trial's weights are among the relayed writes
             if self.tracking_uri and parent:
-                self._log_best_model(study, prepared, parent)
+                self._log_best_model(study, prepared, self.tracking_uri, parent)
         except KeyboardInterrupt as exc:
             status = "KILLED"
             outcomes = self._stop_all(study, parent)
@@ -323,7 +323,7 @@ class Supervisor:
         executor.shutdown(wait=False)
         return future
 
-    def _log_best_model(self, study: optuna.Study, prepared: Future, parent: str) -> None:
+    def _log_best_model(self, study: optuna.Study, prepared: Future, tracking_uri: str, parent: str) -> None:
         from orchestrator.tracking.best_model import log_best_model
 
         try:
@@ -332,7 +332,7 @@ class Supervisor:
                 study,
                 self.registry,
                 lambda: load_data(self.spec).to("cpu"),
-                self.tracking_uri,
+                tracking_uri,
                 parent,
                 self.options.register,
             )
@@ -341,9 +341,10 @@ class Supervisor:
                 f"warning: the best model could not be logged: {type(exc).__name__}: {redact(str(exc))}"
             )
             return
-        if uri:
+        best = leading_trial(study)
+        if uri and best is not None:
             registered = f", registered as {self.options.register!r} with alias 'best'" if self.options.register else ""
-            self.progress.message(f"best model (trial {leading_trial(study).number}) logged as {uri}{registered}")
+            self.progress.message(f"best model (trial {best.number}) logged as {uri}{registered}")
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         raise Stopped(signum)

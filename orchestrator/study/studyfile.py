@@ -325,16 +325,14 @@ def validate_study(path: str | Path, data: Mapping[str, Any], registry: Registry
     metric, direction = objectives[0]
     settings = _check_run_settings(check, data, registry, len(objectives), Path(path))
     # Without a usable data set (or task) the search is still checked, for everything but what depends on the data.
-    known_data = dataset is not None and task is not None
-    space, removed = _check_search(
-        check, data.get("search"), registry, input_kind if known_data else "", task if known_data else ""
-    )
+    search_kind, search_task = (input_kind, task) if dataset is not None and task is not None else ("", "")
+    space, removed = _check_search(check, data.get("search"), registry, search_kind, search_task)
 
     enqueue = _check_enqueue(check, data.get("enqueue"), space) if space is not None else ()
 
     if check.problems:
         raise StudyFileError(str(path), check.problems)
-    assert dataset is not None and task is not None and space is not None
+    assert isinstance(name, str) and dataset is not None and task is not None and space is not None
     return StudySpec(
         name=name,
         path=Path(path),
@@ -570,7 +568,7 @@ def _check_dataset(
             )
         elif not declared[key].contains(value):
             check.add(where, value, f"must be {declared[key].describe()}")
-        elif isinstance(declared[key], Text) and declared[key].is_path and value:
+        elif isinstance(param := declared[key], Text) and param.is_path and value:
             params[key] = str((study_path.parent / Path(value).expanduser()).resolve())
         else:
             params[key] = value
@@ -716,6 +714,7 @@ def _check_component_kind(
 ) -> dict[str, dict[str, Param]] | None:
     where = f"search.{kind}"
     registered = registry.names(kind)
+    named: dict[str, Any] | None
     if raw is None and kind in DEFAULT_WHEN_OMITTED and DEFAULT_WHEN_OMITTED[kind] in registered:
         raw = DEFAULT_WHEN_OMITTED[kind]
     if raw is None or raw == "all":

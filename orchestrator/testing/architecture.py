@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import pytest
 import torch
@@ -27,6 +27,7 @@ from orchestrator.testing.common import (
     make_context,
     range_cases,
     sample_input,
+    total,
 )
 
 
@@ -107,8 +108,9 @@ class ArchitectureConformance(ComponentConformance):
             isinstance(model.latent_dim, int) and model.latent_dim >= 1,
             f"latent_dim must be an int >= 1, got {model.latent_dim!r}",
         )
-        z = torch.randn(BATCH_SIZE, model.latent_dim, generator=torch.Generator().manual_seed(input_seed + 1000))
-        return {"generator": model.generator(z), "discriminator": model.discriminator(x)}
+        gan = cast(Any, model)  # its parts are attributes, which nn.Module types as Tensor | Module
+        z = torch.randn(BATCH_SIZE, gan.latent_dim, generator=torch.Generator().manual_seed(input_seed + 1000))
+        return {"generator": gan.generator(z), "discriminator": gan.discriminator(x)}
 
     def check_outputs(self, outputs: Mapping[str, torch.Tensor], ctx: BuildContext) -> None:
         for what, tensor in outputs.items():
@@ -138,15 +140,15 @@ class ArchitectureConformance(ComponentConformance):
         model.zero_grad(set_to_none=True)
         outputs = self.run(model, ctx)
         weights = torch.Generator().manual_seed(7)
-        objective = sum((t * torch.randn(t.shape, generator=weights)).sum() for t in outputs.values())
-        objective.backward()
+        total((t * torch.randn(t.shape, generator=weights)).sum() for t in outputs.values()).backward()
         trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         expect(trainable, "the module has no trainable parameters")
         missing = [n for n, p in trainable if p.grad is None]
         expect(not missing, f"no gradient reaches parameters {missing[:5]} (unused in forward?)")
-        bad = [n for n, p in trainable if not torch.isfinite(p.grad).all()]
+        grads = [(n, cast(torch.Tensor, p.grad)) for n, p in trainable]  # none is None: checked just above
+        bad = [n for n, grad in grads if not torch.isfinite(grad).all()]
         expect(not bad, f"non-finite gradients for {bad[:5]}")
-        expect(any(p.grad.abs().sum() > 0 for _, p in trainable), "every gradient is zero")
+        expect(any(grad.abs().sum() > 0 for _, grad in grads), "every gradient is zero")
 
     def check_works(self, spec: Architecture, params: Mapping[str, Any], ctx: BuildContext) -> None:
         model = self.build(spec, params, ctx)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import operator
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import pytest
@@ -199,6 +200,21 @@ def finite(tensor: Any, what: str) -> None:
     expect(isinstance(tensor, torch.Tensor), f"{what} is not a tensor: {type(tensor).__name__}")
     expect(tensor.is_floating_point(), f"{what} has dtype {tensor.dtype}, expected a floating dtype")
     expect(bool(torch.isfinite(tensor).all()), f"{what} is not finite")
+
+
+def gradient(tensor: torch.Tensor, what: str) -> torch.Tensor:
+    """`tensor.grad` after a backward pass, checked to exist and to be finite (`what` names it in a failure)."""
+    __tracebackhide__ = True
+    grad = tensor.grad
+    if grad is None:
+        raise ConformanceError(f"no gradient reaches the {what}")
+    finite(grad, f"gradient of the {what}")
+    return grad
+
+
+def total(values: Iterable[torch.Tensor]) -> torch.Tensor:
+    """The sum of tensors, as a tensor (the builtin `sum` starts from the int 0); there must be at least one."""
+    return functools.reduce(operator.add, values)
 
 
 class ComponentConformance:

@@ -14,14 +14,7 @@ from orchestrator import (
     Dataset,
     Text,
 )
-from orchestrator.testing.common import (
-    ComponentConformance,
-    case,
-    default_params,
-    expect,
-    finite,
-    split_tensors,
-)
+from orchestrator.testing.common import ComponentConformance, case, default_params, expect, finite, split_tensors
 
 
 class DatasetConformance(ComponentConformance):

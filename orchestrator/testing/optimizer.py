@@ -13,13 +13,7 @@ from torch import nn
 from orchestrator import (
     Optimizer,
 )
-from orchestrator.testing.common import (
-    ComponentConformance,
-    case,
-    default_params,
-    expect,
-    make_context,
-)
+from orchestrator.testing.common import ComponentConformance, case, default_params, expect, make_context, total
 
 
 class OptimizerConformance(ComponentConformance):
@@ -50,7 +44,7 @@ class OptimizerConformance(ComponentConformance):
         return optimizer
 
     def quadratic(self, parameters: list[nn.Parameter]) -> torch.Tensor:
-        return sum(0.5 * self.curvature * p.pow(2).sum() for p in parameters)
+        return total(0.5 * self.curvature * p.pow(2).sum() for p in parameters)
 
     def steps(
         self,
@@ -66,7 +60,7 @@ class OptimizerConformance(ComponentConformance):
             return loss
 
         for _ in range(n):
-            optimizer.step(closure)
+            optimizer.step(closure)  # type: ignore[arg-type]  # torch's stubs say float; its optimizers take a tensor
 
     def check_works(self, spec: Optimizer, params: Mapping[str, Any]) -> None:
         parameters = self.parameters()
@@ -107,7 +101,7 @@ class OptimizerConformance(ComponentConformance):
             for weight_decay in (0.0, 0.1):
                 parameters = self.parameters()
                 optimizer = self.build(spec, default_params(spec.params), parameters, weight_decay)
-                self.steps(optimizer, parameters, lambda ps: sum((p * 0).sum() for p in ps), n=3)
+                self.steps(optimizer, parameters, lambda ps: total((p * 0).sum() for p in ps), n=3)
                 norms.append(float(sum(p.detach().pow(2).sum() for p in parameters)))
             expect(
                 norms[1] < norms[0],

@@ -14,10 +14,11 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+from orchestrator.records import OBJECTIVE_METRIC
+
 if TYPE_CHECKING:
     from orchestrator.study.studyfile import StudySpec
 
-OBJECTIVE_METRIC = "objective"  # each trial run's objective value (multi-objective: objective_0, objective_1, ...)
 # MLflow 3 opens an experiment without this tag in its GenAI view (traces, evaluations); a study is model training
 EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 VIEW_KEY = "automl-trials"

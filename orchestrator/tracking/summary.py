@@ -37,7 +37,7 @@ def objective_names(study: optuna.Study) -> list[str]:
     """The metric of each objective, as the study file named them (kept in the study's fingerprint)."""
     objective = study.user_attrs.get(FINGERPRINT_ATTR, {}).get("objective", {})
     entries = objective if isinstance(objective, list) else [objective]
-    names = [e.get("metric") for e in entries if isinstance(e, dict) and e.get("metric")]
+    names = [str(e["metric"]) for e in entries if isinstance(e, dict) and e.get("metric")]
     return names if len(names) == len(study.directions) else [f"objective {i}" for i in range(len(study.directions))]
 
 
@@ -68,7 +68,7 @@ def component_table(study: optuna.Study, rows: str = "architecture", columns: st
 def _plots(study: optuna.Study, names: list[str]) -> dict[str, Callable[[], Any]]:
     from optuna.visualization import matplotlib as plots
 
-    first = {"target": (lambda t: t.values[0]), "target_name": names[0]} if len(names) > 1 else {}
+    first: dict[str, Any] = {"target": (lambda t: t.values[0]), "target_name": names[0]} if len(names) > 1 else {}
     chosen = {
         "optimization_history.png": lambda: plots.plot_optimization_history(study, **first),
         "param_importances.png": lambda: plots.plot_param_importances(study, **first),
@@ -274,7 +274,8 @@ def _component_lines(table: list[dict], names: list[str]) -> list[str]:
 def _html(markdown: str, folder: Path) -> str:
     """The report's small Markdown subset (headings, tables, images, paragraphs) as HTML; the images (files in
     `folder`) are embedded as data URIs: MLflow's artifact viewer shows the page without its neighbours."""
-    out, rows = [], []
+    out: list[str] = []
+    rows: list[list[str]] = []
 
     def flush_table() -> None:
         if rows:

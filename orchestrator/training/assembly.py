@@ -187,6 +187,9 @@ def build_context(
 DEFAULT_EMBEDDING_DIM = 64
 
 
+TrialModule = CandidateModule | GANModule  # what `assemble` builds: Lightning trains it
+
+
 class EmbeddedTokens(nn.Module):
     """Token ids (N, L) embedded to (N, L, dim), then a network built for sequences."""
 
@@ -226,7 +229,7 @@ def assemble(
     steps_per_epoch: int = 1,
     seed: int = 0,
     effects: Mapping[str, Any] | None = None,
-) -> pl.LightningModule:
+) -> TrialModule:
     """Build the chosen architecture, loss, optimizer and schedule for one trial configuration."""
     effects = effects if effects is not None else regularizer_effects(config, registry)
     ctx, penalties = build_context(config, registry, data, effects, max_epochs, steps_per_epoch)

@@ -6,7 +6,7 @@ import contextlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import optuna
 import pytorch_lightning as pl
@@ -17,7 +17,7 @@ from pytorch_lightning.profilers import Profiler
 from orchestrator.api.components import DataBundle
 from orchestrator.api.registry import Registry
 from orchestrator.search.stopping import OptunaPruning
-from orchestrator.training.assembly import assemble, regularizer_effects
+from orchestrator.training.assembly import TrialModule, assemble, regularizer_effects
 from orchestrator.training.batches import IndexBatches
 from orchestrator.training.checkpoints import (
     Checkpointing,
@@ -68,7 +68,7 @@ class EpochEvaluator(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         metrics = {
-            "train_loss": pl_module.epoch_train_loss(),
+            "train_loss": cast(TrialModule, pl_module).epoch_train_loss(),  # the module `assemble` built
             **split_metrics(pl_module, self.data, "val", self.val_source),
         }
         trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})

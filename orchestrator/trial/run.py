@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import optuna
 import torch
@@ -34,13 +34,13 @@ from orchestrator.records import (
     TEST_METRICS_ATTR,
     lineage,
 )
-from orchestrator.search.promotion import is_asha
+from orchestrator.search.promotion import SuccessiveHalving, is_asha
 from orchestrator.search.rungs import RungCallback
 from orchestrator.search.space import CHOSEN_KINDS
 from orchestrator.study.storage import redact
 from orchestrator.study.studyfile import StudySpec
 from orchestrator.tracking.best_model import improves
-from orchestrator.tracking.tracker import Tracker, TrialRun
+from orchestrator.tracking.tracker import StudyTracker, TrialRun
 from orchestrator.training import checkpoints
 from orchestrator.training.checkpoints import CheckpointError, Checkpointing, CheckpointPolicy, TrialPaused
 from orchestrator.training.fit import TrainingResult, train
@@ -158,7 +158,7 @@ class TrialRunner:
         ]
 
     def run_trial(
-        self, study: optuna.Study, trial: optuna.Trial, data: DataBundle, tracker: Tracker | None
+        self, study: optuna.Study, trial: optuna.Trial, data: DataBundle, tracker: StudyTracker | None
     ) -> TrialReport:
         """Compute the trial's outcome, then record it. A KeyboardInterrupt is re-raised once recorded."""
         self.progress.trial_started(trial.number)
@@ -186,7 +186,9 @@ class TrialRunner:
             "threads_measured": {str(count): seconds for count, seconds in sorted(choice.seconds_per_step.items())},
         }
 
-    def _compute(self, study: optuna.Study, attempt: Attempt, data: DataBundle, tracker: Tracker | None) -> Outcome:
+    def _compute(
+        self, study: optuna.Study, attempt: Attempt, data: DataBundle, tracker: StudyTracker | None
+    ) -> Outcome:
         trial, spec = attempt.trial, self.spec
         outcome = Outcome()
         try:  # from here on, whatever fails ends this trial (and only this trial)
@@ -362,7 +364,7 @@ class TrialRunner:
     # -- recording it ------------------------------------------------------------------------------------
 
     def _record(
-        self, study: optuna.Study, attempt: Attempt, outcome: Outcome, data: DataBundle, tracker: Tracker | None
+        self, study: optuna.Study, attempt: Attempt, outcome: Outcome, data: DataBundle, tracker: StudyTracker | None
     ) -> TrialReport:
         """One record of the outcome, handed to every sink (trial/sinks.py) in one loop."""
         record = self._record_of(study, attempt, outcome, data, tracker)
@@ -378,7 +380,7 @@ class TrialRunner:
         return TrialReport(record.number, record.state, record.value, record.reason)
 
     def _record_of(
-        self, study: optuna.Study, attempt: Attempt, outcome: Outcome, data: DataBundle, tracker: Tracker | None
+        self, study: optuna.Study, attempt: Attempt, outcome: Outcome, data: DataBundle, tracker: StudyTracker | None
     ) -> TrialRecord:
         trial, state = attempt.trial, outcome.state
         record = TrialRecord(
@@ -399,9 +401,8 @@ class TrialRunner:
             record.values, record.reason = (), INTERRUPTED
         elif state == "PAUSED":  # its value for the sampler is the rung's (Optuna takes the last intermediate)
             record.values = ((trial.user_attrs.get(RUNGS_ATTR) or {}).get(str(outcome.epochs), [None])[0],)
-            record.reason = (
-                f"paused at the rung of epoch {outcome.epochs} (not in its top 1/{trial.study.pruner.eta} yet)"
-            )
+            eta = cast(SuccessiveHalving, trial.study.pruner).eta  # only successive halving pauses a trial
+            record.reason = f"paused at the rung of epoch {outcome.epochs} (not in its top 1/{eta} yet)"
         elif state == "COMPLETE" and outcome.result is not None and data.task != "generative":
             record.network = outcome.result.model.network  # type: ignore[union-attr]
             # before Optuna is told: the study's best so far does not yet include this trial

@@ -18,12 +18,12 @@ from orchestrator.records import (
     CHECKPOINT_EPOCH_ATTR,
     EPOCHS_ATTR,
     INTERRUPTED,
+    OBJECTIVE_METRIC,
     PAUSED_ATTR,
     REASON_ATTR,
     leading_trial,
 )
 from orchestrator.tracking.best_model import WEIGHTS_FILE, weights_file
-from orchestrator.tracking.review_view import OBJECTIVE_METRIC
 from orchestrator.tracking.tracker import StudyTracker
 from orchestrator.training import checkpoints
 from orchestrator.training.checkpoints import CheckpointPolicy
